@@ -1,0 +1,99 @@
+#include "engine/autograd.h"
+
+#include <stdexcept>
+#include <unordered_set>
+
+#include "engine/backend.h"
+
+namespace lk {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, std::string op, std::vector<Tensor> inputs,
+            std::function<void(const Tensor&)> fn) {
+  auto node = std::make_shared<Node>();
+  node->op = std::move(op);
+  node->inputs = std::move(inputs);
+  node->output = out.impl_ptr();
+  node->backward = std::move(fn);
+  out.impl()->requires_grad = true;
+  out.impl()->grad_fn = std::move(node);
+}
+
+Tensor grad_buffer(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  if (!impl->grad) {
+    Tensor g = Tensor::empty(t.shape(), t.dtype(), t.device());
+    backend(t.device()).fill(g, 0.0);
+    impl->grad = g.impl_ptr();
+  }
+  return Tensor(impl->grad);
+}
+
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  if (!root.requires_grad())
+    throw std::invalid_argument("backward: the root tensor does not require grad");
+  if (grad.defined()) {
+    if (grad.shape() != root.shape()) shape_error("backward", "seed gradient shape differs", grad.shape(), root.shape());
+    backend(root.device()).axpy(1.0, grad, grad_buffer(root));
+  } else {
+    if (root.numel() != 1) shape_error("backward", "implicit seed needs a one-element root", root.shape());
+    Tensor g = grad_buffer(root);
+    Tensor one = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
+    backend(root.device()).axpy(1.0, one, g);
+  }
+  if (!root.impl()->grad_fn) return;
+
+  // Iterative post-order DFS gives a topological order (inputs before users).
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root.impl()->grad_fn.get(), 0}};
+  seen.insert(stack.back().first);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      if (in.defined() && in.impl()->grad_fn) {
+        Node* child = in.impl()->grad_fn.get();
+        if (seen.insert(child).second) stack.push_back({child, 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto out = node->output.lock();
+    if (!out || !out->grad) continue;  // nothing flowed into this node
+    if (!node->backward)
+      throw std::logic_error("backward through '" + node->op +
+                             "' a second time; pass retain_graph=true the first time");
+    Tensor gout(out->grad);
+    node->backward(gout);
+    if (out.get() != root.impl()) out->grad.reset();  // non-leaf gradient consumed
+    if (!retain_graph) {
+      node->backward = nullptr;  // frees the saved tensors
+    }
+  }
+  if (!retain_graph) {
+    for (Node* node : order) node->inputs.clear();
+    root.impl()->grad_fn.reset();
+  }
+}
+
+}  // namespace lk

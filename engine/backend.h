@@ -1,0 +1,110 @@
+// Op dispatch: the device-facing half of every op.
+//
+// engine/ops/*.cpp validate shapes, allocate outputs on the input's device and
+// record autograd nodes; the arithmetic goes through the Backend of that
+// device. A backend owns its allocator and its stream; every method works on
+// tensors that live on its device and may run asynchronously on that stream
+// (synchronize() waits). Backward methods ADD into their gradient outputs.
+// An undefined Tensor argument means "not wanted" (e.g. no bias, no dx).
+//
+// To plug in a device: implement this interface (see backend_cpu.cpp), give
+// it an Allocator, and register it with register_backend(). To add an op:
+// see docs/ARCHITECTURE.md.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/activation.h"
+#include "kernels/binary.h"
+#include "kernels/conv2d.h"
+#include "kernels/tversky.h"
+#include "kernels/upsample.h"
+
+namespace lk {
+
+using cpu::Activation;
+using cpu::BinaryOp;
+using cpu::ConvGeom;
+using cpu::TverskyParams;
+using cpu::UpsampleMode;
+
+// Which implementation of the hand-written kernels a backend uses. On the CPU
+// Reference selects the plain nested loops, Fast the BLAS/OpenMP paths; on
+// CUDA (later) Fast is our kernels, Reference the cuDNN/cuBLAS path.
+enum class KernelVariant { Fast, Reference };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual Allocator& allocator() = 0;
+  virtual void synchronize() {}
+  virtual std::string describe() const = 0;
+
+  void set_variant(KernelVariant v) { variant_ = v; }
+  KernelVariant variant() const { return variant_; }
+
+  // Memory
+  virtual void fill(const Tensor& y, double value) = 0;
+  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
+
+  // Convolutions (geometry in conv2d.h / conv_transpose2d.h terms)
+  virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
+  virtual void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
+  virtual void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
+  virtual void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
+  virtual void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
+  virtual void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
+
+  // Batch norm over (N, C, H*W)
+  virtual void batch_norm_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                              const Tensor& running_mean, const Tensor& running_var, bool training,
+                              double momentum, double eps, const Tensor& y,
+                              const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma,
+                              const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                              const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) = 0;
+
+  // Pointwise and broadcasting
+  virtual void activation_fwd(Activation a, const Tensor& x, const Tensor& y) = 0;
+  virtual void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;
+  virtual void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  // d_self += reduce(dy * other) for Mul, reduce(dy) for Add
+  virtual void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) = 0;
+
+  // Pooling, resampling, layout
+  virtual void global_avg_pool_fwd(const Tensor& x, const Tensor& y) = 0;
+  virtual void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) = 0;
+  virtual void max_pool2d_fwd(int64_t k, int64_t stride, const Tensor& x, const Tensor& y, const Tensor& idx) = 0;
+  virtual void max_pool2d_bwd(int64_t k, int64_t stride, const Tensor& dy, const Tensor& idx, const Tensor& dx) = 0;
+  virtual void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) = 0;
+  virtual void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) = 0;
+  virtual void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) = 0;
+  virtual void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) = 0;
+  virtual void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
+  virtual void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx,
+                          const Tensor& dw, const Tensor& db) = 0;
+
+  // Softmax over channels and the losses (loss tensors have one element)
+  virtual void softmax_fwd(const Tensor& x, const Tensor& y) = 0;
+  virtual void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;
+  virtual void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                                 const Tensor& loss, const Tensor& probs, const Tensor& wsum) = 0;
+  virtual void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target,
+                                 const Tensor& weight, const Tensor& wsum, const Tensor& dlogits) = 0;
+  virtual void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target,
+                           const Tensor& loss, const Tensor& stats) = 0;
+  virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
+                           const Tensor& stats, const Tensor& dprobs) = 0;
+
+ private:
+  KernelVariant variant_ = KernelVariant::Fast;
+};
+
+// The backend of a device (throws when none is registered for it).
+Backend& backend(Device d);
+void register_backend(Device d, Backend* b);  // not owned; lives for the process
+
+}  // namespace lk

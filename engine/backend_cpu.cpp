@@ -1,0 +1,277 @@
+// The CPU backend: dtype dispatch from Tensors to the kernels in kernels/.
+#include <omp.h>
+
+#include <array>
+#include <mutex>
+#include <stdexcept>
+
+#include "engine/backend.h"
+#include "kernels/batch_norm.h"
+#include "kernels/concat.h"
+#include "kernels/conv_transpose2d.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/global_avg_pool.h"
+#include "kernels/linear.h"
+#include "kernels/max_pool2d.h"
+#include "kernels/softmax.h"
+
+namespace lk {
+
+namespace {
+
+template <typename F>
+void dispatch_float(const Tensor& t, const char* op, F&& f) {
+  switch (t.dtype()) {
+    case DType::F32: f.template operator()<float>(); return;
+    case DType::F64: f.template operator()<double>(); return;
+    default: throw std::invalid_argument(std::string(op) + ": expects a float tensor, got " + dtype_name(t.dtype()));
+  }
+}
+
+template <typename T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// (N, C, rest) view of an NCHW-like tensor.
+struct NC {
+  int64_t n, c, hw;
+};
+NC nc_of(const Tensor& t) {
+  const int64_t n = t.size(0), c = t.ndim() > 1 ? t.size(1) : 1;
+  return {n, c, t.numel() / (n * c)};
+}
+
+cpu::Dims4 dims4(const Shape& s) {
+  cpu::Dims4 d{1, 1, 1, 1};
+  const size_t off = 4 - s.size();
+  for (size_t i = 0; i < s.size(); ++i) d[off + i] = s[i];
+  return d;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return cpu_device(); }
+  Allocator& allocator() override { return cpu_allocator(); }
+  std::string describe() const override {
+    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS)";
+  }
+
+  bool ref() const { return variant() == KernelVariant::Reference; }
+
+  void fill(const Tensor& y, double v) override {
+    dispatch_float(y, "fill", [&]<typename T>() { cpu::fill<T>(y.numel(), static_cast<T>(v), y.data<T>()); });
+  }
+  void axpy(double a, const Tensor& x, const Tensor& y) override {
+    dispatch_float(y, "axpy", [&]<typename T>() {
+      cpu::axpy<T>(y.numel(), static_cast<T>(a), x.data<T>(), y.data<T>());
+    });
+  }
+
+  void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    dispatch_float(x, "conv2d", [&]<typename T>() {
+      if (ref()) cpu::conv2d_fwd_ref<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+      else cpu::conv2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+    });
+  }
+  void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
+      if (ref()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+    });
+  }
+  void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
+      if (ref()) cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+      else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+    });
+  }
+  void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
+      cpu::conv_t2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), ref());
+    });
+  }
+  void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
+      cpu::conv_t2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), ref());
+    });
+  }
+  void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
+      cpu::conv_t2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), ref());
+    });
+  }
+
+  void batch_norm_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                      const Tensor& rv, bool training, double momentum, double eps, const Tensor& y,
+                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm", [&]<typename T>() {
+      cpu::batch_norm_fwd<T>(s.n, s.c, s.hw, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm.data<T>(),
+                             rv.data<T>(), training, momentum, eps, y.data<T>(), save_mean.data<T>(),
+                             save_invstd.data<T>());
+    });
+  }
+  void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                      const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
+                      const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_bwd", [&]<typename T>() {
+      cpu::batch_norm_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
+                             save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta));
+    });
+  }
+
+  void activation_fwd(Activation a, const Tensor& x, const Tensor& y) override {
+    dispatch_float(x, "activation", [&]<typename T>() { cpu::activation_fwd<T>(a, x.numel(), x.data<T>(), y.data<T>()); });
+  }
+  void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    dispatch_float(y, "activation_bwd", [&]<typename T>() {
+      cpu::activation_bwd<T>(a, y.numel(), dy.data<T>(), y.data<T>(), dx.data<T>());
+    });
+  }
+  void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
+    dispatch_float(y, "binary", [&]<typename T>() {
+      cpu::binary_fwd<T>(op, dims4(y.shape()), a.data<T>(), dims4(a.shape()), b.data<T>(), dims4(b.shape()), y.data<T>());
+    });
+  }
+  void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) override {
+    dispatch_float(dy, "binary_bwd", [&]<typename T>() {
+      const T* o = op == BinaryOp::Mul ? other.data<T>() : nullptr;
+      cpu::binary_bwd<T>(op, dims4(dy.shape()), dy.data<T>(), dims4(d_self.shape()), o,
+                         op == BinaryOp::Mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, d_self.data<T>());
+    });
+  }
+
+  void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "global_avg_pool", [&]<typename T>() {
+      cpu::global_avg_pool_fwd<T>(s.n * s.c, s.hw, x.data<T>(), y.data<T>());
+    });
+  }
+  void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
+    const NC s = nc_of(dx);
+    dispatch_float(dx, "global_avg_pool_bwd", [&]<typename T>() {
+      cpu::global_avg_pool_bwd<T>(s.n * s.c, s.hw, dy.data<T>(), dx.data<T>());
+    });
+  }
+  void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
+    dispatch_float(x, "max_pool2d", [&]<typename T>() {
+      cpu::max_pool2d_fwd<T>(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, x.data<T>(), y.data<T>(),
+                             idx.data<int32_t>());
+    });
+  }
+  void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
+    dispatch_float(dx, "max_pool2d_bwd", [&]<typename T>() {
+      cpu::max_pool2d_bwd<T>(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, dy.data<T>(),
+                             idx.data<int32_t>(), dx.data<T>());
+    });
+  }
+  void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
+    dispatch_float(x, "upsample", [&]<typename T>() {
+      cpu::upsample_fwd<T>(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, x.data<T>(), y.data<T>());
+    });
+  }
+  void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
+    dispatch_float(dx, "upsample_bwd", [&]<typename T>() {
+      cpu::upsample_bwd<T>(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, dy.data<T>(), dx.data<T>());
+    });
+  }
+  void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
+    const NC s = nc_of(src);
+    dispatch_float(src, "concat", [&]<typename T>() {
+      cpu::concat_fwd<T>(s.n, s.c, dst.size(1), offset, s.hw, src.data<T>(), dst.data<T>());
+    });
+  }
+  void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
+    const NC s = nc_of(dsrc);
+    dispatch_float(dsrc, "concat_bwd", [&]<typename T>() {
+      cpu::concat_bwd<T>(s.n, s.c, ddst.size(1), offset, s.hw, ddst.data<T>(), dsrc.data<T>());
+    });
+  }
+  void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    dispatch_float(x, "linear", [&]<typename T>() {
+      cpu::linear_fwd<T>(x.size(0), x.size(1), w.size(0), x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+    });
+  }
+  void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
+                  const Tensor& db) override {
+    dispatch_float(x, "linear_bwd", [&]<typename T>() {
+      cpu::linear_bwd<T>(x.size(0), x.size(1), w.size(0), dy.data<T>(), x.data<T>(), w.data<T>(), ptr<T>(dx),
+                         ptr<T>(dw), ptr<T>(db));
+    });
+  }
+
+  void softmax_fwd(const Tensor& x, const Tensor& y) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "softmax", [&]<typename T>() { cpu::softmax_fwd<T>(s.n, s.c, s.hw, x.data<T>(), y.data<T>()); });
+  }
+  void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    const NC s = nc_of(y);
+    dispatch_float(y, "softmax_bwd", [&]<typename T>() {
+      cpu::softmax_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), y.data<T>(), dx.data<T>());
+    });
+  }
+  void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                         const Tensor& probs, const Tensor& wsum) override {
+    const NC s = nc_of(logits);
+    dispatch_float(logits, "cross_entropy", [&]<typename T>() {
+      const int64_t bad = cpu::cross_entropy_fwd<T>(s.n, s.c, s.hw, logits.data<T>(), target.data<int32_t>(),
+                                                    weight.data<T>(), loss.data<T>(), probs.data<T>(), wsum.data<T>());
+      if (bad >= 0) bad_label("cross_entropy", target, bad, s.c);
+    });
+  }
+  void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
+                         const Tensor& wsum, const Tensor& dlogits) override {
+    const NC s = nc_of(probs);
+    dispatch_float(probs, "cross_entropy_bwd", [&]<typename T>() {
+      cpu::cross_entropy_bwd<T>(s.n, s.c, s.hw, dloss.data<T>(), probs.data<T>(), target.data<int32_t>(),
+                                weight.data<T>(), wsum.data<T>(), dlogits.data<T>());
+    });
+  }
+  void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
+                   const Tensor& stats) override {
+    const NC s = nc_of(probs);
+    dispatch_float(probs, "tversky", [&]<typename T>() {
+      const int64_t bad = cpu::tversky_fwd<T>(p, s.n, s.c, s.hw, probs.data<T>(), target.data<int32_t>(),
+                                              loss.data<T>(), stats.data<T>());
+      if (bad >= 0) bad_label("tversky", target, bad, s.c);
+    });
+  }
+  void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target, const Tensor& stats,
+                   const Tensor& dprobs) override {
+    const NC s = nc_of(dprobs);
+    dispatch_float(dprobs, "tversky_bwd", [&]<typename T>() {
+      cpu::tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), target.data<int32_t>(), stats.data<T>(),
+                          dprobs.data<T>());
+    });
+  }
+
+ private:
+  [[noreturn]] static void bad_label(const char* op, const Tensor& target, int64_t at, int64_t c) {
+    throw std::invalid_argument(std::string(op) + ": label " + std::to_string(target.data<int32_t>()[at]) +
+                                " at flat index " + std::to_string(at) + " is outside [0, " +
+                                std::to_string(c) + ")");
+  }
+};
+
+std::mutex g_registry_mutex;
+std::array<Backend*, 2> g_registry{};  // indexed by DeviceType
+
+}  // namespace
+
+Backend& backend(Device d) {
+  static CpuBackend cpu_backend;
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  if (d.type == DeviceType::CPU) return cpu_backend;
+  Backend* b = g_registry[static_cast<size_t>(d.type)];
+  if (!b) throw std::runtime_error("no backend registered for device " + d.str());
+  return *b;
+}
+
+void register_backend(Device d, Backend* b) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  g_registry[static_cast<size_t>(d.type)] = b;
+}
+
+}  // namespace lk

@@ -1,0 +1,13 @@
+// What CUDA devices this process can use. Safe without a GPU or driver:
+// device_count() is then 0 and why_none() says why.
+#pragma once
+
+#include <string>
+
+namespace lk::cuda {
+
+int device_count();
+std::string why_none();                 // empty when device_count() > 0
+std::string describe(int device);       // "NVIDIA ... (sm_89, 8.0 GiB)"
+
+}  // namespace lk::cuda

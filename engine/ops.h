@@ -1,0 +1,53 @@
+// The differentiable ops of the engine. Each validates its arguments (a bad
+// shape throws std::invalid_argument naming the op and the shapes), allocates
+// its output on the inputs' device, runs the device's Backend and, when an
+// input requires grad, records the backward. Images are NCHW.
+#pragma once
+
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/tensor.h"
+
+namespace lk {
+
+struct Conv2dOptions {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+};
+
+// x (N, C_in, H, W), w (C_out, C_in/groups, KH, KW), b (C_out) or undefined
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o = {});
+// x (N, C_in, H, W), w (C_in, C_out, K, K), b (C_out) or undefined
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64_t stride = 2,
+                        int64_t padding = 0);
+
+// running_mean/var are updated in place in training mode (no grad through them).
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+// Broadcasting over equal-rank shapes (each dim equal or 1), rank <= 4.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, double s);
+
+Tensor global_avg_pool(const Tensor& x);  // (N, C, H, W) -> (N, C, 1, 1)
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);  // (N, IN) x (OUT, IN)
+Tensor max_pool2d(const Tensor& x, int64_t kernel = 2, int64_t stride = 2);
+Tensor upsample_bilinear(const Tensor& x, int64_t factor);  // align_corners=False
+Tensor upsample_nearest(const Tensor& x, int64_t factor);
+Tensor concat(const std::vector<Tensor>& xs);  // along channels (dim 1)
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor softmax(const Tensor& x);  // over channels (dim 1)
+
+// Weighted cross-entropy over softmax(logits), PyTorch's weight= with mean
+// reduction. target: int32 (N, H, W) with labels in [0, C). weight (C).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight);
+// Adaptive Tversky loss on probabilities (N, C, H, W); see kernels/tversky.h.
+// If stats is given it receives TP, FP, FN, alpha per class (4*C).
+Tensor tversky_loss(const Tensor& probs, const Tensor& target, const TverskyParams& p = {},
+                    Tensor* stats = nullptr);
+
+}  // namespace lk

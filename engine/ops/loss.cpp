@@ -1,0 +1,65 @@
+// softmax over channels, weighted cross-entropy, adaptive Tversky.
+#include "engine/ops/common.h"
+
+namespace lk {
+using namespace detail;
+
+Tensor softmax(const Tensor& x) {
+  const char* op = "softmax";
+  if (!x.defined() || x.ndim() < 2) shape_error(op, "input must be (N, C, ...)", x.defined() ? x.shape() : Shape{});
+  require_float(op, x);
+  Tensor y = new_like(x, x.shape());
+  be(x).softmax_fwd(x, y);
+  if (needs_grad({&x})) {
+    Tensor ys = y.detach();
+    record(y, op, {x}, [x, ys](const Tensor& dy) { be(dy).softmax_bwd(dy, ys, grad_buffer(x)); });
+  }
+  return y;
+}
+
+namespace {
+void check_target(const char* op, const Tensor& x, const Tensor& target) {
+  require_rank(op, "input", x, 4);
+  require_float(op, x);
+  if (!target.defined() || target.dtype() != DType::I32)
+    throw std::invalid_argument(std::string(op) + ": target must be an int32 label map");
+  const Shape want{x.size(0), x.size(2), x.size(3)};
+  if (target.shape() != want) shape_error(op, "target must be (N, H, W) of the input", x.shape(), target.shape());
+  if (!(target.device() == x.device())) throw std::invalid_argument(std::string(op) + ": target on another device");
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight) {
+  const char* op = "cross_entropy";
+  check_target(op, logits, target);
+  if (!weight.defined() || weight.ndim() != 1 || weight.size(0) != logits.size(1))
+    shape_error(op, "class weights must be (C)", logits.shape(), weight.defined() ? weight.shape() : Shape{});
+  check_dtype_match(op, logits, weight);
+  Tensor loss = new_like(logits, {1});
+  Tensor probs = new_like(logits, logits.shape());
+  Tensor wsum = new_like(logits, {1});
+  be(logits).cross_entropy_fwd(logits, target, weight, loss, probs, wsum);
+  if (needs_grad({&logits}))
+    record(loss, op, {logits}, [logits, target, weight, probs, wsum](const Tensor& dl) {
+      be(dl).cross_entropy_bwd(dl, probs, target, weight, wsum, grad_buffer(logits));
+    });
+  return loss;
+}
+
+Tensor tversky_loss(const Tensor& probs, const Tensor& target, const TverskyParams& p, Tensor* stats_out) {
+  const char* op = "tversky_loss";
+  check_target(op, probs, target);
+  if (!(p.alpha_min <= p.alpha_max) || p.alpha_min < 0 || p.alpha_max > 1 || !(p.eps >= 0))
+    throw std::invalid_argument("tversky_loss: need 0 <= alpha_min <= alpha_max <= 1 and eps >= 0");
+  Tensor loss = new_like(probs, {1});
+  Tensor stats = new_like(probs, {4 * probs.size(1)});
+  be(probs).tversky_fwd(p, probs, target, loss, stats);
+  if (stats_out) *stats_out = stats;
+  if (needs_grad({&probs}))
+    record(loss, op, {probs}, [p, probs, target, stats](const Tensor& dl) {
+      be(dl).tversky_bwd(p, dl, target, stats, grad_buffer(probs));
+    });
+  return loss;
+}
+
+}  // namespace lk

@@ -1,0 +1,31 @@
+// batch_norm.
+#include "engine/ops/common.h"
+
+namespace lk {
+using namespace detail;
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  const char* op = "batch_norm";
+  if (!x.defined() || x.ndim() < 2) shape_error(op, "input must be (N, C, ...)", x.defined() ? x.shape() : Shape{});
+  require_float(op, x);
+  const int64_t c = x.size(1);
+  for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
+    if (!p->defined() || p->ndim() != 1 || p->size(0) != c)
+      shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
+    check_dtype_match(op, x, *p);
+  }
+  if (training && x.numel() / c < 2)
+    shape_error(op, "training needs more than one value per channel", x.shape());
+
+  Tensor y = new_like(x, x.shape());
+  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  be(x).batch_norm_fwd(x, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
+  if (needs_grad({&x, &gamma, &beta}))
+    record(y, op, {x, gamma, beta}, [x, gamma, beta, mean, invstd, training](const Tensor& dy) {
+      be(dy).batch_norm_bwd(dy, x, gamma, mean, invstd, training, grad_of(x), grad_of(gamma), grad_of(beta));
+    });
+  return y;
+}
+
+}  // namespace lk

@@ -1,0 +1,53 @@
+// Optimisers over a list of parameters; step() reads each parameter's grad
+// (parameters that received no gradient are skipped, as in PyTorch).
+#pragma once
+
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace lk {
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {}
+  virtual ~Optimizer() = default;
+  virtual void step() = 0;
+  void zero_grad();
+  void set_lr(double lr) { lr_ = lr; }
+  double lr() const { return lr_; }
+
+ protected:
+  std::vector<Tensor> params_;
+  double lr_ = 1e-3;
+};
+
+// Plain SGD with optional (PyTorch-style) momentum.
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, double lr, double momentum = 0.0);
+  void step() override;
+
+ private:
+  double momentum_;
+  std::vector<Tensor> velocity_;
+};
+
+// torch.optim.AdamW: p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+class AdamW : public Optimizer {
+ public:
+  struct Options {
+    double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-5, weight_decay = 0.01;
+  };
+  AdamW(std::vector<Tensor> params, Options o);
+  void step() override;
+  int64_t steps() const { return t_; }
+
+ private:
+  Options o_;
+  int64_t t_ = 0;
+  std::vector<Tensor> m_, v_;
+};
+
+}  // namespace lk

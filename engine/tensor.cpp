@@ -1,0 +1,289 @@
+#include "engine/tensor.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+
+#include "engine/autograd.h"
+
+namespace lk {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F64: return 8;
+    case DType::I32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "float32";
+    case DType::F64: return "float64";
+    case DType::I32: return "int32";
+  }
+  return "?";
+}
+
+std::string Device::str() const {
+  if (type == DeviceType::CPU) return "cpu";
+  return "cuda:" + std::to_string(index);
+}
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return {};
+  if (s == "cuda") return {DeviceType::CUDA, 0};
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5) {
+    size_t used = 0;
+    int idx = -1;
+    try {
+      idx = std::stoi(s.substr(5), &used);
+    } catch (const std::exception&) {
+    }
+    if (idx >= 0 && used == s.size() - 5) return {DeviceType::CUDA, idx};
+  }
+  throw std::invalid_argument("unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream o;
+  o << '[';
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(s));
+    n *= d;
+  }
+  return n;
+}
+
+void shape_error(const std::string& op, const std::string& what, const Shape& a, const Shape& b) {
+  std::string msg = op + ": " + what + " (shape " + shape_str(a);
+  if (!b.empty()) msg += " and " + shape_str(b);
+  throw std::invalid_argument(msg + ")");
+}
+
+void check_dtype_match(const std::string& op, const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype())
+    throw std::invalid_argument(op + ": dtype mismatch (" + dtype_name(a.dtype()) + " vs " +
+                                dtype_name(b.dtype()) + ")");
+  if (!(a.device() == b.device()))
+    throw std::invalid_argument(op + ": device mismatch (" + a.device().str() + " vs " +
+                                b.device().str() + ")");
+}
+
+// ------------------------------------------------------------------ allocator
+namespace {
+std::atomic<bool> g_poison{[] {
+  const char* e = std::getenv("LKASEG_POISON");
+  return e && e[0] == '1';
+}()};
+
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) throw std::bad_alloc();
+    if (g_poison.load(std::memory_order_relaxed)) std::memset(p, 0xFF, rounded);
+    return p;
+  }
+  void deallocate(void* p, size_t) override { std::free(p); }
+  Device device() const override { return cpu_device(); }
+};
+}  // namespace
+
+Allocator& cpu_allocator() {
+  static CpuAllocator a;
+  return a;
+}
+void set_poison_allocations(bool on) { g_poison.store(on); }
+bool poison_allocations() { return g_poison.load(); }
+
+Storage::Storage(size_t n, Allocator& a) : bytes(n), alloc(&a) { data = a.allocate(n); }
+Storage::~Storage() {
+  if (data) alloc->deallocate(data, bytes);
+}
+
+// ------------------------------------------------------------------ tensor
+static Allocator& allocator_for(Device dev) {
+  if (dev.type == DeviceType::CPU) return cpu_allocator();
+  throw std::runtime_error("no allocator registered for device " + dev.str());
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device dev) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), allocator_for(dev));
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device dev) {
+  return full(shape, 0.0, dtype, dev);
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device dev) {
+  Tensor t = empty(shape, dtype, dev);
+  t.fill_(value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& shape, DType dtype) {
+  if (static_cast<int64_t>(v.size()) != shape_numel(shape))
+    throw std::invalid_argument("from_vector: " + std::to_string(v.size()) +
+                                " values for shape " + shape_str(shape));
+  Tensor t = empty(shape, dtype);
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (dtype) {
+      case DType::F32: t.data<float>()[i] = static_cast<float>(v[i]); break;
+      case DType::F64: t.data<double>()[i] = v[i]; break;
+      case DType::I32: t.data<int32_t>()[i] = static_cast<int32_t>(v[i]); break;
+    }
+  }
+  return t;
+}
+
+Tensor Tensor::from_labels(const std::vector<int32_t>& v, const Shape& shape) {
+  if (static_cast<int64_t>(v.size()) != shape_numel(shape))
+    throw std::invalid_argument("from_labels: " + std::to_string(v.size()) +
+                                " values for shape " + shape_str(shape));
+  Tensor t = empty(shape, DType::I32);
+  std::memcpy(t.raw(), v.data(), v.size() * sizeof(int32_t));
+  return t;
+}
+
+static const TensorImpl& need(const std::shared_ptr<TensorImpl>& p) {
+  if (!p) throw std::logic_error("use of an undefined tensor");
+  return *p;
+}
+
+const Shape& Tensor::shape() const { return need(impl_).shape; }
+DType Tensor::dtype() const { return need(impl_).dtype; }
+Device Tensor::device() const { return need(impl_).storage->alloc->device(); }
+void* Tensor::raw() const { return need(impl_).storage->data; }
+
+int64_t Tensor::size(int dim) const {
+  int n = ndim();
+  int d = dim < 0 ? dim + n : dim;
+  if (d < 0 || d >= n)
+    throw std::out_of_range("dim " + std::to_string(dim) + " out of range for shape " +
+                            shape_str(shape()));
+  return shape()[d];
+}
+
+template <typename T>
+T* Tensor::data() const {
+  if (dtype() != dtype_of<T>())
+    throw std::invalid_argument(std::string("data<") + dtype_name(dtype_of<T>()) +
+                                ">() on a " + dtype_name(dtype()) + " tensor");
+  return static_cast<T*>(raw());
+}
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+template int32_t* Tensor::data<int32_t>() const;
+
+bool Tensor::requires_grad() const { return need(impl_).requires_grad; }
+Tensor& Tensor::set_requires_grad(bool on) {
+  if (on && dtype() == DType::I32) throw std::invalid_argument("integer tensors cannot require grad");
+  impl_->requires_grad = on;
+  return *this;
+}
+Tensor Tensor::grad() const { return Tensor(need(impl_).grad); }
+void Tensor::zero_grad() { need(impl_), impl_->grad.reset(); }
+bool Tensor::is_leaf() const { return need(impl_).grad_fn == nullptr; }
+const std::string& Tensor::name() const { return need(impl_).name; }
+Tensor& Tensor::set_name(std::string n) {
+  need(impl_), impl_->name = std::move(n);
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = need(impl_).storage;
+  impl->shape = impl_->shape;
+  impl->dtype = impl_->dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::view(const Shape& s) const {
+  if (shape_numel(s) != numel()) shape_error("view", "element count differs", shape(), s);
+  Tensor t = detach();
+  t.impl_->shape = s;
+  return t;
+}
+
+Tensor Tensor::clone() const { return to(dtype()); }
+
+Tensor Tensor::to(DType dt) const {
+  Tensor t = empty(shape(), dt, device());
+  t.copy_from(*this);
+  return t;
+}
+
+namespace {
+template <typename D, typename S>
+void convert(D* d, const S* s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+}
+template <typename D>
+void convert_from(D* d, const Tensor& src) {
+  switch (src.dtype()) {
+    case DType::F32: convert(d, src.data<float>(), src.numel()); break;
+    case DType::F64: convert(d, src.data<double>(), src.numel()); break;
+    case DType::I32: convert(d, src.data<int32_t>(), src.numel()); break;
+  }
+}
+void require_cpu(const char* what, const Tensor& t) {
+  if (t.device().type != DeviceType::CPU)
+    throw std::runtime_error(std::string(what) + ": only host tensors for now");
+}
+}  // namespace
+
+void Tensor::copy_from(const Tensor& src) {
+  if (src.numel() != numel()) shape_error("copy_from", "element count differs", src.shape(), shape());
+  require_cpu("copy_from", *this);
+  require_cpu("copy_from", src);
+  if (src.dtype() == dtype()) {
+    std::memcpy(raw(), src.raw(), nbytes());
+    return;
+  }
+  switch (dtype()) {
+    case DType::F32: convert_from(data<float>(), src); break;
+    case DType::F64: convert_from(data<double>(), src); break;
+    case DType::I32: convert_from(data<int32_t>(), src); break;
+  }
+}
+
+void Tensor::fill_(double v) {
+  require_cpu("fill_", *this);
+  int64_t n = numel();
+  switch (dtype()) {
+    case DType::F32: std::fill_n(data<float>(), n, static_cast<float>(v)); break;
+    case DType::F64: std::fill_n(data<double>(), n, v); break;
+    case DType::I32: std::fill_n(data<int32_t>(), n, static_cast<int32_t>(v)); break;
+  }
+}
+
+std::vector<double> Tensor::to_vector() const {
+  require_cpu("to_vector", *this);
+  std::vector<double> v(numel());
+  convert_from(v.data(), *this);
+  return v;
+}
+
+double Tensor::item() const {
+  if (numel() != 1) shape_error("item", "tensor has more than one element", shape());
+  return to_vector()[0];
+}
+
+}  // namespace lk

@@ -1,0 +1,39 @@
+#include "kernels/activation.h"
+
+#include <cmath>
+
+namespace lk::cpu {
+
+template <typename T>
+void activation_fwd(Activation a, i64 n, const T* x, T* y) {
+  if (a == Activation::Relu) {
+#pragma omp parallel for simd
+    for (i64 i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+  } else {
+    // Stable for large |x|: exp only ever sees a non-positive argument.
+#pragma omp parallel for
+    for (i64 i = 0; i < n; ++i) {
+      const T e = std::exp(-std::abs(x[i]));
+      y[i] = x[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+    }
+  }
+}
+
+template <typename T>
+void activation_bwd(Activation a, i64 n, const T* dy, const T* y, T* dx) {
+  if (a == Activation::Relu) {
+#pragma omp parallel for simd
+    for (i64 i = 0; i < n; ++i) dx[i] += y[i] > T(0) ? dy[i] : T(0);
+  } else {
+#pragma omp parallel for simd
+    for (i64 i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
+  }
+}
+
+#define LK_INST(T)                                                         \
+  template void activation_fwd<T>(Activation, i64, const T*, T*);          \
+  template void activation_bwd<T>(Activation, i64, const T*, const T*, T*);
+LK_INSTANTIATE_FLOAT(LK_INST)
+#undef LK_INST
+
+}  // namespace lk::cpu

@@ -1,0 +1,17 @@
+// Pointwise activations. Backward passes use the saved output:
+// relu' = (y > 0), sigmoid' = y * (1 - y).
+#pragma once
+
+#include "kernels/common.h"
+
+namespace lk::cpu {
+
+enum class Activation { Relu, Sigmoid };
+
+template <typename T>
+void activation_fwd(Activation a, i64 n, const T* x, T* y);
+// dx += dy * f'(x) expressed through y
+template <typename T>
+void activation_bwd(Activation a, i64 n, const T* dy, const T* y, T* dx);
+
+}  // namespace lk::cpu

@@ -1,0 +1,25 @@
+// Batch normalisation over (N, H, W) per channel, PyTorch conventions:
+// training normalises with the biased batch variance and updates
+//   running_mean = (1-momentum)*running_mean + momentum*mean
+//   running_var  = (1-momentum)*running_var  + momentum*var*M/(M-1)   (unbiased)
+// with M = N*H*W; evaluation normalises with the running statistics.
+//   x, y (N, C, HW)  gamma, beta, running_*, save_mean, save_invstd (C)
+#pragma once
+
+#include "kernels/common.h"
+
+namespace lk::cpu {
+
+template <typename T>
+void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* beta,
+                    T* running_mean, T* running_var, bool training, double momentum, double eps,
+                    T* y, T* save_mean, T* save_invstd);
+
+// dx += ..., dgamma += ..., dbeta += ... (each may be null). In training the
+// batch statistics are functions of x; in evaluation they are constants.
+template <typename T>
+void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma,
+                    const T* save_mean, const T* save_invstd, bool training, T* dx, T* dgamma,
+                    T* dbeta);
+
+}  // namespace lk::cpu

@@ -1,0 +1,47 @@
+// 2-D convolution (cross-correlation, as PyTorch), NCHW, square stride,
+// padding and dilation, grouped (groups == C_in == C_out is depthwise).
+//   x (N, C_in, H, W)  w (C_out, C_in/groups, KH, KW)  b (C_out) or null
+//   y (N, C_out, OH, OW), OH = (H + 2*pad - dil*(KH-1) - 1) / stride + 1
+// Two variants of each pass:
+//   *_ref   plain nested loops: the reference every other variant is tested on
+//   (none)  the fast path: im2col + OpenBLAS sgemm for dense convolutions,
+//           direct OpenMP loops for depthwise ones
+#pragma once
+
+#include "kernels/common.h"
+
+namespace lk::cpu {
+
+struct ConvGeom {
+  i64 n, c_in, h, w;      // input
+  i64 c_out, kh, kw;      // weight
+  i64 stride = 1, pad = 0, dil = 1, groups = 1;
+  i64 oh, ow;             // output, filled by finish()
+  // Computes oh/ow; returns false when the output would be empty.
+  bool finish();
+  bool depthwise() const { return groups == c_in && groups == c_out; }
+};
+
+// Forward. With accumulate, y += conv(x) (the bias is still added once).
+template <typename T>
+void conv2d_fwd_ref(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate = false);
+template <typename T>
+void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate = false);
+
+// dx += conv2d_backward_data(dy, w)
+template <typename T>
+void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx);
+
+// dw += dL/dw, db += dL/db (db may be null)
+template <typename T>
+void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
+template <typename T>
+void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
+
+// db[c] += sum over n, h, w of dy[n, c, h, w]
+template <typename T>
+void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db);
+
+}  // namespace lk::cpu

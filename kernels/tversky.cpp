@@ -1,0 +1,74 @@
+#include "kernels/tversky.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace lk::cpu {
+
+template <typename T>
+i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
+                const int32_t* target, T* loss, T* stats) {
+  for (i64 i = 0; i < n * hw; ++i)
+    if (target[i] < 0 || target[i] >= c) return i;
+  std::vector<double> tpc(c, 0.0), sp(c, 0.0), sy(c, 0.0);
+  for (i64 k = 0; k < c; ++k) {
+    double a = 0, s = 0, y = 0;
+#pragma omp parallel for collapse(2) reduction(+ : a, s, y)
+    for (i64 i = 0; i < n; ++i)
+      for (i64 p = 0; p < hw; ++p) {
+        const double pv = probs[(i * c + k) * hw + p];
+        const bool hit = target[i * hw + p] == k;
+        s += pv;
+        if (hit) {
+          a += pv;
+          y += 1;
+        }
+      }
+    tpc[k] = a;
+    sp[k] = s;
+    sy[k] = y;
+  }
+  double sum_ratio = 0;
+  for (i64 k = 0; k < c; ++k) {
+    const double TP = tpc[k], FP = sp[k] - tpc[k], FN = sy[k] - tpc[k];
+    const double alpha = FP + FN > 0 ? std::clamp(FP / (FP + FN), tp.alpha_min, tp.alpha_max) : 0.5;
+    sum_ratio += TP / (TP + alpha * FP + (1 - alpha) * FN + tp.eps);
+    stats[k] = static_cast<T>(TP);
+    stats[c + k] = static_cast<T>(FP);
+    stats[2 * c + k] = static_cast<T>(FN);
+    stats[3 * c + k] = static_cast<T>(alpha);
+  }
+  loss[0] = static_cast<T>(1.0 - sum_ratio / static_cast<double>(c));
+  return -1;
+}
+
+template <typename T>
+void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
+                 const int32_t* target, const T* stats, T* dprobs) {
+  // Per class: g_y for pixels of that class, g_n for the others.
+  std::vector<T> g_y(c), g_n(c);
+  for (i64 k = 0; k < c; ++k) {
+    const double TP = stats[k], FP = stats[c + k], FN = stats[2 * c + k], alpha = stats[3 * c + k];
+    const double D = TP + alpha * FP + (1 - alpha) * FN + tp.eps;
+    const double s = -static_cast<double>(dloss[0]) / static_cast<double>(c) / (D * D);
+    g_y[k] = static_cast<T>(s * (D - TP * alpha));
+    g_n[k] = static_cast<T>(s * (-TP * alpha));
+  }
+#pragma omp parallel for collapse(2)
+  for (i64 i = 0; i < n; ++i)
+    for (i64 k = 0; k < c; ++k) {
+      T* d = dprobs + (i * c + k) * hw;
+      const int32_t* t = target + i * hw;
+      for (i64 p = 0; p < hw; ++p) d[p] += t[p] == k ? g_y[k] : g_n[k];
+    }
+}
+
+#define LK_INST(T)                                                                            \
+  template i64 tversky_fwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*,  \
+                              T*, T*);                                                        \
+  template void tversky_bwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*, \
+                               const T*, T*);
+LK_INSTANTIATE_FLOAT(LK_INST)
+#undef LK_INST
+
+}  // namespace lk::cpu

@@ -1,0 +1,31 @@
+// Adaptive Tversky loss (SPEC.md, paper §3.4) on softmax probabilities, soft
+// counts over the whole batch, all C classes:
+//   TP_c = sum p*y   FP_c = sum p*(1-y)   FN_c = sum (1-p)*y
+//   alpha_c = clamp(FP_c / (FP_c + FN_c), alpha_min, alpha_max)  (detached;
+//             0.5 when FP_c + FN_c = 0), beta_c = 1 - alpha_c
+//   loss = 1 - (1/C) sum_c TP_c / (TP_c + alpha_c FP_c + beta_c FN_c + eps)
+//   probs (N, C, HW), target (N, HW) int32 in [0, C)
+// stats (4*C) holds TP, FP, FN, alpha for the backward (and for logging).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace lk::cpu {
+
+struct TverskyParams {
+  double alpha_min = 0.2, alpha_max = 0.8, eps = 1e-5;
+};
+
+// Returns the first out-of-range label index, or -1.
+template <typename T>
+i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
+                const int32_t* target, T* loss, T* stats);
+// With alpha held fixed, d(TP/D)/dp = (y*D - TP*alpha) / D^2 since
+// dD/dp = y + alpha(1-y) - beta*y = alpha. dprobs += dloss * (-1/C) * that.
+template <typename T>
+void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
+                 const int32_t* target, const T* stats, T* dprobs);
+
+}  // namespace lk::cpu

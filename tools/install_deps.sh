@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package lkaseg needs to build, test and benchmark.
+# Idempotent: when everything is present it only checks and returns.
+# The CUDA toolkit (nvcc, cuDNN, cuBLAS) is expected to be installed already;
+# without it the build configures CPU-only.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev   # sgemm/dgemm (OpenMP build: cooperates with our OpenMP loops)
+  catch2                   # unit tests (Catch2 v2, single header + CMake glue)
+  libbenchmark-dev         # Google Benchmark suites in bench/
+  nlohmann-json3-dev       # safetensors headers (fixtures, checkpoints)
+  libcli11-dev             # the lkaseg command line
+  zlib1g-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install_deps: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install_deps: all packages present"
+fi
