@@ -51,8 +51,17 @@ void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
     const double TP = stats[k], FP = stats[c + k], FN = stats[2 * c + k], alpha = stats[3 * c + k];
     const double D = TP + alpha * FP + (1 - alpha) * FN + tp.eps;
     const double s = -static_cast<double>(dloss[0]) / static_cast<double>(c) / (D * D);
-    g_y[k] = static_cast<T>(s * (D - TP * alpha));
-    g_n[k] = static_cast<T>(s * (-TP * alpha));
+    double da_y = 0, da_n = 0;  // dalpha/dp for pixels of class k, and the others
+    const double den = FP + FN;
+    if (!tp.detach_alpha && den > 0) {
+      const double raw = FP / den;
+      if (raw > tp.alpha_min && raw < tp.alpha_max) {
+        da_y = FP / (den * den);
+        da_n = FN / (den * den);
+      }
+    }
+    g_y[k] = static_cast<T>(s * (D - TP * (alpha + (FP - FN) * da_y)));
+    g_n[k] = static_cast<T>(s * (-TP * (alpha + (FP - FN) * da_n)));
   }
 #pragma omp parallel for collapse(2)
   for (i64 i = 0; i < n; ++i)

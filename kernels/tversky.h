@@ -16,6 +16,9 @@ namespace lk::cpu {
 
 struct TverskyParams {
   double alpha_min = 0.2, alpha_max = 0.8, eps = 1e-5;
+  // SPEC.md's reading: no gradient through alpha/beta. false differentiates
+  // through the (unclamped) alpha as well.
+  bool detach_alpha = true;
 };
 
 // Returns the first out-of-range label index, or -1.
@@ -24,6 +27,8 @@ i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
                 const int32_t* target, T* loss, T* stats);
 // With alpha held fixed, d(TP/D)/dp = (y*D - TP*alpha) / D^2 since
 // dD/dp = y + alpha(1-y) - beta*y = alpha. dprobs += dloss * (-1/C) * that.
+// Without detaching, D also moves through alpha: dD/dalpha = FP - FN and,
+// where the clamp is inactive, dalpha/dp = ((1-y) FN + y FP) / (FP + FN)^2.
 template <typename T>
 void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
                  const int32_t* target, const T* stats, T* dprobs);
