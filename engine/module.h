@@ -50,6 +50,21 @@ class Module {
   bool training_ = true;
 };
 
+// A numbered list of child modules, named "0", "1", ... as nn.ModuleList.
+class ModuleList : public Module {
+ public:
+  template <typename M>
+  M& add(std::unique_ptr<M> m) {
+    M& ref = register_module(std::to_string(size_), std::move(m));
+    ++size_;
+    return ref;
+  }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_ = 0;
+};
+
 // Uniform(-bound, bound) fill, deterministic for a given RNG state.
 void uniform_(Tensor& t, double bound, Rng& rng);
 

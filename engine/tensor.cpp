@@ -88,6 +88,8 @@ std::atomic<bool> g_poison{[] {
   return e && e[0] == '1';
 }()};
 
+std::atomic<size_t> g_current{0}, g_peak{0};
+
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes) override {
@@ -95,9 +97,16 @@ class CpuAllocator final : public Allocator {
     void* p = std::aligned_alloc(64, rounded ? rounded : 64);
     if (!p) throw std::bad_alloc();
     if (g_poison.load(std::memory_order_relaxed)) std::memset(p, 0xFF, rounded);
+    const size_t now = g_current.fetch_add(bytes) + bytes;
+    size_t peak = g_peak.load();
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+    }
     return p;
   }
-  void deallocate(void* p, size_t) override { std::free(p); }
+  void deallocate(void* p, size_t bytes) override {
+    g_current.fetch_sub(bytes);
+    std::free(p);
+  }
   Device device() const override { return cpu_device(); }
 };
 }  // namespace
@@ -107,6 +116,8 @@ Allocator& cpu_allocator() {
   return a;
 }
 void set_poison_allocations(bool on) { g_poison.store(on); }
+MemoryStats cpu_memory_stats() { return {g_current.load(), g_peak.load()}; }
+void reset_cpu_memory_peak() { g_peak.store(g_current.load()); }
 bool poison_allocations() { return g_poison.load(); }
 
 Storage::Storage(size_t n, Allocator& a) : bytes(n), alloc(&a) { data = a.allocate(n); }

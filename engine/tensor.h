@@ -52,6 +52,13 @@ Allocator& cpu_allocator();
 void set_poison_allocations(bool on);
 bool poison_allocations();
 
+// Bytes held by live host tensors now, and the peak since the last reset.
+struct MemoryStats {
+  size_t current = 0, peak = 0;
+};
+MemoryStats cpu_memory_stats();
+void reset_cpu_memory_peak();
+
 struct Storage {
   Storage(size_t bytes, Allocator& alloc);
   ~Storage();

@@ -14,6 +14,7 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "model/networks.h"
 #include "model/tiny_unet.h"
 #ifdef LKASEG_HAVE_CUDA
 #include "engine/cuda/device_info.h"
@@ -123,6 +124,15 @@ int cmd_demo(const DemoOptions& o) {
 
 }  // namespace
 
+int cmd_summary(const std::string& net, const std::vector<int64_t>& widths, int64_t batch, int64_t size) {
+  model::NetConfig cfg;
+  cfg.arch = model::parse_arch(net);
+  if (!widths.empty()) cfg.widths = widths;
+  const model::SegNet model(cfg);
+  std::fputs(model.summary(batch, size).c_str(), stdout);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"lkaseg: ResSE-LKA-UNet brain-tumour segmentation engine and trainer"};
   app.require_subcommand(1);
@@ -137,6 +147,15 @@ int main(int argc, char** argv) {
   d->add_option("--seed", demo.seed, "random seed");
   d->add_option("--optimizer", demo.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}));
   d->add_option("--device", demo.device, "auto, cpu, cuda or cuda:N");
+  std::string net = "resse_lka_unet";
+  std::vector<int64_t> widths;
+  int64_t sum_batch = 8, sum_size = 128;
+  CLI::App* sm = app.add_subcommand("summary", "print a network's layers, output shapes, parameters and training memory");
+  sm->add_option("--net", net, "resse_lka_unet, unet or attention_unet")
+      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}));
+  sm->add_option("--widths", widths, "channels per level, e.g. 32 64 128 256 512");
+  sm->add_option("--batch", sum_batch, "batch size")->check(CLI::Range(1, 4096));
+  sm->add_option("--size", sum_size, "input side")->check(CLI::Range(8, 4096));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -144,6 +163,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("info")) return cmd_info();
+    if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
     if (demo.size % 2) throw std::invalid_argument("--size must be even (one 2x2 pooling level)");
     return cmd_demo(demo);
   } catch (const std::exception& e) {
