@@ -16,6 +16,7 @@ class Optimizer {
   void zero_grad();
   void set_lr(double lr) { lr_ = lr; }
   double lr() const { return lr_; }
+  const std::vector<Tensor>& params() const { return params_; }
 
  protected:
   std::vector<Tensor> params_;
@@ -43,6 +44,12 @@ class AdamW : public Optimizer {
   AdamW(std::vector<Tensor> params, Options o);
   void step() override;
   int64_t steps() const { return t_; }
+  const Options& options() const { return o_; }
+
+  // The moments, in parameter order, and the step count: for checkpoints.
+  const std::vector<Tensor>& first_moments() const { return m_; }
+  const std::vector<Tensor>& second_moments() const { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
 
  private:
   Options o_;

@@ -260,7 +260,7 @@ void require_cpu(const char* what, const Tensor& t) {
 }
 }  // namespace
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   if (src.numel() != numel()) shape_error("copy_from", "element count differs", src.shape(), shape());
   require_cpu("copy_from", *this);
   require_cpu("copy_from", src);
@@ -275,7 +275,7 @@ void Tensor::copy_from(const Tensor& src) {
   }
 }
 
-void Tensor::fill_(double v) {
+void Tensor::fill_(double v) const {
   require_cpu("fill_", *this);
   int64_t n = numel();
   switch (dtype()) {

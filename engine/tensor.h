@@ -120,8 +120,8 @@ class Tensor {
   Tensor clone() const;               // copies data, no history
   Tensor to(DType dtype) const;       // copies data, no history
   Tensor view(const Shape& shape) const;  // shares storage, no history
-  void fill_(double value);
-  void copy_from(const Tensor& src);  // same shape, any dtype
+  void fill_(double value) const;  // writes the data, not the handle
+  void copy_from(const Tensor& src) const;  // same element count, any dtype
 
   std::vector<double> to_vector() const;
   double item() const;

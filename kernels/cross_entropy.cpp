@@ -1,6 +1,7 @@
 #include "kernels/cross_entropy.h"
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/softmax.h"
 
@@ -12,9 +13,13 @@ i64 cross_entropy_fwd(i64 n, i64 c, i64 hw, const T* logits, const int32_t* targ
   for (i64 i = 0; i < n * hw; ++i)
     if (target[i] < 0 || target[i] >= c) return i;
   softmax_fwd(n, c, hw, logits, probs);
-  double num = 0, den = 0;
-#pragma omp parallel for collapse(2) reduction(+ : num, den)
-  for (i64 i = 0; i < n; ++i)
+  // Partial sums per image, added in a fixed order afterwards: the loss is
+  // bitwise reproducible whatever the thread timing (checkpoint resume
+  // continues with identical losses).
+  std::vector<double> num_n(n, 0.0), den_n(n, 0.0);
+#pragma omp parallel for
+  for (i64 i = 0; i < n; ++i) {
+    double num = 0, den = 0;
     for (i64 p = 0; p < hw; ++p) {
       const i64 t = target[i * hw + p];
       const T* z = logits + i * c * hw + p;
@@ -26,6 +31,11 @@ i64 cross_entropy_fwd(i64 n, i64 c, i64 hw, const T* logits, const int32_t* targ
       num += -static_cast<double>(weight[t]) * logp;
       den += static_cast<double>(weight[t]);
     }
+    num_n[i] = num;
+    den_n[i] = den;
+  }
+  double num = 0, den = 0;
+  for (i64 i = 0; i < n; ++i) num += num_n[i], den += den_n[i];
   loss[0] = static_cast<T>(num / den);
   wsum[0] = static_cast<T>(den);
   return -1;

@@ -10,24 +10,31 @@ i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
                 const int32_t* target, T* loss, T* stats) {
   for (i64 i = 0; i < n * hw; ++i)
     if (target[i] < 0 || target[i] >= c) return i;
-  std::vector<double> tpc(c, 0.0), sp(c, 0.0), sy(c, 0.0);
-  for (i64 k = 0; k < c; ++k) {
-    double a = 0, s = 0, y = 0;
-#pragma omp parallel for collapse(2) reduction(+ : a, s, y)
-    for (i64 i = 0; i < n; ++i)
+  // Per (image, class) partial counts, summed in a fixed order afterwards so
+  // the loss and its gradient are bitwise reproducible.
+  std::vector<double> part(static_cast<size_t>(n * c * 3), 0.0);
+#pragma omp parallel for collapse(2)
+  for (i64 i = 0; i < n; ++i)
+    for (i64 k = 0; k < c; ++k) {
+      double a = 0, s = 0, y = 0;
+      const T* pk = probs + (i * c + k) * hw;
+      const int32_t* t = target + i * hw;
       for (i64 p = 0; p < hw; ++p) {
-        const double pv = probs[(i * c + k) * hw + p];
-        const bool hit = target[i * hw + p] == k;
-        s += pv;
-        if (hit) {
-          a += pv;
+        s += pk[p];
+        if (t[p] == k) {
+          a += pk[p];
           y += 1;
         }
       }
-    tpc[k] = a;
-    sp[k] = s;
-    sy[k] = y;
-  }
+      double* out = &part[static_cast<size_t>((i * c + k) * 3)];
+      out[0] = a, out[1] = s, out[2] = y;
+    }
+  std::vector<double> tpc(c, 0.0), sp(c, 0.0), sy(c, 0.0);
+  for (i64 i = 0; i < n; ++i)
+    for (i64 k = 0; k < c; ++k) {
+      const double* q = &part[static_cast<size_t>((i * c + k) * 3)];
+      tpc[k] += q[0], sp[k] += q[1], sy[k] += q[2];
+    }
   double sum_ratio = 0;
   for (i64 k = 0; k < c; ++k) {
     const double TP = tpc[k], FP = sp[k] - tpc[k], FN = sy[k] - tpc[k];

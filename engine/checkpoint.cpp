@@ -1,0 +1,122 @@
+#include "engine/checkpoint.h"
+
+#include <set>
+#include <stdexcept>
+
+#include "engine/safetensors.h"
+
+namespace lk {
+
+namespace {
+constexpr const char* kWeightsFormat = "lkaseg-weights-1";
+constexpr const char* kFormat = "lkaseg-train-state-1";
+
+std::vector<std::pair<std::string, Tensor>> state_of(const Module& m) {
+  auto all = m.named_parameters();
+  for (auto& b : m.named_buffers()) all.push_back(b);
+  for (auto& [n, t] : all) t = t.detach();
+  return all;
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
+
+void copy_checked(const std::string& path, const std::string& key, const Tensor& src, const Tensor& dst) {
+  if (src.shape() != dst.shape())
+    fail(path, "'" + key + "' has shape " + shape_str(src.shape()) + ", the model expects " + shape_str(dst.shape()));
+  if ((src.dtype() == DType::I32) != (dst.dtype() == DType::I32))
+    fail(path, "'" + key + "' is " + dtype_name(src.dtype()) + ", the model expects " + dtype_name(dst.dtype()));
+  dst.copy_from(src);
+}
+
+int64_t meta_int(const SafeTensors& st, const std::string& key) {
+  const std::string& v = st.meta(key);
+  try {
+    size_t used = 0;
+    const int64_t x = std::stoll(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  fail(st.path, "metadata '" + key + "' is not an integer: '" + v + "'");
+}
+}  // namespace
+
+void save_state_dict(const std::string& path, const Module& m, const std::map<std::string, std::string>& meta) {
+  save_safetensors(path, state_of(m), meta);
+}
+
+std::map<std::string, std::string> load_state_dict(const std::string& path, Module& m) {
+  const SafeTensors st = load_safetensors(path);
+  const auto want = state_of(m);
+  std::set<std::string> expected, missing;
+  for (const auto& [k, t] : want) {
+    expected.insert(k);
+    if (!st.has(k)) missing.insert(k);
+  }
+  std::string unexpected;
+  for (const auto& [k, t] : st.tensors)
+    if (!expected.count(k)) unexpected += (unexpected.empty() ? "" : ", ") + k;
+  if (!missing.empty() || !unexpected.empty()) {
+    std::string msg = "not a state_dict of this model:";
+    if (!missing.empty()) {
+      msg += " missing " + std::to_string(missing.size()) + " key(s) (first: " + *missing.begin() + ")";
+    }
+    if (!unexpected.empty()) msg += " unexpected key(s): " + unexpected.substr(0, 200);
+    fail(path, msg);
+  }
+  for (const auto& [k, t] : want) copy_checked(path, k, st.get(k), t);
+  return st.metadata;
+}
+
+void save_checkpoint(const std::string& path, const Module& m, const AdamW& opt, const TrainState& s) {
+  const std::map<std::string, std::string> meta{{"format", kWeightsFormat}, {"step", std::to_string(s.step)}};
+  save_state_dict(path, m, meta);
+  std::vector<std::pair<std::string, Tensor>> st;
+  const auto& params = opt.params();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string& key = params[i].name();
+    if (key.empty()) throw std::invalid_argument("save_checkpoint: optimiser parameter " + std::to_string(i) + " has no name");
+    st.emplace_back("adamw.m." + key, opt.first_moments()[i]);
+    st.emplace_back("adamw.v." + key, opt.second_moments()[i]);
+  }
+  char lr[64];
+  std::snprintf(lr, sizeof lr, "%.17g", s.lr);
+  save_safetensors(path + ".state", st,
+                   {{"format", kFormat},
+                    {"step", std::to_string(s.step)},
+                    {"epoch", std::to_string(s.epoch)},
+                    {"adamw_step", std::to_string(opt.steps())},
+                    {"lr", lr},
+                    {"rng", s.rng},
+                    {"config", s.config}});
+}
+
+TrainState load_checkpoint(const std::string& path, Module& m, AdamW& opt) {
+  const SafeTensors st = load_safetensors(path + ".state");
+  auto it = st.metadata.find("format");
+  if (it == st.metadata.end() || it->second != kFormat)
+    fail(st.path, "not an lkaseg training state (format tag missing or not " + std::string(kFormat) + ")");
+  TrainState s;
+  s.step = meta_int(st, "step");
+  s.epoch = meta_int(st, "epoch");
+  s.lr = std::stod(st.meta("lr"));
+  s.rng = st.meta("rng");
+  s.config = st.meta("config");
+  // Check everything before changing anything.
+  const auto& params = opt.params();
+  for (const Tensor& p : params)
+    for (const char* which : {"adamw.m.", "adamw.v."})
+      if (!st.has(which + p.name())) fail(st.path, std::string("missing optimiser state '") + which + p.name() + "'");
+  const auto meta = load_state_dict(path, m);
+  auto step_it = meta.find("step");
+  if (step_it == meta.end() || step_it->second != std::to_string(s.step))
+    fail(path, "weights and training state are from different steps (interrupted save?)");
+  for (size_t i = 0; i < params.size(); ++i) {
+    copy_checked(st.path, "adamw.m." + params[i].name(), st.get("adamw.m." + params[i].name()), opt.first_moments()[i]);
+    copy_checked(st.path, "adamw.v." + params[i].name(), st.get("adamw.v." + params[i].name()), opt.second_moments()[i]);
+  }
+  opt.set_steps(meta_int(st, "adamw_step"));
+  opt.set_lr(s.lr);
+  return s;
+}
+
+}  // namespace lk
