@@ -51,6 +51,18 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
+void Module::cast_(DType dtype) {
+  auto all = named_parameters();
+  for (auto& b : named_buffers()) all.push_back(b);
+  for (auto& [n, t] : all) {
+    if (t.dtype() == DType::I32 || t.dtype() == dtype) continue;
+    const Tensor c = t.to(dtype);
+    t.impl()->storage = c.impl()->storage;
+    t.impl()->dtype = dtype;
+    t.impl()->grad.reset();
+  }
+}
+
 void Module::zero_grad() {
   for (Tensor& t : parameters()) t.zero_grad();
 }

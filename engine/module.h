@@ -29,6 +29,10 @@ class Module {
   std::vector<Tensor> parameters() const;
   int64_t parameter_count() const;
 
+  // Converts every floating parameter and buffer in place (handles held
+  // elsewhere see the change): float64 for gradient checks and references.
+  void cast_(DType dtype);
+
   void train(bool on = true);
   bool is_training() const { return training_; }
   void zero_grad();
