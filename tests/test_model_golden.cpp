@@ -9,13 +9,14 @@
 //  * float64: 1e-6. The reference computed in float64 but the fixture stores
 //    tensors as float32 (to stay small), so 6e-8 of storage rounding is the
 //    floor; the observed error is ~3e-8, and any real bug is off by O(1).
-//  * float32: logits and loss 1e-4, gradients 2e-3 of the largest gradient
-//    of the tensor (floored at 1e-3 of the largest gradient of the network:
-//    biases followed by batch norm have a true gradient of 0, so theirs is
-//    pure rounding noise), running stats 1e-4. Deep BN networks amplify fp32
-//    rounding (~6e-8 per op) by the inverse batch std in the backward; 2e-3
-//    is ~1000x the rounding unit and still far below any real bug (a wrong
-//    op is off by O(1)).
+//  * float32: logits, loss, running stats and gradients 1e-4. A gradient's
+//    scale is its tensor's largest element, floored at 1e-2 of the largest
+//    gradient of the network: biases followed (through linear ops) by a
+//    training-mode batch norm have a true gradient of exactly 0, so theirs is
+//    pure rounding noise (observed ~3e-7 of the network's largest). The
+//    fixtures were generated with weights whose ReLU inputs and max-pool
+//    gaps stay >= 1e-5 from their kinks, so float32 rounding cannot flip a
+//    branch; observed errors are ~1e-5, and a real bug is off by O(1).
 //  * 10 AdamW steps: the losses (stored in float64) within 1e-8 relative in
 //    float64 and 1e-3 in float32; the weights after 10 steps within 1e-6 in
 //    float64 only. In float32 Adam's normalised update turns the rounding
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <set>
 
+#include "engine/checkpoint.h"
 #include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "model/loss.h"
@@ -106,8 +108,8 @@ void check_forward_backward(const SafeTensors& st, DType dt) {
     INFO("gradient of " << name);
     REQUIRE(t.grad().defined());
     const Tensor ref = st.get("grad." + name);
-    const double tol = f64 ? 1e-6 : 2e-3;
-    CHECK(test::scaled_error(t.grad(), ref, std::max(1e-3 * global, 1e-30)) <= tol);
+    const double tol = f64 ? 1e-6 : 1e-4;
+    CHECK(test::scaled_error(t.grad(), ref, std::max(1e-2 * global, 1e-30)) <= tol);
   }
   for (const auto& [name, t] : net->named_buffers()) {
     if (!st.has("after." + name) || t.dtype() == DType::I32) continue;
@@ -165,5 +167,27 @@ TEST_CASE("10 AdamW steps follow PyTorch's losses", "[golden][model][train]") {
       }
       CHECK(compared >= 5);
     }
+  }
+}
+
+TEST_CASE("a state_dict written by PyTorch loads strictly and gives PyTorch's eval logits", "[golden][model][io]") {
+  // tests/golden/interop: written by tools/golden/check_checkpoint.py --write
+  // (BN statistics warmed by 30 training forwards, int64 counters), and the
+  // eval-mode logits PyTorch computes from it for a fixed input (--dump).
+  const std::string dir = LKASEG_GOLDEN_DIR "/interop/";
+  NetConfig c;
+  c.arch = Arch::AttentionUNet;
+  c.widths = {8, 16, 32, 64};
+  c.seed = 77;  // different initial weights: everything must come from the file
+  SegNet net(c);
+  load_state_dict(dir + "torch_attention_unet.safetensors", net);
+  const SafeTensors ref = load_safetensors(dir + "torch_attention_unet.eval.safetensors");
+  net.train(false);
+  NoGradGuard ng;
+  const auto out = net.forward(ref.get("input.x").to(DType::F32));
+  const char* names[] = {"out.main", "out.aux0", "out.aux1", "out.aux2"};
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(names[i]);
+    CHECK(test::scaled_error(out[i], ref.get(names[i])) <= 1e-4);
   }
 }

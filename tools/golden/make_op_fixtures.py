@@ -5,8 +5,8 @@ Every case is written to ``tests/golden/ops/<case>.safetensors``; the C++ test
 suite loads these files and compares its forward and backward passes against
 them.
 
-File format (a minimal subset of safetensors, written here by hand)
--------------------------------------------------------------------
+File format (a minimal subset of safetensors, written by hand in st_io.py)
+--------------------------------------------------------------------------
     bytes [0, 8)        N, the header length: unsigned 64-bit little-endian
     bytes [8, 8+N)      header: UTF-8 JSON, right-padded with ASCII spaces so
                         that 8+N is a multiple of 8 (the data section is
@@ -45,8 +45,6 @@ Usage
 from __future__ import annotations
 
 import argparse
-import json
-import struct
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -65,88 +63,10 @@ DEFAULT_OUT_DIR = REPO_ROOT / "tests" / "golden" / "ops"
 MAX_FILE_BYTES = 100_000
 MAX_TOTAL_BYTES = 1_500_000
 
-# numpy dtype (explicitly little-endian) <-> safetensors dtype tag.
-_NP_TO_TAG = {np.dtype("<f8"): "F64", np.dtype("<i4"): "I32"}
-_TAG_TO_NP = {tag: dt for dt, tag in _NP_TO_TAG.items()}
-
-
-# ---------------------------------------------------------------------------
-# safetensors writer / reader
-# ---------------------------------------------------------------------------
-
-def to_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Convert to a C-contiguous little-endian F64 or I32 numpy array."""
-    a = t.detach().cpu_device().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-    if a.dtype.kind == "f":
-        a = a.astype("<f8", copy=False)
-    elif a.dtype.kind in "iu":
-        if a.size and (a.min() < np.iinfo(np.int32).min or a.max() > np.iinfo(np.int32).max):
-            raise ValueError("integer tensor does not fit in int32")
-        a = a.astype("<i4", copy=False)
-    else:
-        raise TypeError(f"unsupported dtype {a.dtype}")
-    return np.ascontiguousarray(a)
-
-
-def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> int:
-    """Write ``tensors`` (in dict order) and ``metadata``; return the file size."""
-    header: dict[str, object] = {"__metadata__": metadata}
-    offset = 0
-    for name, arr in tensors.items():
-        if name == "__metadata__":
-            raise ValueError("reserved tensor name")
-        header[name] = {
-            "dtype": _NP_TO_TAG[arr.dtype],
-            "shape": list(arr.shape),
-            "data_offsets": [offset, offset + arr.nbytes],
-        }
-        offset += arr.nbytes
-
-    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    # Pad with spaces so the data section (at 8 + N) is 8-byte aligned.
-    header_bytes += b" " * (-(8 + len(header_bytes)) % 8)
-
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(header_bytes)))
-        f.write(header_bytes)
-        for arr in tensors.values():
-            f.write(arr.tobytes(order="C"))
-    return 8 + len(header_bytes) + offset
-
-
-def read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """Tiny independent reader; validates the layout while parsing."""
-    blob = path.read_bytes()
-    if len(blob) < 8:
-        raise ValueError(f"{path}: too short")
-    (n,) = struct.unpack("<Q", blob[:8])
-    data_start = 8 + n
-    if data_start > len(blob):
-        raise ValueError(f"{path}: header length {n} exceeds file")
-    if data_start % 8 != 0:
-        raise ValueError(f"{path}: data section not 8-byte aligned")
-    header = json.loads(blob[8:data_start].decode("utf-8"))
-    metadata = header.pop("__metadata__")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise ValueError(f"{path}: metadata values must be strings")
-
-    data = memoryview(blob)[data_start:]
-    tensors: dict[str, np.ndarray] = {}
-    expected_begin = 0
-    # Offsets must tile the data section exactly, in header order.
-    for name, info in header.items():
-        dt = _TAG_TO_NP[info["dtype"]]
-        shape = tuple(info["shape"])
-        begin, end = info["data_offsets"]
-        if begin != expected_begin:
-            raise ValueError(f"{path}: tensor {name} not packed (begin {begin} != {expected_begin})")
-        if end - begin != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
-            raise ValueError(f"{path}: tensor {name} size does not match shape")
-        tensors[name] = np.frombuffer(data[begin:end], dtype=dt).reshape(shape).copy()
-        expected_begin = end
-    if expected_begin != len(data):
-        raise ValueError(f"{path}: {len(data) - expected_begin} trailing bytes")
-    return metadata, tensors
+# The safetensors writer/reader (and the F64/I32 conversion) live in the
+# shared module st_io.py next to this script.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from st_io import read_safetensors, to_numpy, write_safetensors  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
