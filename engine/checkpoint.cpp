@@ -1,5 +1,6 @@
 #include "engine/checkpoint.h"
 
+#include <cstdio>
 #include <set>
 #include <stdexcept>
 
@@ -26,6 +27,23 @@ void copy_checked(const std::string& path, const std::string& key, const Tensor&
   if ((src.dtype() == DType::I32) != (dst.dtype() == DType::I32))
     fail(path, "'" + key + "' is " + dtype_name(src.dtype()) + ", the model expects " + dtype_name(dst.dtype()));
   dst.copy_from(src);
+}
+
+std::string g17(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+double meta_double(const SafeTensors& st, const std::string& key) {
+  const std::string& v = st.meta(key);
+  try {
+    size_t used = 0;
+    const double x = std::stod(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  fail(st.path, "metadata '" + key + "' is not a number: '" + v + "'");
 }
 
 int64_t meta_int(const SafeTensors& st, const std::string& key) {
@@ -78,14 +96,17 @@ void save_checkpoint(const std::string& path, const Module& m, const AdamW& opt,
     st.emplace_back("adamw.m." + key, opt.first_moments()[i]);
     st.emplace_back("adamw.v." + key, opt.second_moments()[i]);
   }
-  char lr[64];
-  std::snprintf(lr, sizeof lr, "%.17g", s.lr);
   save_safetensors(path + ".state", st,
                    {{"format", kFormat},
                     {"step", std::to_string(s.step)},
                     {"epoch", std::to_string(s.epoch)},
                     {"adamw_step", std::to_string(opt.steps())},
-                    {"lr", lr},
+                    {"lr", g17(s.lr)},
+                    {"schedule.base_lr", g17(s.schedule.base_lr)},
+                    {"schedule.warmup_epochs", std::to_string(s.schedule.warmup_epochs)},
+                    {"schedule.start_factor", g17(s.schedule.start_factor)},
+                    {"schedule.decay", g17(s.schedule.decay)},
+                    {"schedule.steps_per_epoch", std::to_string(s.schedule.steps_per_epoch)},
                     {"rng", s.rng},
                     {"config", s.config}});
 }
@@ -98,7 +119,12 @@ TrainState load_checkpoint(const std::string& path, Module& m, AdamW& opt) {
   TrainState s;
   s.step = meta_int(st, "step");
   s.epoch = meta_int(st, "epoch");
-  s.lr = std::stod(st.meta("lr"));
+  s.lr = meta_double(st, "lr");
+  s.schedule.base_lr = meta_double(st, "schedule.base_lr");
+  s.schedule.warmup_epochs = meta_int(st, "schedule.warmup_epochs");
+  s.schedule.start_factor = meta_double(st, "schedule.start_factor");
+  s.schedule.decay = meta_double(st, "schedule.decay");
+  s.schedule.steps_per_epoch = meta_int(st, "schedule.steps_per_epoch");
   s.rng = st.meta("rng");
   s.config = st.meta("config");
   // Check everything before changing anything.

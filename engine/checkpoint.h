@@ -4,7 +4,8 @@
 //                         safetensors.torch.load_file(path))` works (strict).
 //   <path>.state          training state: AdamW moments per key ("adamw.m.<key>",
 //                         "adamw.v.<key>"), and metadata: format tag, step,
-//                         epoch, learning rate, RNG state, the run's config.
+//                         epoch, learning rate, the LR schedule, RNG state,
+//                         the run's config.
 // Both are written atomically (engine/safetensors.h); the state file last,
 // so a crash between the two leaves the previous state file unmatched and
 // resuming refuses it (the step recorded in both must agree).
@@ -15,6 +16,7 @@
 
 #include "engine/module.h"
 #include "engine/optim.h"
+#include "engine/schedule.h"
 
 namespace lk {
 
@@ -28,6 +30,7 @@ struct TrainState {
   int64_t step = 0;   // optimiser steps taken
   int64_t epoch = 0;  // epochs completed
   double lr = 0;
+  LrSchedule schedule;
   std::string rng;     // serialised generator state (e.g. std::mt19937_64 via <<)
   std::string config;  // the run's configuration (JSON)
 };

@@ -139,7 +139,14 @@ TEST_CASE("a checkpoint saved mid-run resumes with bit-identical losses", "[trai
   SegNet net(small(Arch::ResSELKAUNet));
   AdamW opt(net.parameters(), {.lr = 1e-3});
   for (int s = 0; s < 3; ++s) train_step(net, opt, batch(s));
-  save_checkpoint(path, net, opt, {.step = 3, .epoch = 1, .lr = 1e-3, .rng = "rng-state", .config = "{}"});
+  TrainState saved;
+  saved.step = 3;
+  saved.epoch = 1;
+  saved.lr = 1e-3;
+  saved.schedule = {.base_lr = 1e-3, .warmup_epochs = 2, .start_factor = 0.25, .decay = 0.9, .steps_per_epoch = 3};
+  saved.rng = "rng-state";
+  saved.config = "{}";
+  save_checkpoint(path, net, opt, saved);
   std::vector<double> first;
   for (int s = 3; s < 6; ++s) first.push_back(train_step(net, opt, batch(s)));
 
@@ -151,6 +158,9 @@ TEST_CASE("a checkpoint saved mid-run resumes with bit-identical losses", "[trai
   CHECK(st.step == 3);
   CHECK(st.epoch == 1);
   CHECK(st.rng == "rng-state");
+  CHECK(st.schedule.lr_at(4) == saved.schedule.lr_at(4));
+  CHECK(st.schedule.steps_per_epoch == 3);
+  CHECK(st.schedule.start_factor == 0.25);
   CHECK(opt2.steps() == 3);
   CHECK(opt2.lr() == 1e-3);
   std::vector<double> second;
