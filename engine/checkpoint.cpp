@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <set>
+#include <type_traits>
 #include <stdexcept>
 
 #include "engine/safetensors.h"
@@ -35,27 +36,20 @@ std::string g17(double v) {
   return b;
 }
 
-double meta_double(const SafeTensors& st, const std::string& key) {
+// A metadata value parsed whole as a number, or an error naming file and key.
+template <typename T>
+T meta_number(const SafeTensors& st, const std::string& key) {
   const std::string& v = st.meta(key);
   try {
     size_t used = 0;
-    const double x = std::stod(v, &used);
+    const T x = std::is_integral_v<T> ? static_cast<T>(std::stoll(v, &used)) : static_cast<T>(std::stod(v, &used));
     if (used == v.size()) return x;
   } catch (const std::exception&) {
   }
   fail(st.path, "metadata '" + key + "' is not a number: '" + v + "'");
 }
-
-int64_t meta_int(const SafeTensors& st, const std::string& key) {
-  const std::string& v = st.meta(key);
-  try {
-    size_t used = 0;
-    const int64_t x = std::stoll(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  fail(st.path, "metadata '" + key + "' is not an integer: '" + v + "'");
-}
+int64_t meta_int(const SafeTensors& st, const std::string& key) { return meta_number<int64_t>(st, key); }
+double meta_double(const SafeTensors& st, const std::string& key) { return meta_number<double>(st, key); }
 }  // namespace
 
 void save_state_dict(const std::string& path, const Module& m, const std::map<std::string, std::string>& meta) {

@@ -24,7 +24,6 @@
 #include "engine/schedule.h"
 #include "model/loss.h"
 #include "model/networks.h"
-#include "model/tiny_unet.h"
 #ifdef LKASEG_HAVE_CUDA
 #include "engine/cuda/device_info.h"
 #endif
@@ -92,24 +91,15 @@ double foreground_dice(const Tensor& logits, const Tensor& labels) {
 
 int cmd_demo(const DemoOptions& o) {
   const Device dev = resolve_device(o.device);
-  // The network: one of the paper's three, or the two-level tiny U-Net.
-  std::unique_ptr<Module> owner;
-  std::function<std::vector<Tensor>(const Tensor&)> forward;
-  if (o.net == "tiny") {
-    auto tiny = std::make_unique<model::TinyUNet>(4, 4, o.widths.front(), o.seed);
-    forward = [m = tiny.get()](const Tensor& x) { return std::vector<Tensor>{m->forward(x)}; };
-    owner = std::move(tiny);
-  } else {
-    model::NetConfig cfg;
-    cfg.arch = model::parse_arch(o.net);
-    cfg.widths = o.widths;
-    cfg.seed = o.seed;
-    auto net = std::make_unique<model::SegNet>(cfg);
-    const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
-    if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
-    forward = [m = net.get()](const Tensor& x) { return m->forward(x); };
-    owner = std::move(net);
-  }
+  model::NetConfig cfg;
+  cfg.arch = model::parse_arch(o.net);
+  cfg.widths = o.widths;
+  cfg.deep_supervision = cfg.widths.size() >= 4;
+  cfg.seed = o.seed;
+  auto owner = std::make_unique<model::SegNet>(cfg);
+  const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
+  if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
+  auto forward = [m = owner.get()](const Tensor& x) { return m->forward(x); };
   std::printf("demo: %s (widths", o.net.c_str());
   for (int64_t w : o.widths) std::printf(" %lld", static_cast<long long>(w));
   std::printf(", %lld parameters) on %dx%d toy lesions, batch %d, %d steps, %s lr %.g with warmup, on %s\n",
@@ -200,9 +190,10 @@ int main(int argc, char** argv) {
   app.add_subcommand("info", "show backends and devices");
   DemoOptions demo;
   CLI::App* d = app.add_subcommand("demo", "train a network on generated toy lesions (CE + adaptive Tversky, deep supervision)");
-  d->add_option("--net", demo.net, "resse_lka_unet, unet, attention_unet or tiny")
-      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet", "tiny"}));
-  d->add_option("--widths", demo.widths, "channels per level (tiny: the first only)")->check(CLI::Range(1, 4096));
+  d->add_option("--net", demo.net, "resse_lka_unet, unet or attention_unet")
+      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}));
+  d->add_option("--widths", demo.widths, "channels per level (deep supervision with 4 or more)")
+      ->check(CLI::Range(1, 4096));
   d->add_option("--steps", demo.steps, "training steps")->check(CLI::Range(1, 1000000));
   d->add_option("--batch", demo.batch, "batch size")->check(CLI::Range(1, 4096));
   d->add_option("--size", demo.size, "image side")->check(CLI::Range(4, 4096));
@@ -237,7 +228,6 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
     if (app.got_subcommand("init")) return cmd_init(net, widths, init_seed, init_out);
-    if (demo.net == "tiny" && demo.size % 2) throw std::invalid_argument("--size must be even (one 2x2 pooling level)");
     return cmd_demo(demo);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lkaseg: error: %s\n", e.what());
