@@ -1,0 +1,25 @@
+// CUDA activation kernels (float), the device twins of kernels/activation.h:
+// same semantics, same argument order, device pointers. Backward passes ADD
+// into dx and use the saved output y: relu' = (y > 0), sigmoid' = y (1 - y).
+// Launchers return the launch's cudaGetLastError() (cudaSuccess for n == 0);
+// they run asynchronously on `stream`.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/activation.h"
+#include "kernels/cuda/runtime_api.h"
+
+LK_CUDA_NAMESPACE_BEGIN
+
+cudaError_t activation_fwd(cpu::Activation a, int64_t n, const float* x, float* y, cudaStream_t stream = nullptr);
+// dx += dy * f'(x) expressed through y
+cudaError_t activation_bwd(cpu::Activation a, int64_t n, const float* dy, const float* y, float* dx,
+                           cudaStream_t stream = nullptr);
+
+// Launch shape: kActivationThreads per block, grid-stride loops over at most
+// kActivationMaxBlocks blocks.
+inline constexpr int kActivationThreads = 256;
+inline constexpr int kActivationMaxBlocks = 1024;
+
+LK_CUDA_NAMESPACE_END

@@ -1,0 +1,36 @@
+// Depthwise 2-D convolution on CUDA (float): the device twin of the
+// depthwise case of kernels/conv2d.h (groups == C_in == C_out, NCHW,
+// cross-correlation), for the LKA's shapes: stride 1, square kernel 5 or 7,
+// any dilation and padding.
+//
+// One block computes a 16x16 output tile of one (n, c) plane from a tile of
+// the input plane with its halo, staged in dynamic shared memory, and the
+// channel's taps in static shared memory. The backward-data pass is the same
+// kernel on dy with the taps flipped and padding dil*(k-1) - pad.
+//
+// Launchers take device pointers and a ConvGeom on which finish() has been
+// called, run asynchronously on `stream`, and return the launch's
+// cudaGetLastError(); cudaErrorInvalidValue (nothing launched) when
+// depthwise_conv2d_supported(g) is false.
+#pragma once
+
+#include "kernels/conv2d.h"
+#include "kernels/cuda/runtime_api.h"
+
+LK_CUDA_NAMESPACE_BEGIN
+
+inline constexpr int kDepthwiseTile = 16;
+
+// Depthwise, stride 1, kh == kw in {5, 7}, dil >= 1, pad >= 0, the halo tile
+// within 48 KiB of shared memory (dilation up to 15 for 7x7), sizes in int.
+bool depthwise_conv2d_supported(const cpu::ConvGeom& g);
+
+// y = conv(x, w) + b (b may be null); with accumulate y += conv(x, w) + b.
+cudaError_t depthwise_conv2d_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                                 bool accumulate = false, cudaStream_t stream = nullptr);
+
+// dx += conv2d_backward_data(dy, w)
+cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+                                      cudaStream_t stream = nullptr);
+
+LK_CUDA_NAMESPACE_END

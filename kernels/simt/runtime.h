@@ -1,0 +1,273 @@
+// The host-side half of the SIMT emulator: the subset of the CUDA runtime API
+// our host code and launchers use (errors, memory, streams, events), plus the
+// emulator's own controls. Safe to include from ordinary host code: it defines
+// no kernel-side names (threadIdx, __syncthreads, ...; those are in simt.h).
+//
+// Everything lives in namespace lk::simt and is re-exported into the global
+// namespace under the CUDA spelling (using-declarations), so host code and
+// launchers compile unchanged against either this or <cuda_runtime_api.h>,
+// while the mangled names never collide with the real libcudart (a binary may
+// link both). Error codes keep CUDA's numeric values. See README.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace lk::simt {
+
+// ----------------------------------------------------------------- types
+
+enum cudaError : int {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidSymbol = 13,
+  cudaErrorInvalidDevicePointer = 17,
+  cudaErrorInvalidMemcpyDirection = 21,
+  cudaErrorInvalidDeviceFunction = 98,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchOutOfResources = 701,
+  cudaErrorLaunchTimeout = 702,
+  cudaErrorAssert = 710,
+  cudaErrorIllegalInstruction = 715,
+  cudaErrorMisalignedAddress = 716,
+  cudaErrorLaunchFailure = 719,
+  cudaErrorNotSupported = 801,
+  cudaErrorUnknown = 999,
+};
+
+enum cudaMemcpyKind : int {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+
+enum cudaFuncAttribute : int {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+};
+
+struct uint3 {
+  unsigned x, y, z;
+};
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned vx = 1, unsigned vy = 1, unsigned vz = 1) : x(vx), y(vy), z(vz) {}
+  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+  constexpr operator uint3() const { return uint3{x, y, z}; }
+};
+
+struct StreamImpl;  // opaque handles; only their addresses are used
+struct EventImpl;
+
+// ----------------------------------------------------------------- runtime API
+
+cudaError cudaGetLastError();
+cudaError cudaPeekAtLastError();
+const char* cudaGetErrorString(cudaError e);
+const char* cudaGetErrorName(cudaError e);
+
+cudaError cudaGetDeviceCount(int* n);
+cudaError cudaSetDevice(int device);
+cudaError cudaGetDevice(int* device);
+cudaError cudaDeviceSynchronize();
+cudaError cudaDeviceReset();
+
+cudaError cudaMalloc(void** ptr, size_t bytes);
+cudaError cudaFree(void* ptr);
+cudaError cudaMallocAsync(void** ptr, size_t bytes, StreamImpl* stream);
+cudaError cudaFreeAsync(void* ptr, StreamImpl* stream);
+cudaError cudaMallocHost(void** ptr, size_t bytes);
+cudaError cudaFreeHost(void* ptr);
+cudaError cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, StreamImpl* stream = nullptr);
+cudaError cudaMemset(void* ptr, int value, size_t bytes);
+cudaError cudaMemsetAsync(void* ptr, int value, size_t bytes, StreamImpl* stream = nullptr);
+
+template <class T>
+cudaError cudaMalloc(T** ptr, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+}
+template <class T>
+cudaError cudaMallocAsync(T** ptr, size_t bytes, StreamImpl* stream) {
+  return cudaMallocAsync(reinterpret_cast<void**>(ptr), bytes, stream);
+}
+template <class T>
+cudaError cudaMallocHost(T** ptr, size_t bytes) {
+  return cudaMallocHost(reinterpret_cast<void**>(ptr), bytes);
+}
+
+// __constant__ / __device__ variables are ordinary globals in the emulator.
+template <class T>
+cudaError cudaMemcpyToSymbol(T& symbol, const void* src, size_t bytes, size_t offset = 0,
+                             cudaMemcpyKind kind = cudaMemcpyHostToDevice);
+template <class T>
+cudaError cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_t offset = 0,
+                               cudaMemcpyKind kind = cudaMemcpyDeviceToHost);
+
+cudaError cudaStreamCreate(StreamImpl** stream);
+cudaError cudaStreamCreateWithFlags(StreamImpl** stream, unsigned flags);
+cudaError cudaStreamDestroy(StreamImpl* stream);
+cudaError cudaStreamSynchronize(StreamImpl* stream);
+cudaError cudaStreamQuery(StreamImpl* stream);
+cudaError cudaStreamWaitEvent(StreamImpl* stream, EventImpl* event, unsigned flags = 0);
+
+cudaError cudaEventCreate(EventImpl** event);
+cudaError cudaEventCreateWithFlags(EventImpl** event, unsigned flags);
+cudaError cudaEventDestroy(EventImpl* event);
+cudaError cudaEventRecord(EventImpl* event, StreamImpl* stream = nullptr);
+cudaError cudaEventSynchronize(EventImpl* event);
+cudaError cudaEventQuery(EventImpl* event);
+cudaError cudaEventElapsedTime(float* ms, EventImpl* start, EventImpl* end);
+
+// Function attributes are keyed by the kernel's address.
+cudaError func_set_attribute(void (*key)(), cudaFuncAttribute attr, int value);
+template <class F>
+cudaError cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
+  return func_set_attribute(reinterpret_cast<void (*)()>(kernel), attr, value);
+}
+
+// ----------------------------------------------------------------- emulator controls
+
+// How the threads of a block execute (README.md):
+//   Fibers   each CUDA thread is a cooperative fiber (ucontext) of one host
+//            thread; __syncthreads and warp intrinsics yield. Default; fast.
+//   Threads  each CUDA thread is an OS thread, barriers are real, so
+//            ThreadSanitizer sees the races a missing __syncthreads leaves.
+// Chosen per launch: set_mode() override, else LKASEG_SIMT_MODE=fibers|threads,
+// else the compile definition LKASEG_SIMT_DEFAULT_THREADS, else Fibers.
+enum class Mode { Fibers, Threads };
+Mode mode();
+void set_mode(std::optional<Mode> m);  // nullopt: back to env / default
+
+struct ScopedMode {
+  explicit ScopedMode(Mode m);
+  ~ScopedMode();
+  ScopedMode(const ScopedMode&) = delete;
+  ScopedMode& operator=(const ScopedMode&) = delete;
+
+ private:
+  std::optional<Mode> saved_;
+};
+
+const char* mode_name(Mode m);
+
+// Host threads that run blocks concurrently (0: LKASEG_SIMT_WORKERS, else the
+// hardware concurrency up to 8 in fibers mode, 2 block groups in threads mode).
+void set_workers(int n);
+
+// The emulated device's limits (an sm_89 part: the smallest we target).
+inline constexpr unsigned kMaxThreadsPerBlock = 1024;
+inline constexpr unsigned kMaxBlockDimX = 1024, kMaxBlockDimY = 1024, kMaxBlockDimZ = 64;
+inline constexpr unsigned kMaxGridDimX = 2147483647u, kMaxGridDimY = 65535, kMaxGridDimZ = 65535;
+inline constexpr size_t kDefaultSharedPerBlock = 48 * 1024;   // static + dynamic without opt-in
+inline constexpr size_t kMaxSharedPerBlockOptin = 99 * 1024;  // with cudaFuncSetAttribute
+inline constexpr int kWarpSize = 32;
+
+// Guard bytes around every cudaMalloc allocation and every shared-memory
+// region; fresh device and shared memory is filled with kPoisonByte (0xFF:
+// NaN as float, -1 as int).
+inline constexpr unsigned char kPoisonByte = 0xFF;
+inline constexpr unsigned char kGuardByte = 0xAB;
+
+// Checks the guards of every live allocation now (as cudaFree and the
+// synchronisation calls do); false (and a message) on corruption.
+bool check_device_memory();
+size_t live_allocations();  // cudaMalloc'd and not yet freed
+size_t live_allocation_bytes();
+
+// The last diagnostic the emulator printed ("" if none) and a switch for
+// printing them to stderr at all (tests of deliberate errors stay quiet).
+std::string last_message();
+void set_quiet(bool quiet);
+
+struct LaunchStats {
+  uint64_t launches = 0, blocks = 0, threads = 0;
+};
+LaunchStats stats();
+
+namespace detail {
+// Copies to/from a __constant__/__device__ global (a plain global here);
+// in_range false reports cudaErrorInvalidValue.
+cudaError memcpy_symbol(void* dst, const void* src, size_t bytes, bool in_range, cudaMemcpyKind kind);
+}  // namespace detail
+
+template <class T>
+cudaError cudaMemcpyToSymbol(T& symbol, const void* src, size_t bytes, size_t offset, cudaMemcpyKind kind) {
+  return detail::memcpy_symbol(reinterpret_cast<unsigned char*>(&symbol) + offset, src, bytes,
+                               offset + bytes <= sizeof(T), kind);
+}
+template <class T>
+cudaError cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_t offset, cudaMemcpyKind kind) {
+  return detail::memcpy_symbol(dst, reinterpret_cast<const unsigned char*>(&symbol) + offset, bytes,
+                               offset + bytes <= sizeof(T), kind);
+}
+
+}  // namespace lk::simt
+
+// ----------------------------------------------------------------- CUDA spellings
+
+using cudaError_t = lk::simt::cudaError;
+using enum lk::simt::cudaError;
+using enum lk::simt::cudaMemcpyKind;
+using enum lk::simt::cudaFuncAttribute;
+using lk::simt::cudaFuncAttribute;
+using lk::simt::cudaMemcpyKind;
+using lk::simt::dim3;
+using lk::simt::uint3;
+using cudaStream_t = lk::simt::StreamImpl*;
+using cudaEvent_t = lk::simt::EventImpl*;
+
+using lk::simt::cudaDeviceReset;
+using lk::simt::cudaDeviceSynchronize;
+using lk::simt::cudaEventCreate;
+using lk::simt::cudaEventCreateWithFlags;
+using lk::simt::cudaEventDestroy;
+using lk::simt::cudaEventElapsedTime;
+using lk::simt::cudaEventQuery;
+using lk::simt::cudaEventRecord;
+using lk::simt::cudaEventSynchronize;
+using lk::simt::cudaFree;
+using lk::simt::cudaFreeAsync;
+using lk::simt::cudaFreeHost;
+using lk::simt::cudaFuncSetAttribute;
+using lk::simt::cudaGetDevice;
+using lk::simt::cudaGetDeviceCount;
+using lk::simt::cudaGetErrorName;
+using lk::simt::cudaGetErrorString;
+using lk::simt::cudaGetLastError;
+using lk::simt::cudaMalloc;
+using lk::simt::cudaMallocAsync;
+using lk::simt::cudaMallocHost;
+using lk::simt::cudaMemcpy;
+using lk::simt::cudaMemcpyAsync;
+using lk::simt::cudaMemcpyFromSymbol;
+using lk::simt::cudaMemcpyToSymbol;
+using lk::simt::cudaMemset;
+using lk::simt::cudaMemsetAsync;
+using lk::simt::cudaPeekAtLastError;
+using lk::simt::cudaSetDevice;
+using lk::simt::cudaStreamCreate;
+using lk::simt::cudaStreamCreateWithFlags;
+using lk::simt::cudaStreamDestroy;
+using lk::simt::cudaStreamQuery;
+using lk::simt::cudaStreamSynchronize;
+using lk::simt::cudaStreamWaitEvent;
+
+#define cudaStreamLegacy (reinterpret_cast<cudaStream_t>(0x1))
+#define cudaStreamPerThread (reinterpret_cast<cudaStream_t>(0x2))
+#define cudaStreamDefault 0x00
+#define cudaStreamNonBlocking 0x01
+#define cudaEventDefault 0x00
+#define cudaEventBlockingSync 0x01
+#define cudaEventDisableTiming 0x02
