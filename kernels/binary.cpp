@@ -41,6 +41,22 @@ template <typename T>
 void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
                 const T* other, const Dims4& s_other, T* d_self) {
   const Dims4 to = bcast_strides(s_other);
+  if (s_self == out) {
+    // No reduction: rows of the output in parallel, contiguous inner loop.
+#pragma omp parallel for collapse(3)
+    for (i64 i0 = 0; i0 < out[0]; ++i0)
+      for (i64 i1 = 0; i1 < out[1]; ++i1)
+        for (i64 i2 = 0; i2 < out[2]; ++i2) {
+          const i64 row = ((i0 * out[1] + i1) * out[2] + i2) * out[3];
+          if (op == BinaryOp::Add) {
+            for (i64 i3 = 0; i3 < out[3]; ++i3) d_self[row + i3] += dy[row + i3];
+          } else {
+            const T* po = other + i0 * to[0] + i1 * to[1] + i2 * to[2];
+            for (i64 i3 = 0; i3 < out[3]; ++i3) d_self[row + i3] += dy[row + i3] * po[i3 * to[3]];
+          }
+        }
+    return;
+  }
   // One destination element per iteration (race-free); the inner loops run
   // over the dims along which `self` was broadcast.
   const i64 n_self = s_self[0] * s_self[1] * s_self[2] * s_self[3];
