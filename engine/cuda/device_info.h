@@ -4,10 +4,12 @@
 
 #include <string>
 
-namespace lk::cuda {
+#include "kernels/cuda/runtime_api.h"
+
+LK_CUDA_NAMESPACE_BEGIN
 
 int device_count();
-std::string why_none();                 // empty when device_count() > 0
-std::string describe(int device);       // "NVIDIA ... (sm_89, 8.0 GiB)"
+std::string why_none();            // empty when device_count() > 0
+std::string describe(int device);  // "NVIDIA ... (sm_89, 8.0 GiB)"
 
-}  // namespace lk::cuda
+LK_CUDA_NAMESPACE_END

@@ -88,6 +88,7 @@ cudaError cudaFree(void* ptr);
 cudaError cudaMallocAsync(void** ptr, size_t bytes, StreamImpl* stream);
 cudaError cudaFreeAsync(void* ptr, StreamImpl* stream);
 cudaError cudaMallocHost(void** ptr, size_t bytes);
+cudaError cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError cudaFreeHost(void* ptr);
 cudaError cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, StreamImpl* stream = nullptr);
@@ -185,6 +186,8 @@ inline constexpr unsigned char kGuardByte = 0xAB;
 bool check_device_memory();
 size_t live_allocations();  // cudaMalloc'd and not yet freed
 size_t live_allocation_bytes();
+// The emulated device's memory size (default 8 GiB, or LKASEG_SIMT_DEVICE_BYTES).
+void set_device_capacity(size_t bytes);
 
 // The last diagnostic the emulator printed ("" if none) and a switch for
 // printing them to stderr at all (tests of deliberate errors stay quiet).
@@ -249,6 +252,7 @@ using lk::simt::cudaGetLastError;
 using lk::simt::cudaMalloc;
 using lk::simt::cudaMallocAsync;
 using lk::simt::cudaMallocHost;
+using lk::simt::cudaMemGetInfo;
 using lk::simt::cudaMemcpy;
 using lk::simt::cudaMemcpyAsync;
 using lk::simt::cudaMemcpyFromSymbol;

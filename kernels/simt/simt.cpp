@@ -167,6 +167,12 @@ struct Alloc {
 std::mutex g_mem_mu;
 std::map<uintptr_t, Alloc> g_allocs;  // by user pointer
 size_t g_alloc_bytes = 0;
+// The emulated card's memory: LKASEG_SIMT_DEVICE_BYTES, else 8 GiB (the
+// paper's RTX 4060), so out-of-memory paths can be tested.
+size_t g_capacity = [] {
+  const char* e = std::getenv("LKASEG_SIMT_DEVICE_BYTES");
+  return e ? static_cast<size_t>(std::strtoull(e, nullptr, 10)) : size_t(8) << 30;
+}();
 
 bool asan_guards() {
 #if LK_SIMT_ASAN
@@ -1372,6 +1378,12 @@ cudaError cudaMalloc(void** ptr, size_t bytes) {
   *ptr = nullptr;
   if (bytes > (size_t(1) << 46))
     return config_error(cudaErrorMemoryAllocation, strf("cudaMalloc(%zu): out of memory", bytes));
+  {
+    std::lock_guard lk(g_mem_mu);
+    if (bytes > g_capacity - std::min(g_capacity, g_alloc_bytes))
+      return config_error(cudaErrorMemoryAllocation,
+                          strf("cudaMalloc(%zu): out of memory (%zu of %zu bytes in use)", bytes, g_alloc_bytes, g_capacity));
+  }
   const size_t back = (bytes + kMinBackGuard + kAllocAlign - 1) / kAllocAlign * kAllocAlign - bytes;
   Alloc a;
   a.bytes = bytes;
@@ -1591,6 +1603,19 @@ size_t live_allocations() {
 size_t live_allocation_bytes() {
   std::lock_guard lk(g_mem_mu);
   return g_alloc_bytes;
+}
+
+void set_device_capacity(size_t bytes) {
+  std::lock_guard lk(g_mem_mu);
+  g_capacity = bytes;
+}
+
+cudaError cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (!free_bytes || !total_bytes) return config_error(cudaErrorInvalidValue, "cudaMemGetInfo with a null pointer");
+  std::lock_guard lk(g_mem_mu);
+  *total_bytes = g_capacity;
+  *free_bytes = g_capacity - std::min(g_capacity, g_alloc_bytes);
+  return cudaSuccess;
 }
 
 std::string last_message() {

@@ -1,11 +1,9 @@
-#include <cuda_runtime_api.h>
-
 #include <string>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 
-namespace lk::cuda {
+LK_CUDA_NAMESPACE_BEGIN
 
 namespace {
 cudaError_t probe(int* n) {
@@ -33,10 +31,14 @@ std::string why_none() {
 }
 
 std::string describe(int device) {
+#if defined(LKASEG_SIMT)
+  return "SIMT emulator (device " + std::to_string(device) + ", sm_89 limits)";
+#else
   cudaDeviceProp p{};
   LK_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
   return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
          std::to_string(static_cast<double>(p.totalGlobalMem) / (1u << 30)).substr(0, 4) + " GiB)";
+#endif
 }
 
-}  // namespace lk::cuda
+LK_CUDA_NAMESPACE_END

@@ -1,9 +1,9 @@
+#include "engine/cuda/cuda_check.h"
+
 #include <stdexcept>
 #include <string>
 
-#include "engine/cuda/cuda_check.h"
-
-namespace lk::cuda {
+LK_CUDA_NAMESPACE_BEGIN
 
 void check(cudaError_t err, const char* expr, const char* file, int line) {
   if (err == cudaSuccess) return;
@@ -11,4 +11,4 @@ void check(cudaError_t err, const char* expr, const char* file, int line) {
                            ") in " + expr + " at " + file + ":" + std::to_string(line));
 }
 
-}  // namespace lk::cuda
+LK_CUDA_NAMESPACE_END
