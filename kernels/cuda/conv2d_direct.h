@@ -1,0 +1,34 @@
+// Direct (im2col-free) 2-D convolution on CUDA, float, any kernel size,
+// stride, padding, dilation and groups: the device twin of kernels/conv2d.h.
+//
+// This is our hand-written path for dense convolutions: what the emulated
+// backend runs in CI (cuDNN cannot run there), and the variant the GPU
+// backend compares cuDNN against. It is simple rather than fast: one thread
+// per output element (forward) or per input element (backward data, a gather
+// over the outputs that read it, so no atomics), and one block per weight
+// element reducing over the batch and the output plane (backward weight, a
+// fixed-order tree: deterministic). The transposed convolution reuses these
+// passes on the adjoint geometry (kernels/conv_transpose2d.h).
+//
+// Launchers take device pointers and a finished ConvGeom, run asynchronously
+// on `stream`, and return the launch's cudaGetLastError().
+#pragma once
+
+#include "kernels/conv2d.h"
+#include "kernels/cuda/runtime_api.h"
+
+LK_CUDA_NAMESPACE_BEGIN
+
+// y = conv(x, w) + b (b may be null); with accumulate, y += conv(x, w) + b.
+cudaError_t conv2d_direct_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                              bool accumulate = false, cudaStream_t stream = nullptr);
+// dx += conv2d_backward_data(dy, w)
+cudaError_t conv2d_direct_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+                                   cudaStream_t stream = nullptr);
+// dw += dL/dw; db += dL/db when db is not null
+cudaError_t conv2d_direct_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+                                     cudaStream_t stream = nullptr);
+// db[c] += sum over n and the plane of dy[n, c] (the transposed conv's bias)
+cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const float* dy, float* db, cudaStream_t stream = nullptr);
+
+LK_CUDA_NAMESPACE_END
