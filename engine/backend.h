@@ -46,7 +46,10 @@ class Backend {
   void set_variant(KernelVariant v) { variant_ = v; }
   KernelVariant variant() const { return variant_; }
 
-  // Memory
+  // Memory. copy: same dtype and element count; one side lives on this
+  // backend's device, the other on it or on the host. Returns when dst can
+  // be read on the host if dst is a host tensor.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
   virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
 

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <array>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -59,6 +60,7 @@ class CpuBackend final : public Backend {
 
   bool ref() const { return variant() == KernelVariant::Reference; }
 
+  void copy(const Tensor& src, const Tensor& dst) override { std::memcpy(dst.raw(), src.raw(), dst.nbytes()); }
   void fill(const Tensor& y, double v) override {
     dispatch_float(y, "fill", [&]<typename T>() { cpu::fill<T>(y.numel(), static_cast<T>(v), y.data<T>()); });
   }

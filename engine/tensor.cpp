@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
 
 namespace lk {
 
@@ -128,7 +129,7 @@ Storage::~Storage() {
 // ------------------------------------------------------------------ tensor
 static Allocator& allocator_for(Device dev) {
   if (dev.type == DeviceType::CPU) return cpu_allocator();
-  throw std::runtime_error("no allocator registered for device " + dev.str());
+  return backend(dev).allocator();  // throws when no backend is registered
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device dev) {
@@ -235,6 +236,12 @@ Tensor Tensor::view(const Shape& s) const {
 
 Tensor Tensor::clone() const { return to(dtype()); }
 
+Tensor Tensor::to(Device dev) const {
+  Tensor t = empty(shape(), dtype(), dev);
+  t.copy_from(*this);
+  return t;
+}
+
 Tensor Tensor::to(DType dt) const {
   Tensor t = empty(shape(), dt, device());
   t.copy_from(*this);
@@ -254,16 +261,20 @@ void convert_from(D* d, const Tensor& src) {
     case DType::I32: convert(d, src.data<int32_t>(), src.numel()); break;
   }
 }
-void require_cpu(const char* what, const Tensor& t) {
-  if (t.device().type != DeviceType::CPU)
-    throw std::runtime_error(std::string(what) + ": only host tensors for now");
-}
 }  // namespace
 
 void Tensor::copy_from(const Tensor& src) const {
   if (src.numel() != numel()) shape_error("copy_from", "element count differs", src.shape(), shape());
-  require_cpu("copy_from", *this);
-  require_cpu("copy_from", src);
+  const bool host = device().type == DeviceType::CPU && src.device().type == DeviceType::CPU;
+  if (!host) {
+    if (src.dtype() == dtype()) {
+      // The device side's backend moves the bytes (host<->device or on device).
+      backend(device().type != DeviceType::CPU ? device() : src.device()).copy(src, *this);
+      return;
+    }
+    copy_from(src.to(cpu_device()).to(dtype()));  // convert on the host, then move
+    return;
+  }
   if (src.dtype() == dtype()) {
     std::memcpy(raw(), src.raw(), nbytes());
     return;
@@ -276,7 +287,10 @@ void Tensor::copy_from(const Tensor& src) const {
 }
 
 void Tensor::fill_(double v) const {
-  require_cpu("fill_", *this);
+  if (device().type != DeviceType::CPU) {
+    backend(device()).fill(*this, v);
+    return;
+  }
   int64_t n = numel();
   switch (dtype()) {
     case DType::F32: std::fill_n(data<float>(), n, static_cast<float>(v)); break;
@@ -286,7 +300,7 @@ void Tensor::fill_(double v) const {
 }
 
 std::vector<double> Tensor::to_vector() const {
-  require_cpu("to_vector", *this);
+  if (device().type != DeviceType::CPU) return to(cpu_device()).to_vector();
   std::vector<double> v(numel());
   convert_from(v.data(), *this);
   return v;

@@ -119,6 +119,7 @@ class Tensor {
   Tensor detach() const;              // shares storage, no history
   Tensor clone() const;               // copies data, no history
   Tensor to(DType dtype) const;       // copies data, no history
+  Tensor to(Device device) const;     // copies data to another device, no history
   Tensor view(const Shape& shape) const;  // shares storage, no history
   void fill_(double value) const;  // writes the data, not the handle
   void copy_from(const Tensor& src) const;  // same element count, any dtype
