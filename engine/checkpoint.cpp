@@ -13,10 +13,12 @@ namespace {
 constexpr const char* kWeightsFormat = "lkaseg-weights-1";
 constexpr const char* kFormat = "lkaseg-train-state-1";
 
-std::vector<std::pair<std::string, Tensor>> state_of(const Module& m) {
+// The module's tensors by key: the live ones (to load into), or host
+// snapshots (to save).
+std::vector<std::pair<std::string, Tensor>> state_of(const Module& m, bool host_copy) {
   auto all = m.named_parameters();
   for (auto& b : m.named_buffers()) all.push_back(b);
-  for (auto& [n, t] : all) t = t.detach();
+  for (auto& [n, t] : all) t = t.device().type == DeviceType::CPU || !host_copy ? t.detach() : t.to(cpu_device());
   return all;
 }
 
@@ -53,12 +55,12 @@ double meta_double(const SafeTensors& st, const std::string& key) { return meta_
 }  // namespace
 
 void save_state_dict(const std::string& path, const Module& m, const std::map<std::string, std::string>& meta) {
-  save_safetensors(path, state_of(m), meta);
+  save_safetensors(path, state_of(m, true), meta);
 }
 
 std::map<std::string, std::string> load_state_dict(const std::string& path, Module& m) {
   const SafeTensors st = load_safetensors(path);
-  const auto want = state_of(m);
+  const auto want = state_of(m, false);
   std::set<std::string> expected, missing;
   for (const auto& [k, t] : want) {
     expected.insert(k);

@@ -63,6 +63,18 @@ void Module::cast_(DType dtype) {
   }
 }
 
+void Module::to_device(Device device) {
+  auto all = named_parameters();
+  for (auto& b : named_buffers()) all.push_back(b);
+  for (auto& [n, t] : all) {
+    // Integer buffers (BatchNorm's num_batches_tracked) are host-side counters.
+    if (t.device() == device || t.dtype() == DType::I32) continue;
+    const Tensor c = t.to(device);
+    t.impl()->storage = c.impl()->storage;
+    t.impl()->grad.reset();
+  }
+}
+
 void Module::zero_grad() {
   for (Tensor& t : parameters()) t.zero_grad();
 }

@@ -32,6 +32,8 @@ class Module {
   // Converts every floating parameter and buffer in place (handles held
   // elsewhere see the change): float64 for gradient checks and references.
   void cast_(DType dtype);
+  // Moves every parameter and buffer to `device` in place, like cast_.
+  void to_device(Device device);
 
   void train(bool on = true);
   bool is_training() const { return training_; }
