@@ -13,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev       # safetensors headers (fixtures, checkpoints)
   libcli11-dev             # the lkaseg command line
   zlib1g-dev
+  libnifti2-dev            # nifti_clib: NIfTI-1/-2 reading and headers (data/)
 )
 
 missing=()

@@ -4,6 +4,7 @@
 //            lesions with the paper's loss, reports loss and Dice
 //   summary  a network's layers, output shapes, parameters, training memory
 //   init     writes a freshly initialised network's state_dict
+//   synth    writes synthetic BraTS-like cases (.nii.gz, BraTS 2021 layout)
 // The paper's protocol (synth, preprocess, train, cv, predict, evaluate,
 // figures) arrives with the data and model issues.
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include <functional>
 #include <string>
 
+#include "data/cli_synth.h"
 #include "data/toy_blobs.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
@@ -219,12 +221,15 @@ int main(int argc, char** argv) {
   in->add_option("--widths", widths, "channels per level");
   in->add_option("--seed", init_seed, "initialisation seed");
   in->add_option("--out", init_out, "output .safetensors")->required();
+  data::SynthCommand synth;
+  CLI::App* sy = data::add_synth_subcommand(app, synth);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
+    if (sy->parsed()) return data::run_synth(synth);
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
     if (app.got_subcommand("init")) return cmd_init(net, widths, init_seed, init_out);

@@ -1,0 +1,138 @@
+#include "data/nifti_read.h"
+
+#include <nifti2_io.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+namespace lk::data {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& field, const std::string& detail) {
+  throw NiftiError(path, field, detail);
+}
+
+struct NimFree {
+  void operator()(nifti_image* nim) const { nifti_image_free(nim); }
+};
+using NimPtr = std::unique_ptr<nifti_image, NimFree>;
+
+// nifti_clib prints its own diagnostics to stderr; ours are the exceptions.
+void quiet_nifti_clib() {
+  static std::once_flag once;
+  std::call_once(once, [] { nifti_set_debug_level(0); });
+}
+
+Affine to_affine(const nifti_dmat44& m) {
+  Affine a{};
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) a[r][c] = m.m[r][c];
+  return a;
+}
+
+bool finite_affine(const Affine& a) {
+  for (const auto& row : a)
+    for (double v : row)
+      if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Converts n stored voxels to float32, scaled when `scale` is set.
+template <typename T>
+void convert(const void* src, float* dst, int64_t n, bool scale, double slope, double inter) {
+  const T* s = static_cast<const T*>(src);
+  if (scale) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(slope * static_cast<double>(s[i]) + inter);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+  }
+}
+
+void convert_any(const std::string& path, int datatype, const void* src, float* dst, int64_t n, bool scale,
+                 double slope, double inter) {
+  switch (datatype) {
+    case DT_UINT8: return convert<uint8_t>(src, dst, n, scale, slope, inter);
+    case DT_INT8: return convert<int8_t>(src, dst, n, scale, slope, inter);
+    case DT_INT16: return convert<int16_t>(src, dst, n, scale, slope, inter);
+    case DT_UINT16: return convert<uint16_t>(src, dst, n, scale, slope, inter);
+    case DT_INT32: return convert<int32_t>(src, dst, n, scale, slope, inter);
+    case DT_UINT32: return convert<uint32_t>(src, dst, n, scale, slope, inter);
+    case DT_INT64: return convert<int64_t>(src, dst, n, scale, slope, inter);
+    case DT_UINT64: return convert<uint64_t>(src, dst, n, scale, slope, inter);
+    case DT_FLOAT32: return convert<float>(src, dst, n, scale, slope, inter);
+    case DT_FLOAT64: return convert<double>(src, dst, n, scale, slope, inter);
+    default: fail(path, "datatype", "datatype = " + std::to_string(datatype) + " is not supported");
+  }
+}
+
+}  // namespace
+
+Volume read_nifti(const std::string& path) {
+  const NiftiHeader h = validate_nifti(path);
+  for (int64_t i = 4; i <= h.dim[0]; ++i)
+    if (h.dim[i] != 1) {
+      const std::string f = "dim[" + std::to_string(i) + "]";
+      fail(path, f, f + " = " + std::to_string(h.dim[i]) + ": a 3-D volume is expected");
+    }
+
+  quiet_nifti_clib();
+  NimPtr nim(nifti_image_read(path.c_str(), 1));
+  if (!nim || !nim->data) fail(path, "file", "nifti_clib could not read the file after it passed validation");
+  // nifti_clib parsed the same bytes: it must agree with what we validated.
+  if (nim->nvox != h.nvox || nim->datatype != h.datatype || nim->nbyper != h.bytes_per_voxel)
+    fail(path, "header", "nifti_clib reads " + std::to_string(nim->nvox) + " voxels of datatype " +
+                             std::to_string(nim->datatype) + ", validation found " + std::to_string(h.nvox) +
+                             " of datatype " + std::to_string(h.datatype));
+
+  Volume v;
+  v.path = path;
+  for (int i = 0; i < 3; ++i) {
+    const bool used = i + 1 <= h.dim[0];
+    v.geom.dims[i] = used ? h.dim[i + 1] : 1;
+    v.geom.spacing[i] = used ? h.pixdim[i + 1] : 1.0;
+  }
+
+  NiftiStorage& st = v.storage;
+  st.version = h.version;
+  st.gzipped = h.gzipped;
+  st.byte_swapped = h.byte_swapped;
+  st.datatype = h.datatype;
+  st.scl_slope = nim->scl_slope;
+  st.scl_inter = nim->scl_inter;
+  st.qform_code = nim->qform_code;
+  st.sform_code = nim->sform_code;
+  st.vox_offset = h.vox_offset;
+  st.num_extensions = nim->num_ext;
+  st.nonfinite_voxels = h.nonfinite_voxels;
+  st.first_nonfinite = h.first_nonfinite;
+
+  if (nim->sform_code > 0) {
+    v.geom.affine = to_affine(nim->sto_xyz);
+    st.affine_source = AffineSource::Sform;
+  } else if (nim->qform_code > 0) {
+    v.geom.affine = to_affine(nim->qto_xyz);
+    st.affine_source = AffineSource::Qform;
+  } else {
+    v.geom.affine = scaling_affine(v.geom.spacing);
+    st.affine_source = AffineSource::PixdimOnly;
+  }
+  if (!finite_affine(v.geom.affine)) {
+    const bool sform = st.affine_source == AffineSource::Sform;
+    fail(path, sform ? "srow_x" : "quatern_b",
+         sform ? "srow_x/srow_y/srow_z hold a non-finite value (sform_code > 0)"
+               : "the qform (quatern_b/c/d, qoffset_x/y/z) gives a non-finite affine");
+  }
+
+  // The standard: scale when scl_slope != 0. nifti_clib has already turned a
+  // non-finite slope or intercept into 0.
+  const bool scale = st.scl_slope != 0.0 && std::isfinite(st.scl_slope);
+  const double inter = std::isfinite(st.scl_inter) ? st.scl_inter : 0.0;
+  v.data.resize(static_cast<size_t>(h.nvox));
+  convert_any(path, h.datatype, nim->data, v.data.data(), h.nvox, scale, st.scl_slope, inter);
+  return v;
+}
+
+}  // namespace lk::data

@@ -1,0 +1,242 @@
+// BraTS case discovery and loading: 2021 and 2023 naming, channel order,
+// ET 3 → 4 for 2023, and every bad-case check (missing modality, shape,
+// affine, NaN/Inf, labels) as an error or, with skip_bad, a listed skip.
+// Small cases are written with write_nifti; the real cases are read too.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+
+#include "data/brats_cases.h"
+#include "data/nifti_write.h"
+#include "tests/data/nifti_craft.h"
+#include "tests/data/shared_data.h"
+
+namespace {
+
+using namespace lk;
+using namespace lk::data;
+namespace fs = std::filesystem;
+
+Geometry small_geometry() {
+  Geometry g;
+  g.dims = {6, 5, 4};
+  g.affine = {{{-1, 0, 0, 5}, {0, -1, 0, 4}, {0, 0, 1, -2}, {0, 0, 0, 1}}};
+  return g;
+}
+
+// One case folder to write; by default valid.
+struct CaseSpec {
+  std::string id = "BraTS2021_00001";
+  BratsNaming naming = BratsNaming::Brats2021;
+  std::set<std::string> omit{};               // file keys not written
+  std::map<std::string, Geometry> geometry{}; // per-key geometry overrides
+  std::map<std::string, float> poison{};      // key → value at voxel 7 (written as float32)
+  std::vector<uint8_t> labels = {0, 1, 2, 4};  // cycled through the seg
+};
+
+std::vector<std::string> keys_of(BratsNaming n) {
+  if (n == BratsNaming::Brats2021) return {"flair", "t1", "t1ce", "t2", "seg"};
+  return {"t2f", "t1n", "t1c", "t2w", "seg"};
+}
+
+// Channel c holds 100 * (c + 1) + (i % 7), so the channel order is visible.
+void write_case(const fs::path& root, const CaseSpec& s) {
+  const fs::path dir = root / s.id;
+  fs::create_directories(dir);
+  const std::vector<std::string> keys = keys_of(s.naming);
+  const std::string sep = s.naming == BratsNaming::Brats2021 ? "_" : "-";
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const std::string& key = keys[k];
+    if (s.omit.count(key)) continue;
+    const Geometry g = s.geometry.count(key) ? s.geometry.at(key) : small_geometry();
+    const std::string path = (dir / (s.id + sep + key + ".nii.gz")).string();
+    const size_t n = static_cast<size_t>(g.numel());
+    if (s.poison.count(key)) {
+      std::vector<float> v(n, key == "seg" ? 0.0f : 50.0f);
+      v[7] = s.poison.at(key);
+      write_nifti(path, g, v);
+    } else if (key == "seg") {
+      std::vector<uint8_t> v(n);
+      for (size_t i = 0; i < n; ++i) v[i] = s.labels[i % s.labels.size()];
+      write_nifti(path, g, v);
+    } else {
+      std::vector<int16_t> v(n);
+      for (size_t i = 0; i < n; ++i) v[i] = static_cast<int16_t>(100 * (k + 1) + i % 7);
+      write_nifti(path, g, v);
+    }
+  }
+}
+
+// Expects `f()` to throw a BratsError/NiftiError whose message names `file`
+// (a path suffix) and contains `problem`.
+template <typename F>
+void expect_bad(F f, const std::string& file, const std::string& problem) {
+  try {
+    f();
+    FAIL("no error (expected: " << problem << ")");
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    INFO("message: " << msg);
+    CHECK(msg.find(file) != std::string::npos);
+    CHECK(msg.find(problem) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("brats: 2021 naming is discovered and loaded in FLAIR, T1, T1ce, T2 order", "[brats]") {
+  test::TempDir root;
+  write_case(root.path(), {.id = "BraTS2021_00002"});
+  write_case(root.path(), {.id = "BraTS2021_00001"});
+  fs::create_directories(root.path() / "notes");  // no NIfTI: not a case
+  fs::create_directories(root.path() / ".cache");
+  const BratsDataset ds = discover_brats_cases(root.path().string());
+  REQUIRE(ds.cases.size() == 2);
+  CHECK(ds.cases[0].id == "BraTS2021_00001");  // sorted
+  CHECK(ds.cases[0].naming == BratsNaming::Brats2021);
+  CHECK(ds.cases[0].images[2].ends_with("BraTS2021_00001_t1ce.nii.gz"));
+  const BratsCaseData d = load_brats_case(ds.cases[0]);
+  CHECK(d.geom.dims == std::array<int64_t, 3>{6, 5, 4});
+  for (int c = 0; c < kBratsChannels; ++c) CHECK(d.images[c][0] == 100.0f * (c + 1));
+  CHECK(std::set<uint8_t>(d.labels.begin(), d.labels.end()) == std::set<uint8_t>{0, 1, 2, 4});
+}
+
+TEST_CASE("brats: 2023 naming maps t2f, t1n, t1c, t2w to the channels and ET 3 to 4", "[brats]") {
+  test::TempDir root;
+  write_case(root.path(), {.id = "BraTS-GLI-00000-000", .naming = BratsNaming::Brats2023, .labels = {0, 1, 2, 3}});
+  const BratsDataset ds = discover_brats_cases(root.path().string());
+  REQUIRE(ds.cases.size() == 1);
+  CHECK(ds.cases[0].naming == BratsNaming::Brats2023);
+  CHECK(ds.cases[0].images[0].ends_with("-t2f.nii.gz"));
+  const BratsCaseData d = load_brats_case(ds.cases[0]);
+  for (int c = 0; c < kBratsChannels; ++c) CHECK(d.images[c][0] == 100.0f * (c + 1));
+  CHECK(std::set<uint8_t>(d.labels.begin(), d.labels.end()) == std::set<uint8_t>{0, 1, 2, 4});
+  CHECK(d.labels[3] == 4);
+}
+
+TEST_CASE("brats: each bad case is an error naming the file and the problem", "[brats]") {
+  test::TempDir root;
+  const std::string r = root.path().string();
+  auto load_only = [&] { return load_brats_case(discover_brats_cases(r).cases.at(0)); };
+  Geometry shifted = small_geometry();
+  shifted.affine[0][3] += 2.5;
+  Geometry taller = small_geometry();
+  taller.dims[2] = 5;
+
+  SECTION("missing modality") {
+    write_case(root.path(), {.omit = {"t1ce"}});
+    expect_bad([&] { discover_brats_cases(r); }, "BraTS2021_00001_t1ce.nii.gz", "missing T1ce image");
+  }
+  SECTION("missing segmentation, unless not required") {
+    write_case(root.path(), {.omit = {"seg"}});
+    expect_bad([&] { discover_brats_cases(r); }, "BraTS2021_00001_seg.nii.gz", "missing segmentation");
+    const BratsDataset ds = discover_brats_cases(r, {.require_seg = false});
+    REQUIRE(ds.cases.size() == 1);
+    CHECK(load_brats_case(ds.cases[0]).labels.empty());
+  }
+  SECTION("different shape") {
+    write_case(root.path(), {.geometry = {{"t2", taller}}});
+    expect_bad(load_only, "BraTS2021_00001_t2.nii.gz", "shape 6x5x5 differs from the FLAIR's 6x5x4");
+  }
+  SECTION("different affine") {
+    write_case(root.path(), {.geometry = {{"seg", shifted}}});
+    expect_bad(load_only, "BraTS2021_00001_seg.nii.gz", "affine differs from the FLAIR's by up to 2.5");
+  }
+  SECTION("NaN voxel") {
+    write_case(root.path(), {.poison = {{"t1", std::numeric_limits<float>::quiet_NaN()}}});
+    expect_bad(load_only, "BraTS2021_00001_t1.nii.gz", "1 voxels are NaN or Inf (the first at voxel (1, 1, 0))");
+  }
+  SECTION("Inf voxel") {
+    write_case(root.path(), {.poison = {{"flair", -std::numeric_limits<float>::infinity()}}});
+    expect_bad(load_only, "BraTS2021_00001_flair.nii.gz", "NaN or Inf");
+  }
+  SECTION("label 3 in BraTS 2021") {
+    write_case(root.path(), {.labels = {0, 1, 2, 3}});
+    expect_bad(load_only, "BraTS2021_00001_seg.nii.gz", "label values outside {0, 1, 2, 4} (BraTS 2021): 3 (30 voxels)");
+  }
+  SECTION("label 4 in BraTS 2023") {
+    write_case(root.path(), {.id = "BraTS-GLI-00001-000", .naming = BratsNaming::Brats2023, .labels = {0, 4}});
+    expect_bad(load_only, "BraTS-GLI-00001-000-seg.nii.gz", "outside {0, 1, 2, 3} (BraTS 2023): 4");
+  }
+  SECTION("non-integer label") {
+    write_case(root.path(), {.poison = {{"seg", 1.5f}}});
+    expect_bad(load_only, "BraTS2021_00001_seg.nii.gz", "1.5 (1 voxels)");
+  }
+  SECTION("a broken file inside a case") {
+    write_case(root.path(), {});
+    test::write_bytes((root.path() / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz").string(), {1, 2, 3});
+    expect_bad(load_only, "BraTS2021_00001_t2.nii.gz", "not gzip-compressed");
+  }
+  SECTION("two files for one modality") {
+    write_case(root.path(), {});
+    test::write_bytes((root.path() / "BraTS2021_00001" / "BraTS2021_00001_t1.nii").string(), {1});
+    expect_bad([&] { discover_brats_cases(r); }, "BraTS2021_00001", "ambiguous T1: 2 files match");
+  }
+  SECTION("mixed 2021 and 2023 names") {
+    write_case(root.path(), {});
+    test::write_bytes((root.path() / "BraTS2021_00001" / "BraTS2021_00001-t2w.nii.gz").string(), {1});
+    expect_bad([&] { discover_brats_cases(r); }, "BraTS2021_00001", "mixes BraTS 2021");
+  }
+  SECTION("no case at all, or no folder") {
+    expect_bad([&] { discover_brats_cases(r); }, r, "no BraTS case folders");
+    expect_bad([&] { discover_brats_cases(r + "/absent"); }, r + "/absent", "is not a folder");
+  }
+}
+
+TEST_CASE("brats: with skip_bad, bad cases are skipped with a warning and listed", "[brats]") {
+  test::TempDir root;
+  Geometry taller = small_geometry();
+  taller.dims[2] = 5;
+  write_case(root.path(), {.id = "BraTS2021_00001"});
+  write_case(root.path(), {.id = "BraTS2021_00002", .omit = {"flair"}});
+  write_case(root.path(), {.id = "BraTS2021_00003", .geometry = {{"t1", taller}}});
+  write_case(root.path(), {.id = "BraTS2021_00004", .labels = {0, 7}});
+  write_case(root.path(), {.id = "BraTS2021_00005"});
+  std::vector<std::string> warnings;
+  const BratsOptions opt{.skip_bad = true, .warn = [&](const std::string& w) { warnings.push_back(w); }};
+
+  const BratsDataset found = discover_brats_cases(root.path().string(), opt);
+  CHECK(found.cases.size() == 4);  // discovery sees only the missing file
+  REQUIRE(found.skipped.size() == 1);
+  CHECK(found.skipped[0].id == "BraTS2021_00002");
+
+  warnings.clear();
+  const BratsDataset ds = validate_brats_dataset(root.path().string(), opt);
+  REQUIRE(ds.cases.size() == 2);
+  CHECK(ds.cases[0].id == "BraTS2021_00001");
+  CHECK(ds.cases[1].id == "BraTS2021_00005");
+  REQUIRE(ds.skipped.size() == 3);
+  CHECK(ds.skipped[0].id == "BraTS2021_00002");
+  CHECK(ds.skipped[0].reason.find("missing FLAIR") != std::string::npos);
+  CHECK(ds.skipped[1].id == "BraTS2021_00003");
+  CHECK(ds.skipped[1].reason.find("shape") != std::string::npos);
+  CHECK(ds.skipped[2].id == "BraTS2021_00004");
+  CHECK(ds.skipped[2].reason.find("7 (") != std::string::npos);
+  REQUIRE(warnings.size() == 3);
+  CHECK(warnings[1].find("skipping case BraTS2021_00003") != std::string::npos);
+
+  // Without the flag the first bad case stops the scan.
+  CHECK_THROWS_AS(validate_brats_dataset(root.path().string()), BratsError);
+}
+
+TEST_CASE("brats: the six real cases are discovered and load as valid cases", "[brats][real]") {
+  const auto root = test::brats2021_dir();
+  CHECK_FALSE(root.empty());  // runs either way, so this test can always fail
+  if (!test::have_brats2021()) {
+    WARN("SKIPPED: the real BraTS cases are absent (" << root.string() << ")");
+    return;
+  }
+  const BratsDataset ds = discover_brats_cases(root.string());
+  REQUIRE(ds.cases.size() == 6);
+  CHECK(ds.cases.front().id == "BraTS2021_00006");
+  CHECK(ds.cases.back().id == "BraTS2021_01480");
+  // Load two (the others are read in test_nifti_real): the plain one and one without ET.
+  for (size_t i : {size_t{0}, size_t{2}}) {
+    const BratsCaseData d = load_brats_case(ds.cases[i]);
+    INFO(ds.cases[i].id);
+    CHECK(d.geom.dims == std::array<int64_t, 3>{240, 240, 155});
+    const std::set<uint8_t> labels(d.labels.begin(), d.labels.end());
+    CHECK(labels == (i == 0 ? std::set<uint8_t>{0, 1, 2, 4} : std::set<uint8_t>{0, 1, 2}));
+  }
+}
