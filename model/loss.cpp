@@ -12,7 +12,8 @@ LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor
     throw std::invalid_argument("deep_supervision_loss: " + std::to_string(cfg.class_weights.size()) +
                                 " class weights for " + std::to_string(outputs[0].size(1)) + " classes");
   const Tensor w = Tensor::from_vector(cfg.class_weights, {static_cast<int64_t>(cfg.class_weights.size())},
-                                       outputs[0].dtype());
+                                       outputs[0].dtype())
+                       .to(outputs[0].device());
   const int64_t h = labels.size(1);
   LossTerms t;
   for (size_t i = 0; i < outputs.size(); ++i) {

@@ -1,5 +1,6 @@
 #include "engine/cuda/caching_allocator.h"
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -48,6 +49,16 @@ void CachingAllocator::driver_free(void* p) {
 }
 
 void* CachingAllocator::allocate(size_t bytes) {
+  void* p = take(bytes);
+  // Tests poison every new buffer (engine/tensor.h), cached blocks included.
+  if (poison_allocations()) {
+    if (pinned_) std::memset(p, 0xFF, bytes);
+    else LK_CUDA_CHECK(cudaMemset(p, 0xFF, bytes));
+  }
+  return p;
+}
+
+void* CachingAllocator::take(size_t bytes) {
   const size_t size = round_size(bytes);
   std::unique_lock lock(mu_);
   auto it = free_.lower_bound(size);

@@ -48,6 +48,7 @@ class CachingAllocator final : public Allocator {
   static size_t round_size(size_t bytes);
 
  private:
+  void* take(size_t bytes);
   void* driver_alloc(size_t bytes);
   void driver_free(void* p);
 

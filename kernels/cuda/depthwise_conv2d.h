@@ -6,7 +6,8 @@
 // One block computes a 16x16 output tile of one (n, c) plane from a tile of
 // the input plane with its halo, staged in dynamic shared memory, and the
 // channel's taps in static shared memory. The backward-data pass is the same
-// kernel on dy with the taps flipped and padding dil*(k-1) - pad.
+// kernel on dy with the taps flipped and padding dil*(k-1) - pad. The
+// weight-gradient pass stages the input tile the same way (see below).
 //
 // Launchers take device pointers and a ConvGeom on which finish() has been
 // called, run asynchronously on `stream`, and return the launch's
@@ -32,5 +33,19 @@ cudaError_t depthwise_conv2d_fwd(const cpu::ConvGeom& g, const float* x, const f
 // dx += conv2d_backward_data(dy, w)
 cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
                                       cudaStream_t stream = nullptr);
+
+// Weight (and bias) gradient, deterministic: one block per output tile of
+// kDepthwiseTile columns by kDepthwiseTile * R rows (R <= 4, as the shared
+// memory allows) of one (n, c) plane accumulates its K*K taps and the dy sum
+// in registers, reduces them across the block in a fixed order (warp
+// reduce-scatter, then the warps in order) into the workspace; a second pass
+// adds, per channel, the partials of every image and tile in a fixed order
+// (double) and ADDS the result to dw (and db).
+// Bytes of workspace depthwise_conv2d_bwd_weight needs for g (0 when unsupported).
+size_t depthwise_conv2d_bwd_weight_workspace_bytes(const cpu::ConvGeom& g);
+// dw += dL/dw, db += dL/db (db may be null); cudaErrorInvalidValue (nothing
+// launched) when unsupported or the workspace is too small / misaligned (4 bytes).
+cudaError_t depthwise_conv2d_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+                                        void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 LK_CUDA_NAMESPACE_END

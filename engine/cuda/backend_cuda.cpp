@@ -1,0 +1,324 @@
+// The CUDA backend (see backend_cuda.h): Tensors -> launchers in kernels/cuda.
+#include "engine/cuda/backend_cuda.h"
+
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "engine/cuda/caching_allocator.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_info.h"
+#include "kernels/conv_transpose2d.h"
+#include "kernels/cuda/activation.h"
+#include "kernels/cuda/batch_norm.h"
+#include "kernels/cuda/concat.h"
+#include "kernels/cuda/conv2d_direct.h"
+#include "kernels/cuda/depthwise_conv2d.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/linear.h"
+#include "kernels/cuda/pooling.h"
+#include "kernels/cuda/softmax_ce.h"
+#include "kernels/cuda/tversky.h"
+#include "kernels/cuda/upsample.h"
+#if !defined(LKASEG_SIMT)
+#include "engine/cuda/cudnn_conv.h"
+#endif
+
+LK_CUDA_NAMESPACE_BEGIN
+
+namespace {
+
+bool g_tf32 = false;
+
+const float* cf(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  if (t.dtype() != DType::F32)
+    throw std::invalid_argument(std::string("CUDA backend computes in float32 only, got a ") + dtype_name(t.dtype()) +
+                                " tensor");
+  return t.data<float>();
+}
+float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
+
+cpu::Dims4 dims4(const Shape& s) {
+  cpu::Dims4 d{1, 1, 1, 1};
+  const size_t off = 4 - s.size();
+  for (size_t i = 0; i < s.size(); ++i) d[off + i] = s[i];
+  return d;
+}
+
+struct NC {
+  int64_t n, c, hw;
+};
+NC nc_of(const Tensor& t) {
+  const int64_t n = t.size(0), c = t.ndim() > 1 ? t.size(1) : 1;
+  return {n, c, t.numel() / (n * c)};
+}
+
+#define LK_LAUNCHED(expr) ::lk::cuda::check((expr), #expr, __FILE__, __LINE__)
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device), alloc_(device) {
+    LK_CUDA_CHECK(cudaSetDevice(device));
+    LK_CUDA_CHECK(cudaStreamCreate(&stream_));
+#if !defined(LKASEG_SIMT)
+    cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
+#endif
+  }
+  ~CudaBackend() override {
+    if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return {DeviceType::CUDA, device_}; }
+  Allocator& allocator() override { return alloc_; }
+  void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
+
+  // ---------------------------------------------------------------- memory
+  void copy(const Tensor& src, const Tensor& dst) override {
+    LK_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), dst.nbytes(), cudaMemcpyDefault, stream_));
+    if (dst.device().type == DeviceType::CPU || src.device().type == DeviceType::CPU) synchronize();
+  }
+  void fill(const Tensor& y, double v) override {
+    if (y.dtype() == DType::I32) {
+      if (v != 0.0 && v != -1.0) throw std::invalid_argument("CUDA fill of int32 tensors supports 0 and -1 only");
+      LK_CUDA_CHECK(cudaMemsetAsync(y.raw(), v == 0.0 ? 0 : 0xFF, y.nbytes(), stream_));
+      return;
+    }
+    LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
+  }
+  void axpy(double a, const Tensor& x, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_));
+  }
+
+  // ---------------------------------------------------------------- convolutions
+  void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
+  }
+  void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    conv_bwd_data(g, cf(dy), cf(w), mf(dx));
+  }
+  void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db));
+  }
+  // Transposed convolution = the adjoint of the convolution `g` describes
+  // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
+  void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
+    conv_bwd_data(g, cf(x), cf(w), mf(y));
+    if (b.defined()) {
+      const cpu::Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
+      Tensor acc = Tensor::empty(y.shape(), DType::F32, device());
+      LK_LAUNCHED(lk::cuda::binary_fwd(cpu::BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(acc), stream_));
+      copy(acc, y);
+    }
+  }
+  void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
+  }
+  void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
+    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
+  }
+
+  // ---------------------------------------------------------------- batch norm
+  void batch_norm_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm, const Tensor& rv,
+                      bool training, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
+                      const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training, momentum,
+                                         eps, mf(y), mf(save_mean), mf(save_invstd), stream_));
+  }
+  void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                      const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
+                      const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
+                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_));
+  }
+
+  // ---------------------------------------------------------------- pointwise
+  void activation_fwd(Activation a, const Tensor& x, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cf(x), mf(y), stream_));
+  }
+  void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_));
+  }
+  void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y),
+                                     stream_));
+  }
+  void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) override {
+    const bool mul = op == BinaryOp::Mul;
+    LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
+                                     mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, mf(d_self), stream_));
+  }
+
+  // ---------------------------------------------------------------- pooling, resampling, layout
+  void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
+    const NC s = nc_of(x);
+    LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cf(x), mf(y), stream_));
+  }
+  void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
+    const NC s = nc_of(dx);
+    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
+  }
+  void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
+    LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
+                                         idx.data<int32_t>(), stream_));
+  }
+  void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
+    LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
+                                         idx.data<int32_t>(), mf(dx), stream_));
+  }
+  void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
+  }
+  void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
+    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_));
+  }
+  void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
+    const NC s = nc_of(src);
+    LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cf(src), mf(dst), stream_));
+  }
+  void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
+    const NC s = nc_of(dsrc);
+    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_));
+  }
+  void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    LK_LAUNCHED(lk::cuda::linear_fwd(x.size(0), x.size(1), w.size(0), cf(x), cf(w), cf(b), mf(y), stream_));
+  }
+  void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
+                  const Tensor& db) override {
+    LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
+                                     stream_));
+  }
+
+  // ---------------------------------------------------------------- softmax and losses
+  void softmax_fwd(const Tensor& x, const Tensor& y) override {
+    const NC s = nc_of(x);
+    LK_LAUNCHED(lk::cuda::softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y), stream_));
+  }
+  void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    const NC s = nc_of(y);
+    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_));
+  }
+  void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
+                         const Tensor& probs, const Tensor& wsum) override {
+    const NC s = nc_of(logits);
+    const size_t ws = softmax_ce_workspace_bytes(s.n, s.hw);
+    int64_t bad = -1;
+    const cudaError_t e = softmax_ce_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight),
+                                                 mf(probs), mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
+    if (e == kErrorBadLabel) bad_label("cross_entropy", bad, s.c);
+    LK_CUDA_CHECK(e);
+  }
+  void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
+                         const Tensor& wsum, const Tensor& dlogits) override {
+    const NC s = nc_of(probs);
+    LK_LAUNCHED(softmax_ce_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight), cf(wsum),
+                               mf(dlogits), stream_));
+  }
+  void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
+                   const Tensor& stats) override {
+    const NC s = nc_of(probs);
+    const size_t ws = tversky_workspace_bytes(s.n, s.c, s.hw);
+    int64_t bad = -1;
+    const cudaError_t e = tversky_fwd_checked(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss),
+                                              mf(stats), &bad, scratch(ws), ws, stream_);
+    if (e == kErrorBadLabel) bad_label("tversky", bad, s.c);
+    LK_CUDA_CHECK(e);
+  }
+  void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target, const Tensor& stats,
+                   const Tensor& dprobs) override {
+    const NC s = nc_of(dprobs);
+    LK_LAUNCHED(lk::cuda::tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), target.data<int32_t>(), cf(stats), mf(dprobs),
+                                      stream_));
+  }
+
+ private:
+  cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
+
+  [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
+    throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +
+                                " is outside [0, " + std::to_string(c) + ")");
+  }
+
+  // A device scratch buffer for kernel workspaces: one at a time on the
+  // single stream, grown as needed.
+  void* scratch(size_t bytes) {
+    if (bytes == 0) return nullptr;
+    if (bytes > scratch_bytes_) {
+      if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
+      scratch_ = alloc_.allocate(bytes);
+      scratch_bytes_ = bytes;
+    }
+    return scratch_;
+  }
+
+  bool use_ours_depthwise(const ConvGeom& g) const {
+    return g.depthwise() && depthwise_conv2d_supported(g) && variant() == KernelVariant::Fast;
+  }
+
+  void conv_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool acc) {
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_fwd(g, x, w, b, y, acc, stream_));
+#if defined(LKASEG_SIMT)
+    LK_LAUNCHED(conv2d_direct_fwd(g, x, w, b, y, acc, stream_));
+#else
+    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->fwd(g, x, w, b, y, acc);
+#endif
+  }
+  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
+#if defined(LKASEG_SIMT)
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
+#else
+    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->bwd_data(g, dy, w, dx);
+#endif
+  }
+  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+    if (use_ours_depthwise(g)) {
+      const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
+      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_));
+    }
+#if defined(LKASEG_SIMT)
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
+#else
+    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->bwd_filter(g, dy, x, dw, db);
+#endif
+  }
+
+  const int device_;
+  cudaStream_t stream_ = nullptr;
+  CachingAllocator alloc_;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+#if !defined(LKASEG_SIMT)
+  std::unique_ptr<CudnnConv> cudnn_;
+#endif
+};
+
+}  // namespace
+
+Backend& cuda_backend(int device) {
+  static std::mutex mu;
+  static std::unique_ptr<CudaBackend> instance;
+  std::lock_guard lock(mu);
+  if (!instance) {
+    if (device_count() <= device)
+      throw std::runtime_error("cuda:" + std::to_string(device) + " is not available (" +
+                               (device_count() ? std::to_string(device_count()) + " device(s)" : why_none()) + ")");
+    instance = std::make_unique<CudaBackend>(device);
+    register_backend({DeviceType::CUDA, device}, instance.get());
+  }
+  return *instance;
+}
+
+void set_tf32(bool on) { g_tf32 = on; }
+
+LK_CUDA_NAMESPACE_END

@@ -1,0 +1,45 @@
+// Elementwise CUDA kernels (float), the device twins of kernels/binary.h:
+// broadcasting add/multiply over shapes padded to 4 dims (each input dim equals
+// the output's or is 1), their backward, and the vector helpers fill, axpy and
+// scale. Same semantics and argument order as the CPU kernels, device pointers.
+//
+// binary_bwd reduces over the dims along which `self` was broadcast without
+// atomics: every destination element is owned by one thread (reduction over
+// outer dims, coalesced across threads) or by one warp / one block (reduction
+// over the innermost dims, a fixed shuffle tree), so the result is
+// deterministic: the same inputs give the same bits on every run.
+//
+// Launchers run asynchronously on `stream` and return the launch's
+// cudaGetLastError(); cudaSuccess without a launch when there is nothing to
+// do, cudaErrorInvalidValue (nothing launched) for inconsistent shapes or n < 0.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/binary.h"
+#include "kernels/cuda/runtime_api.h"
+
+LK_CUDA_NAMESPACE_BEGIN
+
+// y = a (+|*) b with broadcasting. y may alias an input of the output's shape.
+cudaError_t binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b,
+                       const cpu::Dims4& sb, float* y, cudaStream_t stream = nullptr);
+
+// d_self += reduce_to(s_self, dy * (op == Mul ? other : 1)). `other` is read
+// only for Mul (it may be null for Add).
+cudaError_t binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
+                       const float* other, const cpu::Dims4& s_other, float* d_self, cudaStream_t stream = nullptr);
+
+// y[i] = value
+cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream = nullptr);
+// y += a * x
+cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream = nullptr);
+// y *= a (in place)
+cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream = nullptr);
+
+// Launch shape: kElementwiseThreads per block; grid-stride loops over at most
+// kElementwiseMaxBlocks blocks.
+inline constexpr int kElementwiseThreads = 256;
+inline constexpr int kElementwiseMaxBlocks = 1024;
+
+LK_CUDA_NAMESPACE_END
