@@ -1,7 +1,8 @@
 // lkaseg: the command line. Subcommands so far:
 //   info   what this build can run on (backends, threads, CUDA devices)
-//   demo     trains a network (ResSE-LKA-UNet by default) on generated toy
-//            lesions with the paper's loss, reports loss and Dice
+//   demo     generates synthetic BraTS-like cases (or reads --data), preprocesses
+//            them to 128x128 slices and trains a network (ResSE-LKA-UNet by
+//            default) with the paper's loss; reports per-class Dice
 //   summary  a network's layers, output shapes, parameters, training memory
 //   init     writes a freshly initialised network's state_dict
 //   synth    writes synthetic BraTS-like cases (.nii.gz, BraTS 2021 layout)
@@ -10,15 +11,18 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <random>
 #include <functional>
 #include <string>
 
 #include "data/cli_synth.h"
-#include "data/toy_blobs.h"
+#include "data/slice_dataset.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/checkpoint.h"
@@ -63,74 +67,118 @@ int cmd_info() {
 }
 
 struct DemoOptions {
-  int steps = 60, batch = 8, size = 64;
-  std::string net = "resse_lka_unet";
+  int steps = 60, batch = 4, size = 128, cases = 6;
+  std::string net = "resse_lka_unet", data, save;
   std::vector<int64_t> widths{16, 32, 64, 128};
   double lr = 3e-3;
   uint64_t seed = 42;
-  std::string optimizer = "adamw", device = "auto", save;
+  std::string optimizer = "adamw", device = "auto";
 };
 
-// Mean Dice over the foreground classes 1..3 of argmax(logits) vs labels.
-double foreground_dice(const Tensor& logits, const Tensor& labels) {
+// Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
+// labels, pooled over the batch; a class absent from both counts as 1.
+std::array<double, 3> class_dice(const Tensor& logits, const Tensor& labels) {
   const int64_t n = logits.size(0), c = logits.size(1), hw = logits.size(2) * logits.size(3);
   const std::vector<double> z = logits.to_vector();
-  const int32_t* y = labels.data<int32_t>();
+  const std::vector<double> y = labels.to_vector();
   std::vector<double> tp(c, 0), fp(c, 0), fn(c, 0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t p = 0; p < hw; ++p) {
       int64_t best = 0;
       for (int64_t k = 1; k < c; ++k)
         if (z[(i * c + k) * hw + p] > z[(i * c + best) * hw + p]) best = k;
-      const int64_t t = y[i * hw + p];
+      const auto t = static_cast<int64_t>(y[i * hw + p]);
       if (best == t) tp[t] += 1;
       else fp[best] += 1, fn[t] += 1;
     }
-  double s = 0;
-  for (int64_t k = 1; k < c; ++k) s += 2 * tp[k] / std::max(1.0, 2 * tp[k] + fp[k] + fn[k]);
-  return s / static_cast<double>(c - 1);
+  std::array<double, 3> d{};
+  for (int k = 1; k <= 3; ++k) {
+    const double den = 2 * tp[k] + fp[k] + fn[k];
+    d[k - 1] = den > 0 ? 2 * tp[k] / den : 1.0;
+  }
+  return d;
 }
 
 int cmd_demo(const DemoOptions& o) {
   const Device dev = resolve_device(o.device);
+  // The data: BraTS-layout cases, generated unless --data names a folder.
+  std::string root = o.data;
+  if (root.empty()) {
+    root = (std::filesystem::temp_directory_path() / ("lkaseg-demo-" + std::to_string(o.seed))).string();
+    data::SynthCommand synth;
+    synth.out = root;
+    synth.cases = o.cases;
+    synth.seed = o.seed;
+    std::printf("generating %d synthetic BraTS-like cases in %s\n", o.cases, root.c_str());
+    if (data::run_synth(synth) != 0) return 1;
+  }
+  data::PreprocessOptions po;
+  po.size = o.size;
+  const auto t_pre = std::chrono::steady_clock::now();
+  std::vector<data::PreprocessedCase> cases =
+      data::load_preprocessed(root, po, [](const std::string& m) { std::printf("  %s\n", m.c_str()); });
+  if (cases.size() < 2) throw std::invalid_argument(root + ": the demo needs at least 2 cases (train + held out)");
+  data::SliceDataset train, held;
+  for (size_t i = 0; i + 1 < cases.size(); ++i) train.add(cases[i]);
+  held.add(cases.back());
+  std::printf("preprocessed %zu cases in %.1f s: %lld training slices, held-out case %s (%lld slices)\n", cases.size(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_pre).count(),
+              static_cast<long long>(train.size()), cases.back().id.c_str(), static_cast<long long>(held.size()));
+
   model::NetConfig cfg;
   cfg.arch = model::parse_arch(o.net);
   cfg.widths = o.widths;
   cfg.deep_supervision = cfg.widths.size() >= 4;
   cfg.seed = o.seed;
-  auto owner = std::make_unique<model::SegNet>(cfg);
+  auto net = std::make_unique<model::SegNet>(cfg);
   const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
   if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
-  auto forward = [m = owner.get()](const Tensor& x) { return m->forward(x); };
   std::printf("demo: %s (widths", o.net.c_str());
   for (int64_t w : o.widths) std::printf(" %lld", static_cast<long long>(w));
-  std::printf(", %lld parameters) on %dx%d toy lesions, batch %d, %d steps, %s lr %.g with warmup, on %s\n",
-              static_cast<long long>(owner->parameter_count()), o.size, o.size, o.batch, o.steps, o.optimizer.c_str(),
+  std::printf(", %lld parameters), %dx%d slices, batch %d, %d steps, %s lr %.g with warmup, on %s\n",
+              static_cast<long long>(net->parameter_count()), o.size, o.size, o.batch, o.steps, o.optimizer.c_str(),
               o.lr, dev.str().c_str());
   std::unique_ptr<Optimizer> opt;
-  if (o.optimizer == "sgd") opt = std::make_unique<SGD>(owner->parameters(), o.lr, 0.9);
-  else opt = std::make_unique<AdamW>(owner->parameters(), AdamW::Options{.lr = o.lr});
+  if (o.optimizer == "sgd") opt = std::make_unique<SGD>(net->parameters(), o.lr, 0.9);
+  else opt = std::make_unique<AdamW>(net->parameters(), AdamW::Options{.lr = o.lr});
   // The paper's schedule shape, compressed: warm up over the first tenth.
   const LrSchedule sched{.base_lr = o.lr, .warmup_epochs = 1, .start_factor = 0.1, .decay = 0.95,
                          .steps_per_epoch = std::max(1, o.steps / 10)};
-  const data::ToyBatch held_out = data::make_toy_batch(o.batch, o.size, o.seed, 1u << 30);
 
-  auto evaluate = [&] {
+  // Held-out evaluation batch: the tumour slices of the last case (up to 16).
+  std::vector<int64_t> eval_slices = held.tumour_slices();
+  if (eval_slices.size() > 16) {
+    std::vector<int64_t> pick;
+    for (size_t i = 0; i < 16; ++i) pick.push_back(eval_slices[i * eval_slices.size() / 16]);
+    eval_slices = pick;
+  }
+  if (eval_slices.empty()) eval_slices.push_back(held.size() / 2);
+  const data::ToyBatch eval = held.batch(eval_slices);
+  auto evaluate = [&](const char* when) {
     NoGradGuard ng;
-    owner->train(false);
-    const auto out = forward(held_out.images);
-    const double loss = model::deep_supervision_loss(out, held_out.labels).total.item();
-    owner->train(true);
-    return std::pair{loss, foreground_dice(out[0], held_out.labels)};
+    net->train(false);
+    const auto out = net->forward(eval.images);
+    const double loss = model::deep_supervision_loss(out, eval.labels).total.item();
+    const auto d = class_dice(out[0], eval.labels);
+    net->train(true);
+    std::printf("%s held-out loss %.4f, Dice ET %.3f  ED %.3f  NCR %.3f  (mean %.3f)\n", when, loss, d[0], d[1], d[2],
+                (d[0] + d[1] + d[2]) / 3);
   };
-  const auto [loss0, dice0] = evaluate();
-  std::printf("before: held-out loss %.4f, foreground Dice %.3f\n", loss0, dice0);
+  evaluate("before:");
 
+  // Half of each batch from slices with tumour (oversampling), half uniform.
+  std::mt19937_64 rng(o.seed);
+  const std::vector<int64_t> tumour = train.tumour_slices();
   const auto t0 = std::chrono::steady_clock::now();
   for (int step = 1; step <= o.steps; ++step) {
     opt->set_lr(sched.lr_at(step - 1));
-    const data::ToyBatch b = data::make_toy_batch(o.batch, o.size, o.seed, static_cast<uint64_t>(step));
-    const model::LossTerms t = model::deep_supervision_loss(forward(b.images), b.labels);
+    std::vector<int64_t> pick;
+    for (int i = 0; i < o.batch; ++i) {
+      if (i % 2 == 0 && !tumour.empty()) pick.push_back(tumour[rng() % tumour.size()]);
+      else pick.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(train.size())));
+    }
+    const data::ToyBatch b = train.batch(pick);
+    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images), b.labels);
     opt->zero_grad();
     backward(t.total);
     opt->step();
@@ -139,17 +187,17 @@ int cmd_demo(const DemoOptions& o) {
                   t.ce[0], t.tversky[0]);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto [loss1, dice1] = evaluate();
-  std::printf("after:  held-out loss %.4f, foreground Dice %.3f  (%.1f s, %.2f steps/s)\n", loss1, dice1, secs,
-              o.steps / secs);
+  std::printf("trained %d steps in %.1f s (%.2f steps/s)\n", o.steps, secs, o.steps / secs);
+  evaluate("after: ");
   if (!o.save.empty()) {
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
       TrainState st;
       st.step = o.steps;
       st.lr = opt->lr();
-      save_checkpoint(o.save, *owner, *adamw, st);
+      st.schedule = sched;
+      save_checkpoint(o.save, *net, *adamw, st);
     } else {
-      save_state_dict(o.save, *owner);
+      save_state_dict(o.save, *net);
     }
     std::printf("saved %s\n", o.save.c_str());
   }
@@ -191,7 +239,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_subcommand("info", "show backends and devices");
   DemoOptions demo;
-  CLI::App* d = app.add_subcommand("demo", "train a network on generated toy lesions (CE + adaptive Tversky, deep supervision)");
+  CLI::App* d = app.add_subcommand(
+      "demo", "train a network on BraTS-layout cases (synthetic by default) with the paper's loss; report Dice");
   d->add_option("--net", demo.net, "resse_lka_unet, unet or attention_unet")
       ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}));
   d->add_option("--widths", demo.widths, "channels per level (deep supervision with 4 or more)")
@@ -200,6 +249,8 @@ int main(int argc, char** argv) {
   d->add_option("--batch", demo.batch, "batch size")->check(CLI::Range(1, 4096));
   d->add_option("--size", demo.size, "image side")->check(CLI::Range(4, 4096));
   d->add_option("--save", demo.save, "write a checkpoint (weights + training state) here at the end");
+  d->add_option("--data", demo.data, "a folder of BraTS cases (default: generate --cases synthetic ones)");
+  d->add_option("--cases", demo.cases, "synthetic cases to generate (the last is held out)")->check(CLI::Range(2, 10000));
   d->add_option("--lr", demo.lr, "learning rate")->check(CLI::PositiveNumber);
   d->add_option("--seed", demo.seed, "random seed");
   d->add_option("--optimizer", demo.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}));

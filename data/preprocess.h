@@ -1,0 +1,58 @@
+// Preprocessing of a loaded BraTS case into 2-D training slices (SPEC.md,
+// paper §3.1-3.2, with our readings):
+//   1. crop to the 3-D bounding box of voxels non-zero in any modality;
+//   2. per modality, on the non-zero voxels of the crop: clip to the
+//      [lo, hi] percentiles (default 0.5, 99.5), then z-score; background
+//      stays 0;
+//   3. axial slices of the crop that contain brain;
+//   4. each slice resized to size x size: bilinear for images (half-pixel
+//      centres, as align_corners=False), nearest for labels;
+//   5. labels remapped to the training classes: 0 background, 1 ET (4),
+//      2 ED (2), 3 NCR (1) (paper eq. 11).
+// The crop box and each kept slice's z are recorded so predictions can be
+// mapped back to the original grid (map_back_labels).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/brats_cases.h"
+
+namespace lk::data {
+
+struct PreprocessOptions {
+  int64_t size = 128;
+  double clip_lo = 0.5, clip_hi = 99.5;  // percentiles
+};
+
+struct CropBox {
+  std::array<int64_t, 3> lo{0, 0, 0}, hi{0, 0, 0};  // [lo, hi) per axis
+  int64_t extent(int a) const { return hi[a] - lo[a]; }
+};
+
+struct PreprocessedCase {
+  std::string id;
+  Geometry geom;                 // the original grid (for writing predictions back)
+  CropBox box;
+  std::vector<int64_t> z;        // original z of each kept slice
+  int64_t size = 0;              // slices are size x size
+  std::vector<float> images;     // (slices, 4, size, size), row = y, column = x
+  std::vector<int32_t> labels;   // (slices, size, size), training classes; empty without seg
+  int64_t slices() const { return static_cast<int64_t>(z.size()); }
+};
+
+// BraTS label -> training class; throws on a value outside {0, 1, 2, 4}.
+int32_t brats_label_to_class(int label);
+int brats_class_to_label(int32_t cls);
+
+CropBox nonzero_box(const BratsCaseData& c);
+PreprocessedCase preprocess_case(const BratsCaseData& c, const PreprocessOptions& o = {});
+
+// Training-class slices (slices, size, size) of a preprocessed case back to
+// a BraTS label volume on the original grid (nearest resampling into the
+// crop box; 0 outside it and on dropped slices).
+std::vector<uint8_t> map_back_labels(const PreprocessedCase& p, const std::vector<int32_t>& classes);
+
+}  // namespace lk::data

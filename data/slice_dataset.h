@@ -1,0 +1,38 @@
+// Preprocessed 2-D slices of a set of cases, in memory, and batches drawn
+// from them: the training input until the slice cache and the streaming
+// loader (data issue) land.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/preprocess.h"
+#include "data/toy_blobs.h"
+
+namespace lk::data {
+
+class SliceDataset {
+ public:
+  void add(const PreprocessedCase& c);
+  int64_t size() const { return static_cast<int64_t>(slice_case_.size()); }
+  int64_t side() const { return side_; }
+  // (B, 4, S, S) float32 images and (B, S, S) int32 training classes.
+  ToyBatch batch(const std::vector<int64_t>& slices) const;
+  // Slices whose label map contains foreground.
+  std::vector<int64_t> tumour_slices() const;
+
+ private:
+  int64_t side_ = 0;
+  std::vector<float> images_;
+  std::vector<int32_t> labels_;
+  std::vector<int64_t> slice_case_;
+};
+
+// Discovers, loads and preprocesses every case under `root` (BraTS layout),
+// reporting progress through `log` (may be empty).
+std::vector<PreprocessedCase> load_preprocessed(const std::string& root, const PreprocessOptions& o,
+                                                const std::function<void(const std::string&)>& log = {});
+
+}  // namespace lk::data
