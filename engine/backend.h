@@ -17,6 +17,7 @@
 
 #include "engine/tensor.h"
 #include "kernels/activation.h"
+#include "kernels/adamw.h"
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
 #include "kernels/tversky.h"
@@ -25,6 +26,7 @@
 namespace lk {
 
 using cpu::Activation;
+using cpu::AdamWParams;
 using cpu::BinaryOp;
 using cpu::ConvGeom;
 using cpu::TverskyParams;
@@ -101,6 +103,11 @@ class Backend {
                            const Tensor& loss, const Tensor& stats) = 0;
   virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
                            const Tensor& stats, const Tensor& dprobs) = 0;
+
+  // Optimiser: AdamW step `step` (from 1) over every parameter whose grad()
+  // is defined; m and v are the moments, in parameter order.
+  virtual void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+                          const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
 
  private:
   KernelVariant variant_ = KernelVariant::Fast;

@@ -249,6 +249,18 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
+                  const std::vector<Tensor>& v) override {
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Tensor& p = params[i];
+      const Tensor g = p.grad();
+      if (!g.defined()) continue;
+      dispatch_float(p, "adamw", [&]<typename T>() {
+        cpu::adamw_update<T>(a, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
+      });
+    }
+  }
+
  private:
   [[noreturn]] static void bad_label(const char* op, const Tensor& target, int64_t at, int64_t c) {
     throw std::invalid_argument(std::string(op) + ": label " + std::to_string(target.data<int32_t>()[at]) +

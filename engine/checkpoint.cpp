@@ -89,8 +89,9 @@ void save_checkpoint(const std::string& path, const Module& m, const AdamW& opt,
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string& key = params[i].name();
     if (key.empty()) throw std::invalid_argument("save_checkpoint: optimiser parameter " + std::to_string(i) + " has no name");
-    st.emplace_back("adamw.m." + key, opt.first_moments()[i]);
-    st.emplace_back("adamw.v." + key, opt.second_moments()[i]);
+    const auto host = [](const Tensor& t) { return t.device().type == DeviceType::CPU ? t : t.to(cpu_device()); };
+    st.emplace_back("adamw.m." + key, host(opt.first_moments()[i]));
+    st.emplace_back("adamw.v." + key, host(opt.second_moments()[i]));
   }
   save_safetensors(path + ".state", st,
                    {{"format", kFormat},

@@ -1,5 +1,7 @@
 #include "engine/optim.h"
 
+#include "engine/backend.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -51,34 +53,20 @@ void SGD::step() {
 AdamW::AdamW(std::vector<Tensor> params, Options o) : Optimizer(std::move(params)), o_(o) {
   lr_ = o.lr;
   for (const Tensor& p : params_) {
-    require_host_float(p);
-    m_.push_back(Tensor::zeros(p.shape(), p.dtype()));
-    v_.push_back(Tensor::zeros(p.shape(), p.dtype()));
+    if (p.dtype() == DType::I32) throw std::invalid_argument("AdamW: parameter '" + p.name() + "' is not a float tensor");
+    if (!(p.device() == params_.front().device()))
+      throw std::invalid_argument("AdamW: parameters on different devices (" + p.device().str() + " and " +
+                                  params_.front().device().str() + ")");
+    m_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
+    v_.push_back(Tensor::zeros(p.shape(), p.dtype(), p.device()));
   }
 }
 
 void AdamW::step() {
   ++t_;
-  const double bc1 = 1 - std::pow(o_.beta1, static_cast<double>(t_));
-  const double bc2 = 1 - std::pow(o_.beta2, static_cast<double>(t_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    for_each_float(p, [&]<typename T>() {
-      T* w = p.data<T>();
-      const T* d = g.data<T>();
-      T* m = m_[i].data<T>();
-      T* v = v_[i].data<T>();
-      const double step = lr_ / bc1, sq = std::sqrt(bc2);
-      for (int64_t k = 0; k < p.numel(); ++k) {
-        w[k] = static_cast<T>(w[k] * (1 - lr_ * o_.weight_decay));
-        m[k] = static_cast<T>(o_.beta1 * m[k] + (1 - o_.beta1) * d[k]);
-        v[k] = static_cast<T>(o_.beta2 * v[k] + (1 - o_.beta2) * d[k] * d[k]);
-        w[k] = static_cast<T>(w[k] - step * m[k] / (std::sqrt(static_cast<double>(v[k])) / sq + o_.eps));
-      }
-    });
-  }
+  if (params_.empty()) return;
+  const AdamWParams a{lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay};
+  backend(params_.front().device()).adamw_step(a, t_, params_, m_, v_);
 }
 
 }  // namespace lk

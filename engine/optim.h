@@ -23,7 +23,7 @@ class Optimizer {
   double lr_ = 1e-3;
 };
 
-// Plain SGD with optional (PyTorch-style) momentum.
+// Plain SGD with optional (PyTorch-style) momentum; host tensors only.
 class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, double lr, double momentum = 0.0);
@@ -35,7 +35,8 @@ class SGD : public Optimizer {
 };
 
 // torch.optim.AdamW: p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+// p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). Runs on the
+// parameters' device through its backend (one multi-tensor launch on CUDA).
 class AdamW : public Optimizer {
  public:
   struct Options {

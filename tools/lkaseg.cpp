@@ -31,6 +31,7 @@
 #include "model/loss.h"
 #include "model/networks.h"
 #ifdef LKASEG_HAVE_CUDA
+#include "engine/cuda/backend_cuda.h"
 #include "engine/cuda/device_info.h"
 #endif
 
@@ -38,20 +39,34 @@ namespace {
 
 using namespace lk;
 
+// --device: cpu, cuda, cuda:N, or auto (the first GPU when one is usable,
+// else the CPU, saying why).
 Device resolve_device(const std::string& want) {
   if (want == "cpu") return cpu_device();
-#ifdef LKASEG_HAVE_CUDA
-  const int n = cuda::device_count();
-#else
-  const int n = 0;
-#endif
   if (want == "auto") {
-    if (n == 0) std::fprintf(stderr, "lkaseg: no usable GPU, running on the CPU\n");
-    else std::fprintf(stderr, "lkaseg: a GPU is present but the CUDA backend is not built yet; running on the CPU\n");
+#ifdef LKASEG_HAVE_CUDA
+    if (cuda::device_count() > 0) {
+      try {
+        cuda::cuda_backend(0);
+        return {DeviceType::CUDA, 0};
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "lkaseg: cuda:0 unusable (%s), running on the CPU\n", e.what());
+        return cpu_device();
+      }
+    }
+    std::fprintf(stderr, "lkaseg: no usable GPU (%s), running on the CPU\n", cuda::why_none().c_str());
+#else
+    std::fprintf(stderr, "lkaseg: built without CUDA, running on the CPU\n");
+#endif
     return cpu_device();
   }
   const Device d = Device::parse(want);  // throws on a malformed name
-  throw std::runtime_error("device " + d.str() + " requested, but the CUDA backend is not available in this build yet");
+#ifdef LKASEG_HAVE_CUDA
+  cuda::cuda_backend(d.index);  // throws naming the device and why it is unusable
+  return d;
+#else
+  throw std::runtime_error("device " + d.str() + " requested, but this build has no CUDA backend (-DLKASEG_CUDA=OFF)");
+#endif
 }
 
 int cmd_info() {
@@ -131,6 +146,7 @@ int cmd_demo(const DemoOptions& o) {
   cfg.deep_supervision = cfg.widths.size() >= 4;
   cfg.seed = o.seed;
   auto net = std::make_unique<model::SegNet>(cfg);
+  net->to_device(dev);
   const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
   if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
   std::printf("demo: %s (widths", o.net.c_str());
@@ -139,6 +155,8 @@ int cmd_demo(const DemoOptions& o) {
               static_cast<long long>(net->parameter_count()), o.size, o.size, o.batch, o.steps, o.optimizer.c_str(),
               o.lr, dev.str().c_str());
   std::unique_ptr<Optimizer> opt;
+  if (o.optimizer == "sgd" && dev.type != DeviceType::CPU)
+    throw std::invalid_argument("--optimizer sgd runs on the CPU only; use adamw on " + dev.str());
   if (o.optimizer == "sgd") opt = std::make_unique<SGD>(net->parameters(), o.lr, 0.9);
   else opt = std::make_unique<AdamW>(net->parameters(), AdamW::Options{.lr = o.lr});
   // The paper's schedule shape, compressed: warm up over the first tenth.
@@ -153,7 +171,9 @@ int cmd_demo(const DemoOptions& o) {
     eval_slices = pick;
   }
   if (eval_slices.empty()) eval_slices.push_back(held.size() / 2);
-  const data::ToyBatch eval = held.batch(eval_slices);
+  data::ToyBatch eval = held.batch(eval_slices);
+  eval.images = eval.images.to(dev);
+  eval.labels = eval.labels.to(dev);
   auto evaluate = [&](const char* when) {
     NoGradGuard ng;
     net->train(false);
@@ -178,7 +198,7 @@ int cmd_demo(const DemoOptions& o) {
       else pick.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(train.size())));
     }
     const data::ToyBatch b = train.batch(pick);
-    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images), b.labels);
+    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images.to(dev)), b.labels.to(dev));
     opt->zero_grad();
     backward(t.total);
     opt->step();

@@ -11,6 +11,7 @@
 #include "engine/cuda/device_info.h"
 #include "kernels/conv_transpose2d.h"
 #include "kernels/cuda/activation.h"
+#include "kernels/cuda/adamw.h"
 #include "kernels/cuda/batch_norm.h"
 #include "kernels/cuda/concat.h"
 #include "kernels/cuda/conv2d_direct.h"
@@ -236,6 +237,16 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(dprobs);
     LK_LAUNCHED(lk::cuda::tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), target.data<int32_t>(), cf(stats), mf(dprobs),
                                       stream_));
+  }
+
+  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
+                  const std::vector<Tensor>& v) override {
+    std::vector<AdamWTensor> table;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Tensor g = params[i].grad();
+      table.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
+    }
+    LK_LAUNCHED(lk::cuda::adamw_step(table, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, step, stream_));
   }
 
  private:

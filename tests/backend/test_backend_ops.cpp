@@ -12,6 +12,7 @@
 
 #include "engine/cuda/backend_cuda.h"
 #include "engine/cuda/device_info.h"
+#include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "model/loss.h"
 #include "model/networks.h"
@@ -151,6 +152,25 @@ TEST_CASE("the three networks forward+backward on CUDA match the CPU backend", "
       if (t.dtype() == DType::I32) continue;
       for (const auto& [m, u] : cpu_net.named_buffers())
         if (m == n) CHECK(scaled_error(t, u) <= 1e-4);
+    }
+    // Two AdamW steps (one multi-tensor launch each on CUDA) keep them together.
+    AdamW oc(cpu_net.parameters(), {.lr = 1e-3}), og(gpu_net.parameters(), {.lr = 1e-3});
+    oc.step();
+    og.step();
+    for (int s = 0; s < 1; ++s) {
+      cpu_net.zero_grad();
+      gpu_net.zero_grad();
+      const Tensor a = model::deep_supervision_loss(cpu_net.forward(x), y).total;
+      const Tensor b = model::deep_supervision_loss(gpu_net.forward(x.to(kCuda)), y.to(kCuda)).total;
+      CHECK(b.item() == Approx(a.item()).epsilon(1e-3));
+      backward(a);
+      backward(b);
+      oc.step();
+      og.step();
+    }
+    for (size_t i = 0; i < pc.size(); ++i) {
+      INFO("weights after 2 AdamW steps: " << pc[i].first);
+      CHECK(scaled_error(pg[i].second, pc[i].second) <= 1e-3);
     }
   }
 }

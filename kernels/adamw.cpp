@@ -1,0 +1,25 @@
+#include "kernels/adamw.h"
+
+#include <cmath>
+
+namespace lk::cpu {
+
+template <typename T>
+void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v) {
+  const double bc1 = 1 - std::pow(a.beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(a.beta2, static_cast<double>(step));
+  const double lr_step = a.lr / bc1, sq = std::sqrt(bc2), decay = 1 - a.lr * a.weight_decay;
+#pragma omp parallel for
+  for (i64 k = 0; k < n; ++k) {
+    p[k] = static_cast<T>(p[k] * decay);
+    m[k] = static_cast<T>(a.beta1 * m[k] + (1 - a.beta1) * g[k]);
+    v[k] = static_cast<T>(a.beta2 * v[k] + (1 - a.beta2) * g[k] * g[k]);
+    p[k] = static_cast<T>(p[k] - lr_step * m[k] / (std::sqrt(static_cast<double>(v[k])) / sq + a.eps));
+  }
+}
+
+#define LK_INST(T) template void adamw_update<T>(const AdamWParams&, i64, i64, T*, const T*, T*, T*);
+LK_INSTANTIATE_FLOAT(LK_INST)
+#undef LK_INST
+
+}  // namespace lk::cpu

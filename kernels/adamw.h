@@ -1,0 +1,19 @@
+// AdamW update of one tensor, exactly torch.optim.AdamW (decoupled weight
+// decay, bias correction, eps outside the square root of v_hat):
+//   p -= lr * wd * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// The CUDA twin (kernels/cuda/adamw.h) updates every tensor in one launch.
+#pragma once
+
+#include "kernels/common.h"
+
+namespace lk::cpu {
+
+struct AdamWParams {
+  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-5, weight_decay = 0.01;
+};
+
+template <typename T>
+void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v);
+
+}  // namespace lk::cpu
