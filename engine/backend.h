@@ -12,6 +12,7 @@
 // see docs/ARCHITECTURE.md.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,18 @@ class Backend {
   virtual void synchronize() {}
   virtual std::string describe() const = 0;
 
+  // The variant for every op, and per-op overrides by op name ("conv2d",
+  // "conv_transpose2d", "batch_norm", "activation", "binary",
+  // "global_avg_pool", "softmax", ...; see each backend for the ops it has
+  // more than one implementation of). Not thread-safe against running ops.
   void set_variant(KernelVariant v) { variant_ = v; }
   KernelVariant variant() const { return variant_; }
+  void set_variant(const std::string& op, KernelVariant v) { per_op_[op] = v; }
+  void clear_op_variants() { per_op_.clear(); }
+  KernelVariant variant(const std::string& op) const {
+    auto it = per_op_.find(op);
+    return it == per_op_.end() ? variant_ : it->second;
+  }
 
   // Memory. copy: same dtype and element count; one side lives on this
   // backend's device, the other on it or on the host. Returns when dst can
@@ -111,6 +122,7 @@ class Backend {
 
  private:
   KernelVariant variant_ = KernelVariant::Fast;
+  std::map<std::string, KernelVariant> per_op_;
 };
 
 // The backend of a device (throws when none is registered for it).

@@ -58,7 +58,7 @@ class CpuBackend final : public Backend {
     return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS)";
   }
 
-  bool ref() const { return variant() == KernelVariant::Reference; }
+  bool ref(const char* op = "conv2d") const { return variant(op) == KernelVariant::Reference; }
 
   void copy(const Tensor& src, const Tensor& dst) override { std::memcpy(dst.raw(), src.raw(), dst.nbytes()); }
   void fill(const Tensor& y, double v) override {
@@ -90,17 +90,17 @@ class CpuBackend final : public Backend {
   }
   void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
-      cpu::conv_t2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), ref());
+      cpu::conv_t2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), ref("conv_transpose2d"));
     });
   }
   void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
-      cpu::conv_t2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), ref());
+      cpu::conv_t2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), ref("conv_transpose2d"));
     });
   }
   void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
-      cpu::conv_t2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), ref());
+      cpu::conv_t2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), ref("conv_transpose2d"));
     });
   }
 

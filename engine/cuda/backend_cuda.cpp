@@ -24,6 +24,11 @@
 #include "kernels/cuda/upsample.h"
 #if !defined(LKASEG_SIMT)
 #include "engine/cuda/cudnn_conv.h"
+#include "engine/cuda/cudnn_ops.h"
+// The cuDNN reference of `op` is wanted (only GPU builds have cuDNN).
+#define LK_CUDNN_REF(op) (variant(op) == KernelVariant::Reference)
+#else
+#define LK_CUDNN_REF(op) false
 #endif
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -65,6 +70,7 @@ class CudaBackend final : public Backend {
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
+    ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
 #endif
   }
   ~CudaBackend() override {
@@ -129,6 +135,12 @@ class CudaBackend final : public Backend {
                       bool training, double momentum, double eps, const Tensor& y, const Tensor& save_mean,
                       const Tensor& save_invstd) override {
     const NC s = nc_of(x);
+    bn_eps_ = eps;  // cuDNN's backward wants the forward's eps (every BN here shares one)
+#if !defined(LKASEG_SIMT)
+    if (training && LK_CUDNN_REF("batch_norm"))
+      return ref_->batch_norm_fwd_train(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), momentum, eps, mf(y),
+                                        mf(save_mean), mf(save_invstd));
+#endif
     LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training, momentum,
                                          eps, mf(y), mf(save_mean), mf(save_invstd), stream_));
   }
@@ -136,23 +148,43 @@ class CudaBackend final : public Backend {
                       const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
                       const Tensor& dbeta) override {
     const NC s = nc_of(x);
+#if !defined(LKASEG_SIMT)
+    if (training && LK_CUDNN_REF("batch_norm"))
+      return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
+                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
+#endif
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
                                          training, mf(dx), mf(dgamma), mf(dbeta), stream_));
   }
 
   // ---------------------------------------------------------------- pointwise
   void activation_fwd(Activation a, const Tensor& x, const Tensor& y) override {
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("activation")) return ref_->activation_fwd(a, x.numel(), cf(x), mf(y));
+#endif
     LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cf(x), mf(y), stream_));
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
+#endif
     LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_));
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("binary"))
+      return ref_->binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y));
+#endif
     LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y),
                                      stream_));
   }
   void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) override {
     const bool mul = op == BinaryOp::Mul;
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("binary"))
+      return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
+                              mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, mf(d_self));
+#endif
     LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
                                      mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, mf(d_self), stream_));
   }
@@ -160,10 +192,16 @@ class CudaBackend final : public Backend {
   // ---------------------------------------------------------------- pooling, resampling, layout
   void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
     const NC s = nc_of(x);
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
+#endif
     LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cf(x), mf(y), stream_));
   }
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
+#endif
     LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
@@ -200,10 +238,16 @@ class CudaBackend final : public Backend {
   // ---------------------------------------------------------------- softmax and losses
   void softmax_fwd(const Tensor& x, const Tensor& y) override {
     const NC s = nc_of(x);
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("softmax")) return ref_->softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y));
+#endif
     LK_LAUNCHED(lk::cuda::softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y), stream_));
   }
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const NC s = nc_of(y);
+#if !defined(LKASEG_SIMT)
+    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx));
+#endif
     LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_));
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
@@ -270,7 +314,7 @@ class CudaBackend final : public Backend {
   }
 
   bool use_ours_depthwise(const ConvGeom& g) const {
-    return g.depthwise() && depthwise_conv2d_supported(g) && variant() == KernelVariant::Fast;
+    return g.depthwise() && depthwise_conv2d_supported(g) && variant("conv2d") == KernelVariant::Fast;
   }
 
   void conv_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool acc) {
@@ -309,8 +353,10 @@ class CudaBackend final : public Backend {
   CachingAllocator alloc_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;
+  std::unique_ptr<CudnnOps> ref_;
 #endif
 };
 

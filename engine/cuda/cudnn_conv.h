@@ -39,6 +39,7 @@ class CudnnConv {
   CudnnConv(const CudnnConv&) = delete;
   CudnnConv& operator=(const CudnnConv&) = delete;
 
+  cudnnHandle_t handle() const { return handle_; }
   void set_math(MathMode m) { math_ = m; }
   MathMode math() const { return math_; }
 
