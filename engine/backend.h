@@ -83,6 +83,14 @@ class Backend {
                               const Tensor& save_mean, const Tensor& save_invstd, bool training,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) = 0;
 
+  // The LKA tail y = x * sigmoid(BN(f)) (kernels/lka_gate.h)
+  virtual void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
+                            double eps, const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void lka_gate_bwd(const Tensor& dy, const Tensor& x, const Tensor& f, const Tensor& gamma,
+                            const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                            const Tensor& dx, const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) = 0;
+
   // Pointwise and broadcasting
   virtual void activation_fwd(Activation a, const Tensor& x, const Tensor& y) = 0;
   virtual void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;

@@ -13,6 +13,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/linear.h"
+#include "kernels/lka_gate.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/softmax.h"
 
@@ -121,6 +122,27 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "batch_norm_bwd", [&]<typename T>() {
       cpu::batch_norm_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
                              save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta));
+    });
+  }
+
+  void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                    const Tensor& rv, bool training, double momentum, double eps, const Tensor& y,
+                    const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "lka_gate", [&]<typename T>() {
+      cpu::lka_gate_fwd<T>(s.n, s.c, s.hw, x.data<T>(), f.data<T>(), gamma.data<T>(), beta.data<T>(), rm.data<T>(),
+                           rv.data<T>(), training, momentum, eps, y.data<T>(), save_mean.data<T>(),
+                           save_invstd.data<T>());
+    });
+  }
+  void lka_gate_bwd(const Tensor& dy, const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
+                    const Tensor& save_mean, const Tensor& save_invstd, bool training, const Tensor& dx,
+                    const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "lka_gate_bwd", [&]<typename T>() {
+      cpu::lka_gate_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), f.data<T>(), gamma.data<T>(), beta.data<T>(),
+                           save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(df),
+                           ptr<T>(dgamma), ptr<T>(dbeta));
     });
   }
 

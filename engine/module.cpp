@@ -125,6 +125,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) const {
   return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
+Tensor BatchNorm2d::gate(const Tensor& x, const Tensor& f) const {
+  if (is_training()) num_batches_tracked.data<int32_t>()[0] += 1;
+  return lka_gate(x, f, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+}
+
 Linear::Linear(int64_t in, int64_t out, Rng& rng, bool has_bias) {
   weight = register_parameter("weight", Tensor::empty({out, in}));
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));

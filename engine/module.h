@@ -94,6 +94,8 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t c, double momentum = 0.1, double eps = 1e-5);
   Tensor forward(const Tensor& x) const;
+  // x * sigmoid(this(f)) in one op (the LKA tail), same statistics handling.
+  Tensor gate(const Tensor& x, const Tensor& f) const;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double momentum, eps;
 };

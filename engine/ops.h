@@ -26,6 +26,11 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
+// y = x * sigmoid(batch_norm(f)): the LKA's attention tail as one op (fused
+// on CUDA); same arguments and running-stat update as batch_norm.
+Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 // Broadcasting over equal-rank shapes (each dim equal or 1), rank <= 4.

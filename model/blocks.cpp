@@ -55,7 +55,7 @@ LKA::LKA(int64_t c, int64_t d, Rng& rng)
       bn_(LK_BN("bn", c)) {}
 
 Tensor LKA::forward(const Tensor& x) const {
-  return mul(x, sigmoid(bn_.forward(pw_.forward(dw7_.forward(dw5_.forward(x))))));
+  return bn_.gate(x, pw_.forward(dw7_.forward(dw5_.forward(x))));  // x * sigmoid(bn(...)), fused
 }
 
 ResSELKALevel::ResSELKALevel(int64_t c_in, int64_t c_out, int64_t se_hidden, int64_t d, Rng& rng)

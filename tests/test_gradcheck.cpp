@@ -231,3 +231,35 @@ TEST_CASE("gradcheck composite blocks: SE scaling and a residual", "[gradcheck]"
   };
   run_layer_check(res);
 }
+
+TEST_CASE("gradcheck the fused LKA gate, and it equals its composition", "[gradcheck]") {
+  uint64_t seed = 900;
+  for (bool training : {true, false})
+    for (const Shape& s : {Shape{3, 17, 13, 11}, Shape{1, 4, 5, 4}}) {
+      const int64_t c = s[1];
+      LayerCheck lc;
+      lc.name = std::string("lka_gate ") + (training ? "train " : "eval ") + shape_str(s);
+      lc.inputs = {randn(s, seed++), randn(s, seed++, DType::F64, 2.0), randn({c}, seed++), randn({c}, seed++),
+                   randn({c}, seed++, DType::F64, 0.1), uniform({c}, seed++, 0.5, 1.5)};
+      lc.differentiable = {true, true, true, true, false, false};
+      lc.fn = [training](const std::vector<Tensor>& in) {
+        return lka_gate(in[0], in[1], in[2], in[3], in[4].clone(), in[5].clone(), training);
+      };
+      run_layer_check(lc);
+
+      // Same values and gradients as mul(x, sigmoid(batch_norm(f))).
+      std::vector<Tensor> a, b;
+      for (size_t i = 0; i < lc.inputs.size(); ++i) {
+        a.push_back(lc.inputs[i].clone().set_requires_grad(lc.differentiable[i]));
+        b.push_back(lc.inputs[i].clone().set_requires_grad(lc.differentiable[i]));
+      }
+      const Tensor fused = lka_gate(a[0], a[1], a[2], a[3], a[4], a[5], training);
+      const Tensor plain = mul(b[0], sigmoid(batch_norm(b[1], b[2], b[3], b[4], b[5], training)));
+      CHECK(scaled_error(fused, plain) < 1e-12);
+      CHECK(scaled_error(a[4], b[4]) < 1e-12);  // running stats updated alike
+      const Tensor g = randn(s, seed++);
+      backward(fused, g);
+      backward(plain, g);
+      for (int i : {0, 1, 2, 3}) CHECK(scaled_error(a[i].grad(), b[i].grad()) < 1e-10);
+    }
+}

@@ -2,6 +2,7 @@
 #include "engine/cuda/backend_cuda.h"
 
 #include <memory>
+#include <vector>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,7 @@
 #include "kernels/cuda/depthwise_conv2d.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/linear.h"
+#include "kernels/cuda/lka_gate.h"
 #include "kernels/cuda/pooling.h"
 #include "kernels/cuda/softmax_ce.h"
 #include "kernels/cuda/tversky.h"
@@ -155,6 +157,61 @@ class CudaBackend final : public Backend {
 #endif
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
                                          training, mf(dx), mf(dgamma), mf(dbeta), stream_));
+  }
+
+  // ---------------------------------------------------------------- the LKA gate
+  // Fast: the fused kernel. Reference: the composition of this backend's
+  // batch norm, sigmoid and multiply (cuDNN on a GPU under Reference).
+  void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                    const Tensor& rv, bool training, double momentum, double eps, const Tensor& y,
+                    const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    bn_eps_ = eps;
+    if (variant("lka_gate") == KernelVariant::Reference) {
+      Tensor z = Tensor::empty(x.shape(), DType::F32, device());
+      batch_norm_fwd(f, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
+      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
+      activation_fwd(Activation::Sigmoid, z, a);
+      binary_fwd(BinaryOp::Mul, x, a, y);
+      return;
+    }
+    const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
+    LK_LAUNCHED(lk::cuda::lka_gate_fwd(s.n, s.c, s.hw, cf(x), cf(f), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                       momentum, eps, mf(y), mf(save_mean), mf(save_invstd), nullptr, scratch(ws), ws,
+                                       stream_));
+  }
+  void lka_gate_bwd(const Tensor& dy, const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
+                    const Tensor& save_mean, const Tensor& save_invstd, bool training, const Tensor& dx,
+                    const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    if (variant("lka_gate") == KernelVariant::Reference) {
+      // Recompute A = sigmoid(gamma * (f - mean) * invstd + beta) in eval form
+      // from the saved statistics, then the three backward passes.
+      Tensor z = Tensor::empty(x.shape(), DType::F32, device()), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
+             i2 = Tensor::empty(save_mean.shape(), DType::F32, device());
+      // var = 1/invstd^2 - eps reproduces the saved invstd in an eval-mode pass.
+      Tensor var = Tensor::empty(save_mean.shape(), DType::F32, device());
+      {
+        std::vector<double> inv = save_invstd.to_vector(), v(inv.size());
+        for (size_t k = 0; k < inv.size(); ++k) v[k] = 1.0 / (inv[k] * inv[k]) - bn_eps_;
+        var.copy_from(Tensor::from_vector(v, save_mean.shape()));
+      }
+      Tensor mean = save_mean.clone();
+      batch_norm_fwd(f, gamma, beta, mean, var, false, 0.0, bn_eps_, z, m2, i2);
+      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
+      activation_fwd(Activation::Sigmoid, z, a);
+      if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
+      Tensor da = Tensor::zeros(x.shape(), DType::F32, device());
+      binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
+      Tensor dz = Tensor::zeros(x.shape(), DType::F32, device());
+      activation_bwd(Activation::Sigmoid, da, a, dz);
+      batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
+      return;
+    }
+    const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
+    LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(f), cf(gamma), cf(beta), cf(save_mean),
+                                       cf(save_invstd), training, mf(dx), mf(df), mf(dgamma), mf(dbeta), scratch(ws), ws,
+                                       stream_));
   }
 
   // ---------------------------------------------------------------- pointwise

@@ -28,4 +28,29 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   return y;
 }
 
+Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                const Tensor& running_var, bool training, double momentum, double eps) {
+  const char* op = "lka_gate";
+  if (!x.defined() || !f.defined() || x.ndim() < 2) shape_error(op, "inputs must be (N, C, ...)", x.defined() ? x.shape() : Shape{});
+  if (x.shape() != f.shape()) shape_error(op, "x and f must have the same shape", x.shape(), f.shape());
+  check_dtype_match(op, x, f);
+  require_float(op, x);
+  const int64_t c = x.size(1);
+  for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
+    if (!p->defined() || p->ndim() != 1 || p->size(0) != c)
+      shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
+    check_dtype_match(op, x, *p);
+  }
+  if (training && x.numel() / c < 2) shape_error(op, "training needs more than one value per channel", x.shape());
+  Tensor y = new_like(x, x.shape());
+  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  be(x).lka_gate_fwd(x, f, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
+  if (needs_grad({&x, &f, &gamma, &beta}))
+    record(y, op, {x, f, gamma, beta}, [x, f, gamma, beta, mean, invstd, training](const Tensor& dy) {
+      be(dy).lka_gate_bwd(dy, x, f, gamma, beta, mean, invstd, training, grad_of(x), grad_of(f), grad_of(gamma),
+                          grad_of(beta));
+    });
+  return y;
+}
+
 }  // namespace lk

@@ -119,6 +119,36 @@ TEST_CASE("every op on the CUDA backend matches PyTorch, with both kernel varian
   CHECK(cases >= 30);
 }
 
+TEST_CASE("the fused LKA gate on CUDA matches the CPU, with both variants", "[cuda]") {
+  if (!have_device()) return;
+  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Reference);
+  VariantScope scope(variant);
+  for (bool training : {true, false}) {
+    INFO((training ? "training" : "evaluation") << (variant == KernelVariant::Fast ? ", fused" : ", composed"));
+    const Shape s{3, 17, 13, 11};
+    std::vector<Tensor> host = {randn(s, 1, DType::F32), randn(s, 2, DType::F32, 2.0), randn({17}, 3, DType::F32),
+                                randn({17}, 4, DType::F32), randn({17}, 5, DType::F32, 0.1),
+                                uniform({17}, 6, 0.5, 1.5, DType::F32)};
+    std::vector<Tensor> dev;
+    for (size_t i = 0; i < host.size(); ++i) {
+      dev.push_back(host[i].to(kCuda));
+      if (i < 4) host[i].set_requires_grad(true), dev[i].set_requires_grad(true);
+    }
+    const Tensor yc = lka_gate(host[0], host[1], host[2], host[3], host[4], host[5], training);
+    const Tensor yg = lka_gate(dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], training);
+    CHECK(scaled_error(yg, yc) <= 1e-5);
+    CHECK(scaled_error(dev[4], host[4]) <= 1e-5);
+    CHECK(scaled_error(dev[5], host[5]) <= 1e-5);
+    const Tensor g = randn(s, 7, DType::F32);
+    backward(yc, g);
+    backward(yg, g.to(kCuda));
+    for (int i = 0; i < 4; ++i) {
+      INFO("gradient of input " << i);
+      CHECK(scaled_error(dev[i].grad(), host[i].grad()) <= 1e-4);
+    }
+  }
+}
+
 TEST_CASE("the three networks forward+backward on CUDA match the CPU backend", "[cuda][model]") {
   if (!have_device()) return;
   for (model::Arch arch : {model::Arch::ResSELKAUNet, model::Arch::UNet, model::Arch::AttentionUNet}) {
