@@ -6,7 +6,11 @@
 #include <cstddef>
 #include <vector>
 
+#include <catch2/catch.hpp>
+#include <random>
+
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/simt/runtime.h"
 
 namespace lk::emu_test {
 
@@ -50,5 +54,30 @@ inline double scaled_error(const std::vector<float>& a, const std::vector<float>
   }
   return scale > 0 ? diff / scale : diff;
 }
+
+// n floats uniform in [lo, hi), seeded.
+inline std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// float <-> double copies (references are often evaluated in double).
+inline std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+inline std::vector<float> narrow(const std::vector<double>& v) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
+  return r;
+}
+inline std::vector<double> to_double(const std::vector<float>& v) { return widen(v); }
+inline std::vector<float> to_float(const std::vector<double>& v) { return narrow(v); }
+
+// Checks at scope exit that every cudaMalloc of the scope was freed.
+struct NoLeaks {
+  size_t before = lk::simt::live_allocations();
+  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
+};
 
 }  // namespace lk::emu_test

@@ -14,25 +14,13 @@
 #include "kernels/cuda/adamw.h"
 #include "tests/emu/emu_util.h"
 
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
 
 constexpr double kTol = 1e-6;
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
 
 std::vector<float> host_floats(const lk::Tensor& t) {
   const float* p = t.data<float>();

@@ -10,23 +10,11 @@
 #include "kernels/cuda/concat.h"
 #include "tests/emu/emu_util.h"
 
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
 
 // dst (n, ca + cb, hw) = concat(a (n, ca, hw), b (n, cb, hw)), then both
 // backward slices. shift offsets every device pointer by one float (no float4).

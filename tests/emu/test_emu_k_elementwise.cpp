@@ -15,31 +15,13 @@
 
 using lk::cpu::BinaryOp;
 using lk::cpu::Dims4;
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
 
 constexpr double kTol = 1e-5;
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-std::vector<float> narrow(const std::vector<double>& v) {
-  std::vector<float> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
-  return r;
-}
-
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
 
 size_t numel(const Dims4& s) { return static_cast<size_t>(s[0] * s[1] * s[2] * s[3]); }
 

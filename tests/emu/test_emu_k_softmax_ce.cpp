@@ -18,20 +18,13 @@
 #include "kernels/softmax.h"
 #include "tests/emu/emu_util.h"
 
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
 
 constexpr double kTol = 1e-5;
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // Labels in [0, c) that never use class `absent` (when c > 1).
 std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) {
@@ -45,12 +38,6 @@ std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) 
   return t;
 }
 
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
 
 float download1(const DeviceBuffer<float>& b) {
   const std::vector<float> v = b.download();

@@ -18,20 +18,13 @@
 #include "tests/emu/emu_util.h"
 
 using lk::cpu::TverskyParams;
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
 
 constexpr double kTol = 1e-5;
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // Labels in [0, c) that never use class `absent` (when c > 1).
 std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) {
@@ -45,16 +38,9 @@ std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) 
   return t;
 }
 
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
-
 std::vector<float> slice(const std::vector<float>& v, size_t from, size_t count) {
   return {v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(from + count)};
 }
-std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
-
 void check_tversky(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, unsigned seed) {
   INFO("tversky n " << n << " c " << c << " hw " << hw << " alpha [" << tp.alpha_min << ", " << tp.alpha_max
                     << "] detach " << tp.detach_alpha);

@@ -13,25 +13,13 @@
 
 using lk::cpu::Activation;
 using lk::cpu::ConvGeom;
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 
 namespace {
 
 constexpr double kTol = 1e-5;
-
-std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
 
 void check_activation(Activation a, int64_t n, unsigned seed) {
   INFO("activation " << (a == Activation::Relu ? "relu" : "sigmoid") << " n " << n);
