@@ -1,5 +1,7 @@
 #include "engine/safetensors.h"
 
+#include "engine/atomic_file.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -177,47 +179,14 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   std::string header = h.dump();
   header.append((8 - (8 + header.size()) % 8) % 8, ' ');
 
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-  std::string tmpl = path + ".tmp.XXXXXX";
-  const int fd = mkstemp(tmpl.data());
-  if (fd < 0) fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
-  auto write_all = [&](const void* p, size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::write(fd, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const std::string why = std::strerror(errno);
-        ::close(fd);
-        ::unlink(tmpl.c_str());
-        fail(path, "write failed (" + why + "); the previous file is untouched");
-      }
-      c += w;
-      n -= static_cast<size_t>(w);
-    }
-  };
+  AtomicFile f(path);
   unsigned char len_bytes[8];
-  uint64_t hl = header.size();
+  const uint64_t hl = header.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(hl >> (8 * i));
-  write_all(len_bytes, 8);
-  write_all(header.data(), header.size());
-  for (const auto& [name, t] : tensors) write_all(t.raw(), t.nbytes());
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmpl.c_str());
-    fail(path, "fsync/close failed (" + why + "); the previous file is untouched");
-  }
-  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmpl.c_str());
-    fail(path, "rename failed: " + why);
-  }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  f.write(len_bytes, 8);
+  f.write(header.data(), header.size());
+  for (const auto& [name, t] : tensors) f.write(t.raw(), t.nbytes());
+  f.commit();
 }
 
 }  // namespace lk
