@@ -15,14 +15,18 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <algorithm>
 #include <exception>
+#include <iterator>
 #include <filesystem>
 #include <random>
 #include <functional>
 #include <string>
 
 #include "data/cli_synth.h"
-#include "data/slice_dataset.h"
+#include "data/augment.h"
+#include "data/slice_cache.h"
+#include "data/splits.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/checkpoint.h"
@@ -127,18 +131,34 @@ int cmd_demo(const DemoOptions& o) {
     std::printf("generating %d synthetic BraTS-like cases in %s\n", o.cases, root.c_str());
     if (data::run_synth(synth) != 0) return 1;
   }
+  // Preprocessed once into the slice cache beside the cases (rebuilt when
+  // stale or damaged), split into folds (split.json; an edited one is
+  // honoured), fold 0 validates.
   data::PreprocessOptions po;
   po.size = o.size;
   const auto t_pre = std::chrono::steady_clock::now();
-  std::vector<data::PreprocessedCase> cases =
-      data::load_preprocessed(root, po, [](const std::string& m) { std::printf("  %s\n", m.c_str()); });
-  if (cases.size() < 2) throw std::invalid_argument(root + ": the demo needs at least 2 cases (train + held out)");
-  data::SliceDataset train, held;
-  for (size_t i = 0; i + 1 < cases.size(); ++i) train.add(cases[i]);
-  held.add(cases.back());
-  std::printf("preprocessed %zu cases in %.1f s: %lld training slices, held-out case %s (%lld slices)\n", cases.size(),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_pre).count(),
-              static_cast<long long>(train.size()), cases.back().id.c_str(), static_cast<long long>(held.size()));
+  const data::SliceCache cache = data::ensure_slice_cache(
+      (std::filesystem::path(root) / "slices.lkcache").string(), root, po,
+      [](const std::string& m) { std::printf("  %s\n", m.c_str()); });
+  std::vector<std::string> ids;
+  for (int64_t c = 0; c < cache.num_cases(); ++c) ids.push_back(cache.case_info(c).id);
+  if (ids.size() < 2) throw std::invalid_argument(root + ": the demo needs at least 2 cases (train + validation)");
+  const std::string split_path = (std::filesystem::path(root) / "split.json").string();
+  data::Split split;
+  if (std::filesystem::exists(split_path)) {
+    split = data::read_split_json(split_path, ids);
+  } else {
+    split = data::make_split(ids, 1.0, o.seed, std::min<int>(5, static_cast<int>(ids.size())));
+    data::write_split_json(split_path, split);
+  }
+  const data::Fold& fold = split.folds.front();
+  const std::vector<int64_t> train_slices = cache.slices_of(fold.train);
+  const std::vector<int64_t> val_slices = cache.slices_of(fold.val);
+  std::printf("slice cache: %lld slices of %lld cases (%.1f s); fold 0 of %s: %zu training cases (%zu slices), %zu "
+              "validation (%zu slices)\n",
+              static_cast<long long>(cache.slices()), static_cast<long long>(cache.num_cases()),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_pre).count(), split_path.c_str(),
+              fold.train.size(), train_slices.size(), fold.val.size(), val_slices.size());
 
   model::NetConfig cfg;
   cfg.arch = model::parse_arch(o.net);
@@ -163,15 +183,16 @@ int cmd_demo(const DemoOptions& o) {
   const LrSchedule sched{.base_lr = o.lr, .warmup_epochs = 1, .start_factor = 0.1, .decay = 0.95,
                          .steps_per_epoch = std::max(1, o.steps / 10)};
 
-  // Held-out evaluation batch: the tumour slices of the last case (up to 16).
-  std::vector<int64_t> eval_slices = held.tumour_slices();
-  if (eval_slices.size() > 16) {
-    std::vector<int64_t> pick;
-    for (size_t i = 0; i < 16; ++i) pick.push_back(eval_slices[i * eval_slices.size() / 16]);
-    eval_slices = pick;
+  // Validation batch: up to 16 slices with tumour from the validation cases.
+  std::vector<int64_t> eval_slices;
+  {
+    const std::vector<int64_t> tum = cache.tumour_slices();
+    std::vector<int64_t> val_tumour;
+    std::set_intersection(val_slices.begin(), val_slices.end(), tum.begin(), tum.end(), std::back_inserter(val_tumour));
+    for (size_t i = 0; i < 16 && i < val_tumour.size(); ++i) eval_slices.push_back(val_tumour[i * val_tumour.size() / std::min<size_t>(16, val_tumour.size())]);
+    if (eval_slices.empty()) eval_slices.push_back(val_slices[val_slices.size() / 2]);
   }
-  if (eval_slices.empty()) eval_slices.push_back(held.size() / 2);
-  data::ToyBatch eval = held.batch(eval_slices);
+  data::ToyBatch eval = cache.batch(eval_slices);
   eval.images = eval.images.to(dev);
   eval.labels = eval.labels.to(dev);
   auto evaluate = [&](const char* when) {
@@ -181,23 +202,38 @@ int cmd_demo(const DemoOptions& o) {
     const double loss = model::deep_supervision_loss(out, eval.labels).total.item();
     const auto d = class_dice(out[0], eval.labels);
     net->train(true);
-    std::printf("%s held-out loss %.4f, Dice ET %.3f  ED %.3f  NCR %.3f  (mean %.3f)\n", when, loss, d[0], d[1], d[2],
+    std::printf("%s validation loss %.4f, Dice ET %.3f  ED %.3f  NCR %.3f  (mean %.3f)\n", when, loss, d[0], d[1], d[2],
                 (d[0] + d[1] + d[2]) / 3);
   };
   evaluate("before:");
 
-  // Half of each batch from slices with tumour (oversampling), half uniform.
+  // Half of each batch from training slices with tumour (oversampling), half
+  // uniform; every slice augmented (SPEC Table 1) from its (seed, epoch, slice) draw.
   std::mt19937_64 rng(o.seed);
-  const std::vector<int64_t> tumour = train.tumour_slices();
+  std::vector<int64_t> tumour;
+  {
+    const std::vector<int64_t> tum = cache.tumour_slices();
+    std::set_intersection(train_slices.begin(), train_slices.end(), tum.begin(), tum.end(), std::back_inserter(tumour));
+  }
   const auto t0 = std::chrono::steady_clock::now();
   for (int step = 1; step <= o.steps; ++step) {
     opt->set_lr(sched.lr_at(step - 1));
     std::vector<int64_t> pick;
     for (int i = 0; i < o.batch; ++i) {
       if (i % 2 == 0 && !tumour.empty()) pick.push_back(tumour[rng() % tumour.size()]);
-      else pick.push_back(static_cast<int64_t>(rng() % static_cast<uint64_t>(train.size())));
+      else pick.push_back(train_slices[rng() % train_slices.size()]);
     }
-    const data::ToyBatch b = train.batch(pick);
+    data::ToyBatch b = cache.batch(pick);
+    const uint32_t epoch = static_cast<uint32_t>(step * o.batch / std::max<size_t>(1, train_slices.size()));
+    {
+      const int64_t S = o.size, px = S * S;
+      Tensor img = Tensor::empty(b.images.shape()), lab = Tensor::empty(b.labels.shape(), DType::I32);
+      for (int i = 0; i < o.batch; ++i)
+        data::augment_cpu(data::draw_augmentation(o.seed, epoch, pick[static_cast<size_t>(i)]),
+                          b.images.data<float>() + i * 4 * px, b.labels.data<int32_t>() + i * px, S,
+                          img.data<float>() + i * 4 * px, lab.data<int32_t>() + i * px, S, 16);
+      b = {img, lab};
+    }
     const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images.to(dev)), b.labels.to(dev));
     opt->zero_grad();
     backward(t.total);
