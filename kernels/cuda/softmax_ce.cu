@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/warp_reduce.cuh"
 #include "kernels/cuda/softmax_ce.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -15,7 +16,6 @@ namespace {
 constexpr int kThreads = kSoftmaxThreads;
 constexpr int kMaxGridY = 65535;
 constexpr int kFinalThreads = 256;
-constexpr unsigned kFull = 0xffffffffu;
 
 // One block's share of the loss: sum w*(-log p), sum w, first bad label index
 // (INT64_MAX: none).
@@ -48,21 +48,6 @@ __device__ __forceinline__ void pixel_max_sum(const float* __restrict__ z, int64
   for (int k = 0; k < c; ++k) s += expf(z[k * hw] - mx);
 }
 
-__device__ __forceinline__ double warp_sum(double v) {
-  // xor butterfly: every lane ends with the same, order-fixed sum
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-
-__device__ __forceinline__ int64_t warp_min(int64_t v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) {
-    const int64_t u = __shfl_xor_sync(kFull, v, o);
-    v = u < v ? u : v;
-  }
-  return v;
-}
 
 // Block-wide (num, den, bad) reduction in a fixed order; thread 0 gets the
 // result. Every thread of the block (a multiple of 32, at most 32 warps) must call it.

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/warp_reduce.cuh"
 #include "kernels/cuda/tversky.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -13,7 +14,6 @@ namespace {
 
 constexpr int kThreads = kTverskyThreads;
 constexpr int kFinalThreads = 256;
-constexpr unsigned kFull = 0xffffffffu;
 
 int chunk_count(int64_t hw) {
   const int64_t per = int64_t(kThreads) * kTverskyItems;
@@ -37,21 +37,6 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
   return l;
 }
 
-template <class T>
-__device__ __forceinline__ T warp_sum(T v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-
-__device__ __forceinline__ int64_t warp_min(int64_t v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) {
-    const int64_t u = __shfl_xor_sync(kFull, v, o);
-    v = u < v ? u : v;
-  }
-  return v;
-}
 
 // Grid (planes = n*c, chunks). Block (plane, chunk) counts its chunk of the
 // class plane: TP part (sum of p where t == k), sum of p, count of t == k.

@@ -1,0 +1,30 @@
+// Warp-wide reductions shared by the kernels: an xor butterfly, so every
+// lane ends with the same sum/minimum, combined in a fixed order
+// (deterministic). All 32 lanes must take part.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/cuda_compat.cuh"
+
+LK_CUDA_NAMESPACE_BEGIN
+
+inline constexpr unsigned kFullWarpMask = 0xffffffffu;
+
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  LK_UNROLL
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullWarpMask, v, o);
+  return v;
+}
+
+__device__ __forceinline__ int64_t warp_min(int64_t v) {
+  LK_UNROLL
+  for (int o = 16; o > 0; o >>= 1) {
+    const int64_t u = __shfl_xor_sync(kFullWarpMask, v, o);
+    v = u < v ? u : v;
+  }
+  return v;
+}
+
+LK_CUDA_NAMESPACE_END
