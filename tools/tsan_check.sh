@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# ThreadSanitizer check of the SIMT emulator's threads mode (not part of CI).
+# ThreadSanitizer check of the SIMT emulator's threads mode and of our real
+# CUDA kernels under it (not part of CI).
 #
-# Builds the emulator self-test with -fsanitize=thread (LKASEG_EMU_SANITIZE=
+# Builds the emulated targets with -fsanitize=thread (LKASEG_EMU_SANITIZE=
 # thread: only the emulated targets are instrumented) in build-tsan/, then,
 # with LKASEG_SIMT_MODE=threads (every CUDA thread a real OS thread, every
 # barrier a real one):
@@ -10,17 +11,82 @@
 #   2. the same reduction with the __syncthreads must produce none.
 # With --all it also runs the whole emulator self-test under TSan (both modes;
 # fibers are annotated for TSan) and requires no report at all.
+# With --kernels (implied by --all) it builds every emulated kernel test
+# binary (test_emu_kernels and test_emu_k_*, one per tests/emu/test_emu_k_*.cpp)
+# and runs each in threads mode: each must pass with no ThreadSanitizer report.
+# Checks 1 and 2 always run: they show that the detector sees a missing
+# barrier, which is what makes "no report" from the kernels mean something.
 #
-# Usage: tools/tsan_check.sh [--all]      (LKASEG_TSAN_BUILD_DIR overrides build-tsan/)
+# Threads mode under TSan is slow (one OS thread per CUDA thread, every
+# access instrumented), so binaries whose whole run takes well over ~4 min
+# run a representative subset of their test cases (KERNEL_SUBSETS below: the
+# big shape grid left out, the kernels still launched); the output says which.
+# LKASEG_TSAN_FULL=1 runs every test case of every binary instead. Races
+# between blocks show when the two blocks run in different block groups
+# (LKASEG_SIMT_WORKERS groups at once, default the core count).
+#
+# Usage: tools/tsan_check.sh [--kernels] [--all]
+# Environment: LKASEG_TSAN_BUILD_DIR (default build-tsan/), LKASEG_TSAN_JOBS
+# (build parallelism, default nproc), LKASEG_TSAN_FULL=1 (no subsets),
+# LKASEG_TSAN_TIMEOUT (seconds per kernel binary, default 1800).
+# Logs: build-tsan/tsan_logs/ (kernel binaries: tsan_logs/kernels/<binary>.log).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LKASEG_TSAN_BUILD_DIR:-$root/build-tsan}"
+jobs="${LKASEG_TSAN_JOBS:-$(nproc)}"
 all=0
-[[ "${1:-}" == "--all" ]] && all=1
+kernels=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 kernels=1 ;;
+    --kernels) kernels=1 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "tsan_check: unknown argument '$arg' (usage: tools/tsan_check.sh [--kernels] [--all])" >&2
+      exit 2
+      ;;
+  esac
+done
+
+# The kernel test binaries: test_emu_kernels and one test_emu_k_<family> per source.
+kernel_bins=()
+if [[ "$kernels" == 1 ]]; then
+  kernel_bins=(test_emu_kernels)
+  for src in "$root"/tests/emu/test_emu_k_*.cpp; do
+    [[ -e "$src" ]] && kernel_bins+=("$(basename "$src" .cpp)")
+  done
+fi
+
+# Representative subsets for the binaries whose complete threads-mode TSan
+# run takes well over ~4 minutes (2 cores): Catch2 test specs, here exclusions
+# (~"name", several in one argument are and-ed) of the big shape-grid case,
+# which only repeats the same kernels over more channel/batch counts. What
+# stays still launches every kernel of the binary at least once. Binaries not
+# listed run all their test cases. Timings: complete run, of it the grid
+# (2 shared cores, GCC 12 TSan, RelWithDebInfo).
+declare -A KERNEL_SUBSETS=(
+  # 400 s, grid 292 s. Left: the LKA convolutions through fwd / bwd data /
+  # bwd weight (K 5 and 7), weight gradient over 1..4 rows per thread, tiles,
+  # paddings, dilations 1..15 (dw_conv_tiled, dw_wgrad_tiled, dw_wgrad_finalize
+  # for K = 5 and 7); about 110 s.
+  [test_emu_k_depthwise]='~"emu depthwise: weight and bias gradient on the shape grid"'
+  # over 420 s (stopped), grid 364 s. Left: forward add/mul, every backward
+  # reduction strategy (own thread, warp and block per destination), fill,
+  # axpy, scale; about 80 s.
+  [test_emu_k_elementwise]='~"emu elementwise: broadcast add/mul match binary_* on the shape grid"'
+  # 322 s, grid 300 s. Left: nearest and bilinear, forward and backward, for
+  # f = 2, 8 and any f (F = 0), f = 4 bilinear (threads-mode case); about 25 s.
+  # Not launched then: upsample_{fwd,bwd}_kernel<4, nearest>, the same template
+  # body as <2, nearest> and <8, nearest> with another constant divisor.
+  [test_emu_k_upsample]='~"emu upsample: nearest and bilinear match upsample_* on the shape grid"'
+)
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLKASEG_EMU_SANITIZE=thread \
   -DLKASEG_CUDA=OFF -DLKASEG_BENCH=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target test_emu_simt
+cmake --build "$build" -j "$jobs" --target test_emu_simt "${kernel_bins[@]}"
 exe="$build/tests/emu/test_emu_simt"
 
 export LKASEG_SIMT_MODE=threads
@@ -66,12 +132,60 @@ if [[ "$all" == 1 ]]; then
   log="$log_dir/all.log"
   unset LKASEG_SIMT_MODE  # the tests pick their modes themselves
   rc=$(run "$log")
+  export LKASEG_SIMT_MODE=threads
   if [[ "$rc" == 0 ]] && ! grep -q "ThreadSanitizer" "$log"; then
     echo "   OK: $(grep -E '^(All tests passed|test cases)' "$log" | tail -1)"
   else
     echo "   FAIL: exit $rc or a ThreadSanitizer report; see $log"
     status=1
   fi
+fi
+
+if [[ "$kernels" == 1 ]]; then
+  echo "== 4. kernel test binaries in threads mode: expecting passing tests and no report"
+  # The CPU references the tests compare with are OpenMP loops (kernels/*.cpp).
+  # libgomp is not built with TSan, so its fork/join barriers are invisible
+  # and TSan reports the main thread reading what an OpenMP worker wrote
+  # (seen: concat_fwd's memcpy vs. scaled_error). The references are not what
+  # is checked here: one OpenMP thread runs them on the calling thread.
+  export OMP_NUM_THREADS=1
+  timeout_s="${LKASEG_TSAN_TIMEOUT:-1800}"
+  mkdir -p "$log_dir/kernels"
+  now() { date +%s.%N; }
+  k_ok=0 k_fail=0 k_subset=0
+  k_start=$(now)
+  for bin in "${kernel_bins[@]}"; do
+    log="$log_dir/kernels/$bin.log"
+    spec=()
+    what="all test cases"
+    if [[ -z "${LKASEG_TSAN_FULL:-}" && -n "${KERNEL_SUBSETS[$bin]:-}" ]]; then
+      spec=("${KERNEL_SUBSETS[$bin]}")
+      what="SUBSET (all of it is too slow under TSan): ${KERNEL_SUBSETS[$bin]}"
+      k_subset=$((k_subset + 1))
+    fi
+    t0=$(now)
+    set +e
+    timeout "$timeout_s" "$build/tests/emu/$bin" "${spec[@]}" >"$log" 2>&1
+    rc=$?
+    set -e
+    dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    reports=$(grep -c "WARNING: ThreadSanitizer" "$log" || true)
+    cases=$(grep -oE '[0-9]+ test cases?' "$log" | tail -1 || true)
+    if [[ "$rc" == 0 && "$reports" == 0 ]] && ! grep -q "ThreadSanitizer" "$log"; then
+      k_ok=$((k_ok + 1))
+      printf "   OK    %-24s %7ss  %s, %s\n" "$bin" "$dt" "${cases:-? test cases}" "$what"
+    else
+      k_fail=$((k_fail + 1))
+      status=1
+      why="exit $rc"
+      [[ "$rc" == 124 ]] && why="timed out after ${timeout_s}s"
+      [[ "$reports" != 0 ]] && why="$why, $reports ThreadSanitizer report(s)"
+      printf "   FAIL  %-24s %7ss  %s (%s); see %s\n" "$bin" "$dt" "$why" "$what" "$log"
+      grep -m1 -A8 "WARNING: ThreadSanitizer" "$log" | sed 's/^/   | /' || true
+    fi
+  done
+  k_total=$(awk -v a="$k_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+  echo "   kernels: ${#kernel_bins[@]} binaries, $k_ok OK, $k_fail FAIL, $k_subset limited to a subset, ${k_total}s"
 fi
 
 [[ "$status" == 0 ]] && echo "tsan_check: OK" || echo "tsan_check: FAILED"
