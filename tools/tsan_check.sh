@@ -61,26 +61,27 @@ if [[ "$kernels" == 1 ]]; then
 fi
 
 # Representative subsets for the binaries whose complete threads-mode TSan
-# run takes well over ~4 minutes (2 cores): Catch2 test specs, here exclusions
-# (~"name", several in one argument are and-ed) of the big shape-grid case,
-# which only repeats the same kernels over more channel/batch counts. What
-# stays still launches every kernel of the binary at least once. Binaries not
-# listed run all their test cases. Timings: complete run, of it the grid
-# (2 shared cores, GCC 12 TSan, RelWithDebInfo).
+# run takes well over ~4 minutes (2 shared cores): Catch2 test specs, here an
+# exclusion (~"name"; several in one argument are and-ed) of the big
+# shape-grid case, which only repeats the binary's kernels over more
+# channel/batch counts; what stays still launches every kernel function of
+# the binary (one template instantiation excepted, below).
+# Binaries not listed run all their test cases. Timings (GCC 12 TSan,
+# RelWithDebInfo, LKASEG_SIMT_WORKERS=2; a quieter .. a busier shared machine):
+#   test_emu_k_elementwise: all 302 s .. over 420 s, of it the grid 234 .. 364 s;
+#   test_emu_k_upsample:    all 262 .. 323 s, of it the grid 239 .. 300 s;
+#   test_emu_k_depthwise:   all 215 .. 400 s, the grid 149 .. 292 s: runs whole;
+#   every other binary under 2 minutes.
 declare -A KERNEL_SUBSETS=(
-  # 400 s, grid 292 s. Left: the LKA convolutions through fwd / bwd data /
-  # bwd weight (K 5 and 7), weight gradient over 1..4 rows per thread, tiles,
-  # paddings, dilations 1..15 (dw_conv_tiled, dw_wgrad_tiled, dw_wgrad_finalize
-  # for K = 5 and 7); about 110 s.
-  [test_emu_k_depthwise]='~"emu depthwise: weight and bias gradient on the shape grid"'
-  # over 420 s (stopped), grid 364 s. Left: forward add/mul, every backward
-  # reduction strategy (own thread, warp and block per destination), fill,
-  # axpy, scale; about 80 s.
+  # Left, about 70 s: add/mul forward and every backward strategy (own thread,
+  # warp and block per destination, 1..4 reduced dims), fill, axpy, scale:
+  # every kernel of elementwise.cu (all with 32-bit indices, as in the grid).
   [test_emu_k_elementwise]='~"emu elementwise: broadcast add/mul match binary_* on the shape grid"'
-  # 322 s, grid 300 s. Left: nearest and bilinear, forward and backward, for
-  # f = 2, 8 and any f (F = 0), f = 4 bilinear (threads-mode case); about 25 s.
-  # Not launched then: upsample_{fwd,bwd}_kernel<4, nearest>, the same template
-  # body as <2, nearest> and <8, nearest> with another constant divisor.
+  # Left, about 25 s: nearest and bilinear, forward and backward, f = 2, 8 and
+  # any f (F = 0); f = 4 bilinear (the threads-mode case). Not launched then:
+  # upsample_{fwd,bwd}_kernel<4, nearest>, the same template body as
+  # <2, nearest> and <8, nearest> with another constant divisor (no shared
+  # memory, no barrier: one thread per output / per input pixel).
   [test_emu_k_upsample]='~"emu upsample: nearest and bilinear match upsample_* on the shape grid"'
 )
 
