@@ -13,7 +13,9 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -37,6 +39,8 @@ using cpu::UpsampleMode;
 // Reference selects the plain nested loops, Fast the BLAS/OpenMP paths; on
 // CUDA (later) Fast is our kernels, Reference the cuDNN/cuBLAS path.
 enum class KernelVariant { Fast, Reference };
+
+class UploadRing;
 
 class Backend {
  public:
@@ -128,9 +132,51 @@ class Backend {
   virtual void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
                           const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
 
+  // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,
+  // B packed AugmentDraw (pack_augment_draws); images (B, 4, S, S) float32 and
+  // labels (B, S, S) int32 or undefined -> out_images (B, 4, O, O) and
+  // out_labels (B, O, O) (undefined with labels), the crop taken from the
+  // slice reflect-padded by `pad`. Use lk::augment_batch (engine/ops.h).
+  virtual void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
+                       const Tensor& out_images, const Tensor& out_labels) = 0;
+
+  // Host-to-device staging for input pipelines (see UploadRing below).
+  // `parts`: the shape and dtype of each tensor of one slot.
+  virtual std::unique_ptr<UploadRing> make_upload_ring(const std::vector<std::pair<Shape, DType>>& parts,
+                                                       int slots) = 0;
+
  private:
   KernelVariant variant_ = KernelVariant::Fast;
   std::map<std::string, KernelVariant> per_op_;
+};
+
+// A ring of `slots()` staging slots through which an input pipeline (the
+// data loader, data/loader.h) moves batches to the device while the device
+// computes. Each slot holds one host tensor per part (page-locked on CUDA,
+// so copies are asynchronous) and its device twin. The protocol for slot k,
+// which the caller serialises per slot (one producer fills it, then one
+// consumer takes it, then the producer may fill it again):
+//   producer: wait_writable(k); write host(k, p); upload(k, rows);
+//   consumer: device tensors = acquire(k, rows); queue work reading them;
+//             release(k).
+// upload starts copying the first `rows` rows (dim 0) of every part on a copy
+// stream; acquire makes the backend's compute stream wait for that copy and
+// returns the device tensors (views of their first `rows` rows); release
+// marks the point of the compute stream after which the device tensors may
+// be overwritten by the next upload into k, and wait_writable blocks until
+// the host tensors' last upload has completed. On the CPU the host and
+// device tensors are the same and every call but host/acquire is a no-op.
+// Calls for different slots may come from different threads.
+class UploadRing {
+ public:
+  virtual ~UploadRing() = default;
+  virtual int slots() const = 0;
+  virtual int parts() const = 0;
+  virtual const Tensor& host(int slot, int part) const = 0;
+  virtual void wait_writable(int slot) = 0;
+  virtual void upload(int slot, int64_t rows) = 0;
+  virtual std::vector<Tensor> acquire(int slot, int64_t rows) = 0;
+  virtual void release(int slot) = 0;
 };
 
 // The backend of a device (throws when none is registered for it).

@@ -3,10 +3,13 @@
 
 #include <array>
 #include <cstring>
+#include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
 #include "engine/backend.h"
+#include "kernels/augment.h"
 #include "kernels/batch_norm.h"
 #include "kernels/concat.h"
 #include "kernels/conv_transpose2d.h"
@@ -283,6 +286,33 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
+               const Tensor& out_images, const Tensor& out_labels) override {
+    const int64_t B = images.size(0), S = images.size(2), O = out_images.size(2);
+    const float* img = images.data<float>();
+    const int32_t* lab = ptr<int32_t>(labels);
+    float* oimg = out_images.data<float>();
+    int32_t* olab = ptr<int32_t>(out_labels);
+    const int32_t* words = draws.data<int32_t>();
+    std::exception_ptr failed;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      try {
+        data::AugmentDraw d;
+        data::unpack_augment_draws(words + b * data::kAugDrawWords, 1, &d);
+        data::augment_cpu(d, img + b * data::kAugChannels * S * S, lab ? lab + b * S * S : nullptr, S,
+                          oimg + b * data::kAugChannels * O * O, olab ? olab + b * O * O : nullptr, O, pad);
+      } catch (...) {
+#pragma omp critical(lk_cpu_augment)
+        failed = std::current_exception();
+      }
+    }
+    if (failed) std::rethrow_exception(failed);
+  }
+
+  std::unique_ptr<UploadRing> make_upload_ring(const std::vector<std::pair<Shape, DType>>& parts,
+                                               int slots) override;
+
  private:
   [[noreturn]] static void bad_label(const char* op, const Tensor& target, int64_t at, int64_t c) {
     throw std::invalid_argument(std::string(op) + ": label " + std::to_string(target.data<int32_t>()[at]) +
@@ -290,6 +320,36 @@ class CpuBackend final : public Backend {
                                 std::to_string(c) + ")");
   }
 };
+
+// Host and "device" are the same memory: nothing to copy or wait for.
+class CpuUploadRing final : public UploadRing {
+ public:
+  CpuUploadRing(const std::vector<std::pair<Shape, DType>>& parts, int slots) : parts_(static_cast<int>(parts.size())) {
+    if (slots < 1 || parts.empty()) throw std::invalid_argument("make_upload_ring: needs at least one slot and part");
+    for (int k = 0; k < slots; ++k)
+      for (const auto& [shape, dtype] : parts) host_.push_back(Tensor::empty(shape, dtype));
+  }
+  int slots() const override { return static_cast<int>(host_.size()) / parts_; }
+  int parts() const override { return parts_; }
+  const Tensor& host(int slot, int part) const override { return host_.at(static_cast<size_t>(slot * parts_ + part)); }
+  void wait_writable(int) override {}
+  void upload(int, int64_t) override {}
+  std::vector<Tensor> acquire(int slot, int64_t rows) override {
+    std::vector<Tensor> out;
+    for (int p = 0; p < parts_; ++p) out.push_back(host(slot, p).head(rows));
+    return out;
+  }
+  void release(int) override {}
+
+ private:
+  int parts_;
+  std::vector<Tensor> host_;
+};
+
+std::unique_ptr<UploadRing> CpuBackend::make_upload_ring(const std::vector<std::pair<Shape, DType>>& parts,
+                                                         int slots) {
+  return std::make_unique<CpuUploadRing>(parts, slots);
+}
 
 std::mutex g_registry_mutex;
 std::array<Backend*, 2> g_registry{};  // indexed by DeviceType

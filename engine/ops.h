@@ -4,6 +4,7 @@
 // input requires grad, records the backward. Images are NCHW.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -54,5 +55,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
 // If stats is given it receives TP, FP, FN, alpha per class (4*C).
 Tensor tversky_loss(const Tensor& probs, const Tensor& target, const TverskyParams& p = {},
                     Tensor* stats = nullptr);
+
+// Training augmentation (kernels/augment.h) of a batch on its device, no
+// autograd: draws int32 (B, kAugDrawWords) (pack_augment_draws), images
+// float32 (B, 4, S, S), labels int32 (B, S, S) or undefined -> images
+// (B, 4, O, O) and labels (B, O, O) (undefined without labels), O = out_side.
+std::pair<Tensor, Tensor> augment_batch(const Tensor& draws, const Tensor& images, const Tensor& labels,
+                                        int64_t out_side = 128, int64_t pad = 16);
 
 }  // namespace lk

@@ -132,11 +132,13 @@ static Allocator& allocator_for(Device dev) {
   return backend(dev).allocator();  // throws when no backend is registered
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device dev) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device dev) { return empty_in(shape, dtype, allocator_for(dev)); }
+
+Tensor Tensor::empty_in(const Shape& shape, DType dtype, Allocator& alloc) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), allocator_for(dev));
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), alloc);
   return Tensor(std::move(impl));
 }
 
@@ -231,6 +233,17 @@ Tensor Tensor::view(const Shape& s) const {
   if (shape_numel(s) != numel()) shape_error("view", "element count differs", shape(), s);
   Tensor t = detach();
   t.impl_->shape = s;
+  return t;
+}
+
+Tensor Tensor::head(int64_t rows) const {
+  if (ndim() < 1 || rows < 0 || rows > size(0)) {
+    Shape want = shape();
+    if (!want.empty()) want[0] = rows;
+    shape_error("head", "needs 0 <= rows <= size(0)", shape(), want);
+  }
+  Tensor t = detach();
+  t.impl_->shape[0] = rows;
   return t;
 }
 

@@ -89,6 +89,8 @@ class Tensor {
 
   // Uninitialised (poisoned when poisoning is on).
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device dev = cpu_device());
+  // Uninitialised, from a given allocator (e.g. pinned host memory).
+  static Tensor empty_in(const Shape& shape, DType dtype, Allocator& alloc);
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device dev = cpu_device());
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32, Device dev = cpu_device());
   static Tensor from_vector(const std::vector<double>& v, const Shape& shape,
@@ -121,6 +123,7 @@ class Tensor {
   Tensor to(DType dtype) const;       // copies data, no history
   Tensor to(Device device) const;     // copies data to another device, no history
   Tensor view(const Shape& shape) const;  // shares storage, no history
+  Tensor head(int64_t rows) const;        // the first rows of dim 0; shares storage, no history
   void fill_(double value) const;  // writes the data, not the handle
   void copy_from(const Tensor& src) const;  // same element count, any dtype
 

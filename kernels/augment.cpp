@@ -1,4 +1,4 @@
-#include "data/augment.h"
+#include "kernels/augment.h"
 
 #include <algorithm>
 #include <cmath>

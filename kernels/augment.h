@@ -39,6 +39,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "kernels/philox.h"
 
@@ -82,6 +84,17 @@ struct AugmentDraw {
 // The decisions and parameters for (seed, epoch, slice); identical on every
 // call and machine. The slice index is taken modulo 2^32.
 AugmentDraw draw_augmentation(uint64_t seed, uint32_t epoch, int64_t slice);
+// AugmentDraw travels to the device as int32 words (a (B, kAugDrawWords)
+// tensor; Backend::augment): bytes copied as they are.
+static_assert(std::is_trivially_copyable_v<AugmentDraw> && sizeof(AugmentDraw) % sizeof(int32_t) == 0);
+inline constexpr int64_t kAugDrawWords = static_cast<int64_t>(sizeof(AugmentDraw) / sizeof(int32_t));
+inline void pack_augment_draws(const AugmentDraw* draws, int64_t n, int32_t* words) {
+  std::memcpy(words, draws, static_cast<size_t>(n) * sizeof(AugmentDraw));
+}
+inline void unpack_augment_draws(const int32_t* words, int64_t n, AugmentDraw* draws) {
+  std::memcpy(static_cast<void*>(draws), words, static_cast<size_t>(n) * sizeof(AugmentDraw));
+}
+
 // warp_a / warp_b from scale / rotate / scale_factor / angle_rad.
 void set_warp(AugmentDraw& d);
 

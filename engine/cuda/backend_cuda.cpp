@@ -10,6 +10,9 @@
 #include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
+#include "engine/cuda/upload_ring.h"
+#include "kernels/augment.h"
+#include "kernels/cuda/augment.h"
 #include "kernels/conv_transpose2d.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/adamw.h"
@@ -67,7 +70,7 @@ NC nc_of(const Tensor& t) {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device), alloc_(device) {
+  explicit CudaBackend(int device) : device_(device), alloc_(device), pinned_(device, true) {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
 #if !defined(LKASEG_SIMT)
@@ -348,6 +351,20 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(lk::cuda::adamw_step(table, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, step, stream_));
   }
 
+  void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
+               const Tensor& out_images, const Tensor& out_labels) override {
+    const auto* d = reinterpret_cast<const data::AugmentDraw*>(draws.data<int32_t>());
+    LK_LAUNCHED(lk::cuda::augment_batch(d, images.size(0), cf(images),
+                                        labels.defined() ? labels.data<int32_t>() : nullptr, images.size(2),
+                                        mf(out_images), out_labels.defined() ? out_labels.data<int32_t>() : nullptr,
+                                        out_images.size(2), pad, stream_));
+  }
+
+  std::unique_ptr<UploadRing> make_upload_ring(const std::vector<std::pair<Shape, DType>>& parts,
+                                               int slots) override {
+    return make_cuda_upload_ring(device_, stream_, alloc_, pinned_, parts, slots);
+  }
+
  private:
   cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
 
@@ -406,6 +423,7 @@ class CudaBackend final : public Backend {
   const int device_;
   cudaStream_t stream_ = nullptr;
   CachingAllocator alloc_;
+  CachingAllocator pinned_;  // page-locked host memory of upload rings
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   double bn_eps_ = 1e-5;

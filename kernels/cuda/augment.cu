@@ -4,7 +4,7 @@
 // (min / max / sum / sum of squares of the channel, then sum / sum of squares
 // of t^g) and the final pass (gamma, brightness, noise) over the values it
 // wrote itself. Block (4, b) makes the label plane. Everything per pixel is
-// the shared code of data/augment.h, so this matches augment_cpu.
+// the shared code of kernels/augment.h, so this matches augment_cpu.
 #include "kernels/cuda/augment.h"
 #include "kernels/cuda/cuda_compat.cuh"
 

@@ -1,4 +1,4 @@
-// The training augmentation of data/augment.h on the GPU: one fused kernel per
+// The training augmentation of kernels/augment.h on the GPU: one fused kernel per
 // batch (crop + reflect + affine warp with bilinear / nearest sampling,
 // brightness, gamma with retained statistics, per-pixel Philox noise). Same
 // AugmentDraw, same helpers, same result as lk::data::augment_cpu (images to
@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "data/augment.h"
+#include "kernels/augment.h"
 #include "kernels/cuda/runtime_api.h"
 
 LK_CUDA_NAMESPACE_BEGIN

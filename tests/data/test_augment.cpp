@@ -1,4 +1,4 @@
-// Training augmentation (data/augment.h) and its Philox-4x32-10 generator
+// Training augmentation (kernels/augment.h) and its Philox-4x32-10 generator
 // (kernels/philox.h): known answers, determinism per key, decision
 // frequencies, the crop-only identity, label sets, a known rotation, and the
 // statistics gamma keeps.
@@ -10,7 +10,7 @@
 #include <set>
 #include <vector>
 
-#include "data/augment.h"
+#include "kernels/augment.h"
 #include "kernels/philox.h"
 
 using namespace lk::data;

@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "data/augment.h"
+#include "kernels/augment.h"
 #include "kernels/cuda/augment.h"
-#include "data/augment.h"
+#include "kernels/augment.h"
 #include "tests/emu/emu_util.h"
 
 using lk::data::AugmentDraw;

@@ -1,0 +1,147 @@
+// The training data loader: batches of slice-cache slices, augmented and on
+// the training device, assembled in the background while the device computes.
+//
+//   worker threads                     upload ring (Backend::make_upload_ring)     next()
+//   batch g: slices, draws,  ---->  slot g % slots: host tensors (pinned on   ---> acquire on the compute
+//   CPU augmentation or a             CUDA) -> copy stream -> device tensors        stream, GPU augmentation
+//   plain gather                                                                    or a copy into fresh
+//                                                                                   tensors, release
+//
+// Order and content: epoch e lists the slices in an order drawn from
+// (seed, e) (Fisher-Yates over Philox-4x32-10, stream 2), or as given
+// without shuffling. With tumour oversampling each position of the list is,
+// with probability tumour_fraction (Philox stream 3, keyed by position),
+// replaced by a slice drawn uniformly from those of the given slices whose
+// labels hold tumour. Batch i of epoch e is positions [i B, (i + 1) B) of the
+// list. The augmentation of position p of epoch e is
+// draw_augmentation(seed, e, p) (kernels/augment.h): keyed by the position,
+// so an oversampled slice shown twice gets two different augmentations.
+// Everything is a function of (seed, epoch, batch index): the worker count,
+// prefetch depth and timing change nothing, and a run resumed at an epoch
+// sees the batches it would have seen.
+//
+// Augmentation on the CPU runs in the workers (augment_cpu per slice);
+// on the device it is one fused kernel per batch (lk::augment_batch) on the
+// compute stream, after the raw slices' upload. Either way next() returns
+// fresh tensors the caller owns: the ring slot is free again as soon as the
+// compute stream has read it.
+//
+// Threads: next(), stats() and the destructor are for one consumer thread.
+// Worker errors (a bad slice, an allocation) are rethrown by next() for the
+// batch that failed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/tensor.h"
+#include "data/slice_cache.h"
+#include "kernels/augment.h"
+
+namespace lk::data {
+
+enum class AugmentOn {
+  Auto,    // the device when it is a GPU, else the CPU workers
+  Cpu,     // in the worker threads
+  Device,  // one kernel per batch on the training device (a CPU device runs augment_cpu over OpenMP)
+};
+const char* augment_on_name(AugmentOn a);
+AugmentOn parse_augment_on(const std::string& s);  // "auto", "cpu", "device"; throws otherwise
+
+struct LoaderOptions {
+  int64_t batch_size = 8;
+  uint64_t seed = 42;
+  bool shuffle = true;
+  bool drop_last = true;   // false: a last, smaller batch (validation)
+  bool augment = true;     // false: the cached slices as they are (side S)
+  AugmentOn augment_on = AugmentOn::Auto;
+  double tumour_fraction = 0.0;  // oversampling of tumour slices, in [0, 1]
+  int workers = 0;               // 0: automatic (see Loader::workers())
+  int prefetch = 3;              // batches in flight, >= 2 (double buffering and more)
+  Device device = cpu_device();
+  int64_t out_side = kAugOut, pad = kAugPad;  // the augmentation crop
+};
+
+struct Batch {
+  Tensor images;  // (n, 4, O, O) float32 on the device (O = out_side, or S without augmentation)
+  Tensor labels;  // (n, O, O) int32
+  int64_t epoch = 0, index = 0;  // index within the epoch
+  std::vector<int64_t> slices;   // the cache slices, in batch order
+};
+
+struct LoaderStats {
+  int64_t batches = 0;             // delivered by next()
+  double wait_seconds = 0;         // next() blocked waiting for a batch, in all
+  double last_wait_seconds = 0;    // ... for the last batch
+  double produce_seconds = 0;      // worker time spent assembling batches, summed over workers
+  double mean_wait_ms() const { return batches ? 1e3 * wait_seconds / static_cast<double>(batches) : 0.0; }
+};
+
+class Loader {
+ public:
+  // `slices`: the cache slices to draw from (e.g. a fold's training cases,
+  // SliceCache::slices_of). The cache must outlive the loader. Throws
+  // std::invalid_argument for bad options, an out-of-range slice, or fewer
+  // slices than one batch with drop_last.
+  Loader(const SliceCache& cache, std::vector<int64_t> slices, const LoaderOptions& o, int64_t start_epoch = 0);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t size() const { return static_cast<int64_t>(slices_.size()); }
+  int workers() const { return static_cast<int>(threads_.size()); }
+  bool augments_on_device() const { return on_device_; }
+  const LoaderOptions& options() const { return o_; }
+
+  // The next batch: batch 0 of start_epoch, then on through the epochs.
+  Batch next();
+  // What batch `index` of `epoch` holds (no work queued).
+  std::vector<int64_t> batch_slices(int64_t epoch, int64_t index) const;
+  // The epoch's position list (the order, with oversampling applied).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+  LoaderStats stats() const;
+  void reset_stats();
+
+ private:
+  struct SlotState {
+    int64_t batch = -1;  // the global batch the slot holds when ready
+    bool ready = false;
+    std::exception_ptr error;
+    int64_t rows = 0;
+  };
+  void worker_main();
+  void produce(int64_t g, int slot);
+  int64_t rows_of(int64_t index) const;
+
+  const SliceCache& cache_;
+  std::vector<int64_t> slices_, tumour_;
+  LoaderOptions o_;
+  bool on_device_ = false;
+  int64_t side_in_ = 0, side_out_ = 0;
+  int64_t batches_per_epoch_ = 0;
+  std::unique_ptr<UploadRing> ring_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_work_, cv_ready_;
+  bool stop_ = false;
+  int64_t next_produce_ = 0;  // global batch numbers: epoch * batches_per_epoch + index
+  int64_t next_deliver_ = 0;
+  std::vector<SlotState> slot_;
+  LoaderStats stats_;
+  mutable std::mutex order_mu_;
+  mutable std::vector<std::pair<int64_t, std::vector<int64_t>>> order_cache_;  // a few recent epochs
+
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace lk::data

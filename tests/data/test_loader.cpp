@@ -1,0 +1,229 @@
+// The background loader (data/loader.h) on the CPU device: order, content,
+// determinism across workers and prefetch depths, resume, oversampling,
+// partial batches, the wait metric and bad options. The same loader on the
+// emulated CUDA backend (pinned ring, copy stream, GPU augmentation) is
+// tested in tests/backend/test_loader_cuda.cpp.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "data/loader.h"
+#include "tests/data/loader_fixture.h"
+
+using namespace lk;
+using namespace lk::data;
+using lk::test::LoaderFixture;
+
+namespace {
+
+bool same(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+LoaderOptions opts(int64_t batch, int workers, int prefetch) {
+  LoaderOptions o;
+  o.batch_size = batch;
+  o.workers = workers;
+  o.prefetch = prefetch;
+  o.seed = 77;
+  o.out_side = 16;
+  o.pad = 4;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("loader: every slice once per epoch, a new order each epoch, reproducible", "[data][loader]") {
+  LoaderFixture f("loader_order", 3, 7, 16);  // 21 slices
+  LoaderOptions o = opts(4, 2, 3);
+  o.drop_last = false;
+  o.augment = false;
+  Loader a(f.cache, f.all_slices(), o);
+  REQUIRE(a.batches_per_epoch() == 6);
+  std::vector<std::vector<int64_t>> epochs(2);
+  for (int e = 0; e < 2; ++e)
+    for (int64_t i = 0; i < a.batches_per_epoch(); ++i) {
+      const Batch b = a.next();
+      CHECK(b.epoch == e);
+      CHECK(b.index == i);
+      CHECK(b.images.size(0) == (i == 5 ? 1 : 4));  // 21 = 5 * 4 + 1
+      CHECK(b.slices == a.batch_slices(e, i));
+      epochs[static_cast<size_t>(e)].insert(epochs[static_cast<size_t>(e)].end(), b.slices.begin(), b.slices.end());
+    }
+  for (auto ep : epochs) {
+    std::sort(ep.begin(), ep.end());
+    CHECK(ep == f.all_slices());
+  }
+  CHECK(epochs[0] != epochs[1]);
+  CHECK(epochs[0] != f.all_slices());
+
+  Loader again(f.cache, f.all_slices(), o);
+  CHECK(again.epoch_order(1) == a.epoch_order(1));
+  o.seed = 78;
+  Loader other(f.cache, f.all_slices(), o);
+  CHECK(other.epoch_order(0) != a.epoch_order(0));
+  o.shuffle = false;
+  Loader plain(f.cache, {5, 2, 9}, o);
+  CHECK(plain.epoch_order(3) == std::vector<int64_t>{5, 2, 9});
+}
+
+TEST_CASE("loader: batches hold the cached slices, or their augmentation keyed by epoch and position",
+          "[data][loader]") {
+  LoaderFixture f("loader_content", 2, 6, 16);
+  const int64_t S = 16, O = 16, px = S * S;
+  for (bool augment : {false, true}) {
+    CAPTURE(augment);
+    LoaderOptions o = opts(5, 2, 2);
+    o.augment = augment;
+    Loader L(f.cache, f.all_slices(), o);
+    for (int k = 0; k < 5; ++k) {  // two epochs and a half (2 batches per epoch)
+      const Batch b = L.next();
+      REQUIRE(b.images.shape() == Shape{5, 4, O, O});
+      REQUIRE(b.labels.shape() == Shape{5, O, O});
+      for (int64_t i = 0; i < 5; ++i) {
+        const int64_t s = b.slices[static_cast<size_t>(i)];
+        std::vector<float> want_img(static_cast<size_t>(4 * O * O));
+        std::vector<int32_t> want_lab(static_cast<size_t>(O * O)), lab_in(f.cache.labels(s), f.cache.labels(s) + px);
+        if (augment) {
+          const AugmentDraw d = draw_augmentation(o.seed, static_cast<uint32_t>(b.epoch), b.index * 5 + i);
+          augment_cpu(d, f.cache.images(s), lab_in.data(), S, want_img.data(), want_lab.data(), O, o.pad);
+        } else {
+          std::copy(f.cache.images(s), f.cache.images(s) + 4 * px, want_img.begin());
+          want_lab = lab_in;
+        }
+        CHECK(std::memcmp(b.images.data<float>() + i * 4 * O * O, want_img.data(), want_img.size() * 4) == 0);
+        CHECK(std::memcmp(b.labels.data<int32_t>() + i * O * O, want_lab.data(), want_lab.size() * 4) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("loader: the batches do not depend on workers, prefetch or where augmentation runs", "[data][loader]") {
+  LoaderFixture f("loader_determinism", 3, 8, 20);
+  LoaderOptions base = opts(3, 1, 2);
+  base.out_side = 16;
+  base.tumour_fraction = 0.3;
+  std::vector<Batch> ref;
+  {
+    Loader L(f.cache, f.all_slices(), base);
+    for (int k = 0; k < 2 * static_cast<int>(L.batches_per_epoch()) + 1; ++k) ref.push_back(L.next());
+  }
+  struct Variant {
+    int workers, prefetch;
+    AugmentOn on;
+  };
+  for (const Variant v : {Variant{3, 2, AugmentOn::Cpu}, Variant{4, 6, AugmentOn::Cpu}, Variant{2, 3, AugmentOn::Device}}) {
+    CAPTURE(v.workers, v.prefetch, augment_on_name(v.on));
+    LoaderOptions o = base;
+    o.workers = v.workers;
+    o.prefetch = v.prefetch;
+    o.augment_on = v.on;
+    Loader L(f.cache, f.all_slices(), o);
+    CHECK(L.augments_on_device() == (v.on == AugmentOn::Device));
+    for (const Batch& want : ref) {
+      const Batch got = L.next();
+      CHECK(got.slices == want.slices);
+      CHECK(same(got.images, want.images));
+      CHECK(same(got.labels, want.labels));
+    }
+  }
+  SECTION("a loader started at epoch 1 gives epoch 1's batches") {
+    Loader L(f.cache, f.all_slices(), base, 1);
+    const Batch got = L.next();
+    const Batch& want = ref[static_cast<size_t>(L.batches_per_epoch())];
+    CHECK(got.epoch == 1);
+    CHECK(got.index == 0);
+    CHECK(same(got.images, want.images));
+    CHECK(same(got.labels, want.labels));
+  }
+}
+
+TEST_CASE("loader: tumour oversampling", "[data][loader]") {
+  LoaderFixture f("loader_oversample", 3, 9, 16);  // 27 slices, 18 with tumour
+  const std::vector<int64_t> tum = f.cache.tumour_slices();
+  REQUIRE(tum.size() == 18);
+  const std::set<int64_t> tumour(tum.begin(), tum.end());
+  // Only some slices are given: oversampling draws from the given tumour slices only.
+  std::vector<int64_t> given;
+  for (int64_t s = 0; s < 20; ++s) given.push_back(s);
+  const auto fraction_of = [&](double p, int epochs) {
+    LoaderOptions o = opts(4, 1, 2);
+    o.augment = false;
+    o.tumour_fraction = p;
+    Loader L(f.cache, given, o);
+    int64_t hit = 0, n = 0;
+    for (int e = 0; e < epochs; ++e)
+      for (int64_t s : L.epoch_order(e)) {
+        CHECK(s < 20);
+        n++;
+        hit += tumour.count(s);
+      }
+    return static_cast<double>(hit) / static_cast<double>(n);
+  };
+  int64_t given_tumour = 0;
+  for (int64_t s : given) given_tumour += tumour.count(s);
+  CHECK(fraction_of(0.0, 50) == Approx(static_cast<double>(given_tumour) / 20.0));
+  CHECK(fraction_of(1.0, 3) == 1.0);
+  // p = 0.5 over 50 epochs of 20: expect 1/2 + 1/2 * 14/20 = 0.85 (binomial sd ~0.008).
+  CHECK(fraction_of(0.5, 50) == Approx(0.5 + 0.5 * static_cast<double>(given_tumour) / 20.0).margin(0.04));
+}
+
+TEST_CASE("loader: the wait metric counts the time next() blocks", "[data][loader]") {
+  LoaderFixture f("loader_wait", 2, 8, 16);
+  LoaderOptions o = opts(2, 2, 3);
+  Loader L(f.cache, f.all_slices(), o);
+  L.next();
+  // A consumer slower than the workers finds its batches ready.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  L.reset_stats();
+  L.next();
+  L.next();
+  const LoaderStats s = L.stats();
+  CHECK(s.batches == 2);
+  CHECK(s.wait_seconds >= s.last_wait_seconds);
+  CHECK(s.wait_seconds < 0.25);
+  CHECK(s.mean_wait_ms() == Approx(1e3 * s.wait_seconds / 2));
+  // Workers report their time too.
+  for (int k = 0; k < 6; ++k) L.next();
+  CHECK(L.stats().produce_seconds > 0.0);
+  CHECK(L.stats().batches == 8);
+}
+
+TEST_CASE("loader: a loader destroyed with batches in flight stops its workers", "[data][loader]") {
+  LoaderFixture f("loader_stop", 2, 10, 16);
+  for (int workers : {1, 4}) {
+    Loader L(f.cache, f.all_slices(), opts(2, workers, 4));
+    L.next();
+  }  // returns: nothing hangs
+  Loader never_used(f.cache, f.all_slices(), opts(2, 2, 2));
+  SUCCEED();
+}
+
+TEST_CASE("loader: bad options and slices are refused with the reason", "[data][loader]") {
+  LoaderFixture f("loader_bad", 1, 4, 16);
+  const auto fails = [&](LoaderOptions o, std::vector<int64_t> slices, const std::string& what) {
+    CAPTURE(what);
+    CHECK_THROWS_WITH(Loader(f.cache, std::move(slices), o), Catch::Contains(what));
+  };
+  fails(opts(0, 1, 2), {0}, "batch size 0");
+  fails(opts(2, 1, 1), {0, 1}, "prefetch 1");
+  fails(opts(2, -1, 2), {0, 1}, "workers -1");
+  LoaderOptions o = opts(2, 1, 2);
+  o.tumour_fraction = 1.5;
+  fails(o, {0, 1}, "tumour fraction");
+  fails(opts(2, 1, 2), {0, 4}, "slice 4 is outside the cache");
+  fails(opts(2, 1, 2), {}, "no slices");
+  fails(opts(8, 1, 2), {0, 1, 2}, "no full batch of 8");
+  o = opts(2, 1, 2);
+  o.out_side = 40;  // 16 + 2 * 4 = 24 < 40
+  fails(o, {0, 1}, "does not fit");
+  CHECK_THROWS_WITH(parse_augment_on("gpu0"), Catch::Contains("auto, cpu or device"));
+  CHECK(parse_augment_on("device") == AugmentOn::Device);
+  Loader L(f.cache, {0, 1, 2, 3}, opts(2, 1, 2));
+  CHECK_THROWS_AS(L.batch_slices(0, 2), std::out_of_range);
+}
