@@ -14,6 +14,10 @@
 # With --kernels (implied by --all) it builds every emulated kernel test
 # binary (test_emu_kernels and test_emu_k_*, one per tests/emu/test_emu_k_*.cpp)
 # and runs each in threads mode: each must pass with no ThreadSanitizer report.
+# With --loader (implied by --all) it builds the data loader's tests with the
+# whole program under TSan (build-tsan-loader/: the loader's worker threads,
+# its upload ring on the CPU and on the emulated CUDA backend) and runs them:
+# each must pass with no report.
 # Checks 1 and 2 always run: they show that the detector sees a missing
 # barrier, which is what makes "no report" from the kernels mean something.
 #
@@ -25,7 +29,7 @@
 # between blocks show when the two blocks run in different block groups
 # (LKASEG_SIMT_WORKERS groups at once, default the core count).
 #
-# Usage: tools/tsan_check.sh [--kernels] [--all]
+# Usage: tools/tsan_check.sh [--kernels] [--loader] [--all]
 # Environment: LKASEG_TSAN_BUILD_DIR (default build-tsan/), LKASEG_TSAN_JOBS
 # (build parallelism, default nproc), LKASEG_TSAN_FULL=1 (no subsets),
 # LKASEG_TSAN_TIMEOUT (seconds per kernel binary, default 1800).
@@ -36,16 +40,18 @@ build="${LKASEG_TSAN_BUILD_DIR:-$root/build-tsan}"
 jobs="${LKASEG_TSAN_JOBS:-$(nproc)}"
 all=0
 kernels=0
+loader=0
 for arg in "$@"; do
   case "$arg" in
-    --all) all=1 kernels=1 ;;
+    --all) all=1 kernels=1 loader=1 ;;
+    --loader) loader=1 ;;
     --kernels) kernels=1 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "tsan_check: unknown argument '$arg' (usage: tools/tsan_check.sh [--kernels] [--all])" >&2
+      echo "tsan_check: unknown argument '$arg' (usage: tools/tsan_check.sh [--kernels] [--loader] [--all])" >&2
       exit 2
       ;;
   esac
@@ -187,6 +193,29 @@ if [[ "$kernels" == 1 ]]; then
   done
   k_total=$(awk -v a="$k_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
   echo "   kernels: ${#kernel_bins[@]} binaries, $k_ok OK, $k_fail FAIL, $k_subset limited to a subset, ${k_total}s"
+fi
+
+if [[ "$loader" == 1 ]]; then
+  echo "== 5. data loader tests, whole program under TSan: expecting passing tests and no report"
+  lbuild="${build}-loader"
+  cmake -S "$root" -B "$lbuild" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLKASEG_EMU_SANITIZE=thread \
+    -DLKASEG_CUDA=OFF -DLKASEG_BENCH=OFF -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+    -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
+  cmake --build "$lbuild" -j "$jobs" --target test_loader test_emu_loader
+  export OMP_NUM_THREADS=1  # libgomp is not instrumented (see 4.)
+  for bin in "$lbuild/tests/data/test_loader" "$lbuild/tests/backend/test_emu_loader"; do
+    log="$log_dir/$(basename "$bin").log"
+    set +e
+    "$bin" >"$log" 2>&1
+    rc=$?
+    set -e
+    if [[ "$rc" == 0 ]] && ! grep -q "ThreadSanitizer" "$log"; then
+      echo "   OK    $(basename "$bin"): $(grep -E '^All tests passed' "$log" | tail -1)"
+    else
+      echo "   FAIL  $(basename "$bin"): exit $rc or a ThreadSanitizer report; see $log"
+      status=1
+    fi
+  done
 fi
 
 [[ "$status" == 0 ]] && echo "tsan_check: OK" || echo "tsan_check: FAILED"
