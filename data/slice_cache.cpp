@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -18,6 +19,8 @@
 #include <set>
 #include <utility>
 
+#include "data/preprocess_pool.h"
+#include "engine/progress.h"
 #include "engine/tensor.h"
 
 namespace lk::data {
@@ -44,13 +47,18 @@ struct Header {
   int64_t size;
   double clip_lo, clip_hi;
   uint64_t cases, slices;
-  uint64_t records_offset, records_bytes;
   uint64_t images_offset, images_bytes;
   uint64_t labels_offset, labels_bytes;
+  uint64_t records_offset, records_bytes;
+  uint64_t skipped_count;
+  uint64_t skipped_offset, skipped_bytes;
   uint64_t file_bytes;
 };
-static_assert(sizeof(Header) == 128);
+static_assert(sizeof(Header) == 152 && sizeof(Header) <= kHeaderBytes);
 static_assert(offsetof(Header, checksum) == 16 && offsetof(Header, byte_order) == kChecksumEnd);
+static_assert(offsetof(Header, images_offset) == 72 && offsetof(Header, skipped_count) == 120 &&
+              offsetof(Header, file_bytes) == 144);
+static_assert(sizeof(z_off_t) >= 8, "crc32_combine needs 64-bit lengths");
 
 uint32_t crc_update(uint32_t crc, const void* p, size_t n) {
   const auto* c = static_cast<const Bytef*>(p);
@@ -70,17 +78,38 @@ void put(std::string& b, const T& v) {
   b.append(reinterpret_cast<const char*>(&v), sizeof(T));
 }
 
-// Bounds-checked reads from the records section.
+// u64 length, bytes, zero padding to 8.
+void put_str(std::string& b, const std::string& v) {
+  put<uint64_t>(b, v.size());
+  b += v;
+  b.append(align_up(v.size(), 8) - v.size(), '\0');
+}
+
+uint32_t crc_init() { return static_cast<uint32_t>(::crc32(0, nullptr, 0)); }
+
+uint32_t crc_combine(uint32_t a, uint32_t b, uint64_t b_bytes) {
+  return static_cast<uint32_t>(::crc32_combine(a, b, static_cast<z_off_t>(b_bytes)));
+}
+
+// Bounds-checked reads from the records or skipped section.
 struct Reader {
   const std::string& path;
+  const char* section;
   const unsigned char* p;
   size_t n, at = 0;
   template <typename T>
   T get(const char* what) {
-    if (n - at < sizeof(T)) fail(path, std::string("records section ends inside ") + what);
+    if (n - at < sizeof(T)) fail(path, std::string(section) + " section ends inside " + what);
     T v;
     std::memcpy(&v, p + at, sizeof(T));
     at += sizeof(T);
+    return v;
+  }
+  std::string str(const char* what) {
+    const uint64_t len = get<uint64_t>(what);
+    if (len > n - at || align_up(len, 8) > n - at) fail(path, std::string(section) + " section ends inside " + what);
+    std::string v(reinterpret_cast<const char*>(p + at), len);
+    at += align_up(len, 8);
     return v;
   }
 };
@@ -98,85 +127,179 @@ std::string options_str(int64_t size, double lo, double hi) {
 
 }  // namespace
 
-void write_slice_cache(const std::string& path, const std::vector<PreprocessedCase>& cases,
-                       const PreprocessOptions& o) {
-  const int64_t S = o.size;
-  if (S <= 0) fail(path, "slice size must be positive");
-  const size_t px = static_cast<size_t>(S * S);
-  std::string records;
+struct SliceCacheWriter::Impl {
+  std::string path;
+  PreprocessOptions o;
+  size_t px = 0;
+  lk::AtomicFile file;      // header placeholder, then the images
+  int labels_fd = -1;       // the labels, in an unlinked temporary file
+  uint64_t labels_bytes = 0;
+  uint32_t crc_images = crc_init(), crc_labels = crc_init();
+  std::string records, skipped;
+  uint64_t skipped_count = 0;
+  int64_t cases = 0;
   uint64_t slices = 0;
-  for (const PreprocessedCase& c : cases) {
-    if (c.size != S)
-      fail(path, "case " + c.id + " has " + std::to_string(c.size) + " px slices, the options say " + std::to_string(S));
-    const size_t n = static_cast<size_t>(c.slices());
-    if (c.images.size() != n * 4 * px) fail(path, "case " + c.id + ": images do not match its slice count");
-    if (!c.labels.empty() && c.labels.size() != n * px) fail(path, "case " + c.id + ": labels do not match its slice count");
-    for (int32_t l : c.labels)
-      if (l < 0 || l > 3) fail(path, "case " + c.id + ": label class " + std::to_string(l) + " outside 0..3");
-    put<uint64_t>(records, c.id.size());
-    records += c.id;
-    records.append(align_up(c.id.size(), 8) - c.id.size(), '\0');
-    for (int a = 0; a < 3; ++a) put<int64_t>(records, c.geom.dims[a]);
-    for (int a = 0; a < 3; ++a) put<double>(records, c.geom.spacing[a]);
-    for (const auto& row : c.geom.affine)
-      for (double v : row) put<double>(records, v);
-    for (int a = 0; a < 3; ++a) put<int64_t>(records, c.box.lo[a]);
-    for (int a = 0; a < 3; ++a) put<int64_t>(records, c.box.hi[a]);
-    put<int64_t>(records, static_cast<int64_t>(slices));
-    put<int64_t>(records, c.slices());
-    put<uint64_t>(records, c.labels.empty() ? 0 : kFlagLabels);
-    for (int64_t z : c.z) put<int64_t>(records, z);
-    slices += n;
+  bool closed = false;      // finished, or broken by a failed write
+  std::vector<uint8_t> lab;
+
+  Impl(const std::string& p, const PreprocessOptions& opt) : path(p), o(opt), file(p) {}
+  ~Impl() {
+    if (labels_fd >= 0) ::close(labels_fd);
   }
 
+  void write_labels(const void* data, size_t n) {
+    const char* c = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t w = ::write(labels_fd, c, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0)
+        fail(path, std::string("write failed (") + std::strerror(errno) +
+                       ") on the temporary labels file; the previous file is untouched");
+      c += w;
+      n -= static_cast<size_t>(w);
+      labels_bytes += static_cast<uint64_t>(w);
+    }
+  }
+
+  // The labels file appended to the cache file, in fixed chunks.
+  void append_labels() {
+    if (::lseek(labels_fd, 0, SEEK_SET) != 0) fail(path, std::string("cannot rewind the labels: ") + std::strerror(errno));
+    std::vector<char> buf(size_t{4} << 20);
+    uint64_t left = labels_bytes;
+    while (left > 0) {
+      const ssize_t r = ::read(labels_fd, buf.data(), std::min<uint64_t>(left, buf.size()));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) fail(path, std::string("cannot read the temporary labels file back: ") + (r < 0 ? std::strerror(errno) : "it is short"));
+      file.write(buf.data(), static_cast<size_t>(r));
+      left -= static_cast<uint64_t>(r);
+    }
+  }
+};
+
+SliceCacheWriter::SliceCacheWriter(const std::string& path, const PreprocessOptions& o) {
+  if (o.size <= 0) fail(path, "slice size must be positive");
+  impl_ = std::make_unique<Impl>(path, o);
+  Impl& w = *impl_;
+  w.px = static_cast<size_t>(o.size * o.size);
+  std::string tmpl = path + ".labels.tmp.XXXXXX";
+  w.labels_fd = ::mkstemp(tmpl.data());
+  if (w.labels_fd < 0) fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
+  ::unlink(tmpl.c_str());  // gone with the descriptor, whatever happens
+  const unsigned char zeros[kHeaderBytes] = {};
+  w.file.write(zeros, kHeaderBytes);  // the header, patched by finish()
+}
+
+SliceCacheWriter::~SliceCacheWriter() = default;
+
+int64_t SliceCacheWriter::cases() const { return impl_->cases; }
+int64_t SliceCacheWriter::slices() const { return static_cast<int64_t>(impl_->slices); }
+
+void SliceCacheWriter::add(const PreprocessedCase& c) {
+  Impl& w = *impl_;
+  const std::string& path = w.path;
+  if (w.closed) fail(path, "add after finish() or a failed write");
+  const int64_t S = w.o.size;
+  const size_t px = w.px;
+  if (c.size != S)
+    fail(path, "case " + c.id + " has " + std::to_string(c.size) + " px slices, the options say " + std::to_string(S));
+  const size_t n = static_cast<size_t>(c.slices());
+  if (c.images.size() != n * 4 * px) fail(path, "case " + c.id + ": images do not match its slice count");
+  if (!c.labels.empty() && c.labels.size() != n * px) fail(path, "case " + c.id + ": labels do not match its slice count");
+  w.lab.assign(n * px, 0);
+  for (size_t i = 0; i < c.labels.size(); ++i) {
+    const int32_t l = c.labels[i];
+    if (l < 0 || l > 3) fail(path, "case " + c.id + ": label class " + std::to_string(l) + " outside 0..3");
+    w.lab[i] = static_cast<uint8_t>(l);
+  }
+  std::string rec;
+  put_str(rec, c.id);
+  for (int a = 0; a < 3; ++a) put<int64_t>(rec, c.geom.dims[a]);
+  for (int a = 0; a < 3; ++a) put<double>(rec, c.geom.spacing[a]);
+  for (const auto& row : c.geom.affine)
+    for (double v : row) put<double>(rec, v);
+  for (int a = 0; a < 3; ++a) put<int64_t>(rec, c.box.lo[a]);
+  for (int a = 0; a < 3; ++a) put<int64_t>(rec, c.box.hi[a]);
+  put<int64_t>(rec, static_cast<int64_t>(w.slices));
+  put<int64_t>(rec, c.slices());
+  put<uint64_t>(rec, c.labels.empty() ? 0 : kFlagLabels);
+  for (int64_t z : c.z) put<int64_t>(rec, z);
+
+  w.closed = true;  // until the case is fully written
+  const size_t image_bytes = c.images.size() * sizeof(float);
+  w.file.write(c.images.data(), image_bytes);
+  w.crc_images = crc_update(w.crc_images, c.images.data(), image_bytes);
+  w.write_labels(w.lab.data(), w.lab.size());
+  w.crc_labels = crc_update(w.crc_labels, w.lab.data(), w.lab.size());
+  w.records += rec;
+  w.slices += n;
+  ++w.cases;
+  w.closed = false;
+}
+
+void SliceCacheWriter::add_skipped(const SkippedCase& sk) {
+  Impl& w = *impl_;
+  if (w.closed) fail(w.path, "add_skipped after finish() or a failed write");
+  put_str(w.skipped, sk.id);
+  put_str(w.skipped, sk.reason);
+  ++w.skipped_count;
+}
+
+uint64_t SliceCacheWriter::finish() {
+  Impl& w = *impl_;
+  if (w.closed) fail(w.path, "finish() after finish() or a failed write");
+  w.closed = true;
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kSliceCacheVersion;
   h.header_bytes = kHeaderBytes;
   h.byte_order = kByteOrderTag;
-  h.size = S;
-  h.clip_lo = o.clip_lo;
-  h.clip_hi = o.clip_hi;
-  h.cases = cases.size();
-  h.slices = slices;
-  h.records_offset = kHeaderBytes;
-  h.records_bytes = records.size();
-  h.images_offset = align_up(kHeaderBytes + records.size(), 64);
-  h.images_bytes = slices * 4 * px * sizeof(float);
+  h.size = w.o.size;
+  h.clip_lo = w.o.clip_lo;
+  h.clip_hi = w.o.clip_hi;
+  h.cases = static_cast<uint64_t>(w.cases);
+  h.slices = w.slices;
+  h.images_offset = kHeaderBytes;
+  h.images_bytes = w.slices * 4 * w.px * sizeof(float);
   h.labels_offset = h.images_offset + h.images_bytes;
-  h.labels_bytes = slices * px;
-  h.file_bytes = h.labels_offset + h.labels_bytes;
+  h.labels_bytes = w.slices * w.px;
+  h.records_offset = align_up(h.labels_offset + h.labels_bytes, 8);
+  h.records_bytes = w.records.size();
+  h.skipped_count = w.skipped_count;
+  h.skipped_offset = h.records_offset + h.records_bytes;
+  h.skipped_bytes = w.skipped.size();
+  h.file_bytes = h.skipped_offset + h.skipped_bytes;
+  if (w.file.size() != h.labels_offset || w.labels_bytes != h.labels_bytes)
+    fail(w.path, "internal error: written sections do not match the header");
 
+  w.append_labels();
+  const std::string pad(h.records_offset - h.labels_offset - h.labels_bytes, '\0');
+  w.file.write(pad.data(), pad.size());
+  w.file.write(w.records.data(), w.records.size());
+  w.file.write(w.skipped.data(), w.skipped.size());
+  if (w.file.size() != h.file_bytes) fail(w.path, "internal error: file size does not match the header");
+
+  // The checksum of [24, end): the header's part, then the streamed body.
+  uint32_t body = crc_combine(w.crc_images, w.crc_labels, h.labels_bytes);
+  body = crc_update(body, pad.data(), pad.size());
+  body = crc_update(body, w.records.data(), w.records.size());
+  body = crc_update(body, w.skipped.data(), w.skipped.size());
   unsigned char header[kHeaderBytes] = {};
-  const std::string pad(h.images_offset - kHeaderBytes - records.size(), '\0');
-  std::vector<uint8_t> lab;
-  auto labels_of = [&](const PreprocessedCase& c) {
-    lab.assign(static_cast<size_t>(c.slices()) * px, 0);
-    for (size_t i = 0; i < c.labels.size(); ++i) lab[i] = static_cast<uint8_t>(c.labels[i]);
-  };
-  // Pass 1: the checksum; pass 2: the file.
   std::memcpy(header, &h, sizeof h);
-  uint32_t crc = crc_update(static_cast<uint32_t>(::crc32(0, nullptr, 0)), header + kChecksumEnd, kHeaderBytes - kChecksumEnd);
-  crc = crc_update(crc, records.data(), records.size());
-  crc = crc_update(crc, pad.data(), pad.size());
-  for (const PreprocessedCase& c : cases) crc = crc_update(crc, c.images.data(), c.images.size() * sizeof(float));
-  for (const PreprocessedCase& c : cases) {
-    labels_of(c);
-    crc = crc_update(crc, lab.data(), lab.size());
-  }
-  h.checksum = crc;
+  const uint32_t head = crc_update(crc_init(), header + kChecksumEnd, kHeaderBytes - kChecksumEnd);
+  h.checksum = crc_combine(head, body, h.file_bytes - kHeaderBytes);
   std::memcpy(header, &h, sizeof h);
+  w.file.write_at(0, header, kHeaderBytes);
+  w.file.commit();
+  ::close(w.labels_fd);
+  w.labels_fd = -1;
+  return h.file_bytes;
+}
 
-  lk::AtomicFile f(path);
-  f.write(header, kHeaderBytes);
-  f.write(records.data(), records.size());
-  f.write(pad.data(), pad.size());
-  for (const PreprocessedCase& c : cases) f.write(c.images.data(), c.images.size() * sizeof(float));
-  for (const PreprocessedCase& c : cases) {
-    labels_of(c);
-    f.write(lab.data(), lab.size());
-  }
-  f.commit();
+void write_slice_cache(const std::string& path, const std::vector<PreprocessedCase>& cases,
+                       const PreprocessOptions& o) {
+  SliceCacheWriter w(path, o);
+  for (const PreprocessedCase& c : cases) w.add(c);
+  w.finish();
 }
 
 SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& expected) {
@@ -218,14 +341,18 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
   // Section sizes, with every product checked against the file size first.
   if (h.size <= 0 || h.size > 65536) fail(path, "bad slice size " + std::to_string(h.size));
   const uint64_t px = static_cast<uint64_t>(h.size) * static_cast<uint64_t>(h.size);
-  if (h.slices > bytes / px) fail(path, "slice count " + std::to_string(h.slices) + " does not fit the file");
   if (h.cases > bytes) fail(path, "case count " + std::to_string(h.cases) + " does not fit the file");
+  // Every section in file order, each size checked before it is added.
+  const uint64_t max_slices = bytes / px / (4 * sizeof(float));  // images alone must fit
+  if (h.slices > max_slices) fail(path, "slice count " + std::to_string(h.slices) + " does not fit the file");
+  if (h.skipped_count > bytes) fail(path, "skipped-case count " + std::to_string(h.skipped_count) + " does not fit the file");
   const bool layout_ok =
-      h.records_offset == kHeaderBytes && h.records_bytes <= bytes - kHeaderBytes &&
-      h.images_offset % 64 == 0 && h.images_offset >= h.records_offset + h.records_bytes &&
-      h.images_offset <= bytes && h.images_bytes == h.slices * 4 * px * sizeof(float) &&
+      h.images_offset == kHeaderBytes && h.images_bytes == h.slices * 4 * px * sizeof(float) &&
       h.images_bytes <= bytes - h.images_offset && h.labels_offset == h.images_offset + h.images_bytes &&
-      h.labels_bytes == h.slices * px && h.labels_bytes == bytes - h.labels_offset;
+      h.labels_bytes == h.slices * px && h.labels_bytes <= bytes - h.labels_offset &&
+      h.records_offset == align_up(h.labels_offset + h.labels_bytes, 8) && h.records_offset <= bytes &&
+      h.records_bytes <= bytes - h.records_offset && h.skipped_offset == h.records_offset + h.records_bytes &&
+      h.skipped_bytes == bytes - h.skipped_offset;
   if (!layout_ok) fail(path, "inconsistent section offsets/sizes in the header");
   PreprocessOptions found;
   found.size = h.size;
@@ -238,15 +365,11 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
       crc_update(static_cast<uint32_t>(::crc32(0, nullptr, 0)), sc.map_ + kChecksumEnd, bytes - kChecksumEnd);
   if (crc != h.checksum) fail(path, "checksum mismatch (the file is corrupt)");
 
-  Reader r{path, sc.map_ + h.records_offset, h.records_bytes};
+  Reader r{path, "records", sc.map_ + h.records_offset, h.records_bytes};
   int64_t next = 0;
   for (uint64_t i = 0; i < h.cases; ++i) {
     CachedCase c;
-    const uint64_t len = r.get<uint64_t>("an id length");
-    if (len > r.n - r.at) fail(path, "records section ends inside a case id");
-    c.id.assign(reinterpret_cast<const char*>(r.p + r.at), len);
-    r.at += align_up(len, 8);
-    if (r.at > r.n) fail(path, "records section ends inside a case id");
+    c.id = r.str("a case id");
     for (int a = 0; a < 3; ++a) c.geom.dims[a] = r.get<int64_t>("dims");
     for (int a = 0; a < 3; ++a) c.geom.spacing[a] = r.get<double>("spacing");
     for (auto& row : c.geom.affine)
@@ -263,6 +386,15 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
     sc.cases_.push_back(std::move(c));
   }
   if (static_cast<uint64_t>(next) != h.slices) fail(path, "case slice counts do not add up to the slice count");
+  if (r.at != r.n) fail(path, "records section holds more than " + std::to_string(h.cases) + " cases");
+  Reader sk{path, "skipped", sc.map_ + h.skipped_offset, h.skipped_bytes};
+  for (uint64_t i = 0; i < h.skipped_count; ++i) {
+    SkippedCase k;
+    k.id = sk.str("a skipped case id");
+    k.reason = sk.str("a skipped case's reason");
+    sc.skipped_.push_back(std::move(k));
+  }
+  if (sk.at != sk.n) fail(path, "skipped section holds more than " + std::to_string(h.skipped_count) + " cases");
   sc.options_ = found;
   sc.slices_ = next;
   sc.images_ = reinterpret_cast<const float*>(sc.map_ + h.images_offset);
@@ -279,6 +411,7 @@ SliceCache& SliceCache::operator=(SliceCache&& o) noexcept {
     options_ = o.options_;
     slices_ = std::exchange(o.slices_, 0);
     cases_ = std::move(o.cases_);
+    skipped_ = std::move(o.skipped_);
     map_ = std::exchange(o.map_, nullptr);
     map_bytes_ = std::exchange(o.map_bytes_, 0);
     images_ = std::exchange(o.images_, nullptr);
@@ -389,24 +522,161 @@ void SliceCache::fill(SliceDataset& ds, const std::vector<std::string>& case_ids
   }
 }
 
+namespace {
+
+std::string mb(uint64_t bytes) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return b;
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+CacheBuildSummary build_slice_cache(const std::string& path, const std::string& cases_root,
+                                    const PreprocessOptions& o, const CacheBuildOptions& b) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CacheBuildSummary sum;
+  sum.path = path;
+  sum.built = true;
+  std::vector<std::string> discovery_warnings;
+  BratsOptions bo;
+  bo.skip_bad = b.skip_bad;
+  bo.warn = [&](const std::string& w) { discovery_warnings.push_back(w); };
+  const BratsDataset ds = discover_brats_cases(cases_root, bo);
+  std::vector<SkippedCase> skipped = ds.skipped;
+
+  Progress progress("preprocess", static_cast<int64_t>(ds.cases.size()), "cases", b.progress);
+  // Warnings print with the progress lines (or go to the log without them).
+  auto warn = [&](const std::string& w) {
+    if (b.progress) progress.note("warning: " + w);
+    else if (b.log) b.log("warning: " + w);
+  };
+  for (const std::string& w : discovery_warnings) warn(w);
+
+  SliceCacheWriter writer(path, o);
+  PoolOptions po;
+  po.threads = b.threads;
+  po.window = b.window;
+  po.skip_bad = b.skip_bad;
+  const PoolStats ps = preprocess_in_order(
+      ds.cases, o, po,
+      [&](size_t, PreprocessedCase&& c) {
+        writer.add(c);
+        progress.advance();
+      },
+      [&](size_t i, const std::string& reason) {
+        skipped.push_back({ds.cases[i].id, reason});
+        warn("skipping case " + ds.cases[i].id + ": " + reason);
+        progress.advance();
+      });
+  if (writer.cases() == 0)
+    throw BratsError(cases_root, "no usable case: all " + std::to_string(skipped.size()) + " were skipped");
+  std::stable_sort(skipped.begin(), skipped.end(), [](const SkippedCase& a, const SkippedCase& c) { return a.id < c.id; });
+  for (const SkippedCase& k : skipped) writer.add_skipped(k);
+  sum.bytes = writer.finish();
+  progress.finish();
+  sum.cases = writer.cases();
+  sum.slices = writer.slices();
+  sum.skipped = std::move(skipped);
+  sum.threads = ps.threads;
+  sum.window = ps.window;
+  sum.max_held = ps.max_held;
+  sum.seconds = since(t0);
+  return sum;
+}
+
 SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_root, const PreprocessOptions& o,
-                              const std::function<void(const std::string&)>& log) {
+                              const CacheBuildOptions& b, CacheBuildSummary* summary) {
+  const auto t0 = std::chrono::steady_clock::now();
   std::string reason = "no cache yet";
-  if (std::filesystem::exists(path)) {
+  if (b.force) {
+    reason = "rebuild forced";
+  } else if (std::filesystem::exists(path)) {
     try {
       SliceCache sc = open_slice_cache(path, o);
       std::set<std::string> cached, found;
       for (const CachedCase& c : sc.cases()) cached.insert(c.id);
-      for (const BratsCase& c : discover_brats_cases(cases_root).cases) found.insert(c.id);
-      if (cached == found) return sc;
-      reason = path + ": holds other cases than " + cases_root;
+      for (const SkippedCase& c : sc.skipped()) cached.insert(c.id);
+      BratsOptions quiet;
+      quiet.skip_bad = b.skip_bad;
+      quiet.warn = [](const std::string&) {};  // the cache lists the skipped cases
+      const BratsDataset ds = discover_brats_cases(cases_root, quiet);
+      for (const BratsCase& c : ds.cases) found.insert(c.id);
+      for (const SkippedCase& c : ds.skipped) found.insert(c.id);
+      // A case bad now must have been skipped then (one skipped while
+      // loading is not re-read: the cache does not track file contents).
+      std::set<std::string> skipped_then;
+      for (const SkippedCase& c : sc.skipped()) skipped_then.insert(c.id);
+      const auto bad_now = std::find_if(ds.skipped.begin(), ds.skipped.end(),
+                                        [&](const SkippedCase& c) { return skipped_then.count(c.id) == 0; });
+      if (cached != found) {
+        reason = path + ": holds other cases than " + cases_root;
+      } else if (bad_now != ds.skipped.end()) {
+        reason = path + ": holds case " + bad_now->id + ", which is bad now";
+      } else if (!b.skip_bad && !sc.skipped().empty()) {
+        reason = path + ": built with " + std::to_string(sc.skipped().size()) +
+                 " bad case(s) skipped, and skipping was not asked for";
+      } else {
+        if (summary) {
+          *summary = CacheBuildSummary{};
+          summary->path = path;
+          summary->cases = sc.num_cases();
+          summary->slices = sc.slices();
+          summary->skipped = sc.skipped();
+          summary->bytes = sc.file_bytes();
+          summary->seconds = since(t0);
+        }
+        return sc;
+      }
     } catch (const SliceCacheError& e) {
       reason = e.what();
     }
   }
-  if (log) log("building the slice cache " + path + " (" + reason + ")");
-  write_slice_cache(path, load_preprocessed(cases_root, o, log), o);
-  return open_slice_cache(path, o);
+  const std::string msg = "building the slice cache " + path + " (" + reason + ")";
+  if (b.log) b.log(msg);
+  else if (b.progress) std::fprintf(b.progress, "%s\n", msg.c_str());
+  CacheBuildSummary s = build_slice_cache(path, cases_root, o, b);
+  s.reason = reason;
+  SliceCache sc = open_slice_cache(path, o);
+  if (summary) *summary = std::move(s);
+  return sc;
+}
+
+SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_root, const PreprocessOptions& o,
+                              const std::function<void(const std::string&)>& log) {
+  CacheBuildOptions b;
+  b.log = log;
+  CacheBuildSummary s;
+  SliceCache sc = ensure_slice_cache(path, cases_root, o, b, &s);
+  if (log && s.built)
+    for (const std::string& line : format_cache_summary(s)) log(line);
+  return sc;
+}
+
+std::vector<std::string> format_cache_summary(const CacheBuildSummary& s) {
+  std::vector<std::string> out;
+  char b[256];
+  if (s.built) {
+    std::snprintf(b, sizeof b, ": %lld cases, %lld slices, built in %s (%.2f cases/s, %d thread%s), %s written",
+                  static_cast<long long>(s.cases), static_cast<long long>(s.slices),
+                  Progress::duration(s.seconds).c_str(),
+                  s.seconds > 0 ? static_cast<double>(s.cases + static_cast<int64_t>(s.skipped.size())) / s.seconds : 0.0,
+                  s.threads, s.threads == 1 ? "" : "s", mb(s.bytes).c_str());
+  } else {
+    std::snprintf(b, sizeof b, ": %lld cases, %lld slices, valid and reused (%s, checked in %s)",
+                  static_cast<long long>(s.cases), static_cast<long long>(s.slices), mb(s.bytes).c_str(),
+                  Progress::duration(s.seconds).c_str());
+  }
+  out.push_back(s.path + b);
+  if (!s.skipped.empty()) {
+    out.push_back("skipped " + std::to_string(s.skipped.size()) + (s.skipped.size() == 1 ? " case:" : " cases:"));
+    for (const SkippedCase& k : s.skipped) out.push_back("  " + k.id + ": " + k.reason);
+  }
+  return out;
 }
 
 }  // namespace lk::data

@@ -35,6 +35,21 @@ void AtomicFile::write(const void* data, size_t n) {
     if (w <= 0) fail(path_, std::string("write failed (") + std::strerror(errno) + "); the previous file is untouched");
     c += w;
     n -= static_cast<size_t>(w);
+    size_ += static_cast<uint64_t>(w);
+  }
+}
+
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
+  if (fd_ < 0) fail(path_, "write after commit");
+  if (offset > size_ || n > size_ - offset) fail(path_, "write_at beyond the bytes written so far");
+  const char* c = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd_, c, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail(path_, std::string("write failed (") + std::strerror(errno) + "); the previous file is untouched");
+    c += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
   }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace lk {
@@ -18,12 +19,20 @@ class AtomicFile {
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
+  // Appends; every failure (a full disk: ENOSPC, a file size limit: EFBIG)
+  // throws, naming `path` and the errno text.
   void write(const void* data, size_t bytes);
+  // Overwrites bytes already written (e.g. a header patched at the end).
+  void write_at(uint64_t offset, const void* data, size_t bytes);
+  // Bytes appended so far.
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
   void commit();
 
  private:
   std::string path_, tmp_;
   int fd_ = -1;
+  uint64_t size_ = 0;
 };
 
 // The whole of `bytes` to `path`, atomically.

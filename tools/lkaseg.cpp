@@ -6,6 +6,7 @@
 //   summary  a network's layers, output shapes, parameters, training memory
 //   init     writes a freshly initialised network's state_dict
 //   synth    writes synthetic BraTS-like cases (.nii.gz, BraTS 2021 layout)
+//   preprocess  builds (or checks and reuses) the slice cache of a BraTS folder
 // The paper's protocol (synth, preprocess, train, cv, predict, evaluate,
 // figures) arrives with the data and model issues.
 #include <CLI/CLI.hpp>
@@ -23,8 +24,9 @@
 #include <functional>
 #include <string>
 
+#include "data/cli_preprocess.h"
 #include "data/cli_synth.h"
-#include "data/augment.h"
+#include "kernels/augment.h"
 #include "data/slice_cache.h"
 #include "data/splits.h"
 #include "engine/backend.h"
@@ -330,6 +332,8 @@ int main(int argc, char** argv) {
   in->add_option("--out", init_out, "output .safetensors")->required();
   data::SynthCommand synth;
   CLI::App* sy = data::add_synth_subcommand(app, synth);
+  data::PreprocessCommand pre;
+  CLI::App* pr = data::add_preprocess_subcommand(app, pre);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -337,6 +341,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (sy->parsed()) return data::run_synth(synth);
+    if (pr->parsed()) return data::run_preprocess(pre);
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
     if (app.got_subcommand("init")) return cmd_init(net, widths, init_seed, init_out);
