@@ -21,6 +21,13 @@ CLI::App* add_preprocess_subcommand(CLI::App& app, PreprocessCommand& cmd) {
   s->add_option("--clip-hi", cmd.clip_hi, "upper intensity percentile")
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
+  s->add_flag("--clahe", cmd.clahe, "CLAHE on every slice and modality after normalisation (SPEC.md: optional)");
+  s->add_option("--clahe-clip", cmd.clahe_clip, "CLAHE clip limit")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
+  s->add_option("--clahe-tiles", cmd.clahe_tiles, "CLAHE tiles per side (at most --size)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   s->add_option("--threads", cmd.threads, "worker threads loading and preprocessing cases (0: all cores)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
@@ -43,6 +50,12 @@ int run_preprocess(const PreprocessCommand& cmd) {
   o.size = cmd.size;
   o.clip_lo = cmd.clip_lo;
   o.clip_hi = cmd.clip_hi;
+  o.clahe = cmd.clahe;
+  o.clahe_clip = cmd.clahe_clip;
+  o.clahe_tiles = cmd.clahe_tiles;
+  if (o.clahe && o.clahe_tiles > o.size)
+    throw std::invalid_argument("--clahe-tiles (" + std::to_string(o.clahe_tiles) + ") must not exceed --size (" +
+                                std::to_string(o.size) + ")");
   CacheBuildOptions b;
   b.threads = cmd.threads;
   b.skip_bad = cmd.skip_bad;

@@ -2,7 +2,8 @@
 // and reuses a valid one) and prints its summary.
 //
 //   lkaseg preprocess --data DIR --cache FILE [--size 128] [--clip-lo 0.5]
-//                     [--clip-hi 99.5] [--threads N] [--skip-bad] [--force]
+//                     [--clip-hi 99.5] [--clahe [--clahe-clip 2] [--clahe-tiles 8]]
+//                     [--threads N] [--skip-bad] [--force]
 //
 // Progress goes to stderr while building; the summary (cases, slices,
 // skipped cases with their reason, seconds, bytes) to stdout.
@@ -24,6 +25,9 @@ struct PreprocessCommand {
   std::string data, cache;
   int64_t size = 128;
   double clip_lo = 0.5, clip_hi = 99.5;
+  bool clahe = false;
+  double clahe_clip = 2.0;
+  int clahe_tiles = 8;
   int threads = 0;  // 0: all cores
   bool skip_bad = false, force = false;
   std::FILE* progress = stderr;  // tests silence it

@@ -1,5 +1,7 @@
 #include "data/preprocess.h"
 
+#include "data/clahe.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -67,6 +69,13 @@ PreprocessedCase preprocess_case(const BratsCaseData& c, const PreprocessOptions
   if (o.size < 1) throw std::invalid_argument("preprocess: size must be >= 1");
   if (!(o.clip_lo >= 0 && o.clip_lo < o.clip_hi && o.clip_hi <= 100))
     throw std::invalid_argument("preprocess: need 0 <= clip_lo < clip_hi <= 100");
+  if (o.clahe && (o.clahe_tiles < 1 || o.clahe_tiles > o.size || !(o.clahe_clip >= 0) || !std::isfinite(o.clahe_clip)))
+    throw std::invalid_argument("preprocess: CLAHE needs 1 <= tiles (" + std::to_string(o.clahe_tiles) +
+                                ") <= size (" + std::to_string(o.size) + ") and a finite clip limit >= 0 (" +
+                                std::to_string(o.clahe_clip) + ")");
+  ClaheOptions co;
+  co.clip_limit = o.clahe_clip;
+  co.tiles_x = co.tiles_y = o.clahe_tiles;
   PreprocessedCase p;
   p.id = c.source.id;
   p.geom = c.geom;
@@ -130,6 +139,7 @@ PreprocessedCase preprocess_case(const BratsCaseData& c, const PreprocessOptions
           p.images.push_back(static_cast<float>((1 - ly) * top + ly * bot));
         }
       }
+      if (o.clahe) clahe_slice(p.images.data() + p.images.size() - static_cast<size_t>(S * S), S, S, co);
     }
     if (!c.labels.empty()) {
       for (int64_t oy = 0; oy < S; ++oy) {

@@ -7,7 +7,10 @@
 //   3. axial slices of the crop that contain brain;
 //   4. each slice resized to size x size: bilinear for images (half-pixel
 //      centres, as align_corners=False), nearest for labels;
-//   5. labels remapped to the training classes: 0 background, 1 ET (4),
+//   5. optionally (clahe), CLAHE on each resized slice of each modality
+//      (data/clahe.h: clahe_slice, which keeps the background, the brain's
+//      mean and std; clip limit 2.0 and 8x8 tiles by default);
+//   6. labels remapped to the training classes: 0 background, 1 ET (4),
 //      2 ED (2), 3 NCR (1) (paper eq. 11).
 // The crop box and each kept slice's z are recorded so predictions can be
 // mapped back to the original grid (map_back_labels).
@@ -25,6 +28,9 @@ namespace lk::data {
 struct PreprocessOptions {
   int64_t size = 128;
   double clip_lo = 0.5, clip_hi = 99.5;  // percentiles
+  bool clahe = false;                    // SPEC.md: optional
+  double clahe_clip = 2.0;               // clip limit (OpenCV's sense)
+  int clahe_tiles = 8;                   // tiles per side
 };
 
 struct CropBox {

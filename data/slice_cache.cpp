@@ -53,8 +53,11 @@ struct Header {
   uint64_t skipped_count;
   uint64_t skipped_offset, skipped_bytes;
   uint64_t file_bytes;
+  uint32_t clahe;        // 0 or 1
+  int32_t clahe_tiles;   // when clahe
+  double clahe_clip;     // when clahe
 };
-static_assert(sizeof(Header) == 152 && sizeof(Header) <= kHeaderBytes);
+static_assert(sizeof(Header) == 168 && sizeof(Header) <= kHeaderBytes);
 static_assert(offsetof(Header, checksum) == 16 && offsetof(Header, byte_order) == kChecksumEnd);
 static_assert(offsetof(Header, images_offset) == 72 && offsetof(Header, skipped_count) == 120 &&
               offsetof(Header, file_bytes) == 144);
@@ -115,13 +118,20 @@ struct Reader {
 };
 
 bool same_options(const PreprocessOptions& a, const PreprocessOptions& b) {
-  return a.size == b.size && a.clip_lo == b.clip_lo && a.clip_hi == b.clip_hi;
+  return a.size == b.size && a.clip_lo == b.clip_lo && a.clip_hi == b.clip_hi && a.clahe == b.clahe &&
+         (!a.clahe || (a.clahe_clip == b.clahe_clip && a.clahe_tiles == b.clahe_tiles));
 }
 
-std::string options_str(int64_t size, double lo, double hi) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "size %lld, clip [%g, %g]", static_cast<long long>(size), lo, hi);
-  return buf;
+std::string options_str(const PreprocessOptions& o) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "size %lld, clip [%g, %g], %s", static_cast<long long>(o.size), o.clip_lo,
+                o.clip_hi, o.clahe ? "CLAHE" : "no CLAHE");
+  std::string s = buf;
+  if (o.clahe) {
+    std::snprintf(buf, sizeof buf, " (clip %g, %dx%d tiles)", o.clahe_clip, o.clahe_tiles, o.clahe_tiles);
+    s += buf;
+  }
+  return s;
 }
 
 
@@ -256,6 +266,9 @@ uint64_t SliceCacheWriter::finish() {
   h.size = w.o.size;
   h.clip_lo = w.o.clip_lo;
   h.clip_hi = w.o.clip_hi;
+  h.clahe = w.o.clahe ? 1u : 0u;
+  h.clahe_tiles = w.o.clahe ? w.o.clahe_tiles : 0;
+  h.clahe_clip = w.o.clahe ? w.o.clahe_clip : 0.0;
   h.cases = static_cast<uint64_t>(w.cases);
   h.slices = w.slices;
   h.images_offset = kHeaderBytes;
@@ -358,9 +371,12 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
   found.size = h.size;
   found.clip_lo = h.clip_lo;
   found.clip_hi = h.clip_hi;
+  if (h.clahe > 1) fail(path, "bad CLAHE flag " + std::to_string(h.clahe));
+  found.clahe = h.clahe == 1;
+  found.clahe_tiles = h.clahe_tiles;
+  found.clahe_clip = h.clahe_clip;
   if (!same_options(found, expected))
-    fail(path, "stale: built with " + options_str(h.size, h.clip_lo, h.clip_hi) + ", wanted " +
-                   options_str(expected.size, expected.clip_lo, expected.clip_hi));
+    fail(path, "stale: built with " + options_str(found) + ", wanted " + options_str(expected));
   const uint32_t crc =
       crc_update(static_cast<uint32_t>(::crc32(0, nullptr, 0)), sc.map_ + kChecksumEnd, bytes - kChecksumEnd);
   if (crc != h.checksum) fail(path, "checksum mismatch (the file is corrupt)");

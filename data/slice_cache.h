@@ -20,7 +20,9 @@
 //     120 u64      skipped-case count
 //     128 u64 x 2  skipped offset (right after the records), bytes
 //     144 u64      file bytes (the skipped section ends the file)
-//     152..255     zero
+//     152 u32      CLAHE (0 or 1), i32 CLAHE tiles per side (0 without)
+//     160 f64      CLAHE clip limit (0 without)
+//     168..255     zero
 //   images: float32 (slices, 4, S, S), case after case
 //   labels: uint8 (slices, S, S), training classes 0..3 (0 where a case has
 //           no labels); gathered in an unlinked side file while the images

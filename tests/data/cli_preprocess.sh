@@ -24,4 +24,10 @@ grep -q -- "--size" "$dir/out" || fail "--size not named: $(cat "$dir/out")"
 "$bin" preprocess --data "$dir/set" --cache "$dir/c.lkslc" --clip-lo 70 --clip-hi 20 >"$dir/out" 2>&1 &&
   fail "--clip-lo > --clip-hi exited 0"
 grep -q "lkaseg: error: --clip-lo" "$dir/out" || fail "clip error not reported: $(cat "$dir/out")"
+# CLAHE is part of the cache's options: asking for it rebuilds.
+"$bin" preprocess --data "$dir/set" --cache "$dir/c.lkslc" --size 32 --clahe >"$dir/out" 2>&1 || fail "--clahe exited $?"
+grep -q "built" "$dir/out" || fail "--clahe did not rebuild: $(cat "$dir/out")"
+"$bin" preprocess --data "$dir/set" --cache "$dir/c.lkslc" --size 32 --clahe --clahe-tiles 40 >"$dir/out" 2>&1 &&
+  fail "--clahe-tiles 40 > --size 32 exited 0"
+grep -q "lkaseg: error: --clahe-tiles" "$dir/out" || fail "tiles error not reported: $(cat "$dir/out")"
 echo "cli_preprocess: ok"

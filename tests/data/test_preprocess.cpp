@@ -5,7 +5,10 @@
 #include <cmath>
 #include <set>
 
+#include <algorithm>
+
 #include "data/brats_cases.h"
+#include "data/clahe.h"
 #include "data/preprocess.h"
 #include "data/synth.h"
 #include "tests/data/shared_data.h"
@@ -109,6 +112,43 @@ TEST_CASE("a synthetic case preprocesses to 128x128 slices with all classes", "[
     if (c.labels[i] != 0) tumour += 1, same += back[i] == c.labels[i];
   CHECK(tumour > 0);
   CHECK(double(same) / double(tumour) > 0.97);
+}
+
+TEST_CASE("CLAHE in preprocessing: per slice and modality, background, mean and std kept", "[data]") {
+  SynthOptions so;
+  so.dims = {80, 80, 24};
+  const BratsCaseData c = from_synth(make_synthetic_case(42, 1, so));
+  PreprocessOptions po;
+  po.size = 64;
+  const PreprocessedCase plain = preprocess_case(c, po);
+  po.clahe = true;
+  const PreprocessedCase eq = preprocess_case(c, po);
+  REQUIRE(eq.z == plain.z);
+  REQUIRE(eq.labels == plain.labels);
+  REQUIRE(eq.images.size() == plain.images.size());
+  const size_t px = 64 * 64;
+  int64_t changed = 0, mask_differs = 0;
+  for (size_t plane = 0; plane < plain.images.size() / px; ++plane) {
+    const float* a = plain.images.data() + plane * px;
+    const float* b = eq.images.data() + plane * px;
+    double sa = 0, sb = 0, qa = 0, qb = 0, n = 0;
+    for (size_t i = 0; i < px; ++i) {
+      mask_differs += (a[i] == 0.f) != (b[i] == 0.f);
+      changed += a[i] != b[i];
+      if (a[i] != 0.f) n += 1, sa += a[i], sb += b[i], qa += double(a[i]) * a[i], qb += double(b[i]) * b[i];
+    }
+    if (n < 2) continue;
+    CHECK(sb / n == Approx(sa / n).margin(1e-3));
+    CHECK(qb / n - (sb / n) * (sb / n) == Approx(qa / n - (sa / n) * (sa / n)).epsilon(1e-3).margin(1e-3));
+  }
+  CHECK(mask_differs == 0);
+  CHECK(changed > static_cast<int64_t>(plain.images.size() / 4));  // it did something
+  // Each plane is clahe_slice of the plain one.
+  std::vector<float> one(plain.images.begin() + 5 * px, plain.images.begin() + 6 * px);
+  clahe_slice(one.data(), 64, 64);
+  CHECK(std::equal(one.begin(), one.end(), eq.images.begin() + 5 * px));
+  po.clahe_tiles = 65;
+  CHECK_THROWS_WITH(preprocess_case(c, po), Contains("CLAHE needs"));
 }
 
 TEST_CASE("a real BraTS case preprocesses and maps back", "[data][real]") {

@@ -143,6 +143,27 @@ TEST_CASE("slice cache refuses stale, truncated and corrupt files", "[data]") {
   other = po;
   other.size = 32;
   CHECK_THROWS_WITH(open_slice_cache(path.string(), other), Contains("stale"));
+  other = po;
+  other.clahe = true;
+  CHECK_THROWS_WITH(open_slice_cache(path.string(), other), Contains("stale") && Contains("no CLAHE, wanted"));
+  other.clahe = false;
+  other.clahe_clip = 3.0;  // ignored without CLAHE
+  CHECK_NOTHROW(open_slice_cache(path.string(), other));
+  {
+    PreprocessOptions cl = po;
+    cl.clahe = true;
+    cl.clahe_tiles = 4;
+    const fs::path cpath = temp_dir() / "clahe.lkslc";
+    write_slice_cache(cpath.string(), cases, cl);
+    const SliceCache sc = open_slice_cache(cpath.string(), cl);
+    CHECK(sc.options().clahe);
+    PreprocessOptions other_tiles = cl;
+    other_tiles.clahe_tiles = 8;
+    CHECK_THROWS_WITH(open_slice_cache(cpath.string(), other_tiles), Contains("CLAHE (clip 2, 4x4 tiles), wanted"));
+    PreprocessOptions other_clip = cl;
+    other_clip.clahe_clip = 3.0;
+    CHECK_THROWS_WITH(open_slice_cache(cpath.string(), other_clip), Contains("stale"));
+  }
 
   const auto full = fs::file_size(path);
   const fs::path cut = temp_dir() / "cut.lkslc";
