@@ -20,13 +20,13 @@
 #include <exception>
 #include <iterator>
 #include <filesystem>
-#include <random>
 #include <functional>
 #include <string>
 
 #include "data/cli_preprocess.h"
 #include "data/cli_synth.h"
 #include "kernels/augment.h"
+#include "data/loader.h"
 #include "data/slice_cache.h"
 #include "data/splits.h"
 #include "engine/backend.h"
@@ -93,7 +93,7 @@ struct DemoOptions {
   std::vector<int64_t> widths{16, 32, 64, 128};
   double lr = 3e-3;
   uint64_t seed = 42;
-  std::string optimizer = "adamw", device = "auto";
+  std::string optimizer = "adamw", device = "auto", augment_on = "auto";
 };
 
 // Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
@@ -209,43 +209,36 @@ int cmd_demo(const DemoOptions& o) {
   };
   evaluate("before:");
 
-  // Half of each batch from training slices with tumour (oversampling), half
-  // uniform; every slice augmented (SPEC Table 1) from its (seed, epoch, slice) draw.
-  std::mt19937_64 rng(o.seed);
-  std::vector<int64_t> tumour;
-  {
-    const std::vector<int64_t> tum = cache.tumour_slices();
-    std::set_intersection(train_slices.begin(), train_slices.end(), tum.begin(), tum.end(), std::back_inserter(tumour));
-  }
+  // The background loader: a new order each epoch from the seed, half of
+  // each batch's positions drawn from the training slices with tumour
+  // (oversampling), every slice augmented (SPEC Table 1) from its
+  // (seed, epoch, position) draw, in the workers or on the device.
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.seed = o.seed;
+  lo.tumour_fraction = 0.5;
+  lo.augment_on = data::parse_augment_on(o.augment_on);
+  lo.device = dev;
+  lo.out_side = o.size;
+  data::Loader loader(cache, train_slices, lo);
   const auto t0 = std::chrono::steady_clock::now();
   for (int step = 1; step <= o.steps; ++step) {
     opt->set_lr(sched.lr_at(step - 1));
-    std::vector<int64_t> pick;
-    for (int i = 0; i < o.batch; ++i) {
-      if (i % 2 == 0 && !tumour.empty()) pick.push_back(tumour[rng() % tumour.size()]);
-      else pick.push_back(train_slices[rng() % train_slices.size()]);
-    }
-    data::ToyBatch b = cache.batch(pick);
-    const uint32_t epoch = static_cast<uint32_t>(step * o.batch / std::max<size_t>(1, train_slices.size()));
-    {
-      const int64_t S = o.size, px = S * S;
-      Tensor img = Tensor::empty(b.images.shape()), lab = Tensor::empty(b.labels.shape(), DType::I32);
-      for (int i = 0; i < o.batch; ++i)
-        data::augment_cpu(data::draw_augmentation(o.seed, epoch, pick[static_cast<size_t>(i)]),
-                          b.images.data<float>() + i * 4 * px, b.labels.data<int32_t>() + i * px, S,
-                          img.data<float>() + i * 4 * px, lab.data<int32_t>() + i * px, S, 16);
-      b = {img, lab};
-    }
-    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images.to(dev)), b.labels.to(dev));
+    const data::Batch b = loader.next();
+    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images), b.labels);
     opt->zero_grad();
     backward(t.total);
     opt->step();
     if (step == 1 || step % 10 == 0 || step == o.steps)
-      std::printf("step %4d  lr %.2e  loss %.4f  (main: ce %.4f, tversky %.4f)\n", step, opt->lr(), t.total.item(),
-                  t.ce[0], t.tversky[0]);
+      std::printf("step %4d  epoch %lld  lr %.2e  loss %.4f  (main: ce %.4f, tversky %.4f)\n", step,
+                  static_cast<long long>(b.epoch), opt->lr(), t.total.item(), t.ce[0], t.tversky[0]);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("trained %d steps in %.1f s (%.2f steps/s)\n", o.steps, secs, o.steps / secs);
+  const data::LoaderStats ls = loader.stats();
+  std::printf("trained %d steps in %.1f s (%.2f steps/s); waited for data %.1f ms per batch (%d loader worker%s, "
+              "augmentation on the %s)\n",
+              o.steps, secs, o.steps / secs, ls.mean_wait_ms(), loader.workers(), loader.workers() == 1 ? "" : "s",
+              loader.augments_on_device() ? "device" : "CPU");
   evaluate("after: ");
   if (!o.save.empty()) {
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
@@ -313,6 +306,8 @@ int main(int argc, char** argv) {
   d->add_option("--seed", demo.seed, "random seed");
   d->add_option("--optimizer", demo.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}));
   d->add_option("--device", demo.device, "auto, cpu, cuda or cuda:N");
+  d->add_option("--augment-on", demo.augment_on, "where augmentation runs: auto (the device on a GPU), cpu (loader workers) or device")
+      ->check(CLI::IsMember({"auto", "cpu", "device"}));
   std::string net = "resse_lka_unet";
   std::vector<int64_t> widths;
   int64_t sum_batch = 8, sum_size = 128;
