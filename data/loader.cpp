@@ -52,7 +52,8 @@ AugmentOn parse_augment_on(const std::string& s) {
   throw std::invalid_argument("augmentation place '" + s + "': expected auto, cpu or device");
 }
 
-Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const LoaderOptions& o, int64_t start_epoch)
+Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const LoaderOptions& o, int64_t start_epoch,
+               int64_t start_index)
     : cache_(cache), slices_(std::move(slices)), o_(o) {
   const auto bad = [](const std::string& what) { throw std::invalid_argument("Loader: " + what); };
   if (o_.batch_size < 1) bad("batch size " + std::to_string(o_.batch_size) + " must be >= 1");
@@ -60,7 +61,7 @@ Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const Loade
   if (o_.workers < 0) bad("workers " + std::to_string(o_.workers) + " must be >= 0");
   if (!(o_.tumour_fraction >= 0.0 && o_.tumour_fraction <= 1.0))
     bad("tumour fraction " + std::to_string(o_.tumour_fraction) + " must lie in [0, 1]");
-  if (start_epoch < 0) bad("start epoch must be >= 0");
+  if (start_epoch < 0 || start_index < 0) bad("start epoch and index must be >= 0");
   if (slices_.empty()) bad("no slices to load");
   for (int64_t s : slices_)
     if (s < 0 || s >= cache_.slices())
@@ -98,7 +99,9 @@ Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const Loade
   ring_ = backend(o_.device).make_upload_ring(parts, o_.prefetch);
   slot_.resize(static_cast<size_t>(o_.prefetch));
 
-  next_produce_ = next_deliver_ = start_epoch * batches_per_epoch_;
+  if (start_index >= batches_per_epoch_)
+    bad("start batch " + std::to_string(start_index) + " of " + std::to_string(batches_per_epoch_) + " per epoch");
+  next_produce_ = next_deliver_ = start_epoch * batches_per_epoch_ + start_index;
   int w = o_.workers;
   if (w == 0) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

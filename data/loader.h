@@ -91,7 +91,9 @@ class Loader {
   // SliceCache::slices_of). The cache must outlive the loader. Throws
   // std::invalid_argument for bad options, an out-of-range slice, or fewer
   // slices than one batch with drop_last.
-  Loader(const SliceCache& cache, std::vector<int64_t> slices, const LoaderOptions& o, int64_t start_epoch = 0);
+  // The first batch is batch `start_index` of `start_epoch` (resuming).
+  Loader(const SliceCache& cache, std::vector<int64_t> slices, const LoaderOptions& o, int64_t start_epoch = 0,
+         int64_t start_index = 0);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -102,7 +104,7 @@ class Loader {
   bool augments_on_device() const { return on_device_; }
   const LoaderOptions& options() const { return o_; }
 
-  // The next batch: batch 0 of start_epoch, then on through the epochs.
+  // The next batch: the start batch, then on through the epochs.
   Batch next();
   // What batch `index` of `epoch` holds (no work queued).
   std::vector<int64_t> batch_slices(int64_t epoch, int64_t index) const;

@@ -147,6 +147,15 @@ TEST_CASE("loader: the batches do not depend on workers, prefetch or where augme
     CHECK(same(got.images, want.images));
     CHECK(same(got.labels, want.labels));
   }
+  SECTION("a loader started at batch 2 of epoch 1 gives that batch") {
+    Loader L(f.cache, f.all_slices(), base, 1, 2);
+    const Batch got = L.next();
+    const Batch& want = ref[static_cast<size_t>(L.batches_per_epoch() + 2)];
+    CHECK(got.epoch == 1);
+    CHECK(got.index == 2);
+    CHECK(same(got.images, want.images));
+    CHECK_THROWS_WITH(Loader(f.cache, f.all_slices(), base, 0, L.batches_per_epoch()), Catch::Contains("start batch"));
+  }
 }
 
 TEST_CASE("loader: tumour oversampling", "[data][loader]") {
