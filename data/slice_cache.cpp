@@ -552,6 +552,21 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+// Discovery restricted to b.only (when given): every named case must exist.
+static BratsDataset discover_selected(const std::string& cases_root, const BratsOptions& bo, const CacheBuildOptions& b) {
+  BratsDataset ds = discover_brats_cases(cases_root, bo);
+  if (b.only.empty()) return ds;
+  const std::set<std::string> want(b.only.begin(), b.only.end());
+  std::set<std::string> seen;
+  std::erase_if(ds.cases, [&](const BratsCase& c) { return want.count(c.id) == 0; });
+  std::erase_if(ds.skipped, [&](const SkippedCase& c) { return want.count(c.id) == 0; });
+  for (const BratsCase& c : ds.cases) seen.insert(c.id);
+  for (const SkippedCase& c : ds.skipped) seen.insert(c.id);
+  for (const std::string& id : want)
+    if (seen.count(id) == 0) throw std::invalid_argument(cases_root + ": selected case " + id + " is not there");
+  return ds;
+}
+
 CacheBuildSummary build_slice_cache(const std::string& path, const std::string& cases_root,
                                     const PreprocessOptions& o, const CacheBuildOptions& b) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -562,7 +577,7 @@ CacheBuildSummary build_slice_cache(const std::string& path, const std::string& 
   BratsOptions bo;
   bo.skip_bad = b.skip_bad;
   bo.warn = [&](const std::string& w) { discovery_warnings.push_back(w); };
-  const BratsDataset ds = discover_brats_cases(cases_root, bo);
+  const BratsDataset ds = discover_selected(cases_root, bo, b);
   std::vector<SkippedCase> skipped = ds.skipped;
 
   Progress progress("preprocess", static_cast<int64_t>(ds.cases.size()), "cases", b.progress);
@@ -620,7 +635,7 @@ SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_
       BratsOptions quiet;
       quiet.skip_bad = b.skip_bad;
       quiet.warn = [](const std::string&) {};  // the cache lists the skipped cases
-      const BratsDataset ds = discover_brats_cases(cases_root, quiet);
+      const BratsDataset ds = discover_selected(cases_root, quiet, b);
       for (const BratsCase& c : ds.cases) found.insert(c.id);
       for (const SkippedCase& c : ds.skipped) found.insert(c.id);
       // A case bad now must have been skipped then (one skipped while
@@ -630,7 +645,7 @@ SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_
       const auto bad_now = std::find_if(ds.skipped.begin(), ds.skipped.end(),
                                         [&](const SkippedCase& c) { return skipped_then.count(c.id) == 0; });
       if (cached != found) {
-        reason = path + ": holds other cases than " + cases_root;
+        reason = path + ": holds other cases than " + (b.only.empty() ? cases_root : "the selection");
       } else if (bad_now != ds.skipped.end()) {
         reason = path + ": holds case " + bad_now->id + ", which is bad now";
       } else if (!b.skip_bad && !sc.skipped().empty()) {

@@ -177,6 +177,7 @@ struct CacheBuildOptions {
   int window = 0;           // cases held in memory at once; 0: threads + 2
   bool skip_bad = false;    // skip bad cases (listed in the cache and the summary) instead of failing
   bool force = false;       // ensure_slice_cache: rebuild even a valid cache
+  std::vector<std::string> only{};  // when not empty: only these cases of the folder (each must exist)
   std::FILE* progress = stderr;  // progress lines while building (engine/progress.h); nullptr: none
   // Why a rebuild happens, and a warning per skipped case; may be empty.
   std::function<void(const std::string&)> log{};

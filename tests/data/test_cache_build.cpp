@@ -380,3 +380,30 @@ TEST_CASE("cache build: skip_bad skips and lists bad cases, and the cache rememb
   CHECK_THROWS_WITH(build_slice_cache(dir.file("none.lkslc"), none, po, b), Contains(none) && Contains("no usable case"));
   CHECK(!fs::exists(dir.file("none.lkslc")));
 }
+
+TEST_CASE("cache build: only the selected cases, reused only for the same selection", "[cache_build]") {
+  const lk::test::TempDir dir;
+  const std::string root = dir.file("brats");
+  const auto infos = generate_synthetic_dataset(root, 4, 3, small_synth());
+  PreprocessOptions po;
+  po.size = 16;
+  CacheBuildOptions b = quiet(2);
+  b.only = {infos[3].id, infos[1].id};
+  CacheBuildSummary s;
+  const std::string path = dir.file("sel.lkslc");
+  {
+    const SliceCache sc = ensure_slice_cache(path, root, po, b, &s);
+    CHECK(s.built);
+    REQUIRE(sc.num_cases() == 2);
+    CHECK(sc.case_info(0).id == infos[1].id);  // case order, not selection order
+    CHECK(sc.case_info(1).id == infos[3].id);
+  }
+  ensure_slice_cache(path, root, po, b, &s);
+  CHECK_FALSE(s.built);
+  b.only = {infos[0].id, infos[1].id};
+  ensure_slice_cache(path, root, po, b, &s);
+  CHECK(s.built);
+  CHECK_THAT(s.reason, Contains("other cases than the selection"));
+  b.only = {"BraTS2021_99999"};
+  CHECK_THROWS_WITH(ensure_slice_cache(path, root, po, b, &s), Contains("BraTS2021_99999 is not there"));
+}
