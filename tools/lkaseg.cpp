@@ -25,6 +25,7 @@
 
 #include "data/cli_preprocess.h"
 #include "data/cli_synth.h"
+#include "tools/commands.h"
 #include "kernels/augment.h"
 #include "data/loader.h"
 #include "data/slice_cache.h"
@@ -41,12 +42,8 @@
 #include "engine/cuda/device_info.h"
 #endif
 
-namespace {
+namespace lk::tools {
 
-using namespace lk;
-
-// --device: cpu, cuda, cuda:N, or auto (the first GPU when one is usable,
-// else the CPU, saying why).
 Device resolve_device(const std::string& want) {
   if (want == "cpu") return cpu_device();
   if (want == "auto") {
@@ -74,6 +71,13 @@ Device resolve_device(const std::string& want) {
   throw std::runtime_error("device " + d.str() + " requested, but this build has no CUDA backend (-DLKASEG_CUDA=OFF)");
 #endif
 }
+
+}  // namespace lk::tools
+
+namespace {
+
+using namespace lk;
+using tools::resolve_device;
 
 int cmd_info() {
   std::printf("lkaseg 0.1.0\ncpu backend: %s\n", backend(cpu_device()).describe().c_str());
@@ -329,6 +333,7 @@ int main(int argc, char** argv) {
   CLI::App* sy = data::add_synth_subcommand(app, synth);
   data::PreprocessCommand pre;
   CLI::App* pr = data::add_preprocess_subcommand(app, pre);
+  const tools::TrainCommands train_cmds = tools::add_train_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -337,6 +342,7 @@ int main(int argc, char** argv) {
   try {
     if (sy->parsed()) return data::run_synth(synth);
     if (pr->parsed()) return data::run_preprocess(pre);
+    if (const int rc = tools::run_train_commands(train_cmds); rc >= 0) return rc;
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
     if (app.got_subcommand("init")) return cmd_init(net, widths, init_seed, init_out);

@@ -1,0 +1,59 @@
+#!/bin/sh
+# The training protocol end to end through the lkaseg binary: cv on a tiny
+# network (split, cache of the selection, folds, summary), a finished fold is
+# skipped, SIGINT stops a run with exit 130 and a checkpoint that the next run
+# resumes from, predict writes one NIfTI per case, bad flags fail.
+# Usage: cli_train.sh <path to lkaseg>
+set -u
+bin=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+base="--size 32 --widths 4 8 16 32 --batch 4 --warmup-epochs 1 --device cpu"
+tiny="$base --lr 3e-3"
+
+"$bin" synth --out "$dir/data" --cases 6 --seed 5 --size 48 48 16 >/dev/null || fail "synth exited $?"
+"$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
+  $tiny >"$dir/out" 2>&1 || fail "cv exited $?: $(cat "$dir/out")"
+for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.safetensors.state fold_1/log.jsonl; do
+  [ -f "$dir/run/$f" ] || fail "no $f after cv: $(cat "$dir/out")"
+done
+grep -q "mean +- sample std over folds" "$dir/out" || fail "no summary: $(cat "$dir/out")"
+# Again: both folds are done, nothing is trained.
+"$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
+  $tiny >"$dir/out" 2>&1 || fail "second cv exited $?"
+[ "$(grep -c "already trained" "$dir/out")" = 2 ] || fail "finished folds retrained: $(cat "$dir/out")"
+# Another configuration in the same folder is refused, naming the field.
+"$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
+  $base --lr 1e-2 >"$dir/out" 2>&1 && fail "changed lr accepted"
+grep -q "'adamw.lr' differs" "$dir/out" || fail "lr change not named: $(cat "$dir/out")"
+
+# SIGINT: exit 130 with a checkpoint; the next run resumes from it.
+"$bin" train --data "$dir/data" --out "$dir/long" --fraction 1 --folds 2 --fold 1 --epochs 100000 --steps-per-epoch 2 \
+  --val-every 1000 $tiny >"$dir/out" 2>&1 &
+pid=$!
+i=0
+while [ ! -f "$dir/long/fold_1/log.jsonl" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+[ -f "$dir/long/fold_1/log.jsonl" ] || { kill -9 $pid; fail "no epoch finished in 60 s: $(cat "$dir/out")"; }
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc = 130 ] || fail "SIGINT exit $rc, expected 130: $(cat "$dir/out")"
+[ -f "$dir/long/fold_1/last.safetensors.state" ] || fail "no checkpoint after SIGINT"
+grep -q "stopped" "$dir/out" || fail "stop not reported: $(cat "$dir/out")"
+timeout --preserve-status -s INT 3 "$bin" train --data "$dir/data" --out "$dir/long" --fraction 1 --folds 2 --fold 1 --epochs 100000 \
+  --steps-per-epoch 2 --val-every 1000 $tiny >"$dir/out" 2>&1
+rc=$?
+[ $rc = 130 ] || fail "second SIGINT exit $rc: $(cat "$dir/out")"
+grep -q "resuming .* at step" "$dir/out" || fail "did not resume: $(cat "$dir/out")"
+
+# predict: one mask per case.
+"$bin" predict --model "$dir/run/fold_0/best.safetensors" --data "$dir/data" --out "$dir/pred" --device cpu \
+  >"$dir/out" 2>&1 || fail "predict exited $?: $(cat "$dir/out")"
+[ "$(ls "$dir/pred" | grep -c '\.nii\.gz$')" = 6 ] || fail "predict wrote $(ls "$dir/pred")"
+"$bin" predict --model "$dir/run/split.json" --data "$dir/data" --out "$dir/pred" >"$dir/out" 2>&1 &&
+  fail "predict accepted a JSON file as a model"
+"$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --fold 7 $tiny >"$dir/out" 2>&1 &&
+  fail "--fold 7 of 2 accepted"
+grep -q "the split has 2 folds" "$dir/out" || fail "--fold 7 not explained: $(cat "$dir/out")"
+echo "cli_train: ok"
