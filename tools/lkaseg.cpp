@@ -7,6 +7,7 @@
 //   init     writes a freshly initialised network's state_dict
 //   synth    writes synthetic BraTS-like cases (.nii.gz, BraTS 2021 layout)
 //   preprocess  builds (or checks and reuses) the slice cache of a BraTS folder
+//   evaluate  Dice and HD95 of predicted label maps against a BraTS folder (Table 3 layout)
 // The paper's protocol (synth, preprocess, train, cv, predict, evaluate,
 // figures) arrives with the data and model issues.
 #include <CLI/CLI.hpp>
@@ -23,6 +24,7 @@
 #include <functional>
 #include <string>
 
+#include "data/cli_evaluate.h"
 #include "data/cli_preprocess.h"
 #include "data/cli_synth.h"
 #include "tools/commands.h"
@@ -333,6 +335,8 @@ int main(int argc, char** argv) {
   CLI::App* sy = data::add_synth_subcommand(app, synth);
   data::PreprocessCommand pre;
   CLI::App* pr = data::add_preprocess_subcommand(app, pre);
+  data::EvaluateCommand eval_cmd;
+  CLI::App* ev = data::add_evaluate_subcommand(app, eval_cmd);
   const tools::TrainCommands train_cmds = tools::add_train_commands(app);
   try {
     app.parse(argc, argv);
@@ -342,6 +346,7 @@ int main(int argc, char** argv) {
   try {
     if (sy->parsed()) return data::run_synth(synth);
     if (pr->parsed()) return data::run_preprocess(pre);
+    if (ev->parsed()) return data::run_evaluate(eval_cmd);
     if (const int rc = tools::run_train_commands(train_cmds); rc >= 0) return rc;
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
