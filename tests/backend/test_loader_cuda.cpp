@@ -7,7 +7,12 @@
 
 #include <cstring>
 
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+
 #include "data/loader.h"
+#include "model/trainer.h"
 #include "engine/cuda/backend_cuda.h"
 #include "engine/cuda/device_info.h"
 #include "tests/data/loader_fixture.h"
@@ -118,4 +123,35 @@ TEST_CASE("cuda loader: batches stay valid after the ring slots are reused", "[l
   const std::vector<Batch> want = cpu_batches(f, opts(2, 2), 6);
   for (size_t k = 0; k < kept.size(); ++k) CHECK(same(kept[k].labels.to(cpu_device()), want[k].labels));
   backend(kCuda).synchronize();
+}
+
+TEST_CASE("cuda trainer: a tiny run on the device with augmentation in the kernel, stopped and resumed", "[loader]") {
+  if (!have_device()) return;
+  LoaderFixture f("cuda_trainer", 3, 3, 16);  // small: the emulator runs every kernel on the CPU
+  const std::filesystem::path dir = f.dir / "runs";
+  model::TrainConfig c;
+  c.net.widths = {4, 8, 16, 32};
+  c.epochs = 1;
+  c.batch = 2;
+  c.steps_per_epoch = 2;
+  c.val_every = 1;
+  c.warmup_epochs = 1;
+  c.adamw.lr = 3e-3;
+  c.device = kCuda;
+  const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
+  const model::TrainResult whole = model::train_fold(c, f.cache, train, val, (dir / "whole").string());
+  REQUIRE(whole.log.size() == 1);
+  for (const model::EpochLog& e : whole.log) CHECK(std::isfinite(e.loss));
+  std::atomic<bool> stop{true};
+  model::TrainHooks h;
+  h.stop = &stop;
+  CHECK(model::train_fold(c, f.cache, train, val, (dir / "parts").string(), h).stopped);
+  stop = false;
+  const model::TrainResult rest = model::train_fold(c, f.cache, train, val, (dir / "parts").string(), h);
+  CHECK(rest.resumed_from_step == 1);
+  REQUIRE(rest.log.size() == 1);
+  REQUIRE(rest.log[0].val.has_value());
+  // The same steps on the same device: the same weights, so the same validation.
+  CHECK(rest.log[0].val->mean == whole.log[0].val->mean);
+  CHECK(rest.log[0].val->dice == whole.log[0].val->dice);
 }
