@@ -114,6 +114,7 @@ CLI::App* add_evaluate_subcommand(CLI::App& app, EvaluateCommand& cmd) {
       ->check(CLI::ExistingDirectory);
   s->add_option("--out", cmd.out, "per-case CSV: case,region,dice,hd95_mm,gt_empty,pred_empty (written atomically)");
   s->add_option("--json", cmd.json, "the per-case results, the summary and the conventions as JSON");
+  s->add_option("--cases", cmd.cases, "only these ground-truth cases (e.g. a fold's validation cases)");
   s->add_flag("--allow-missing", cmd.allow_missing,
               "warn about (and leave out) cases without a prediction and predictions without a case, instead of "
               "failing");
@@ -136,7 +137,17 @@ EvaluationResult evaluate_folders(const EvaluateCommand& cmd) {
   const std::map<std::string, std::string> preds = find_predictions(cmd.pred);
   BratsOptions bo;
   bo.warn = cmd.warn;
-  const BratsDataset gt = discover_brats_cases(cmd.gt, bo);
+  BratsDataset gt = discover_brats_cases(cmd.gt, bo);
+  if (!cmd.cases.empty()) {  // only the named ground-truth cases
+    std::vector<BratsCase> keep;
+    for (const std::string& id : cmd.cases) {
+      const auto it = std::find_if(gt.cases.begin(), gt.cases.end(), [&](const BratsCase& c) { return c.id == id; });
+      if (it == gt.cases.end()) throw MetricsError(cmd.gt + ": case " + id + " (--cases) is not there");
+      keep.push_back(*it);
+    }
+    std::sort(keep.begin(), keep.end(), [](const BratsCase& a, const BratsCase& b) { return a.id < b.id; });
+    gt.cases = keep;
+  }
 
   EvaluationResult r;
   std::vector<const BratsCase*> todo;

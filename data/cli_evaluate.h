@@ -3,7 +3,7 @@
 // mean ± std in the paper's Table 3 layout.
 //
 //   lkaseg evaluate --pred DIR --gt DIR [--out results.csv] [--json results.json]
-//                   [--allow-missing] [--pred-labels brats2021|brats2023]
+//                   [--cases ID...] [--allow-missing] [--pred-labels brats2021|brats2023]
 //                   [--include-empty] [--ddof 0|1]
 //
 // Predictions: one NIfTI label file per case, named <case id>.nii.gz (or
@@ -47,6 +47,7 @@ namespace lk::data {
 
 struct EvaluateCommand {
   std::string pred, gt, out, json;
+  std::vector<std::string> cases;  // when not empty: only these ground-truth cases
   bool allow_missing = false;
   std::string pred_labels = "brats2021";
   bool include_empty = false;

@@ -15,10 +15,14 @@ tiny="$base --lr 3e-3"
 "$bin" synth --out "$dir/data" --cases 6 --seed 5 --size 48 48 16 >/dev/null || fail "synth exited $?"
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny >"$dir/out" 2>&1 || fail "cv exited $?: $(cat "$dir/out")"
-for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.safetensors.state fold_1/log.jsonl; do
+for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.safetensors.state fold_1/log.jsonl \
+  evaluation.csv evaluation.json predictions/BraTS2021_00000.nii.gz; do
   [ -f "$dir/run/$f" ] || fail "no $f after cv: $(cat "$dir/out")"
 done
 grep -q "mean +- sample std over folds" "$dir/out" || fail "no summary: $(cat "$dir/out")"
+grep -q "HD95 mm" "$dir/out" || fail "no original-grid evaluation: $(cat "$dir/out")"
+# 6 cases x 5 regions + the header
+[ "$(wc -l <"$dir/run/evaluation.csv")" = 31 ] || fail "evaluation.csv: $(cat "$dir/run/evaluation.csv")"
 # Again: both folds are done, nothing is trained.
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny >"$dir/out" 2>&1 || fail "second cv exited $?"
@@ -51,6 +55,8 @@ grep -q "resuming .* at step" "$dir/out" || fail "did not resume: $(cat "$dir/ou
 "$bin" predict --model "$dir/run/fold_0/best.safetensors" --data "$dir/data" --out "$dir/pred" --device cpu \
   >"$dir/out" 2>&1 || fail "predict exited $?: $(cat "$dir/out")"
 [ "$(ls "$dir/pred" | grep -c '\.nii\.gz$')" = 6 ] || fail "predict wrote $(ls "$dir/pred")"
+# In the original geometry: evaluate refuses any other grid.
+"$bin" evaluate --pred "$dir/pred" --gt "$dir/data" >"$dir/out" 2>&1 || fail "evaluate of predict's output: $(cat "$dir/out")"
 "$bin" predict --model "$dir/run/split.json" --data "$dir/data" --out "$dir/pred" >"$dir/out" 2>&1 &&
   fail "predict accepted a JSON file as a model"
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --fold 7 $tiny >"$dir/out" 2>&1 &&

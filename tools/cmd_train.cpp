@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "data/brats_cases.h"
+#include "data/cli_evaluate.h"
 #include "data/nifti_write.h"
 #include "data/preprocess.h"
 #include "data/slice_cache.h"
@@ -47,6 +49,7 @@ struct RunOptions {
   int fold = 0, folds = 5, threads = 0;
   double fraction = 0.1;
   bool skip_bad = false;
+  bool no_eval = false;  // cv: skip predicting and evaluating in the original grid
   // preprocessing
   int64_t size = 128;
   bool clahe = false;
@@ -218,6 +221,85 @@ std::string pm(double mean, double sd, double scale) {
   return buf;
 }
 
+// A trained model with its preprocessing, from a best.safetensors.
+struct LoadedModel {
+  model::TrainConfig config;
+  data::PreprocessOptions preprocess;
+  std::unique_ptr<model::SegNet> net;
+};
+
+LoadedModel load_model(const std::string& path, Device dev) {
+  if (!fs::is_regular_file(path)) throw std::invalid_argument(path + ": the model is not a file");
+  const std::map<std::string, std::string> meta = load_safetensors(path).metadata;
+  if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
+    throw std::invalid_argument(path + ": no lkaseg training metadata (use a best.safetensors written by "
+                                "`lkaseg train`/`cv`)");
+  LoadedModel m;
+  m.config = model::TrainConfig::from_json(meta.at("lkaseg.train_config"));
+  m.preprocess = model::preprocess_from_json(meta.at("lkaseg.preprocess"));
+  m.net = std::make_unique<model::SegNet>(m.config.net);
+  load_state_dict(path, *m.net);
+  m.net->to_device(dev);
+  return m;
+}
+
+// One case: load, preprocess as in training, predict, map back to the
+// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
+void predict_case_file(LoadedModel& m, const data::BratsCase& bc, const std::string& out_dir, int64_t batch,
+                       Device dev) {
+  const data::BratsCaseData c = data::load_brats_case(bc);
+  const data::PreprocessedCase p = data::preprocess_case(c, m.preprocess);
+  const std::vector<int32_t> cls = model::predict_classes(*m.net, p.images.data(), p.slices(), p.size, batch, dev);
+  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
+  if (bc.naming == data::BratsNaming::Brats2023)
+    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
+  data::NiftiWriteOptions wo;
+  wo.description = "lkaseg prediction";
+  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
+}
+
+// After cv: every selected case predicted by the fold that validated it, in
+// its original geometry (RUN/predictions/<id>.nii.gz; a prediction newer
+// than its model is kept), then Dice/HD95 over the cases
+// (RUN/evaluation.csv, .json, the Table 3 layout on stdout).
+int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
+  const std::string pred_dir = (fs::path(o.out) / "predictions").string();
+  std::error_code ec;
+  fs::create_directories(pred_dir, ec);
+  if (ec) throw std::runtime_error(pred_dir + ": cannot create the folder (" + ec.message() + ")");
+  data::BratsOptions bo;
+  bo.skip_bad = o.skip_bad;
+  const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
+  std::printf("\npredicting each fold's validation cases in the original geometry -> %s\n", pred_dir.c_str());
+  std::fflush(stdout);
+  Progress progress("predict", static_cast<int64_t>(p.split.selected.size()), "cases");
+  for (size_t k = 0; k < p.split.folds.size(); ++k) {
+    const fs::path model_path = fs::path(o.out) / ("fold_" + std::to_string(k)) / "best.safetensors";
+    std::unique_ptr<LoadedModel> m;
+    for (const std::string& id : p.split.folds[k].val) {
+      const fs::path out = fs::path(pred_dir) / (id + ".nii.gz");
+      if (!(fs::exists(out) && fs::last_write_time(out) >= fs::last_write_time(model_path))) {
+        if (!m) m = std::make_unique<LoadedModel>(load_model(model_path.string(), dev));
+        const auto it = std::find_if(ds.cases.begin(), ds.cases.end(), [&](const data::BratsCase& c) { return c.id == id; });
+        if (it == ds.cases.end()) throw std::invalid_argument(o.data + ": case " + id + " of the split is not there");
+        predict_case_file(*m, *it, pred_dir, o.batch * 2, dev);
+      }
+      progress.advance();
+    }
+  }
+  progress.finish();
+  data::EvaluateCommand e;
+  e.pred = pred_dir;
+  e.gt = o.data;
+  e.cases = p.split.selected;
+  e.out = (fs::path(o.out) / "evaluation.csv").string();
+  e.json = (fs::path(o.out) / "evaluation.json").string();
+  std::printf("\nDice and HD95 in the original voxel grid, over the %zu cases (each predicted by the fold that "
+              "held it out):\n", p.split.selected.size());
+  std::fflush(stdout);
+  return data::run_evaluate(e);
+}
+
 int cmd_train(const RunOptions& o, bool all_folds) {
   const Device dev = resolve_device(o.device);
   const Prepared p = prepare(o);
@@ -271,22 +353,13 @@ int cmd_train(const RunOptions& o, bool all_folds) {
     write_file_atomically(path, summary.dump(2) + "\n");
     std::printf("wrote %s\n", path.c_str());
   }
+  if (all_folds && !o.no_eval) return evaluate_cv(o, p, dev);
   return 0;
 }
 
 int cmd_predict(const PredictOptions& o) {
   const Device dev = resolve_device(o.device);
-  if (!fs::is_regular_file(o.model)) throw std::invalid_argument(o.model + ": --model is not a file");
-  // The network and preprocessing the model was trained with, from its metadata.
-  const std::map<std::string, std::string> meta = load_safetensors(o.model).metadata;
-  if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
-    throw std::invalid_argument(o.model + ": no lkaseg training metadata (use a best.safetensors written by "
-                                "`lkaseg train`/`cv`)");
-  const model::TrainConfig tc = model::TrainConfig::from_json(meta.at("lkaseg.train_config"));
-  const data::PreprocessOptions po = model::preprocess_from_json(meta.at("lkaseg.preprocess"));
-  model::SegNet net(tc.net);
-  load_state_dict(o.model, net);
-  net.to_device(dev);
+  LoadedModel m = load_model(o.model, dev);
 
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
@@ -308,15 +381,7 @@ int cmd_predict(const PredictOptions& o) {
   int failed = 0;
   for (const data::BratsCase& bc : ds.cases) {
     try {
-      const data::BratsCaseData c = data::load_brats_case(bc);
-      const data::PreprocessedCase p = data::preprocess_case(c, po);
-      const std::vector<int32_t> cls = model::predict_classes(net, p.images.data(), p.slices(), p.size, o.batch, dev);
-      std::vector<uint8_t> labels = data::map_back_labels(p, cls);
-      if (bc.naming == data::BratsNaming::Brats2023)
-        for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
-      data::NiftiWriteOptions wo;
-      wo.description = "lkaseg prediction";
-      data::write_nifti((fs::path(o.out) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
+      predict_case_file(m, bc, o.out, o.batch, dev);
     } catch (const std::exception& e) {
       if (!o.skip_bad) throw;
       ++failed;
@@ -338,6 +403,8 @@ TrainCommands add_train_commands(CLI::App& app) {
   add_run_options(t.train, g_run, true);
   t.cv = app.add_subcommand("cv", "train every fold (resumable) and summarise the validation Dice");
   add_run_options(t.cv, g_run, false);
+  t.cv->add_flag("--no-eval", g_run.no_eval,
+                 "skip predicting the validation cases and evaluating them in the original grid (Dice, HD95)");
   t.predict = app.add_subcommand("predict", "segment BraTS cases with a trained model: NIfTI masks in the original geometry");
   t.predict->add_option("--model", g_pred.model, "a best.safetensors written by train/cv")->required();
   t.predict->add_option("--data", g_pred.data, "folder of BraTS case folders (segmentations not needed)")
