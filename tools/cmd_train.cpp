@@ -243,20 +243,6 @@ LoadedModel load_model(const std::string& path, Device dev) {
   return m;
 }
 
-// One case: load, preprocess as in training, predict, map back to the
-// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
-void predict_case_file(LoadedModel& m, const data::BratsCase& bc, const std::string& out_dir, int64_t batch,
-                       Device dev) {
-  const data::BratsCaseData c = data::load_brats_case(bc);
-  const data::PreprocessedCase p = data::preprocess_case(c, m.preprocess);
-  const std::vector<int32_t> cls = model::predict_classes(*m.net, p.images.data(), p.slices(), p.size, batch, dev);
-  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
-  if (bc.naming == data::BratsNaming::Brats2023)
-    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
-  data::NiftiWriteOptions wo;
-  wo.description = "lkaseg prediction";
-  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
-}
 
 // After cv: every selected case predicted by the fold that validated it, in
 // its original geometry (RUN/predictions/<id>.nii.gz; a prediction newer
@@ -282,7 +268,7 @@ int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
         if (!m) m = std::make_unique<LoadedModel>(load_model(model_path.string(), dev));
         const auto it = std::find_if(ds.cases.begin(), ds.cases.end(), [&](const data::BratsCase& c) { return c.id == id; });
         if (it == ds.cases.end()) throw std::invalid_argument(o.data + ": case " + id + " of the split is not there");
-        predict_case_file(*m, *it, pred_dir, o.batch * 2, dev);
+        predict_case_file(*m->net, m->preprocess, *it, pred_dir, o.batch * 2, dev);
       }
       progress.advance();
     }
@@ -381,7 +367,7 @@ int cmd_predict(const PredictOptions& o) {
   int failed = 0;
   for (const data::BratsCase& bc : ds.cases) {
     try {
-      predict_case_file(m, bc, o.out, o.batch, dev);
+      predict_case_file(*m.net, m.preprocess, bc, o.out, o.batch, dev);
     } catch (const std::exception& e) {
       if (!o.skip_bad) throw;
       ++failed;
@@ -396,6 +382,21 @@ int cmd_predict(const PredictOptions& o) {
 }
 
 }  // namespace
+
+// One case: load, preprocess as in training, predict, map back to the
+// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
+void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
+                       const std::string& out_dir, int64_t batch, Device dev) {
+  const data::BratsCaseData c = data::load_brats_case(bc);
+  const data::PreprocessedCase p = data::preprocess_case(c, po);
+  const std::vector<int32_t> cls = model::predict_classes(net, p.images.data(), p.slices(), p.size, batch, dev);
+  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
+  if (bc.naming == data::BratsNaming::Brats2023)
+    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
+  data::NiftiWriteOptions wo;
+  wo.description = "lkaseg prediction";
+  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
+}
 
 TrainCommands add_train_commands(CLI::App& app) {
   TrainCommands t;

@@ -14,7 +14,10 @@
 
 #include <string>
 
+#include "data/brats_cases.h"
+#include "data/preprocess.h"
 #include "engine/tensor.h"
+#include "model/networks.h"
 
 namespace CLI {
 class App;
@@ -24,6 +27,12 @@ namespace lk::tools {
 
 // --device: cpu, cuda, cuda:N, or auto (the first usable GPU, else the CPU, saying why).
 Device resolve_device(const std::string& want);
+
+// One case: load, preprocess with `po` (as in training), predict slice by
+// slice, map back to the original grid, write <out_dir>/<id>.nii.gz (BraTS
+// labels in the case's naming).
+void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
+                       const std::string& out_dir, int64_t batch, Device dev);
 
 struct TrainCommands {
   CLI::App* train = nullptr;

@@ -26,6 +26,7 @@
 
 #include "data/cli_evaluate.h"
 #include "data/cli_preprocess.h"
+#include "data/cli_evaluate.h"
 #include "data/cli_synth.h"
 #include "tools/commands.h"
 #include "kernels/augment.h"
@@ -95,7 +96,7 @@ int cmd_info() {
 
 struct DemoOptions {
   int steps = 60, batch = 4, size = 128, cases = 6;
-  std::string net = "resse_lka_unet", data, save;
+  std::string net = "resse_lka_unet", data, save, work;
   std::vector<int64_t> widths{16, 32, 64, 128};
   double lr = 3e-3;
   uint64_t seed = 42;
@@ -129,9 +130,14 @@ std::array<double, 3> class_dice(const Tensor& logits, const Tensor& labels) {
 int cmd_demo(const DemoOptions& o) {
   const Device dev = resolve_device(o.device);
   // The data: BraTS-layout cases, generated unless --data names a folder.
+  // The work folder holds the generated cases (data/), the slice cache, the
+  // split and the predictions; a --data folder is only read.
+  const std::filesystem::path work =
+      o.work.empty() ? std::filesystem::temp_directory_path() / ("lkaseg-demo-" + std::to_string(o.seed)) : std::filesystem::path(o.work);
+  std::filesystem::create_directories(work);
   std::string root = o.data;
   if (root.empty()) {
-    root = (std::filesystem::temp_directory_path() / ("lkaseg-demo-" + std::to_string(o.seed))).string();
+    root = (work / "data").string();
     data::SynthCommand synth;
     synth.out = root;
     synth.cases = o.cases;
@@ -146,12 +152,12 @@ int cmd_demo(const DemoOptions& o) {
   po.size = o.size;
   const auto t_pre = std::chrono::steady_clock::now();
   const data::SliceCache cache = data::ensure_slice_cache(
-      (std::filesystem::path(root) / "slices.lkcache").string(), root, po,
+      (work / "slices.lkcache").string(), root, po,
       [](const std::string& m) { std::printf("  %s\n", m.c_str()); });
   std::vector<std::string> ids;
   for (int64_t c = 0; c < cache.num_cases(); ++c) ids.push_back(cache.case_info(c).id);
   if (ids.size() < 2) throw std::invalid_argument(root + ": the demo needs at least 2 cases (train + validation)");
-  const std::string split_path = (std::filesystem::path(root) / "split.json").string();
+  const std::string split_path = (work / "split.json").string();
   data::Split split;
   if (std::filesystem::exists(split_path)) {
     split = data::read_split_json(split_path, ids);
@@ -246,6 +252,26 @@ int cmd_demo(const DemoOptions& o) {
               o.steps, secs, o.steps / secs, ls.mean_wait_ms(), loader.workers(), loader.workers() == 1 ? "" : "s",
               loader.augments_on_device() ? "device" : "CPU");
   evaluate("after: ");
+
+  // The paper's metrics: fold 0's validation cases predicted in their
+  // original geometry (NIfTI masks), Dice and HD95 per region.
+  {
+    const std::string pred_dir = (work / "predictions").string();
+    std::filesystem::create_directories(pred_dir);
+    data::BratsOptions bo;
+    const data::BratsDataset ds = data::discover_brats_cases(root, bo);
+    for (const data::BratsCase& bc : ds.cases)
+      if (std::find(fold.val.begin(), fold.val.end(), bc.id) != fold.val.end())
+        tools::predict_case_file(*net, po, bc, pred_dir, 16, dev);
+    data::EvaluateCommand ec;
+    ec.pred = pred_dir;
+    ec.gt = root;
+    ec.cases = fold.val;
+    ec.progress = nullptr;
+    std::printf("validation cases in the original grid (%s):\n", pred_dir.c_str());
+    std::fflush(stdout);
+    if (const int rc = data::run_evaluate(ec); rc != 0) return rc;
+  }
   if (!o.save.empty()) {
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
       TrainState st;
@@ -306,7 +332,8 @@ int main(int argc, char** argv) {
   d->add_option("--batch", demo.batch, "batch size")->check(CLI::Range(1, 4096));
   d->add_option("--size", demo.size, "image side")->check(CLI::Range(4, 4096));
   d->add_option("--save", demo.save, "write a checkpoint (weights + training state) here at the end");
-  d->add_option("--data", demo.data, "a folder of BraTS cases (default: generate --cases synthetic ones)");
+  d->add_option("--data", demo.data, "a folder of BraTS cases, only read (default: generate --cases synthetic ones)");
+  d->add_option("--work", demo.work, "folder for generated cases, cache, split and predictions (default: <tmp>/lkaseg-demo-<seed>)");
   d->add_option("--cases", demo.cases, "synthetic cases to generate (the last is held out)")->check(CLI::Range(2, 10000));
   d->add_option("--lr", demo.lr, "learning rate")->check(CLI::PositiveNumber);
   d->add_option("--seed", demo.seed, "random seed");
