@@ -1,9 +1,11 @@
 #include "data/nifti_read.h"
 
 #include <nifti2_io.h>
+#include <stdlib.h>
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 
@@ -14,6 +16,42 @@ namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& field, const std::string& detail) {
   throw NiftiError(path, field, detail);
 }
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// nifti_clib, asked for foo.nii.gz, opens foo.nii when that exists (and the
+// other way round): it looks for the header under every extension. When
+// such a sibling exists, it is given a private link to the one file we
+// validated instead, in a fresh temporary folder where nothing else lives.
+class ClibPath {
+ public:
+  explicit ClibPath(const std::string& path) : path_(path) {
+    std::string sibling;
+    if (ends_with(path, ".nii.gz")) sibling = path.substr(0, path.size() - 3);
+    else if (ends_with(path, ".nii")) sibling = path + ".gz";
+    std::error_code ec;
+    if (sibling.empty() || !std::filesystem::exists(sibling, ec)) return;
+    std::string tmpl = (std::filesystem::temp_directory_path() / "lkaseg_nifti_XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) fail(path, "file", "a sibling " + sibling + " exists and no private link could be made");
+    dir_ = tmpl;
+    const std::string link = (std::filesystem::path(dir_) / (ends_with(path, ".gz") ? "v.nii.gz" : "v.nii")).string();
+    std::filesystem::create_symlink(std::filesystem::absolute(path), link, ec);
+    if (ec) fail(path, "file", "a sibling " + sibling + " exists and no private link could be made: " + ec.message());
+    path_ = link;
+  }
+  ~ClibPath() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  ClibPath(const ClibPath&) = delete;
+  ClibPath& operator=(const ClibPath&) = delete;
+  const char* c_str() const { return path_.c_str(); }
+
+ private:
+  std::string path_, dir_;
+};
 
 struct NimFree {
   void operator()(nifti_image* nim) const { nifti_image_free(nim); }
@@ -79,7 +117,8 @@ Volume read_nifti(const std::string& path) {
     }
 
   quiet_nifti_clib();
-  NimPtr nim(nifti_image_read(path.c_str(), 1));
+  const ClibPath clib_path(path);
+  NimPtr nim(nifti_image_read(clib_path.c_str(), 1));
   if (!nim || !nim->data) fail(path, "file", "nifti_clib could not read the file after it passed validation");
   // nifti_clib parsed the same bytes: it must agree with what we validated.
   if (nim->nvox != h.nvox || nim->datatype != h.datatype || nim->nbyper != h.bytes_per_voxel)

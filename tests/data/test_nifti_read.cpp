@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "data/nifti_read.h"
+#include "data/nifti_write.h"
 #include "tests/data/nifti_craft.h"
 
 namespace {
@@ -253,5 +254,22 @@ TEST_CASE("nifti read: NaN/Inf float voxels are counted (nifti_clib reads them a
   SECTION("integer data has none") {
     test::write_bytes(dir.file("i.nii"), test::nifti_bytes(test::valid_header1(4, 3, 2, DT_INT16), test::ramp_int16(24)));
     CHECK(read_nifti(dir.file("i.nii")).storage.nonfinite_voxels == 0);
+  }
+}
+
+TEST_CASE("nifti read: a sibling file with the other extension does not stand in for the one asked for", "[nifti]") {
+  // nifti_clib, given foo.nii.gz, may open foo.nii when both exist (found by
+  // the fuzz replay): the reader must read exactly the validated file.
+  const test::TempDir dir;
+  Geometry g;
+  g.dims = {3, 2, 2};
+  std::vector<int16_t> a(12, 7), b(12, -3);
+  for (const auto& [asked, other] : {std::pair{"x.nii.gz", "x.nii"}, std::pair{"y.nii", "y.nii.gz"}}) {
+    CAPTURE(asked);
+    write_nifti(dir.file(asked), g, a);
+    write_nifti(dir.file(other), g, b);
+    const Volume v = read_nifti(dir.file(asked));
+    CHECK(v.data[0] == 7.f);
+    CHECK(v.data[11] == 7.f);
   }
 }
