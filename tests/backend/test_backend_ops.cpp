@@ -10,8 +10,7 @@
 #include <functional>
 #include <map>
 
-#include "engine/cuda/backend_cuda.h"
-#include "engine/cuda/device_info.h"
+#include "tests/backend/cuda_device.h"
 #include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "model/loss.h"
@@ -23,16 +22,8 @@ using namespace lk::test;
 
 namespace {
 
-const Device kCuda{DeviceType::CUDA, 0};
-
-bool have_device() {
-  if (cuda::device_count() > 0) {
-    cuda::cuda_backend(0);
-    return true;
-  }
-  WARN("no CUDA device (" << cuda::why_none() << "): skipping");
-  return false;
-}
+using lk::test::have_device;
+using lk::test::kCuda;
 
 struct VariantScope {
   explicit VariantScope(KernelVariant v) : prev(backend(kCuda).variant()) { backend(kCuda).set_variant(v); }

@@ -13,8 +13,7 @@
 
 #include "data/loader.h"
 #include "model/trainer.h"
-#include "engine/cuda/backend_cuda.h"
-#include "engine/cuda/device_info.h"
+#include "tests/backend/cuda_device.h"
 #include "tests/data/loader_fixture.h"
 #include "tests/harness.h"
 
@@ -24,16 +23,8 @@ using lk::test::LoaderFixture;
 
 namespace {
 
-const Device kCuda{DeviceType::CUDA, 0};
-
-bool have_device() {
-  if (cuda::device_count() > 0) {
-    cuda::cuda_backend(0);
-    return true;
-  }
-  WARN("no CUDA device (" << cuda::why_none() << "): skipping");
-  return false;
-}
+using lk::test::have_device;
+using lk::test::kCuda;
 
 bool same(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
