@@ -14,6 +14,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev
   libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5
   libnifti2-dev libnifti2-2 zlib1g-dev
+  libstb-dev
 )
 want=("${PACKAGES[@]}")
 if ! apt-cache show "${want[0]}" >/dev/null 2>&1; then apt-get update -qq; fi

@@ -14,6 +14,7 @@ PACKAGES=(
   libcli11-dev             # the lkaseg command line
   zlib1g-dev
   libnifti2-dev            # nifti_clib: NIfTI-1/-2 reading and headers (data/)
+  libstb-dev               # stb_image_write.h: PNG figures (lkaseg figures); stb_image.h in tests
 )
 
 missing=()

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "data/cli_evaluate.h"
+#include "data/cli_figures.h"
 #include "data/cli_preprocess.h"
 #include "data/cli_evaluate.h"
 #include "data/cli_synth.h"
@@ -364,6 +365,8 @@ int main(int argc, char** argv) {
   CLI::App* pr = data::add_preprocess_subcommand(app, pre);
   data::EvaluateCommand eval_cmd;
   CLI::App* ev = data::add_evaluate_subcommand(app, eval_cmd);
+  data::FiguresCommand fig_cmd;
+  CLI::App* fg = data::add_figures_subcommand(app, fig_cmd);
   const tools::TrainCommands train_cmds = tools::add_train_commands(app);
   try {
     app.parse(argc, argv);
@@ -374,6 +377,7 @@ int main(int argc, char** argv) {
     if (sy->parsed()) return data::run_synth(synth);
     if (pr->parsed()) return data::run_preprocess(pre);
     if (ev->parsed()) return data::run_evaluate(eval_cmd);
+    if (fg->parsed()) return data::run_figures(fig_cmd);
     if (const int rc = tools::run_train_commands(train_cmds); rc >= 0) return rc;
     if (app.got_subcommand("info")) return cmd_info();
     if (app.got_subcommand("summary")) return cmd_summary(net, widths, sum_batch, sum_size);
