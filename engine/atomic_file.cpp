@@ -1,10 +1,12 @@
 #include "engine/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -12,11 +14,34 @@ namespace lk {
 
 namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
+
+// The process umask, read without changing it (umask(2) would, racing other
+// threads): the "Umask:" line of /proc/self/status, else the usual 022.
+mode_t process_umask() {
+  static const mode_t mask = [] {
+    mode_t m = 022;
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+      char line[256];
+      while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, "Umask:", 6) == 0) {
+          m = static_cast<mode_t>(std::strtoul(line + 6, nullptr, 8));
+          break;
+        }
+      std::fclose(f);
+    }
+    return m;
+  }();
+  return mask;
+}
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp.XXXXXX") {
   fd_ = mkstemp(tmp_.data());
   if (fd_ < 0) fail(path_, std::string("cannot create a temporary file: ") + std::strerror(errno));
+  // mkstemp makes the file 0600; the result should get what any new file
+  // gets (0666 less the umask), like a checkpoint written by open(2).
+  if (::fchmod(fd_, 0666 & ~process_umask()) != 0)
+    fail(path_, std::string("cannot set the file mode: ") + std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
