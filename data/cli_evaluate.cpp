@@ -271,10 +271,11 @@ std::string format_summary_table(const std::array<RegionSummary, kNumRegions>& s
   return out + trim(head) + trim(dice) + trim(hd) + trim(n);
 }
 
-int run_evaluate(const EvaluateCommand& cmd) {
+int run_evaluate(const EvaluateCommand& cmd, EvaluationResult* result) {
   check_parent(cmd.out, "--out");
   check_parent(cmd.json, "--json");
   const EvaluationResult r = evaluate_folders(cmd);
+  if (result) *result = r;
   if (!cmd.out.empty()) write_file_atomically(cmd.out, format_metrics_csv(r.cases));
   if (!cmd.json.empty()) {
     AggregateOptions ao;

@@ -79,7 +79,8 @@ std::string format_metrics_csv(const std::vector<CaseMetrics>& cases);
 std::string format_metrics_json(const EvaluationResult& r, const AggregateOptions& opt);
 std::string format_summary_table(const std::array<RegionSummary, kNumRegions>& s, int64_t cases);
 
-// evaluate_folders, then the files and the summary; returns the exit code.
-int run_evaluate(const EvaluateCommand& cmd);
+// evaluate_folders, then the files and the summary; returns the exit code
+// and, when `result` is given, what was evaluated.
+int run_evaluate(const EvaluateCommand& cmd, EvaluationResult* result = nullptr);
 
 }  // namespace lk::data

@@ -16,7 +16,7 @@ tiny="$base --lr 3e-3"
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny >"$dir/out" 2>&1 || fail "cv exited $?: $(cat "$dir/out")"
 for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.safetensors.state fold_1/log.jsonl \
-  evaluation.csv evaluation.json predictions/BraTS2021_00000.nii.gz; do
+  evaluation.csv evaluation.json table3.json predictions/BraTS2021_00000.nii.gz; do
   [ -f "$dir/run/$f" ] || fail "no $f after cv: $(cat "$dir/out")"
 done
 grep -q "mean +- sample std over folds" "$dir/out" || fail "no summary: $(cat "$dir/out")"
