@@ -1,6 +1,6 @@
 // Preprocessed 2-D slices of a set of cases, in memory, and batches drawn
-// from them: the training input until the slice cache and the streaming
-// loader (data issue) land.
+// from them: a small in-memory stand-in for the slice cache (tests compare
+// the two); training reads the cache through data/loader.h.
 #pragma once
 
 #include <cstdint>

@@ -37,7 +37,7 @@ using cpu::UpsampleMode;
 
 // Which implementation of the hand-written kernels a backend uses. On the CPU
 // Reference selects the plain nested loops, Fast the BLAS/OpenMP paths; on
-// CUDA (later) Fast is our kernels, Reference the cuDNN/cuBLAS path.
+// CUDA Fast is our kernels, Reference the cuDNN path (engine/cuda/backend_cuda.h).
 enum class KernelVariant { Fast, Reference };
 
 class UploadRing;

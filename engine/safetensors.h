@@ -1,4 +1,4 @@
-// safetensors files: the format of our golden fixtures and (later) our
+// safetensors files: the format of our golden fixtures and of our
 // checkpoints, readable by PyTorch users. Layout: u64 little-endian header
 // size N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__":
 // {str: str}}, then the raw little-endian tensor bytes.

@@ -1,15 +1,16 @@
-// lkaseg: the command line. Subcommands so far:
+// lkaseg: the command line. Subcommands:
 //   info   what this build can run on (backends, threads, CUDA devices)
 //   demo     generates synthetic BraTS-like cases (or reads --data), preprocesses
-//            them to 128x128 slices and trains a network (ResSE-LKA-UNet by
-//            default) with the paper's loss; reports per-class Dice
+//            them to 128x128 slices, trains a network (ResSE-LKA-UNet by
+//            default) with the paper's loss from the background loader, and
+//            reports Dice, then Dice/HD95 in the original grid
 //   summary  a network's layers, output shapes, parameters, training memory
 //   init     writes a freshly initialised network's state_dict
 //   synth    writes synthetic BraTS-like cases (.nii.gz, BraTS 2021 layout)
 //   preprocess  builds (or checks and reuses) the slice cache of a BraTS folder
 //   evaluate  Dice and HD95 of predicted label maps against a BraTS folder (Table 3 layout)
-// The paper's protocol (synth, preprocess, train, cv, predict, evaluate,
-// figures) arrives with the data and model issues.
+//   train, cv, predict  the paper's protocol (tools/cmd_train.cpp, tools/commands.h)
+//   figures  FLAIR with ground-truth and prediction overlays, training curves
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
