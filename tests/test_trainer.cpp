@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "engine/safetensors.h"
 #include "model/trainer.h"
 #include "tests/data/loader_fixture.h"
+#include "tests/file_size_limit.h"
 
 using namespace lk;
 using namespace lk::model;
@@ -195,4 +197,33 @@ TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
   bad.batch = 64;
   CHECK_THROWS_WITH(train_fold(bad, f.cache, ids(0, 1), ids(1, 2), d("y")), Catch::Contains("no batch of 64"));
   CHECK_THROWS(train_fold(tiny_config(), f.cache, {"nope"}, ids(1, 2), d("z")));
+}
+
+TEST_CASE("trainer: a checkpoint that cannot be written (full disk) stops the run and loses nothing", "[train]") {
+  test::LoaderFixture f("trainer_full_disk", 3, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 1;
+  const TrainResult whole = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("whole"));
+  // One good epoch, then the disk "fills": the next checkpoint write fails.
+  c.epochs = 1;
+  REQUIRE(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")).log.size() == 1);
+  const auto good = fs::file_size(d.root / "run" / "last.safetensors");
+  c.epochs = 2;
+  {
+    const test::FileSizeLimit full(8 * 1024);  // config.json and log.jsonl fit, a checkpoint does not
+    CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")),
+                      Catch::Contains((d.root / "run").string()) && Catch::Contains(std::strerror(EFBIG)));
+  }
+  // The last good checkpoint is intact and no temporary file is left.
+  CHECK(fs::file_size(d.root / "run" / "last.safetensors") == good);
+  for (const auto& e : fs::directory_iterator(d.root / "run"))
+    CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+  // With space again the run resumes from it and ends where an uninterrupted run ends.
+  const TrainResult resumed = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"));
+  CHECK(resumed.resumed_from_step == 3);
+  REQUIRE(resumed.log.size() == 2);
+  CHECK(resumed.log[1].loss == whole.log[1].loss);
+  same_weights(d("whole/last.safetensors"), d("run/last.safetensors"));
 }

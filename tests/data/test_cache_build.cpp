@@ -20,6 +20,9 @@
 #include "data/slice_cache.h"
 #include "data/synth.h"
 #include "tests/data/nifti_craft.h"
+#include "tests/file_size_limit.h"
+
+using lk::test::FileSizeLimit;
 
 using namespace lk::data;
 using Catch::Matchers::Contains;
@@ -56,26 +59,6 @@ int temp_files(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().find(".tmp.") != std::string::npos;
   return n;
 }
-
-// RLIMIT_FSIZE for a scope, SIGXFSZ ignored so a write past it fails with EFBIG.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old_) == 0);
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    rlimit r = old_;
-    r.rlim_cur = bytes;
-    REQUIRE(::setrlimit(RLIMIT_FSIZE, &r) == 0);
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &old_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-
- private:
-  rlimit old_{};
-  sighandler_t old_handler_{};
-};
 
 }  // namespace
 
