@@ -6,6 +6,8 @@
 #   3. runs every test: cpu, emu and gpu labels
 #   4. compute-sanitizer memcheck and racecheck on the CUDA kernel tests
 #   5. the benchmarks (CPU, and the GPU kernel suites when built)
+#   5b. end to end on the GPU: `lkaseg demo` and a short `lkaseg cv` (train,
+#      predict in the original grid, evaluate) on generated cases
 #   6. prints a short table and writes docs/gpu_runs/<date>-<card>.md
 #      (also copied to $OUT when set, for the device tool)
 set -uo pipefail
@@ -86,6 +88,24 @@ for b in "$build"/bench/bench_*; do
   fi
 done
 
+# 5b. end to end on the GPU
+e2e="$build/e2e"
+rm -rf "$e2e" && mkdir -p "$e2e"
+t0=$(date +%s)
+if "$build/lkaseg" demo --device cuda:0 --steps 200 --batch 8 --work "$e2e/demo" >"$build/e2e.demo.log" 2>&1; then
+  row "lkaseg demo (cuda:0, 200 steps)" "ok" "$(( $(date +%s) - t0 )) s; $(grep -o 'trained .*' "$build/e2e.demo.log" | head -1)"
+else
+  row "lkaseg demo (cuda:0)" "FAILED" "see $build/e2e.demo.log"; status=1
+fi
+t0=$(date +%s)
+if "$build/lkaseg" synth --out "$e2e/data" --cases 10 --seed 7 >/dev/null 2>&1 &&
+   "$build/lkaseg" cv --data "$e2e/data" --out "$e2e/run" --fraction 1 --folds 2 --epochs 3 --val-every 1 \
+     --widths 16 32 64 128 --device cuda:0 >"$build/e2e.cv.log" 2>&1; then
+  row "lkaseg cv (cuda:0, 2 folds x 3 epochs)" "ok" "$(( $(date +%s) - t0 )) s"
+else
+  row "lkaseg cv (cuda:0)" "FAILED" "see $build/e2e.cv.log"; status=1
+fi
+
 # 6. report
 date_s="$(date -u +%Y-%m-%d)"
 slug="$(echo "${card:-cpu}" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
@@ -104,6 +124,14 @@ mkdir -p "$(dirname "$report")"
   echo '```'
   cat "$build.ptxas.log" 2>/dev/null | head -200
   echo '```'
+  for f in "$build"/e2e.*.log; do
+    [[ -f $f ]] || continue
+    echo
+    echo "## $(basename "$f" .log)"
+    echo '```'
+    grep -v -E '^(preprocess|predict|evaluate): [0-9]+/' "$f" | tail -60
+    echo '```'
+  done
   for f in "$build"/bench-results/*.txt; do
     [[ -f $f ]] || continue
     echo
@@ -113,7 +141,7 @@ mkdir -p "$(dirname "$report")"
     echo '```'
   done
 } >"$report"
-if [[ -n "${OUT:-}" ]]; then cp "$report" "$OUT/"; cp "$build".*.log "$OUT/" 2>/dev/null || true; fi
+if [[ -n "${OUT:-}" ]]; then cp "$report" "$OUT/"; cp "$build".*.log "$build"/e2e.*.log "$OUT/" 2>/dev/null || true; fi
 echo
 echo "| step | result | detail |"
 echo "| --- | --- | --- |"
