@@ -30,8 +30,9 @@ std::string join(const std::vector<std::string>& v, size_t shown = 20) {
   return s;
 }
 
-// Prediction files of the folder: case id → path (<id>.nii.gz or <id>.nii).
-std::map<std::string, std::string> find_predictions(const std::string& dir) {
+}  // namespace
+
+std::map<std::string, std::string> prediction_files(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw MetricsError(dir + ": --pred is not a folder");
   std::vector<fs::path> files;
@@ -57,6 +58,8 @@ std::map<std::string, std::string> find_predictions(const std::string& dir) {
   }
   return out;
 }
+
+namespace {
 
 void warn(const EvaluateCommand& cmd, const std::string& m) {
   if (cmd.warn)
@@ -134,7 +137,7 @@ CLI::App* add_evaluate_subcommand(CLI::App& app, EvaluateCommand& cmd) {
 EvaluationResult evaluate_folders(const EvaluateCommand& cmd) {
   const BratsNaming pred_coding = parse_label_coding(cmd.pred_labels);
   if (cmd.ddof < 0 || cmd.ddof > 1) throw std::invalid_argument("--ddof must be 0 or 1");
-  const std::map<std::string, std::string> preds = find_predictions(cmd.pred);
+  const std::map<std::string, std::string> preds = prediction_files(cmd.pred);
   BratsOptions bo;
   bo.warn = cmd.warn;
   BratsDataset gt = discover_brats_cases(cmd.gt, bo);

@@ -34,6 +34,7 @@
 #include <array>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,11 @@ struct EvaluationResult {
   std::vector<std::string> missing;  // ground-truth cases without a prediction (skipped)
   std::vector<std::string> extra;    // predictions without a ground-truth case (ignored)
 };
+
+// The prediction files of a folder: case id -> path (<id>.nii.gz or
+// <id>.nii; hidden and other files ignored). Throws MetricsError naming the
+// folder when it is not one, or when a case has both files.
+std::map<std::string, std::string> prediction_files(const std::string& dir);
 
 // Adds the `evaluate` subcommand to `app`; its options fill `cmd`.
 CLI::App* add_evaluate_subcommand(CLI::App& app, EvaluateCommand& cmd);

@@ -1,5 +1,7 @@
 #include "data/cli_figures.h"
 
+#include "data/cli_evaluate.h"  // prediction_files
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -16,36 +18,6 @@ namespace lk::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The prediction files of a folder: case id → path (<id>.nii.gz or <id>.nii).
-std::map<std::string, std::string> prediction_files(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw FigureError(dir, "--pred is not a folder");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file()) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  std::map<std::string, std::string> out;
-  for (const fs::path& p : files) {
-    const std::string name = p.filename().string();
-    if (name.empty() || name[0] == '.') continue;
-    std::string id;
-    if (ends_with(name, ".nii.gz"))
-      id = name.substr(0, name.size() - 7);
-    else if (ends_with(name, ".nii"))
-      id = name.substr(0, name.size() - 4);
-    if (id.empty()) continue;
-    const auto [it, fresh] = out.emplace(id, p.string());
-    if (!fresh)
-      throw FigureError(dir, "two predictions for case " + id + ": " + fs::path(it->second).filename().string() +
-                                 " and " + name);
-  }
-  return out;
-}
 
 void say(const FiguresCommand& cmd, const std::string& line) {
   if (cmd.report) {

@@ -121,13 +121,18 @@ Loader::~Loader() {
   // ring_ goes next: it waits for its copies in flight.
 }
 
-std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const { return *shared_order(epoch); }
+
+// The epoch's order, drawn once and shared: every batch reads its few
+// entries without copying the whole list.
+std::shared_ptr<const std::vector<int64_t>> Loader::shared_order(int64_t epoch) const {
   {
     std::lock_guard lk(order_mu_);
     for (const auto& [e, order] : order_cache_)
       if (e == epoch) return order;
   }
-  std::vector<int64_t> order = slices_;
+  auto made = std::make_shared<std::vector<int64_t>>(slices_);
+  std::vector<int64_t>& order = *made;
   if (o_.shuffle)
     for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
       std::swap(order[static_cast<size_t>(i)],
@@ -139,9 +144,9 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
         order[p] = tumour_[static_cast<size_t>(below(r, static_cast<int64_t>(tumour_.size())))];
     }
   std::lock_guard lk(order_mu_);
-  order_cache_.emplace_back(epoch, order);
+  order_cache_.emplace_back(epoch, made);
   if (order_cache_.size() > 3) order_cache_.erase(order_cache_.begin());
-  return order;
+  return made;
 }
 
 int64_t Loader::rows_of(int64_t index) const {
@@ -152,8 +157,8 @@ std::vector<int64_t> Loader::batch_slices(int64_t epoch, int64_t index) const {
   if (epoch < 0 || index < 0 || index >= batches_per_epoch_)
     throw std::out_of_range("Loader::batch_slices: batch " + std::to_string(index) + " of epoch " +
                             std::to_string(epoch) + " (" + std::to_string(batches_per_epoch_) + " per epoch)");
-  const std::vector<int64_t> order = epoch_order(epoch);
-  const auto first = order.begin() + index * o_.batch_size;
+  const std::shared_ptr<const std::vector<int64_t>> order = shared_order(epoch);
+  const auto first = order->begin() + index * o_.batch_size;
   return {first, first + rows_of(index)};
 }
 

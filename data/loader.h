@@ -124,6 +124,7 @@ class Loader {
   void worker_main();
   void produce(int64_t g, int slot);
   int64_t rows_of(int64_t index) const;
+  std::shared_ptr<const std::vector<int64_t>> shared_order(int64_t epoch) const;
 
   const SliceCache& cache_;
   std::vector<int64_t> slices_, tumour_;
@@ -141,7 +142,7 @@ class Loader {
   std::vector<SlotState> slot_;
   LoaderStats stats_;
   mutable std::mutex order_mu_;
-  mutable std::vector<std::pair<int64_t, std::vector<int64_t>>> order_cache_;  // a few recent epochs
+  mutable std::vector<std::pair<int64_t, std::shared_ptr<const std::vector<int64_t>>>> order_cache_;  // recent epochs
 
   std::vector<std::thread> threads_;
 };
