@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "data/loader.h"
-#include "tests/data/loader_fixture.h"
+#include "tests/support/loader_fixture.h"
 #if defined(LKASEG_HAVE_CUDA)
 #include "engine/cuda/backend_cuda.h"
 #include "engine/cuda/device_info.h"

@@ -43,6 +43,7 @@
 
 #include "engine/backend.h"
 #include "engine/tensor.h"
+#include "data/batch.h"
 #include "data/slice_cache.h"
 #include "kernels/augment.h"
 
@@ -68,13 +69,6 @@ struct LoaderOptions {
   int prefetch = 3;              // batches in flight, >= 2 (double buffering and more)
   Device device = cpu_device();
   int64_t out_side = kAugOut, pad = kAugPad;  // the augmentation crop
-};
-
-struct Batch {
-  Tensor images;  // (n, 4, O, O) float32 on the device (O = out_side, or S without augmentation)
-  Tensor labels;  // (n, O, O) int32
-  int64_t epoch = 0, index = 0;  // index within the epoch
-  std::vector<int64_t> slices;   // the cache slices, in batch order
 };
 
 struct LoaderStats {

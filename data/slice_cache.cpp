@@ -1,6 +1,6 @@
 #include "data/slice_cache.h"
 
-#include "engine/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -20,7 +20,7 @@
 #include <utility>
 
 #include "data/preprocess_pool.h"
-#include "engine/progress.h"
+#include "util/progress.h"
 #include "engine/tensor.h"
 
 namespace lk::data {
@@ -501,7 +501,7 @@ std::vector<int64_t> SliceCache::slices_of(const std::vector<std::string>& case_
   return out;
 }
 
-ToyBatch SliceCache::batch(const std::vector<int64_t>& slices) const {
+Batch SliceCache::batch(const std::vector<int64_t>& slices) const {
   const int64_t b = static_cast<int64_t>(slices.size()), S = side(), px = S * S;
   Tensor images_t = Tensor::empty({b, 4, S, S});
   Tensor labels_t = Tensor::empty({b, S, S}, DType::I32);
@@ -512,7 +512,11 @@ ToyBatch SliceCache::batch(const std::vector<int64_t>& slices) const {
     std::copy_n(images(s), 4 * px, im + i * 4 * px);
     std::copy_n(labels(s), px, lb + i * px);
   }
-  return {images_t, labels_t};
+  Batch out;
+  out.images = images_t;
+  out.labels = labels_t;
+  out.slices = slices;
+  return out;
 }
 
 std::vector<int64_t> SliceCache::tumour_slices() const {
@@ -523,19 +527,6 @@ std::vector<int64_t> SliceCache::tumour_slices() const {
     if (std::any_of(l, l + px, [](uint8_t v) { return v != 0; })) out.push_back(s);
   }
   return out;
-}
-
-void SliceCache::fill(SliceDataset& ds, const std::vector<std::string>& case_ids) const {
-  if (case_ids.empty()) {
-    for (int64_t c = 0; c < num_cases(); ++c)
-      if (cases_[static_cast<size_t>(c)].has_labels) ds.add(load_case(c));
-    return;
-  }
-  for (const std::string& id : case_ids) {
-    const auto it = std::find_if(cases_.begin(), cases_.end(), [&](const CachedCase& c) { return c.id == id; });
-    if (it == cases_.end()) throw SliceCacheError(path_ + ": no case '" + id + "' in the cache");
-    ds.add(load_case(it - cases_.begin()));
-  }
 }
 
 namespace {

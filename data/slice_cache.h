@@ -59,8 +59,7 @@
 #include <vector>
 
 #include "data/preprocess.h"
-#include "data/slice_dataset.h"
-#include "data/toy_blobs.h"
+#include "data/batch.h"
 
 namespace lk::data {
 
@@ -113,12 +112,10 @@ class SliceCache {
   PreprocessedCase load_case(int64_t c) const;
   // The slices of the named cases, in the given order; throws for an id not in the cache.
   std::vector<int64_t> slices_of(const std::vector<std::string>& case_ids) const;
-  // (B, 4, S, S) float32 images and (B, S, S) int32 classes, as SliceDataset::batch.
-  ToyBatch batch(const std::vector<int64_t>& slices) const;
+  // (B, 4, S, S) float32 images and (B, S, S) int32 classes on the CPU.
+  Batch batch(const std::vector<int64_t>& slices) const;
   // Slices whose label map holds foreground.
   std::vector<int64_t> tumour_slices() const;
-  // Adds every case with labels (or only the named ones) to `ds`.
-  void fill(SliceDataset& ds, const std::vector<std::string>& case_ids = {}) const;
 
  private:
   friend SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& expected);
@@ -178,7 +175,7 @@ struct CacheBuildOptions {
   bool skip_bad = false;    // skip bad cases (listed in the cache and the summary) instead of failing
   bool force = false;       // ensure_slice_cache: rebuild even a valid cache
   std::vector<std::string> only{};  // when not empty: only these cases of the folder (each must exist)
-  std::FILE* progress = stderr;  // progress lines while building (engine/progress.h); nullptr: none
+  std::FILE* progress = stderr;  // progress lines while building (util/progress.h); nullptr: none
   // Why a rebuild happens, and a warning per skipped case; may be empty.
   std::function<void(const std::string&)> log{};
 };

@@ -1,6 +1,6 @@
 #include "data/splits.h"
 
-#include "engine/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -61,7 +61,7 @@ for label in cpu emu gpu; do
 done
 
 # 4. compute-sanitizer on the CUDA kernel tests (binaries named test_gpu_*)
-gpu_tests=$(find "$build/tests" -maxdepth 2 -type f -executable -name 'test_gpu_*' 2>/dev/null)
+gpu_tests=$(find "$build/tests" -maxdepth 3 -type f -executable -name 'test_gpu_*' 2>/dev/null)
 if [[ -z "$gpu_tests" ]]; then
   row "compute-sanitizer" "n/a" "no test_gpu_* binaries built yet"
 else

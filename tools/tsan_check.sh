@@ -12,7 +12,7 @@
 # With --all it also runs the whole emulator self-test under TSan (both modes;
 # fibers are annotated for TSan) and requires no report at all.
 # With --kernels (implied by --all) it builds every emulated kernel test
-# binary (test_emu_kernels and test_emu_k_*, one per tests/emu/test_emu_k_*.cpp)
+# binary (test_emu_kernels and test_emu_k_*, one per tests/kernels/cuda/test_emu_k_*.cpp)
 # and runs each in threads mode: each must pass with no ThreadSanitizer report.
 # With --loader (implied by --all) it builds the data loader's tests with the
 # whole program under TSan (build-tsan-loader/: the loader's worker threads,
@@ -61,7 +61,7 @@ done
 kernel_bins=()
 if [[ "$kernels" == 1 ]]; then
   kernel_bins=(test_emu_kernels)
-  for src in "$root"/tests/emu/test_emu_k_*.cpp; do
+  for src in "$root"/tests/kernels/cuda/test_emu_k_*.cpp; do
     [[ -e "$src" ]] && kernel_bins+=("$(basename "$src" .cpp)")
   done
 fi
@@ -93,8 +93,8 @@ declare -A KERNEL_SUBSETS=(
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLKASEG_EMU_SANITIZE=thread \
   -DLKASEG_CUDA=OFF -DLKASEG_BENCH=OFF >/dev/null
-cmake --build "$build" -j "$jobs" --target test_emu_simt "${kernel_bins[@]}"
-exe="$build/tests/emu/test_emu_simt"
+cmake --build "$build" -j "$jobs" --target test_simt "${kernel_bins[@]}"
+exe="$build/tests/simt/test_simt"
 
 export LKASEG_SIMT_MODE=threads
 # Keep going after the first report so the run finishes; exit code 66 on reports.
@@ -172,7 +172,7 @@ if [[ "$kernels" == 1 ]]; then
     fi
     t0=$(now)
     set +e
-    timeout "$timeout_s" "$build/tests/emu/$bin" "${spec[@]}" >"$log" 2>&1
+    timeout "$timeout_s" "$build/tests/kernels/cuda/$bin" "${spec[@]}" >"$log" 2>&1
     rc=$?
     set -e
     dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
@@ -203,7 +203,7 @@ if [[ "$loader" == 1 ]]; then
     -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
   cmake --build "$lbuild" -j "$jobs" --target test_loader test_emu_loader
   export OMP_NUM_THREADS=1  # libgomp is not instrumented (see 4.)
-  for bin in "$lbuild/tests/data/test_loader" "$lbuild/tests/backend/test_emu_loader"; do
+  for bin in "$lbuild/tests/data/test_loader" "$lbuild/tests/engine/cuda/test_emu_loader"; do
     log="$log_dir/$(basename "$bin").log"
     set +e
     "$bin" >"$log" 2>&1

@@ -1,6 +1,6 @@
 // The one header a CUDA kernel source includes. The same .cu file is compiled
 // by nvcc for the GPU and by the host compiler against the SIMT emulator
-// (kernels/simt/README.md); this header is the only place the two differ.
+// (simt/README.md); this header is the only place the two differ.
 //
 // Kernel sources use, besides plain CUDA:
 //   LK_SHARED(type, name, dims...)   static shared memory, one copy per block:
@@ -34,7 +34,7 @@ __device__ __forceinline__ T* lk_dynamic_smem() {
 
 #else  // host compiler: the SIMT emulator
 
-#include "kernels/simt/simt.h"
+#include "simt/simt.h"
 
 #define LK_SIMT_CAT2(a, b) a##b
 #define LK_SIMT_CAT(a, b) LK_SIMT_CAT2(a, b)

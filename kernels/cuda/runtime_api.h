@@ -14,7 +14,7 @@
 #include <cuda_runtime.h>
 #define LK_CUDA_ABI dev
 #elif defined(LKASEG_SIMT)
-#include "kernels/simt/runtime.h"
+#include "simt/runtime.h"
 #define LK_CUDA_ABI emu
 #else
 #include <cuda_runtime_api.h>

@@ -9,8 +9,8 @@
 
 #include "data/brats_cases.h"
 #include "data/nifti_write.h"
-#include "tests/data/nifti_craft.h"
-#include "tests/data/shared_data.h"
+#include "tests/support/nifti_craft.h"
+#include "tests/support/shared_data.h"
 
 namespace {
 

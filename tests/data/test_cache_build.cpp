@@ -18,9 +18,10 @@
 
 #include "data/preprocess_pool.h"
 #include "data/slice_cache.h"
+#include "tests/support/slice_dataset.h"
 #include "data/synth.h"
-#include "tests/data/nifti_craft.h"
-#include "tests/file_size_limit.h"
+#include "tests/support/nifti_craft.h"
+#include "tests/support/file_size_limit.h"
 
 using lk::test::FileSizeLimit;
 

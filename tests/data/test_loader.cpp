@@ -19,7 +19,7 @@
 
 #include "data/loader.h"
 #include "data/synth.h"
-#include "tests/data/loader_fixture.h"
+#include "tests/support/loader_fixture.h"
 
 using namespace lk;
 using namespace lk::data;

@@ -10,7 +10,7 @@
 
 #include "data/nifti_read.h"
 #include "data/nifti_write.h"
-#include "tests/data/nifti_craft.h"
+#include "tests/support/nifti_craft.h"
 
 namespace {
 

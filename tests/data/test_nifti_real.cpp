@@ -8,7 +8,7 @@
 #include <set>
 
 #include "data/nifti_read.h"
-#include "tests/data/shared_data.h"
+#include "tests/support/shared_data.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 
 #include "data/nifti_read.h"
 #include "data/nifti_validate.h"
-#include "tests/data/nifti_craft.h"
+#include "tests/support/nifti_craft.h"
 
 namespace {
 

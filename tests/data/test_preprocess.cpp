@@ -11,7 +11,7 @@
 #include "data/clahe.h"
 #include "data/preprocess.h"
 #include "data/synth.h"
-#include "tests/data/shared_data.h"
+#include "tests/support/shared_data.h"
 
 using namespace lk::data;
 using Catch::Matchers::Contains;

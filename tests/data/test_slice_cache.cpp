@@ -9,6 +9,7 @@
 
 #include "data/slice_cache.h"
 #include "data/synth.h"
+#include "tests/support/slice_dataset.h"
 
 using namespace lk::data;
 using Catch::Matchers::Contains;
@@ -115,14 +116,14 @@ TEST_CASE("slice cache round trip is bit-exact", "[data]") {
   SliceDataset mem, fromcache;
   mem.add(cases[0]);
   mem.add(cases[2]);
-  sc.fill(fromcache);
+  fill_from_cache(fromcache, sc);
   REQUIRE(fromcache.size() == mem.size());
   const std::vector<int64_t> pick = {0, mem.size() - 1, 3};
-  const ToyBatch a = mem.batch(pick), b = fromcache.batch(pick);
+  const Batch a = mem.batch(pick), b = fromcache.batch(pick);
   CHECK(std::memcmp(a.images.data<float>(), b.images.data<float>(), a.images.nbytes()) == 0);
   CHECK(std::memcmp(a.labels.data<int32_t>(), b.labels.data<int32_t>(), a.labels.nbytes()) == 0);
   const std::vector<int64_t> direct = {sc.slices_of({cases[0].id})[0], sc.slices_of({cases[2].id}).back()};
-  const ToyBatch d = sc.batch(direct);
+  const Batch d = sc.batch(direct);
   CHECK(std::memcmp(d.images.data<float>(), mem.batch({0, mem.size() - 1}).images.data<float>(), d.images.nbytes()) == 0);
   CHECK(std::memcmp(d.labels.data<int32_t>(), mem.batch({0, mem.size() - 1}).labels.data<int32_t>(), d.labels.nbytes()) == 0);
   CHECK(!sc.tumour_slices().empty());

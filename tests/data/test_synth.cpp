@@ -12,15 +12,16 @@
 #include <set>
 
 #include "data/brats_cases.h"
-#include "data/cli_synth.h"
+#include "tools/cli/synth.h"
 #include "data/nifti_read.h"
 #include "data/synth.h"
-#include "tests/data/nifti_craft.h"
+#include "tests/support/nifti_craft.h"
 
 namespace {
 
 using namespace lk;
 using namespace lk::data;
+using namespace lk::cli;
 namespace fs = std::filesystem;
 
 // Mean of modality m over the voxels where pick(label, index) holds.

@@ -14,7 +14,7 @@
 #include "data/slice_cache.h"
 #include "data/splits.h"
 #include "engine/safetensors.h"
-#include "model/trainer.h"
+#include "train/trainer.h"
 
 namespace lk::fuzz {
 
@@ -146,11 +146,11 @@ std::vector<std::string> split_seeds() {
 }
 
 void run_train_config(const uint8_t* d, size_t n) {
-  (void)model::TrainConfig::from_json(std::string(reinterpret_cast<const char*>(d), n));
+  (void)train::TrainConfig::from_json(std::string(reinterpret_cast<const char*>(d), n));
 }
 
 std::vector<std::string> train_config_seeds() {
-  model::TrainConfig c;
+  train::TrainConfig c;
   c.net.widths = {4, 8};
   return {c.to_json()};
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden numbers for lkaseg's evaluation metrics (data/metrics.h).
+"""Golden numbers for lkaseg's evaluation metrics (eval/metrics.h).
 
 Writes ``tests/golden/metrics/cases.txt``: small 3-D BraTS label volumes
 (prediction and ground truth, labels {0, 1, 2, 4}) on anisotropic grids,
@@ -7,7 +7,7 @@ and for every region (NCR, ET, ED, WT, TC) the Dice and HD95 from
 established implementations:
 
 * ``dice``       2|P&G| / (|P| + |G|)  (medpy.metric.binary.dc, float64)
-* ``hd95_ref``   float64 statement of the definition in data/metrics.h with
+* ``hd95_ref``   float64 statement of the definition in eval/metrics.h with
                  scipy: surface = mask & ~binary_erosion(mask, 6-connected
                  cross, border_value=0); distances from
                  scipy.ndimage.distance_transform_edt(~surface, sampling);

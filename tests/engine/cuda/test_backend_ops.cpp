@@ -1,0 +1,197 @@
+// Every op on the CUDA backend. Compiled twice (tests/backend/CMakeLists.txt):
+//  * label emu: against the emulated backend (kernels/simt), in CI;
+//  * label gpu: against the real backend, skipped when no GPU is present.
+// Checks: each PyTorch fixture (tests/golden/ops) on the device, with both
+// kernel variants (ours, and cuDNN / the direct kernel); a ResSE-LKA encoder
+// level and the three small networks forward+backward on the device against
+// the CPU backend with the same weights.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "tests/engine/cuda/cuda_device.h"
+#include "engine/optim.h"
+#include "engine/safetensors.h"
+#include "model/loss.h"
+#include "model/networks.h"
+#include "tests/support/harness.h"
+
+using namespace lk;
+using namespace lk::test;
+
+namespace {
+
+using lk::test::have_device;
+using lk::test::kCuda;
+
+struct VariantScope {
+  explicit VariantScope(KernelVariant v) : prev(backend(kCuda).variant()) { backend(kCuda).set_variant(v); }
+  ~VariantScope() { backend(kCuda).set_variant(prev); }
+  KernelVariant prev;
+};
+
+using Named = std::map<std::string, Tensor>;
+using Meta = std::map<std::string, std::string>;
+
+int64_t mi(const Meta& m, const char* k) { return std::stoll(m.at(k)); }
+double md(const Meta& m, const char* k) { return std::stod(m.at(k)); }
+
+Tensor run_op(const std::string& op, Named& in, const Meta& m) {
+  if (op == "conv2d")
+    return conv2d(in["x"], in["weight"], in["bias"], {mi(m, "stride"), mi(m, "padding"), mi(m, "dilation"), mi(m, "groups")});
+  if (op == "conv_transpose2d") return conv_transpose2d(in["x"], in["weight"], in["bias"], mi(m, "stride"), mi(m, "padding"));
+  if (op == "batch_norm")
+    return batch_norm(in["x"], in["weight"], in["bias"], in["running_mean"], in["running_var"], mi(m, "training") != 0,
+                      md(m, "momentum"), md(m, "eps"));
+  if (op == "relu") return relu(in["x"]);
+  if (op == "sigmoid") return sigmoid(in["x"]);
+  if (op == "add") return add(in["a"], in["b"]);
+  if (op == "mul") return mul(in["a"], in["b"]);
+  if (op == "global_avg_pool") return global_avg_pool(in["x"]);
+  if (op == "linear") return linear(in["x"], in["weight"], in["bias"]);
+  if (op == "max_pool2d") return max_pool2d(in["x"], mi(m, "kernel"), mi(m, "stride"));
+  if (op == "upsample_bilinear") return upsample_bilinear(in["x"], mi(m, "scale"));
+  if (op == "upsample_nearest") return upsample_nearest(in["x"], mi(m, "scale"));
+  if (op == "concat") return concat({in["a"], in["b"]});
+  if (op == "softmax") return softmax(in["x"]);
+  if (op == "cross_entropy") return cross_entropy(in["logits"], in["target"], in["class_weight"]);
+  if (op == "tversky") {
+    TverskyParams p;
+    p.alpha_min = md(m, "alpha_min");
+    p.alpha_max = md(m, "alpha_max");
+    p.eps = md(m, "eps");
+    return tversky_loss(in["probs"], in["target"], p);
+  }
+  FAIL("no mapping for op " << op);
+  return {};
+}
+
+bool is_input(const std::string& name) {
+  return name != "out" && name != "alpha" && name.rfind("grad_", 0) != 0 && name.find("_after") == std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("every op on the CUDA backend matches PyTorch, with both kernel variants", "[cuda][golden]") {
+  CHECK(std::filesystem::exists(LKASEG_GOLDEN_DIR "/ops"));
+  if (!have_device()) return;
+  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Reference);
+  VariantScope scope(variant);
+  int cases = 0;
+  for (const auto& e : std::filesystem::directory_iterator(LKASEG_GOLDEN_DIR "/ops")) {
+    if (e.path().extension() != ".safetensors") continue;
+    const SafeTensors st = load_safetensors(e.path().string());
+    INFO(st.path << (variant == KernelVariant::Fast ? " (fast)" : " (reference)"));
+    Named in;
+    std::vector<std::string> diff;
+    for (const auto& [name, t] : st.tensors) {
+      if (!is_input(name)) continue;
+      Tensor x = (t.dtype() == DType::I32 ? t : t.to(DType::F32)).to(kCuda);
+      if (st.has("grad_" + name)) {
+        x.set_requires_grad(true);
+        diff.push_back(name);
+      }
+      in[name] = x;
+    }
+    const Tensor out = run_op(st.meta("op"), in, st.metadata);
+    REQUIRE(out.device() == kCuda);
+    CHECK(scaled_error(out, st.get("out")) <= 1e-4);
+    for (const char* after : {"running_mean", "running_var"})
+      if (st.has(std::string(after) + "_after"))
+        CHECK(scaled_error(in[after], st.get(std::string(after) + "_after")) <= 1e-4);
+    backward(out, st.get("grad_out").to(DType::F32).to(kCuda));
+    for (const std::string& name : diff) {
+      INFO("gradient of " << name);
+      CHECK(scaled_error(in[name].grad(), st.get("grad_" + name)) <= 1e-4);
+    }
+    ++cases;
+  }
+  CHECK(cases >= 30);
+}
+
+TEST_CASE("the fused LKA gate on CUDA matches the CPU, with both variants", "[cuda]") {
+  if (!have_device()) return;
+  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Reference);
+  VariantScope scope(variant);
+  for (bool training : {true, false}) {
+    INFO((training ? "training" : "evaluation") << (variant == KernelVariant::Fast ? ", fused" : ", composed"));
+    const Shape s{3, 17, 13, 11};
+    std::vector<Tensor> host = {randn(s, 1, DType::F32), randn(s, 2, DType::F32, 2.0), randn({17}, 3, DType::F32),
+                                randn({17}, 4, DType::F32), randn({17}, 5, DType::F32, 0.1),
+                                uniform({17}, 6, 0.5, 1.5, DType::F32)};
+    std::vector<Tensor> dev;
+    for (size_t i = 0; i < host.size(); ++i) {
+      dev.push_back(host[i].to(kCuda));
+      if (i < 4) host[i].set_requires_grad(true), dev[i].set_requires_grad(true);
+    }
+    const Tensor yc = lka_gate(host[0], host[1], host[2], host[3], host[4], host[5], training);
+    const Tensor yg = lka_gate(dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], training);
+    CHECK(scaled_error(yg, yc) <= 1e-5);
+    CHECK(scaled_error(dev[4], host[4]) <= 1e-5);
+    CHECK(scaled_error(dev[5], host[5]) <= 1e-5);
+    const Tensor g = randn(s, 7, DType::F32);
+    backward(yc, g);
+    backward(yg, g.to(kCuda));
+    for (int i = 0; i < 4; ++i) {
+      INFO("gradient of input " << i);
+      CHECK(scaled_error(dev[i].grad(), host[i].grad()) <= 1e-4);
+    }
+  }
+}
+
+TEST_CASE("the three networks forward+backward on CUDA match the CPU backend", "[cuda][model]") {
+  if (!have_device()) return;
+  for (model::Arch arch : {model::Arch::ResSELKAUNet, model::Arch::UNet, model::Arch::AttentionUNet}) {
+    INFO(model::arch_name(arch));
+    model::NetConfig c;
+    c.arch = arch;
+    c.widths = {4, 8, 8, 16};  // small: the emulator runs every CUDA thread on the CPU
+    c.seed = 11;
+    model::SegNet cpu_net(c), gpu_net(c);  // same seed: same initial weights
+    gpu_net.to_device(kCuda);
+    const Tensor x = randn({2, 4, 16, 16}, 3, DType::F32);
+    const Tensor y = random_labels({2, 16, 16}, 4, 4);
+    const model::LossTerms lc = model::deep_supervision_loss(cpu_net.forward(x), y);
+    const model::LossTerms lg = model::deep_supervision_loss(gpu_net.forward(x.to(kCuda)), y.to(kCuda));
+    CHECK(lg.total.item() == Approx(lc.total.item()).epsilon(1e-4));
+    backward(lc.total);
+    backward(lg.total);
+    const auto pc = cpu_net.named_parameters(), pg = gpu_net.named_parameters();
+    REQUIRE(pc.size() == pg.size());
+    // Scale floor: 1e-2 of the network's largest gradient (biases before a
+    // training-mode BN have a true gradient of 0: pure rounding noise).
+    double global = 0;
+    for (const auto& [n, t] : pc)
+      for (double v : t.grad().to_vector()) global = std::max(global, std::abs(v));
+    for (size_t i = 0; i < pc.size(); ++i) {
+      INFO("gradient of " << pc[i].first);
+      REQUIRE(pg[i].second.grad().defined());
+      CHECK(scaled_error(pg[i].second.grad(), pc[i].second.grad(), 1e-2 * global) <= 1e-4);
+    }
+    for (const auto& [n, t] : gpu_net.named_buffers()) {
+      if (t.dtype() == DType::I32) continue;
+      for (const auto& [m, u] : cpu_net.named_buffers())
+        if (m == n) CHECK(scaled_error(t, u) <= 1e-4);
+    }
+    // Two AdamW steps (one multi-tensor launch each on CUDA) keep them together.
+    AdamW oc(cpu_net.parameters(), {.lr = 1e-3}), og(gpu_net.parameters(), {.lr = 1e-3});
+    oc.step();
+    og.step();
+    for (int s = 0; s < 1; ++s) {
+      cpu_net.zero_grad();
+      gpu_net.zero_grad();
+      const Tensor a = model::deep_supervision_loss(cpu_net.forward(x), y).total;
+      const Tensor b = model::deep_supervision_loss(gpu_net.forward(x.to(kCuda)), y.to(kCuda)).total;
+      CHECK(b.item() == Approx(a.item()).epsilon(1e-3));
+      backward(a);
+      backward(b);
+      oc.step();
+      og.step();
+    }
+    for (size_t i = 0; i < pc.size(); ++i) {
+      INFO("weights after 2 AdamW steps: " << pc[i].first);
+      CHECK(scaled_error(pg[i].second, pc[i].second) <= 1e-3);
+    }
+  }
+}

@@ -1,0 +1,214 @@
+// Tensors, autograd bookkeeping, shape errors, modules and safetensors I/O.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/module.h"
+#include "engine/optim.h"
+#include "engine/safetensors.h"
+#include "tests/support/harness.h"
+
+using namespace lk;
+using namespace lk::test;
+using Catch::Matchers::Contains;
+
+TEST_CASE("tensors: creation, dtype, views, poisoning", "[tensor]") {
+  Tensor z = Tensor::zeros({2, 3});
+  CHECK(z.numel() == 6);
+  CHECK(z.to_vector() == std::vector<double>(6, 0.0));
+  CHECK(z.size(-1) == 3);
+  CHECK_THROWS_WITH(z.size(2), Contains("out of range"));
+  CHECK_THROWS_WITH(z.data<double>(), Contains("float32"));
+
+  Tensor e = Tensor::empty({4});  // poisoned by the test main
+  for (double v : e.to_vector()) CHECK(std::isnan(v));
+
+  Tensor v = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, DType::F64);
+  Tensor r = v.view({3, 2});
+  r.data<double>()[0] = 9;  // a view shares storage
+  CHECK(v.data<double>()[0] == 9);
+  Tensor c = v.clone();
+  c.data<double>()[1] = -1;
+  CHECK(v.data<double>()[1] == 2);
+  CHECK(v.to(DType::F32).to_vector() == v.to_vector());
+  CHECK_THROWS_WITH(v.view({4, 2}), Contains("view") && Contains("[2, 3]") && Contains("[4, 2]"));
+  CHECK_THROWS(Tensor::from_vector({1, 2}, {3}));
+}
+
+TEST_CASE("devices parse and bad names are refused", "[tensor]") {
+  CHECK(Device::parse("cpu") == cpu_device());
+  CHECK(Device::parse("cuda:1").index == 1);
+  CHECK(Device::parse("cuda").type == DeviceType::CUDA);
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x"}) CHECK_THROWS_WITH(Device::parse(bad), Contains(bad));
+}
+
+TEST_CASE("shape errors name the op and both shapes", "[tensor]") {
+  const Tensor x = randn({2, 3, 8, 8}, 1, DType::F32);
+  CHECK_THROWS_WITH(conv2d(x, randn({4, 2, 3, 3}, 2, DType::F32), Tensor()),
+                    Contains("conv2d") && Contains("[2, 3, 8, 8]") && Contains("[4, 2, 3, 3]"));
+  CHECK_THROWS_WITH(add(x, randn({2, 4, 8, 8}, 3, DType::F32)), Contains("add") && Contains("[2, 4, 8, 8]"));
+  CHECK_THROWS_WITH(mul(x, randn({2, 3, 8}, 3, DType::F32)), Contains("mul"));
+  CHECK_THROWS_WITH(concat({x, randn({2, 3, 4, 8}, 4, DType::F32)}), Contains("concat") && Contains("[2, 3, 4, 8]"));
+  CHECK_THROWS_WITH(add(x, randn({2, 3, 8, 8}, 5, DType::F64)), Contains("dtype mismatch"));
+  CHECK_THROWS_WITH(max_pool2d(randn({1, 1, 1, 1}, 6, DType::F32)), Contains("max_pool2d"));
+  CHECK_THROWS_WITH(cross_entropy(x, Tensor::from_labels({0, 1}, {2}), Tensor::from_vector({1, 1, 1}, {3})),
+                    Contains("cross_entropy"));
+  const Tensor logits = randn({1, 3, 2, 2}, 7, DType::F32);
+  const Tensor w = Tensor::from_vector({1, 1, 1}, {3});
+  CHECK_THROWS_WITH(cross_entropy(logits, Tensor::from_labels({0, 1, 2, 4}, {1, 2, 2}), w), Contains("label 4"));
+  CHECK_THROWS_WITH(tversky_loss(softmax(logits), Tensor::from_labels({0, -1, 2, 1}, {1, 2, 2})), Contains("label -1"));
+  CHECK_THROWS_WITH(batch_norm(randn({1, 2, 1, 1}, 8, DType::F32), Tensor::full({2}, 1), Tensor::zeros({2}),
+                               Tensor::zeros({2}), Tensor::full({2}, 1), true),
+                    Contains("more than one value"));
+}
+
+TEST_CASE("autograd accumulates into a tensor used several times", "[autograd]") {
+  // y = x * sigmoid(x) + x : three uses of x; dy/dx = s + x s (1 - s) + 1
+  Tensor x = Tensor::from_vector({-2.0, -0.5, 0.0, 0.7, 3.0}, {1, 5, 1, 1}, DType::F64).set_requires_grad(true);
+  Tensor y = add(mul(x, sigmoid(x)), x);
+  backward(y, Tensor::full(y.shape(), 1.0, DType::F64));
+  const auto xv = x.to_vector(), g = x.grad().to_vector();
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const double s = 1 / (1 + std::exp(-xv[i]));
+    CHECK(g[i] == Approx(s + xv[i] * s * (1 - s) + 1).epsilon(1e-12));
+  }
+  // A second backward over a fresh graph adds to the existing gradient.
+  Tensor y2 = scale(x, 2.0);
+  backward(y2, Tensor::full(y2.shape(), 1.0, DType::F64));
+  for (size_t i = 0; i < xv.size(); ++i) {
+    const double s = 1 / (1 + std::exp(-xv[i]));
+    CHECK(x.grad().to_vector()[i] == Approx(s + xv[i] * s * (1 - s) + 3).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("autograd: no-grad scope, graph release, leaves only", "[autograd]") {
+  Tensor x = randn({1, 2, 3, 3}, 11).set_requires_grad(true);
+  {
+    NoGradGuard ng;
+    Tensor y = relu(x);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.is_leaf());
+  }
+  CHECK(grad_enabled());
+  Tensor h = relu(x);
+  Tensor loss = scale(reshape(global_avg_pool(h), {1, 2}), 1.0);
+  Tensor loss1 = linear(loss, Tensor::full({1, 2}, 1.0, DType::F64), Tensor());
+  backward(reshape(loss1, {1}));
+  CHECK(x.grad().defined());
+  CHECK_FALSE(h.grad().defined());  // non-leaf gradients are dropped once used
+  CHECK_THROWS_WITH(backward(randn({1}, 1)), Contains("does not require grad"));
+  CHECK_THROWS_WITH(backward(h), Contains("one-element"));
+
+  // retain_graph lets a graph be walked twice; otherwise the second walk has nothing to run
+  Tensor a = randn({2}, 12).set_requires_grad(true);
+  Tensor b = mul(a, a);
+  Tensor s = linear(reshape(b, {1, 2}), Tensor::full({1, 2}, 1.0, DType::F64), Tensor());
+  backward(reshape(s, {1}), {}, true);
+  const auto g1 = a.grad().to_vector();
+  backward(reshape(s, {1}), {}, true);
+  const auto g2 = a.grad().to_vector();
+  CHECK(g2[0] == Approx(2 * g1[0]));
+}
+
+TEST_CASE("modules name parameters PyTorch-style and initialise like it", "[module]") {
+  Rng rng(5);
+  struct Block : Module {
+    explicit Block(Rng& r)
+        : conv(register_module("conv1", std::make_unique<Conv2d>(8, 16, 3, r, Conv2dOptions{.padding = 1}))),
+          bn(register_module("bn1", std::make_unique<BatchNorm2d>(16))) {}
+    Conv2d& conv;
+    BatchNorm2d& bn;
+  };
+  struct Net : Module {
+    explicit Net(Rng& r) : res(register_module("res", std::make_unique<Block>(r))) {}
+    Block& res;
+  } net(rng);
+  std::vector<std::string> names;
+  for (auto& [n, t] : net.named_parameters()) names.push_back(n);
+  CHECK(names == std::vector<std::string>{"res.conv1.weight", "res.conv1.bias", "res.bn1.weight", "res.bn1.bias"});
+  std::vector<std::string> bufs;
+  for (auto& [n, t] : net.named_buffers()) bufs.push_back(n);
+  CHECK(bufs == std::vector<std::string>{"res.bn1.running_mean", "res.bn1.running_var", "res.bn1.num_batches_tracked"});
+  CHECK(net.parameter_count() == 16 * 8 * 9 + 16 + 16 + 16);
+  const double bound = 1.0 / std::sqrt(8.0 * 9);
+  double mx = 0;
+  for (double v : net.res.conv.weight.to_vector()) mx = std::max(mx, std::abs(v));
+  CHECK(mx <= bound);
+  CHECK(mx > 0.9 * bound);  // uniform over the whole range
+  Rng rng2(5);
+  Net again(rng2);
+  CHECK(again.res.conv.weight.to_vector() == net.res.conv.weight.to_vector());  // seeded
+}
+
+TEST_CASE("AdamW follows torch.optim.AdamW on a hand-computed step", "[optim]") {
+  Tensor p = Tensor::from_vector({1.0, -2.0}, {2}, DType::F64).set_requires_grad(true);
+  AdamW opt({p}, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-5, .weight_decay = 0.01});
+  grad_buffer(p).copy_from(Tensor::from_vector({0.5, 0.25}, {2}, DType::F64));
+  opt.step();
+  // step 1: m_hat = g, v_hat = g^2, update = g / (|g| + eps)
+  for (int i = 0; i < 2; ++i) {
+    const double w0 = i ? -2.0 : 1.0, g = i ? 0.25 : 0.5;
+    CHECK(p.to_vector()[i] == Approx(w0 * (1 - 0.1 * 0.01) - 0.1 * g / (g + 1e-5)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("safetensors round trip, and damaged files are refused by name", "[io]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "lkaseg_st_test";
+  fs::create_directories(dir);
+  const std::string path = (dir / "a.safetensors").string();
+  const Tensor a = randn({2, 3}, 1, DType::F32), b = randn({4}, 2, DType::F64);
+  const Tensor l = Tensor::from_labels({0, 3, 2}, {3});
+  save_safetensors(path, {{"a", a}, {"b", b}, {"l", l}}, {{"epoch", "3"}});
+  const SafeTensors st = load_safetensors(path);
+  CHECK(st.get("a").to_vector() == a.to_vector());
+  CHECK(st.get("b").to_vector() == b.to_vector());
+  CHECK(st.get("l").to_vector() == l.to_vector());
+  CHECK(st.meta("epoch") == "3");
+  CHECK_THROWS_WITH(st.get("nope"), Contains(path) && Contains("nope"));
+
+  const std::string bytes = [&] {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }();
+  auto write = [&](const std::string& name, const std::string& content) {
+    const std::string p = (dir / name).string();
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  };
+  const std::string trunc = write("trunc.safetensors", bytes.substr(0, bytes.size() - 5));
+  CHECK_THROWS_WITH(load_safetensors(trunc), Contains(trunc) && Contains("outside"));
+  const std::string tiny = write("tiny.safetensors", "abc");
+  CHECK_THROWS_WITH(load_safetensors(tiny), Contains(tiny) && Contains("truncated"));
+  std::string huge = bytes;
+  huge[5] = '\x7f';
+  const std::string hp = write("huge.safetensors", huge);
+  CHECK_THROWS_WITH(load_safetensors(hp), Contains("header size"));
+  std::string garbage = bytes;
+  garbage[9] = '#';
+  const std::string gp = write("garbage.safetensors", garbage);
+  CHECK_THROWS_WITH(load_safetensors(gp), Contains("JSON"));
+  CHECK_THROWS_WITH(load_safetensors((dir / "missing.safetensors").string()), Contains("cannot open"));
+
+  // A failed write leaves the previous file intact.
+  CHECK_THROWS_WITH(save_safetensors((dir / "no_such_dir" / "x.safetensors").string(), {{"a", a}}),
+                    Contains("no_such_dir"));
+  CHECK(load_safetensors(path).get("a").to_vector() == a.to_vector());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("kernel variants are chosen globally or per op", "[backend]") {
+  Backend& b = backend(cpu_device());
+  b.set_variant(KernelVariant::Fast);
+  b.set_variant("conv_transpose2d", KernelVariant::Reference);
+  CHECK(b.variant("conv2d") == KernelVariant::Fast);
+  CHECK(b.variant("conv_transpose2d") == KernelVariant::Reference);
+  // The per-op choice changes which kernel runs, not the result.
+  const Tensor x = randn({1, 3, 5, 4}, 1, DType::F64), w = randn({3, 2, 2, 2}, 2, DType::F64);
+  const Tensor ref = conv_transpose2d(x, w, Tensor());
+  b.clear_op_variants();
+  CHECK(b.variant("conv_transpose2d") == KernelVariant::Fast);
+  CHECK(scaled_error(conv_transpose2d(x, w, Tensor()), ref) < 1e-12);
+}

@@ -1,0 +1,83 @@
+// Helpers of the emulator tests: device buffers and value-scaled errors.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "kernels/cuda/runtime_api.h"
+#include "simt/runtime.h"
+
+namespace lk::emu_test {
+
+// A cudaMalloc'd array of n T (NaN/0xFF-poisoned by the emulator until written).
+template <class T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t n) : n_(n) { err_ = cudaMalloc(&p_, n * sizeof(T)); }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
+  ~DeviceBuffer() { cudaFree(p_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+  cudaError_t status() const { return err_; }
+  cudaError_t upload(const std::vector<T>& host) {
+    return cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(n_);
+    if (cudaMemcpy(host.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost) != cudaSuccess) host.clear();
+    return host;
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_;
+  cudaError_t err_ = cudaSuccess;
+};
+
+// max |a - b| / max |ref| (NaN anywhere, or a size mismatch, gives +inf).
+inline double scaled_error(const std::vector<float>& a, const std::vector<float>& ref) {
+  if (a.size() != ref.size()) return INFINITY;
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(ref[i]));
+    if (std::isnan(d)) return INFINITY;
+    diff = std::max(diff, d);
+    scale = std::max(scale, std::fabs(double(ref[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+// n floats uniform in [lo, hi), seeded.
+inline std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// float <-> double copies (references are often evaluated in double).
+inline std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+inline std::vector<float> narrow(const std::vector<double>& v) {
+  std::vector<float> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
+  return r;
+}
+inline std::vector<double> to_double(const std::vector<float>& v) { return widen(v); }
+inline std::vector<float> to_float(const std::vector<double>& v) { return narrow(v); }
+
+// Checks at scope exit that every cudaMalloc of the scope was freed.
+struct NoLeaks {
+  size_t before = lk::simt::live_allocations();
+  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
+};
+
+}  // namespace lk::emu_test

@@ -1,0 +1,128 @@
+// kernels/cuda/adamw.cu under the SIMT emulator against lk::AdamW
+// (engine/optim.h, double arithmetic on float storage): three steps on
+// tensors of odd sizes (across the 4096-element chunks), one of them without
+// a gradient, in one launch per step. Parameters and both moments within 1e-6
+// value-scaled (max|a-b| / max|ref| per tensor); the tensor without a
+// gradient must stay bit-identical.
+#include <catch2/catch.hpp>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/optim.h"
+#include "kernels/cuda/adamw.h"
+#include "tests/kernels/cuda/emu_util.h"
+
+using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
+using lk::emu_test::DeviceBuffer;
+using lk::emu_test::scaled_error;
+
+namespace {
+
+constexpr double kTol = 1e-6;
+
+std::vector<float> host_floats(const lk::Tensor& t) {
+  const float* p = t.data<float>();
+  return {p, p + t.numel()};
+}
+
+lk::Tensor cpu_tensor(const std::vector<float>& v) {
+  return lk::Tensor::from_vector(std::vector<double>(v.begin(), v.end()), {static_cast<int64_t>(v.size())},
+                                 lk::DType::F32);
+}
+
+// sizes[i] elements per tensor; no gradient for tensor `no_grad`.
+void check_adamw(const std::vector<int64_t>& sizes, size_t no_grad, const lk::AdamW::Options& o, int steps,
+                 unsigned seed) {
+  INFO("adamw tensors " << sizes.size() << " lr " << o.lr << " wd " << o.weight_decay);
+  const size_t count = sizes.size();
+  std::vector<lk::Tensor> params;
+  std::vector<std::vector<float>> init;
+  for (size_t i = 0; i < count; ++i) {
+    init.push_back(uniform(sizes[i], seed + static_cast<unsigned>(i), -2.f, 2.f));
+    params.push_back(cpu_tensor(init.back()).set_requires_grad(true));
+  }
+  lk::AdamW opt(params, o);
+
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> d_p, d_g, d_m, d_v;
+  std::vector<lk::cuda::AdamWTensor> table;
+  for (size_t i = 0; i < count; ++i) {
+    const std::vector<float> zeros(sizes[i], 0.f);
+    d_p.push_back(std::make_unique<DeviceBuffer<float>>(init[i]));
+    d_g.push_back(std::make_unique<DeviceBuffer<float>>(sizes[i]));
+    d_m.push_back(std::make_unique<DeviceBuffer<float>>(zeros));
+    d_v.push_back(std::make_unique<DeviceBuffer<float>>(zeros));
+    table.push_back({d_p[i]->get(), i == no_grad ? nullptr : d_g[i]->get(), d_m[i]->get(), d_v[i]->get(), sizes[i]});
+  }
+
+  for (int s = 1; s <= steps; ++s) {
+    for (size_t i = 0; i < count; ++i) {
+      if (i == no_grad) continue;
+      // Gradients of mixed magnitude, a few exact zeros.
+      std::vector<float> g = uniform(sizes[i], seed + 1000 * s + static_cast<unsigned>(i), -1.f, 1.f);
+      for (size_t k = 0; k < g.size(); k += 3) g[k] *= 1e-3f;
+      for (size_t k = 5; k < g.size(); k += 11) g[k] = 0.f;
+      lk::grad_buffer(params[i]).copy_from(cpu_tensor(g));
+      REQUIRE(d_g[i]->upload(g) == cudaSuccess);
+    }
+    opt.step();
+    const uint64_t launches = lk::simt::stats().launches;
+    REQUIRE(lk::cuda::adamw_step(table, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, s) == cudaSuccess);
+    CHECK(lk::simt::stats().launches == launches + 1);  // one launch for every tensor
+  }
+  for (size_t i = 0; i < count; ++i) {
+    INFO("tensor " << i << " numel " << sizes[i]);
+    const std::vector<float> p = d_p[i]->download(), m = d_m[i]->download(), v = d_v[i]->download();
+    if (i == no_grad) {
+      CHECK(p == init[i]);
+      CHECK(m == std::vector<float>(sizes[i], 0.f));
+      CHECK(v == std::vector<float>(sizes[i], 0.f));
+      CHECK(host_floats(params[i]) == init[i]);
+      continue;
+    }
+    CHECK(scaled_error(p, host_floats(params[i])) <= kTol);
+    CHECK(scaled_error(m, host_floats(opt.first_moments()[i])) <= kTol);
+    CHECK(scaled_error(v, host_floats(opt.second_moments()[i])) <= kTol);
+    CHECK(p != init[i]);  // it moved
+  }
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+}
+
+}  // namespace
+
+TEST_CASE("emu adamw: three steps match lk::AdamW, one launch for all tensors", "[emu]") {
+  NoLeaks no_leaks;
+  const std::vector<int64_t> sizes = {1, 7, 33, 129, 4095, 4096, 4097, 10007, 3 * 13 * 11};
+  check_adamw(sizes, 3, {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-5, .weight_decay = 0.01}, 3, 100);
+  check_adamw(sizes, 0, {.lr = 3e-4, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1}, 3, 200);
+}
+
+TEST_CASE("emu adamw: many small tensors in one launch", "[emu]") {
+  NoLeaks no_leaks;
+  std::mt19937 rng(7);
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < 60; ++i) sizes.push_back(1 + static_cast<int64_t>(rng() % 300));
+  check_adamw(sizes, 41, {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-5, .weight_decay = 0.05}, 3, 300);
+}
+
+TEST_CASE("emu adamw: in threads mode", "[emu]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  NoLeaks no_leaks;
+  check_adamw({5, 300, 17}, 1, {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-5, .weight_decay = 0.01}, 2, 400);
+}
+
+TEST_CASE("emu adamw: nothing to do and invalid tables", "[emu]") {
+  NoLeaks no_leaks;
+  DeviceBuffer<float> d(4);
+  CHECK(lk::cuda::adamw_step({}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) == cudaSuccess);
+  // Only tensors without gradients, or empty ones: no launch.
+  CHECK(lk::cuda::adamw_step({{d.get(), nullptr, d.get(), d.get(), 4}, {d.get(), d.get(), d.get(), d.get(), 0}}, 1e-3,
+                             0.9, 0.999, 1e-5, 0.01, 1) == cudaSuccess);
+  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), d.get(), d.get(), 4}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 0) ==
+        cudaErrorInvalidValue);  // step counts from 1
+  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), nullptr, d.get(), 4}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) ==
+        cudaErrorInvalidValue);  // no first moment
+  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), d.get(), d.get(), -1}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) ==
+        cudaErrorInvalidValue);
+}

@@ -1,0 +1,230 @@
+// One fold of the training protocol (train/trainer.h) on a tiny network and
+// a small slice cache: the run folder's files, validation and the best
+// checkpoint, exact resume after a stop (mid-epoch and at an epoch end),
+// refusal of a changed configuration, extension of the epoch count.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "train/checkpoint.h"
+#include "engine/safetensors.h"
+#include "train/trainer.h"
+#include "tests/support/loader_fixture.h"
+#include "tests/support/file_size_limit.h"
+
+using namespace lk;
+using namespace lk::model;
+using namespace lk::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.net.arch = Arch::ResSELKAUNet;
+  c.net.widths = {4, 8, 16, 32};
+  c.net.seed = 5;
+  c.epochs = 3;
+  c.batch = 4;
+  c.steps_per_epoch = 3;
+  c.val_every = 2;
+  c.warmup_epochs = 1;
+  c.adamw.lr = 3e-3;
+  c.tumour_fraction = 0.5;
+  c.workers = 2;
+  c.eval_batch = 5;
+  return c;
+}
+
+std::vector<std::string> ids(int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back("case_" + std::to_string(i));
+  return v;
+}
+
+int count_lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::string l;
+  int n = 0;
+  while (std::getline(in, l)) n += !l.empty();
+  return n;
+}
+
+// Every tensor of two state_dict files is bit-identical.
+void same_weights(const std::string& a, const std::string& b) {
+  const auto ta = load_safetensors(a), tb = load_safetensors(b);
+  REQUIRE(ta.tensors.size() == tb.tensors.size());
+  for (size_t i = 0; i < ta.tensors.size(); ++i) {
+    const auto& [k, t] = ta.tensors[i];
+    INFO(k);
+    REQUIRE(tb.tensors[i].first == k);
+    const Tensor& u = tb.tensors[i].second;
+    REQUIRE(t.shape() == u.shape());
+    CHECK(std::memcmp(t.raw(), u.raw(), t.nbytes()) == 0);
+  }
+}
+
+struct Dirs {
+  fs::path root = fs::temp_directory_path() / ("lkaseg_trainer_" + std::to_string(::getpid()));
+  Dirs() { fs::remove_all(root); }
+  ~Dirs() {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  std::string operator()(const std::string& name) const { return (root / name).string(); }
+};
+
+}  // namespace
+
+TEST_CASE("trainer: a run writes its folder, validates and keeps the best checkpoint", "[train]") {
+  test::LoaderFixture f("trainer_run", 5, 8, 32);
+  const Dirs d;
+  std::vector<std::string> lines;
+  TrainHooks h;
+  h.log = [&](const std::string& m) { lines.push_back(m); };
+  const TrainResult r = train_fold(tiny_config(), f.cache, ids(0, 4), ids(4, 5), d("run"), h);
+  REQUIRE(r.log.size() == 3);
+  CHECK_FALSE(r.stopped);
+  CHECK(r.resumed_from_step == -1);
+  CHECK_FALSE(r.log[0].val.has_value());  // val_every 2, and after the last epoch
+  REQUIRE(r.log[1].val.has_value());
+  REQUIRE(r.log[2].val.has_value());
+  for (const EpochLog& e : r.log) {
+    CHECK(e.steps == 3);
+    CHECK(std::isfinite(e.loss));
+    CHECK(e.wait_ms >= 0);
+  }
+  CHECK(r.log[1].val->cases == 1);
+  for (double v : r.log[2].val->dice) CHECK((v >= 0 && v <= 1));
+  CHECK(r.best_epoch >= 2);
+  CHECK(r.best_dice == std::max(r.log[1].val->mean, r.log[2].val->mean));
+  // lr: warmup over epoch 1 (3 steps) from lr/10, then lr * 0.95^(epoch - 1).
+  CHECK(r.log[0].lr == Approx(3e-3 * (0.1 + 0.9 * 2.0 / 3.0)));
+  CHECK(r.log[2].lr == Approx(3e-3 * 0.95));
+
+  for (const char* name : {"config.json", "last.safetensors", "last.safetensors.state", "best.safetensors", "log.jsonl"})
+    CHECK(fs::exists(d.root / "run" / name));
+  CHECK(count_lines(d.root / "run" / "log.jsonl") == 3);
+  // best.safetensors is a strict state_dict of the configured net, with what predict needs.
+  SegNet net(tiny_config().net);
+  const auto meta = load_state_dict(d("run/best.safetensors"), net);
+  CHECK(meta.at("lkaseg.epoch") == std::to_string(r.best_epoch));
+  CHECK(TrainConfig::from_json(meta.at("lkaseg.train_config")).to_json() == tiny_config().to_json());
+  CHECK(preprocess_from_json(meta.at("lkaseg.preprocess")).size == 32);
+  CHECK(lines.size() >= 4);
+
+  SECTION("the same folder with another configuration is refused, naming the field") {
+    TrainConfig c = tiny_config();
+    c.adamw.lr = 1e-3;
+    CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 4), ids(4, 5), d("run")), Catch::Contains("'adamw.lr' differs"));
+  }
+  SECTION("more epochs continue the run") {
+    TrainConfig c = tiny_config();
+    c.epochs = 4;
+    const TrainResult more = train_fold(c, f.cache, ids(0, 4), ids(4, 5), d("run"));
+    CHECK(more.resumed_from_step == 9);
+    REQUIRE(more.log.size() == 4);
+    CHECK(more.log[3].steps == 3);
+    CHECK(more.log[3].val.has_value());
+    CHECK(more.log[1].loss == r.log[1].loss);  // the earlier epochs come from log.jsonl
+    // And a finished run does nothing.
+    const TrainResult again = train_fold(c, f.cache, ids(0, 4), ids(4, 5), d("run"));
+    CHECK(again.resumed_from_step == 12);
+    CHECK(again.log.size() == 4);
+  }
+}
+
+TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted run's steps", "[train]") {
+  test::LoaderFixture f("trainer_resume", 4, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.val_every = 1;
+  const TrainResult whole = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("whole"));
+  REQUIRE(whole.log.size() == 3);
+
+  // Stop requested from the start: the run stops after its first step (mid-epoch).
+  std::atomic<bool> stop{true};
+  TrainHooks h;
+  h.stop = &stop;
+  const TrainResult first = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
+  CHECK(first.stopped);
+  CHECK(first.log.empty());
+  // Resumed with the stop still set: one more step (still mid-epoch), then
+  // the step that ends epoch 1, which validates, saves and stops there.
+  const TrainResult second = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
+  CHECK(second.resumed_from_step == 1);
+  CHECK(second.stopped);
+  CHECK(second.log.empty());
+  const TrainResult third = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
+  CHECK(third.resumed_from_step == 2);
+  CHECK(third.stopped);
+  REQUIRE(third.log.size() == 1);
+  CHECK(third.log[0].steps == 1);
+  REQUIRE(third.log[0].val.has_value());
+  stop = false;
+  const TrainResult fourth = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
+  CHECK(fourth.resumed_from_step == 3);
+  CHECK_FALSE(fourth.stopped);
+  REQUIRE(fourth.log.size() == 3);
+  for (size_t e = 1; e < 3; ++e) {
+    CHECK(fourth.log[e].loss == whole.log[e].loss);
+    CHECK(fourth.log[e].val->mean == whole.log[e].val->mean);
+  }
+  CHECK(fourth.log[0].val->mean == whole.log[0].val->mean);
+  same_weights(d("whole/last.safetensors"), d("parts/last.safetensors"));
+  same_weights(d("whole/best.safetensors"), d("parts/best.safetensors"));
+}
+
+TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
+  TrainConfig c = tiny_config();
+  c.net.arch = Arch::AttentionUNet;
+  c.loss.lambdas = {1.0, 0.5};
+  c.decay = 0.9;
+  c.seed = 1234567890123ull;
+  CHECK(TrainConfig::from_json(c.to_json()).to_json() == c.to_json());
+  CHECK_THROWS_WITH(TrainConfig::from_json("{\"format\": \"other\"}"), Catch::Contains("format"));
+  CHECK_THROWS_WITH(TrainConfig::from_json("not json"), Catch::Contains("training configuration"));
+
+  test::LoaderFixture f("trainer_bad", 2, 4, 32);
+  const Dirs d;
+  TrainConfig bad = tiny_config();
+  bad.epochs = 0;
+  CHECK_THROWS_WITH(train_fold(bad, f.cache, ids(0, 1), ids(1, 2), d("x")), Catch::Contains("epochs"));
+  bad = tiny_config();
+  bad.batch = 64;
+  CHECK_THROWS_WITH(train_fold(bad, f.cache, ids(0, 1), ids(1, 2), d("y")), Catch::Contains("no batch of 64"));
+  CHECK_THROWS(train_fold(tiny_config(), f.cache, {"nope"}, ids(1, 2), d("z")));
+}
+
+TEST_CASE("trainer: a checkpoint that cannot be written (full disk) stops the run and loses nothing", "[train]") {
+  test::LoaderFixture f("trainer_full_disk", 3, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 1;
+  const TrainResult whole = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("whole"));
+  // One good epoch, then the disk "fills": the next checkpoint write fails.
+  c.epochs = 1;
+  REQUIRE(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")).log.size() == 1);
+  const auto good = fs::file_size(d.root / "run" / "last.safetensors");
+  c.epochs = 2;
+  {
+    const test::FileSizeLimit full(8 * 1024);  // config.json and log.jsonl fit, a checkpoint does not
+    CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")),
+                      Catch::Contains((d.root / "run").string()) && Catch::Contains(std::strerror(EFBIG)));
+  }
+  // The last good checkpoint is intact and no temporary file is left.
+  CHECK(fs::file_size(d.root / "run" / "last.safetensors") == good);
+  for (const auto& e : fs::directory_iterator(d.root / "run"))
+    CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+  // With space again the run resumes from it and ends where an uninterrupted run ends.
+  const TrainResult resumed = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"));
+  CHECK(resumed.resumed_from_step == 3);
+  REQUIRE(resumed.log.size() == 2);
+  CHECK(resumed.log[1].loss == whole.log[1].loss);
+  same_weights(d("whole/last.safetensors"), d("run/last.safetensors"));
+}

@@ -1,0 +1,50 @@
+// The subcommands of `lkaseg`, one file each under tools/cli/; lkaseg.cpp
+// registers them all and runs the one that was parsed.
+//
+//   info        what this build can run on            info.cpp
+//   demo        the main job on generated cases       demo.cpp
+//   summary     a network's layers and memory         summary.cpp
+//   init        a freshly initialised state_dict      init.cpp
+//   synth       synthetic BraTS-like cases            synth.cpp
+//   preprocess  the slice cache of a BraTS folder     preprocess.cpp
+//   train       one fold of the paper's protocol      train.cpp
+//   cv          every fold, summary, evaluation       cv.cpp
+//   predict     NIfTI masks in the original geometry  predict.cpp
+//   evaluate    Dice and HD95 against a BraTS folder  evaluate.cpp
+//   figures     overlays and training curves          figures.cpp
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "engine/tensor.h"
+
+namespace CLI {
+class App;
+}
+
+namespace lk::cli {
+
+// A registered subcommand: its CLI11 node and what runs when it was parsed
+// (returns the process's exit code).
+struct Subcommand {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Subcommand add_info(CLI::App& app);
+Subcommand add_demo(CLI::App& app);
+Subcommand add_summary(CLI::App& app);
+Subcommand add_init(CLI::App& app);
+Subcommand add_synth(CLI::App& app);
+Subcommand add_preprocess(CLI::App& app);
+Subcommand add_train(CLI::App& app);
+Subcommand add_cv(CLI::App& app);
+Subcommand add_predict(CLI::App& app);
+Subcommand add_evaluate(CLI::App& app);
+Subcommand add_figures(CLI::App& app);
+
+// --device: cpu, cuda, cuda:N, or auto (the first usable GPU, else the CPU, saying why).
+Device resolve_device(const std::string& want);
+
+}  // namespace lk::cli

@@ -1,0 +1,263 @@
+// Shared by train, cv, predict and demo (tools/cli/run.h).
+#include "tools/cli/run.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+#include "data/nifti_write.h"
+#include "engine/safetensors.h"
+#include "engine/state_dict.h"
+#include "util/atomic_file.h"
+
+namespace lk::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::atomic<bool> g_stop{false};
+
+namespace {
+extern "C" void on_stop_signal(int) {
+  g_stop.store(true);
+  // A second signal ends the process the default way.
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
+  s->add_option("--data", o.data, "folder of BraTS case folders")->required()->check(CLI::ExistingDirectory);
+  s->add_option("--out", o.out, "run folder (split.json, slices.lkcache, fold_<k>/)")->required();
+  if (one_fold) s->add_option("--fold", o.fold, "the fold to train (0-based)")->check(CLI::Range(0, 99))->capture_default_str();
+  s->add_option("--folds", o.folds, "number of folds")->check(CLI::Range(2, 100))->capture_default_str();
+  s->add_option("--fraction", o.fraction, "fraction of the cases selected (SPEC: 10%)")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
+  s->add_option("--split", o.split, "split JSON (default RUN/split.json; written when absent, honoured when present)");
+  s->add_option("--cache", o.cache, "slice cache (default RUN/slices.lkcache)");
+  s->add_option("--threads", o.threads, "preprocessing workers (0: all cores)")->check(CLI::Range(0, 4096));
+  s->add_flag("--skip-bad", o.skip_bad, "skip bad cases (listed) instead of failing");
+  s->add_option("--size", o.size, "slice side")->check(CLI::Range(16, 4096))->capture_default_str();
+  s->add_flag("--clahe", o.clahe, "CLAHE in preprocessing (clip 2, 8x8 tiles)");
+  s->add_option("--net", o.net, "resse_lka_unet, unet or attention_unet")
+      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}))
+      ->capture_default_str();
+  s->add_option("--widths", o.widths, "channels per level (SPEC: 32 64 128 256 512)");
+  s->add_option("--lka-dilation", o.lka_dilation, "dilation of the LKA's 7x7 (1 as written, 3 as VAN)")
+      ->check(CLI::Range(1, 16));
+  s->add_option("--epochs", o.epochs, "epochs")->check(CLI::Range(1, 100000))->capture_default_str();
+  s->add_option("--batch", o.batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  s->add_option("--lr", o.lr, "AdamW learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  s->add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->check(CLI::Range(0.0, 10.0));
+  s->add_option("--warmup-epochs", o.warmup_epochs, "linear warmup epochs")->check(CLI::Range(0, 100000));
+  s->add_option("--val-every", o.val_every, "validate every N epochs (and after the last)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  s->add_option("--steps-per-epoch", o.steps_per_epoch, "steps per epoch (0: one pass over the training slices)")
+      ->check(CLI::Range(0, 100000000));
+  s->add_option("--oversample", o.oversample, "probability of a tumour slice at each batch position (0: none)")
+      ->check(CLI::Range(0.0, 1.0));
+  s->add_option("--seed", o.seed, "seed of the split, the initialisation, the order and the augmentation");
+  s->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  s->add_option("--augment-on", o.augment_on, "auto (the device on a GPU), cpu or device")
+      ->check(CLI::IsMember({"auto", "cpu", "device"}));
+  s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256));
+}
+
+train::TrainConfig train_config(const RunOptions& o, Device dev) {
+  train::TrainConfig c;
+  c.net.arch = model::parse_arch(o.net);
+  c.net.widths = o.widths;
+  c.net.deep_supervision = o.widths.size() >= 4;
+  c.net.lka_dilation = o.lka_dilation;
+  c.net.seed = o.seed;
+  c.epochs = o.epochs;
+  c.batch = o.batch;
+  c.adamw.lr = o.lr;
+  c.adamw.weight_decay = o.weight_decay;
+  c.warmup_epochs = o.warmup_epochs;
+  c.val_every = o.val_every;
+  c.steps_per_epoch = o.steps_per_epoch;
+  c.tumour_fraction = o.oversample;
+  c.seed = o.seed;
+  c.augment_on = data::parse_augment_on(o.augment_on);
+  c.workers = o.workers;
+  c.device = dev;
+  const int64_t stride = int64_t{1} << (o.widths.size() - 1);
+  if (o.widths.empty() || o.size % stride != 0)
+    throw std::invalid_argument("--size " + std::to_string(o.size) + " must be divisible by 2^(levels - 1) = " +
+                                std::to_string(stride) + " for " + std::to_string(o.widths.size()) + " levels");
+  return c;
+}
+
+Prepared prepare(const RunOptions& o) {
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec || !fs::is_directory(o.out)) throw std::runtime_error(o.out + ": cannot create the run folder");
+  data::BratsOptions bo;
+  bo.skip_bad = o.skip_bad;
+  const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
+  std::vector<std::string> ids;
+  for (const data::BratsCase& c : ds.cases) ids.push_back(c.id);
+  const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
+  Prepared p;
+  if (fs::exists(split_path)) {
+    p.split = data::read_split_json(split_path, ids);
+    std::printf("split: %s (%zu cases selected, %zu folds)\n", split_path.c_str(), p.split.selected.size(),
+                p.split.folds.size());
+  } else {
+    p.split = data::make_split(ids, o.fraction, o.seed, o.folds);
+    data::write_split_json(split_path, p.split);
+    std::printf("split: %zu of %zu cases (fraction %g, seed %llu) in %zu folds -> %s\n", p.split.selected.size(),
+                ids.size(), o.fraction, static_cast<unsigned long long>(o.seed), p.split.folds.size(),
+                split_path.c_str());
+  }
+  std::fflush(stdout);  // before the build's progress lines on stderr
+  data::PreprocessOptions po;
+  po.size = o.size;
+  po.clahe = o.clahe;
+  data::CacheBuildOptions b;
+  b.threads = o.threads;
+  b.skip_bad = o.skip_bad;
+  b.only = p.split.selected;
+  b.log = [](const std::string& m) { std::printf("  %s\n", m.c_str()); };
+  data::CacheBuildSummary s;
+  const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
+  p.cache = data::ensure_slice_cache(cache_path, o.data, po, b, &s);
+  if (!s.skipped.empty())
+    throw std::invalid_argument(cache_path + ": " + std::to_string(s.skipped.size()) +
+                                " selected case(s) are bad (first: " + s.skipped.front().id + ": " +
+                                s.skipped.front().reason + "); remove them from " + split_path + " or fix them");
+  std::printf("cache: %s, %lld slices of %lld cases (%s)\n", cache_path.c_str(),
+              static_cast<long long>(p.cache.slices()), static_cast<long long>(p.cache.num_cases()),
+              s.built ? "built" : "reused");
+  return p;
+}
+
+FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev) {
+  if (k >= static_cast<int>(p.split.folds.size()))
+    throw std::invalid_argument("--fold " + std::to_string(k) + ": the split has " +
+                                std::to_string(p.split.folds.size()) + " folds");
+  const data::Fold& f = p.split.folds[static_cast<size_t>(k)];
+  FoldOutcome out;
+  out.dir = (fs::path(o.out) / ("fold_" + std::to_string(k))).string();
+  std::printf("fold %d: %zu training cases, %zu validation cases -> %s\n", k, f.train.size(), f.val.size(),
+              out.dir.c_str());
+  std::fflush(stdout);
+  train::TrainHooks h;
+  h.stop = &g_stop;
+  h.log = [](const std::string& m) {
+    std::printf("  %s\n", m.c_str());
+    std::fflush(stdout);
+  };
+  out.result = train::train_fold(train_config(o, dev), p.cache, f.train, f.val, out.dir, h);
+  return out;
+}
+
+namespace {
+std::string pm(double mean, double sd, double scale) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%6.2f +- %5.2f", mean * scale, sd * scale);
+  return buf;
+}
+
+}  // namespace
+
+int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev) {
+  std::vector<FoldOutcome> done;
+  const int first = all_folds ? 0 : o.fold;
+  const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;
+  for (int k = first; k <= last; ++k) {
+    done.push_back(run_fold(o, p, k, dev));
+    if (done.back().result.stopped) {
+      std::printf("stopped: run the same command again to resume\n");
+      return 130;
+    }
+  }
+  // Best validation per fold, and (cv) the mean +- sample std over folds.
+  json folds = json::array();
+  std::vector<std::array<double, 4>> rows;  // NCR, ET, ED, mean
+  for (size_t i = 0; i < done.size(); ++i) {
+    const train::TrainResult& r = done[i].result;
+    const auto best = std::find_if(r.log.begin(), r.log.end(),
+                                   [&](const train::EpochLog& e) { return e.epoch == r.best_epoch && e.val; });
+    if (best == r.log.end()) continue;
+    rows.push_back({best->val->dice[0], best->val->dice[1], best->val->dice[2], best->val->mean});
+    folds.push_back({{"fold", first + static_cast<int>(i)},
+                     {"best_epoch", r.best_epoch},
+                     {"dice_ncr", best->val->dice[0]},
+                     {"dice_et", best->val->dice[1]},
+                     {"dice_ed", best->val->dice[2]},
+                     {"dice_mean", best->val->mean},
+                     {"checkpoint", (fs::path(done[i].dir) / "best.safetensors").string()}});
+  }
+  std::printf("\nvalidation Dice %% (best epoch; slice grid, see `lkaseg predict` + `lkaseg evaluate` for the original grid)\n");
+  std::printf("%-8s %-16s %-16s %-16s %-16s\n", "fold", "NCR", "ET", "ED", "mean");
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::printf("%-8d %6.2f           %6.2f           %6.2f           %6.2f\n", folds[i]["fold"].get<int>(),
+                100 * rows[i][0], 100 * rows[i][1], 100 * rows[i][2], 100 * rows[i][3]);
+  if (all_folds && rows.size() >= 2) {
+    std::array<double, 4> mean{}, sd{};
+    for (const auto& r : rows)
+      for (int c = 0; c < 4; ++c) mean[c] += r[c] / static_cast<double>(rows.size());
+    for (const auto& r : rows)
+      for (int c = 0; c < 4; ++c) sd[c] += (r[c] - mean[c]) * (r[c] - mean[c]) / static_cast<double>(rows.size() - 1);
+    for (double& s : sd) s = std::sqrt(s);
+    std::printf("%-8s %s %s %s %s   (mean +- sample std over folds)\n", "all", pm(mean[0], sd[0], 100).c_str(),
+                pm(mean[1], sd[1], 100).c_str(), pm(mean[2], sd[2], 100).c_str(), pm(mean[3], sd[3], 100).c_str());
+    const json summary = {{"folds", folds},
+                          {"mean", {{"dice_ncr", mean[0]}, {"dice_et", mean[1]}, {"dice_ed", mean[2]}, {"dice_mean", mean[3]}}},
+                          {"std", {{"dice_ncr", sd[0]}, {"dice_et", sd[1]}, {"dice_ed", sd[2]}, {"dice_mean", sd[3]}}}};
+    const std::string path = (fs::path(o.out) / "cv_summary.json").string();
+    write_file_atomically(path, summary.dump(2) + "\n");
+    std::printf("wrote %s\n", path.c_str());
+  }
+  return 0;
+}
+
+LoadedModel load_model(const std::string& path, Device dev) {
+  if (!fs::is_regular_file(path)) throw std::invalid_argument(path + ": the model is not a file");
+  const std::map<std::string, std::string> meta = load_safetensors(path).metadata;
+  if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
+    throw std::invalid_argument(path + ": no lkaseg training metadata (use a best.safetensors written by "
+                                "`lkaseg train`/`cv`)");
+  LoadedModel m;
+  m.config = train::TrainConfig::from_json(meta.at("lkaseg.train_config"));
+  m.preprocess = train::preprocess_from_json(meta.at("lkaseg.preprocess"));
+  m.net = std::make_unique<model::SegNet>(m.config.net);
+  load_state_dict(path, *m.net);
+  m.net->to_device(dev);
+  return m;
+}
+
+
+// One case: load, preprocess as in training, predict, map back to the
+// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
+void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
+                       const std::string& out_dir, int64_t batch, Device dev) {
+  const data::BratsCaseData c = data::load_brats_case(bc);
+  const data::PreprocessedCase p = data::preprocess_case(c, po);
+  const std::vector<int32_t> cls = train::predict_classes(net, p.images.data(), p.slices(), p.size, batch, dev);
+  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
+  if (bc.naming == data::BratsNaming::Brats2023)
+    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
+  data::NiftiWriteOptions wo;
+  wo.description = "lkaseg prediction";
+  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
+}
+
+}  // namespace lk::cli

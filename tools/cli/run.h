@@ -1,0 +1,96 @@
+// What train, cv, predict and demo share (tools/cli/run.cpp): the run
+// options and their flags, the split and slice cache of a run folder, one
+// fold's training, the stop flag set by SIGINT/SIGTERM, loading a trained
+// model and predicting one case into its original geometry.
+//
+// A run folder RUN holds split.json (the case selection and folds: written
+// once, honoured when edited), slices.lkcache (the selected cases only),
+// fold_<k>/ (train/trainer.h: config.json, last/best checkpoints, log.jsonl)
+// and, after cv, cv_summary.json. Every command resumes: a finished fold is
+// skipped, an interrupted one (Ctrl-C, SIGTERM: the current step finishes
+// and last.safetensors is written; exit 130) goes on from its last step.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/brats_cases.h"
+#include "data/preprocess.h"
+#include "data/slice_cache.h"
+#include "data/splits.h"
+#include "engine/tensor.h"
+#include "model/networks.h"
+#include "train/trainer.h"
+
+namespace CLI {
+class App;
+}
+
+namespace lk::cli {
+
+struct RunOptions {
+  std::string data, out, split, cache;
+  int fold = 0, folds = 5, threads = 0;
+  double fraction = 0.1;
+  bool skip_bad = false;
+  bool no_eval = false;  // cv: skip predicting and evaluating in the original grid
+  // preprocessing
+  int64_t size = 128;
+  bool clahe = false;
+  // network
+  std::string net = "resse_lka_unet";
+  std::vector<int64_t> widths{32, 64, 128, 256, 512};
+  int64_t lka_dilation = 1;
+  // protocol
+  int64_t epochs = 50, batch = 8, val_every = 5, steps_per_epoch = 0, warmup_epochs = 5;
+  double lr = 1e-4, weight_decay = 0.01, oversample = 0.0;
+  uint64_t seed = 42;
+  std::string device = "auto", augment_on = "auto";
+  int workers = 0;
+};
+
+// Registers the options of train (one_fold) and cv on `s`.
+void add_run_options(CLI::App* s, RunOptions& o, bool one_fold);
+// The trainer's configuration; throws for flags that cannot work together.
+train::TrainConfig train_config(const RunOptions& o, Device dev);
+
+// The split (made once, then honoured) and the cache of the selected cases.
+struct Prepared {
+  data::Split split;
+  data::SliceCache cache;
+};
+Prepared prepare(const RunOptions& o);
+
+struct FoldOutcome {
+  train::TrainResult result;
+  std::string dir;
+};
+FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev);
+
+// Trains folds first..last (train: one, cv: all), prints the validation
+// summary and (all folds) writes RUN/cv_summary.json. Returns 130 when
+// stopped by a signal, else 0.
+int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev);
+
+// Set by SIGINT/SIGTERM once install_stop_handlers ran; a second signal ends
+// the process the default way.
+extern std::atomic<bool> g_stop;
+void install_stop_handlers();
+
+// A trained model with its preprocessing, from a best.safetensors.
+struct LoadedModel {
+  train::TrainConfig config;
+  data::PreprocessOptions preprocess;
+  std::unique_ptr<model::SegNet> net;
+};
+LoadedModel load_model(const std::string& path, Device dev);
+
+// One case: load, preprocess with `po` (as in training), predict slice by
+// slice, map back to the original grid, write <out_dir>/<id>.nii.gz (BraTS
+// labels in the case's naming).
+void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
+                       const std::string& out_dir, int64_t batch, Device dev);
+
+}  // namespace lk::cli

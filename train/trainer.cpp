@@ -1,0 +1,447 @@
+#include "train/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "util/atomic_file.h"
+#include "engine/autograd.h"
+#include "train/checkpoint.h"
+
+namespace lk::train {
+
+using namespace lk::model;
+using namespace lk::train;
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "lkaseg-train-1";
+
+json net_json(const NetConfig& n) {
+  return {{"arch", arch_name(n.arch)},  {"in_channels", n.in_channels}, {"classes", n.classes},
+          {"widths", n.widths},         {"deep_supervision", n.deep_supervision}, {"se_ratio", n.se_ratio},
+          {"se_min_hidden", n.se_min_hidden}, {"lka_dilation", n.lka_dilation}, {"seed", n.seed}};
+}
+
+NetConfig net_from(const json& j) {
+  NetConfig n;
+  n.arch = parse_arch(j.at("arch").get<std::string>());
+  n.in_channels = j.at("in_channels").get<int64_t>();
+  n.classes = j.at("classes").get<int64_t>();
+  n.widths = j.at("widths").get<std::vector<int64_t>>();
+  n.deep_supervision = j.at("deep_supervision").get<bool>();
+  n.se_ratio = j.at("se_ratio").get<int64_t>();
+  n.se_min_hidden = j.at("se_min_hidden").get<int64_t>();
+  n.lka_dilation = j.at("lka_dilation").get<int64_t>();
+  n.seed = j.at("seed").get<uint64_t>();
+  return n;
+}
+
+json config_json(const TrainConfig& c) {
+  return {{"format", kFormat},
+          {"net", net_json(c.net)},
+          {"loss",
+           {{"class_weights", c.loss.class_weights},
+            {"lambdas", c.loss.lambdas},
+            {"tversky_alpha_min", c.loss.tversky.alpha_min},
+            {"tversky_alpha_max", c.loss.tversky.alpha_max},
+            {"tversky_eps", c.loss.tversky.eps},
+            {"tversky_detach_alpha", c.loss.tversky.detach_alpha},
+            {"bilinear_aux", c.loss.bilinear_aux}}},
+          {"epochs", c.epochs},
+          {"batch", c.batch},
+          {"adamw",
+           {{"lr", c.adamw.lr},
+            {"beta1", c.adamw.beta1},
+            {"beta2", c.adamw.beta2},
+            {"eps", c.adamw.eps},
+            {"weight_decay", c.adamw.weight_decay}}},
+          {"warmup_epochs", c.warmup_epochs},
+          {"warmup_start", c.warmup_start},
+          {"decay", c.decay},
+          {"val_every", c.val_every},
+          {"steps_per_epoch", c.steps_per_epoch},
+          {"tumour_fraction", c.tumour_fraction},
+          {"seed", c.seed},
+          {"eval_batch", c.eval_batch}};
+}
+
+// Dice of one class over a case's slices; both empty -> 1.
+double dice_of(const std::vector<int32_t>& pred, const uint8_t* truth, int32_t cls) {
+  double tp = 0, fp = 0, fn = 0;
+  for (size_t i = 0; i < pred.size(); ++i) {
+    const bool p = pred[i] == cls, t = truth[i] == cls;
+    tp += p && t;
+    fp += p && !t;
+    fn += !p && t;
+  }
+  const double den = 2 * tp + fp + fn;
+  return den > 0 ? 2 * tp / den : 1.0;
+}
+
+// Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
+constexpr std::array<int32_t, 3> kColumnClass{3, 1, 2};
+
+json epoch_json(const EpochLog& e) {
+  json j = {{"epoch", e.epoch}, {"steps", e.steps}, {"loss", e.loss}, {"lr", e.lr},
+            {"seconds", e.seconds}, {"wait_ms", e.wait_ms}};
+  if (e.val)
+    j["val"] = {{"dice_ncr", e.val->dice[0]}, {"dice_et", e.val->dice[1]}, {"dice_ed", e.val->dice[2]},
+                {"mean", e.val->mean}, {"cases", e.val->cases}};
+  return j;
+}
+
+EpochLog epoch_from(const json& j) {
+  EpochLog e;
+  e.epoch = j.at("epoch").get<int64_t>();
+  e.steps = j.at("steps").get<int64_t>();
+  e.loss = j.at("loss").get<double>();
+  e.lr = j.at("lr").get<double>();
+  e.seconds = j.at("seconds").get<double>();
+  e.wait_ms = j.at("wait_ms").get<double>();
+  if (j.contains("val")) {
+    const json& v = j.at("val");
+    ValidationResult r;
+    r.dice = {v.at("dice_ncr").get<double>(), v.at("dice_et").get<double>(), v.at("dice_ed").get<double>()};
+    r.mean = v.at("mean").get<double>();
+    r.cases = v.at("cases").get<int64_t>();
+    e.val = r;
+  }
+  return e;
+}
+
+std::vector<EpochLog> read_log(const std::string& path) {
+  std::vector<EpochLog> out;
+  std::ifstream in(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    try {
+      out.push_back(epoch_from(json::parse(line)));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": line " + std::to_string(n) + ": " + e.what());
+    }
+  }
+  return out;
+}
+
+void write_log(const std::string& path, const std::vector<EpochLog>& log) {
+  std::string s;
+  for (const EpochLog& e : log) s += epoch_json(e).dump() + "\n";
+  write_file_atomically(path, s);
+}
+
+// The first field where two configurations differ ("epochs" excepted), or "".
+std::string first_difference(const json& a, const json& b, const std::string& at = "") {
+  if (a.is_object() && b.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      if (at.empty() && it.key() == "epochs") continue;
+      const std::string key = at.empty() ? it.key() : at + "." + it.key();
+      if (!b.contains(it.key())) return key;
+      const std::string d = first_difference(it.value(), b.at(it.key()), key);
+      if (!d.empty()) return d;
+    }
+    for (auto it = b.begin(); it != b.end(); ++it)
+      if (!a.contains(it.key())) return at.empty() ? it.key() : at + "." + it.key();
+    return "";
+  }
+  return a == b ? "" : (at.empty() ? "(root)" : at);
+}
+
+void check_config(const TrainConfig& c) {
+  const auto bad = [](const std::string& what) { throw std::invalid_argument("training configuration: " + what); };
+  if (c.epochs < 1) bad("epochs must be >= 1");
+  if (c.batch < 1) bad("batch must be >= 1");
+  if (c.val_every < 1) bad("val_every must be >= 1");
+  if (c.eval_batch < 1) bad("eval_batch must be >= 1");
+  if (c.steps_per_epoch < 0) bad("steps_per_epoch must be >= 0");
+  if (c.warmup_epochs < 0) bad("warmup_epochs must be >= 0");
+  if (!(c.adamw.lr > 0) || !std::isfinite(c.adamw.lr)) bad("lr must be a positive number");
+  if (!(c.decay > 0 && c.decay <= 1)) bad("decay must lie in (0, 1]");
+}
+
+std::string fmt(const char* f, double a) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, a);
+  return buf;
+}
+
+}  // namespace
+
+TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
+                       const std::vector<std::string>& train_ids, const std::vector<std::string>& val_ids,
+                       const std::string& run_dir, const TrainHooks& hooks) {
+  check_config(cfg);
+  const auto say = [&](const std::string& m) {
+    if (hooks.log) hooks.log(m);
+  };
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec || !fs::is_directory(run_dir))
+    throw std::runtime_error(run_dir + ": cannot create the run folder" + (ec ? " (" + ec.message() + ")" : ""));
+  const fs::path dir(run_dir);
+  const std::string config_path = (dir / "config.json").string(), last = (dir / "last.safetensors").string(),
+                    best = (dir / "best.safetensors").string(), log_path = (dir / "log.jsonl").string();
+
+  // One configuration per run folder.
+  const json cj = config_json(cfg);
+  if (fs::exists(config_path)) {
+    std::ifstream in(config_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json prev;
+    try {
+      prev = json::parse(ss.str());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(config_path + ": not valid JSON (" + e.what() + ")");
+    }
+    const std::string d = first_difference(prev, cj);
+    if (!d.empty())
+      throw std::invalid_argument(config_path + ": this run folder was made with another configuration ('" + d +
+                                  "' differs); use a new folder, or remove it to start over");
+  }
+  write_file_atomically(config_path, cj.dump(2) + "\n");
+
+  const std::vector<int64_t> train_slices = cache.slices_of(train_ids);
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.batch;
+  lo.seed = cfg.seed;
+  lo.tumour_fraction = cfg.tumour_fraction;
+  lo.augment_on = cfg.augment_on;
+  lo.workers = cfg.workers;
+  lo.device = cfg.device;
+  lo.out_side = cache.side();
+  const int64_t bpe = static_cast<int64_t>(train_slices.size()) / cfg.batch;
+  if (bpe == 0)
+    throw std::invalid_argument("training: " + std::to_string(train_slices.size()) +
+                                " training slices make no batch of " + std::to_string(cfg.batch));
+  const int64_t spe = cfg.steps_per_epoch > 0 ? cfg.steps_per_epoch : bpe, total = cfg.epochs * spe;
+
+  SegNet net(cfg.net);
+  net.to_device(cfg.device);
+  AdamW opt(net.parameters(), cfg.adamw);
+  const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
+                         .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
+
+  TrainResult r;
+  int64_t step = 0;
+  if (fs::exists(last + ".state")) {
+    const TrainState st = load_checkpoint(last, net, opt);
+    if (st.schedule.steps_per_epoch != spe)
+      throw std::invalid_argument(last + ": saved with " + std::to_string(st.schedule.steps_per_epoch) +
+                                  " steps per epoch, now " + std::to_string(spe) +
+                                  " (the training cases changed?); use a new run folder");
+    step = st.step;
+    r.resumed_from_step = step;
+    if (fs::exists(log_path)) r.log = read_log(log_path);
+    std::erase_if(r.log, [&](const EpochLog& e) { return e.epoch > step / spe; });
+    for (const EpochLog& e : r.log)
+      if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
+    say("resuming " + run_dir + " at step " + std::to_string(step) + " (epoch " + std::to_string(step / spe + 1) +
+        ", batch " + std::to_string(step % spe + 1) + " of " + std::to_string(spe) + ")");
+  }
+  if (step >= total) {
+    say(run_dir + ": already trained for " + std::to_string(cfg.epochs) + " epochs");
+    return r;
+  }
+
+  const auto save_last = [&](double lr) {
+    TrainState st;
+    st.step = step;
+    st.epoch = step / spe;
+    st.lr = lr;
+    st.schedule = sched;
+    st.config = cj.dump();
+    save_checkpoint(last, net, opt, st);
+  };
+
+  data::Loader loader(cache, train_slices, lo, step / bpe, step % bpe);
+  say("training " + std::to_string(train_ids.size()) + " cases (" + std::to_string(train_slices.size()) +
+      " slices), " + std::to_string(spe) + " steps per epoch, on " + cfg.device.str() + ", augmentation on the " +
+      (loader.augments_on_device() ? "device" : "CPU") + ", " + std::to_string(loader.workers()) + " loader worker(s)");
+  net.train(true);
+  using Clock = std::chrono::steady_clock;
+  while (step < total) {
+    EpochLog e;
+    e.epoch = step / spe + 1;
+    double loss_sum = 0;
+    const auto t0 = Clock::now();
+    loader.reset_stats();
+    do {
+      e.lr = sched.lr_at(step);
+      opt.set_lr(e.lr);
+      const data::Batch b = loader.next();
+      const LossTerms t = deep_supervision_loss(net.forward(b.images), b.labels, cfg.loss);
+      opt.zero_grad();
+      backward(t.total);
+      opt.step();
+      const double l = t.total.item();
+      if (!std::isfinite(l))
+        throw std::runtime_error("training diverged: loss " + std::to_string(l) + " at step " +
+                                 std::to_string(step + 1) + " (epoch " + std::to_string(e.epoch) +
+                                 "); the last good checkpoint is " + last);
+      loss_sum += l;
+      ++e.steps;
+      ++step;
+      if (hooks.stop && hooks.stop->load() && step % spe != 0) {
+        save_last(e.lr);
+        r.stopped = true;
+        say("stopped at step " + std::to_string(step) + ": " + last + " written; run again to resume");
+        return r;
+      }
+    } while (step % spe != 0);
+    e.loss = loss_sum / static_cast<double>(e.steps);
+    e.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    e.wait_ms = loader.stats().mean_wait_ms();
+    std::string line = "epoch " + std::to_string(e.epoch) + "/" + std::to_string(cfg.epochs) + "  loss " +
+                       fmt("%.4f", e.loss) + "  lr " + fmt("%.2e", e.lr) + "  " + fmt("%.1f", e.seconds) + " s  wait " +
+                       fmt("%.1f", e.wait_ms) + " ms/step";
+    if (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs) {
+      e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device);
+      line += "  val Dice NCR " + fmt("%.3f", e.val->dice[0]) + " ET " + fmt("%.3f", e.val->dice[1]) + " ED " +
+              fmt("%.3f", e.val->dice[2]) + " mean " + fmt("%.3f", e.val->mean);
+      if (e.val->mean > r.best_dice) {
+        r.best_dice = e.val->mean;
+        r.best_epoch = e.epoch;
+        save_state_dict(best, net,
+                        {{"lkaseg.train_config", cj.dump()},
+                         {"lkaseg.preprocess", preprocess_to_json(cache.options())},
+                         {"lkaseg.epoch", std::to_string(e.epoch)},
+                         {"lkaseg.val_dice_mean", fmt("%.6f", e.val->mean)}});
+        line += "  (best)";
+      }
+    }
+    r.log.push_back(e);
+    write_log(log_path, r.log);
+    save_last(e.lr);
+    say(line);
+    if (hooks.stop && hooks.stop->load() && step < total) {
+      r.stopped = true;
+      say("stopped after epoch " + std::to_string(e.epoch) + ": " + last + " written; run again to resume");
+      return r;
+    }
+  }
+  return r;
+}
+
+std::string preprocess_to_json(const data::PreprocessOptions& o) {
+  return json{{"size", o.size},   {"clip_lo", o.clip_lo},         {"clip_hi", o.clip_hi},
+              {"clahe", o.clahe}, {"clahe_clip", o.clahe_clip}, {"clahe_tiles", o.clahe_tiles}}
+      .dump();
+}
+
+data::PreprocessOptions preprocess_from_json(const std::string& text) {
+  try {
+    const json j = json::parse(text);
+    data::PreprocessOptions o;
+    o.size = j.at("size").get<int64_t>();
+    o.clip_lo = j.at("clip_lo").get<double>();
+    o.clip_hi = j.at("clip_hi").get<double>();
+    o.clahe = j.at("clahe").get<bool>();
+    o.clahe_clip = j.at("clahe_clip").get<double>();
+    o.clahe_tiles = j.at("clahe_tiles").get<int>();
+    return o;
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("preprocessing options: ") + e.what());
+  }
+}
+
+std::string TrainConfig::to_json() const { return config_json(*this).dump(2); }
+
+TrainConfig TrainConfig::from_json(const std::string& text) {
+  try {
+    const json j = json::parse(text);
+    if (j.at("format").get<std::string>() != kFormat)
+      throw std::runtime_error("format " + j.at("format").dump() + ", expected " + kFormat);
+    TrainConfig c;
+    c.net = net_from(j.at("net"));
+    const json& l = j.at("loss");
+    c.loss.class_weights = l.at("class_weights").get<std::vector<double>>();
+    c.loss.lambdas = l.at("lambdas").get<std::vector<double>>();
+    c.loss.tversky.alpha_min = l.at("tversky_alpha_min").get<double>();
+    c.loss.tversky.alpha_max = l.at("tversky_alpha_max").get<double>();
+    c.loss.tversky.eps = l.at("tversky_eps").get<double>();
+    c.loss.tversky.detach_alpha = l.at("tversky_detach_alpha").get<bool>();
+    c.loss.bilinear_aux = l.at("bilinear_aux").get<bool>();
+    c.epochs = j.at("epochs").get<int64_t>();
+    c.batch = j.at("batch").get<int64_t>();
+    const json& a = j.at("adamw");
+    c.adamw.lr = a.at("lr").get<double>();
+    c.adamw.beta1 = a.at("beta1").get<double>();
+    c.adamw.beta2 = a.at("beta2").get<double>();
+    c.adamw.eps = a.at("eps").get<double>();
+    c.adamw.weight_decay = a.at("weight_decay").get<double>();
+    c.warmup_epochs = j.at("warmup_epochs").get<int64_t>();
+    c.warmup_start = j.at("warmup_start").get<double>();
+    c.decay = j.at("decay").get<double>();
+    c.val_every = j.at("val_every").get<int64_t>();
+    c.steps_per_epoch = j.at("steps_per_epoch").get<int64_t>();
+    c.tumour_fraction = j.at("tumour_fraction").get<double>();
+    c.seed = j.at("seed").get<uint64_t>();
+    c.eval_batch = j.at("eval_batch").get<int64_t>();
+    return c;
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string("training configuration: ") + e.what());
+  }
+}
+
+std::vector<int32_t> predict_classes(SegNet& net, const float* images, int64_t n, int64_t side, int64_t batch,
+                                     Device dev) {
+  if (n < 0 || side < 1 || batch < 1) throw std::invalid_argument("predict_classes: bad sizes");
+  const bool was_training = net.is_training();
+  net.train(false);
+  NoGradGuard ng;
+  const int64_t C = net.config().in_channels, K = net.config().classes, px = side * side;
+  std::vector<int32_t> out(static_cast<size_t>(n * px));
+  for (int64_t b0 = 0; b0 < n; b0 += batch) {
+    const int64_t m = std::min(batch, n - b0);
+    Tensor x = Tensor::empty({m, C, side, side});
+    std::copy(images + b0 * C * px, images + (b0 + m) * C * px, x.data<float>());
+    const Tensor logits = net.forward(x.to(dev))[0].to(cpu_device());
+    const float* z = logits.data<float>();
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = 0; p < px; ++p) {
+        int32_t best = 0;
+        for (int32_t k = 1; k < K; ++k)
+          if (z[(i * K + k) * px + p] > z[(i * K + best) * px + p]) best = k;
+        out[static_cast<size_t>((b0 + i) * px + p)] = best;
+      }
+  }
+  net.train(was_training);
+  return out;
+}
+
+std::vector<int32_t> predict_cached_case(SegNet& net, const data::SliceCache& cache, int64_t c, int64_t batch,
+                                         Device dev) {
+  const data::CachedCase& cc = cache.case_info(c);
+  return predict_classes(net, cache.images(cc.first_slice), cc.slices(), cache.side(), batch, dev);
+}
+
+ValidationResult validate(SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
+                          int64_t batch, Device dev) {
+  ValidationResult r;
+  for (int64_t c = 0; c < cache.num_cases(); ++c) {
+    const data::CachedCase& cc = cache.case_info(c);
+    if (std::find(val_ids.begin(), val_ids.end(), cc.id) == val_ids.end()) continue;
+    if (!cc.has_labels) throw std::invalid_argument(cache.path() + ": validation case " + cc.id + " has no labels");
+    const std::vector<int32_t> pred = predict_cached_case(net, cache, c, batch, dev);
+    for (size_t k = 0; k < 3; ++k) r.dice[k] += dice_of(pred, cache.labels(cc.first_slice), kColumnClass[k]);
+    ++r.cases;
+  }
+  if (r.cases == 0) throw std::invalid_argument("validate: none of the validation cases is in " + cache.path());
+  for (double& d : r.dice) d /= static_cast<double>(r.cases);
+  r.mean = (r.dice[0] + r.dice[1] + r.dice[2]) / 3.0;
+  return r;
+}
+
+}  // namespace lk::train

@@ -1,0 +1,123 @@
+// Training one fold with the paper's protocol (SPEC.md, "Training"): the
+// background loader (data/loader.h) over the fold's training slices,
+// deep-supervision CE + adaptive Tversky, AdamW, linear warmup then
+// exponential decay per epoch, validation every `val_every` epochs with the
+// best checkpoint kept by the mean Dice over NCR, ET and ED.
+//
+// A run lives in one folder:
+//   config.json            the run's configuration (TrainConfig::to_json)
+//   last.safetensors(.state)  weights + AdamW moments + position, written
+//                          atomically at every epoch end and on a stop
+//   best.safetensors       the weights of the best validation so far (its
+//                          metadata: epoch, Dice, the network and
+//                          preprocessing configuration for `lkaseg predict`)
+//   log.jsonl              one JSON object per finished epoch (rewritten
+//                          atomically, so never a torn line)
+// Resuming: when last.safetensors.state exists, train_fold loads it and goes
+// on from the step it records - mid-epoch included, since the loader can
+// start at any batch and its batches depend only on (seed, epoch, index) -
+// so a resumed run takes the same steps as an uninterrupted one. A run
+// folder whose config.json differs in anything but `epochs` is refused
+// (naming the field) rather than silently mixed.
+//
+// Validation (our reading): every validation case is predicted slice by
+// slice (eval mode, argmax of the main output) on the cache grid, and Dice
+// per class is computed in 3-D over the case's stacked slices (both empty:
+// 1); the case means per class and their mean select the best checkpoint.
+// The paper's final numbers come from `lkaseg predict` + `lkaseg evaluate`
+// in the original voxel grid.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "data/slice_cache.h"
+#include "engine/optim.h"
+#include "model/loss.h"
+#include "model/networks.h"
+
+namespace lk::train {
+
+struct TrainConfig {
+  model::NetConfig net;
+  model::LossConfig loss;
+  int64_t epochs = 50, batch = 8;
+  AdamW::Options adamw;  // lr 1e-4, betas (0.9, 0.999), eps 1e-5, weight decay 0.01
+  int64_t warmup_epochs = 5;
+  double warmup_start = 0.1, decay = 0.95;
+  int64_t val_every = 5;        // and always after the last epoch
+  int64_t steps_per_epoch = 0;  // 0: one pass over the training slices
+  double tumour_fraction = 0.0;  // loader oversampling (not in the paper)
+  uint64_t seed = 42;            // loader order and augmentation (the net has net.seed)
+  data::AugmentOn augment_on = data::AugmentOn::Auto;
+  int workers = 0;
+  int64_t eval_batch = 16;
+  Device device = cpu_device();
+
+  std::string to_json() const;  // everything above but device, workers, augment_on (they do not change results)
+  static TrainConfig from_json(const std::string& json);  // throws on a malformed or incomplete one
+};
+
+// Per class: index 0 NCR, 1 ET, 2 ED (the paper's column order).
+struct ValidationResult {
+  std::array<double, 3> dice{0, 0, 0};
+  double mean = 0;  // over the three classes
+  int64_t cases = 0;
+};
+
+struct EpochLog {
+  int64_t epoch = 0;        // 1-based: the epoch just finished
+  int64_t steps = 0;        // steps taken in this process during the epoch
+  double loss = 0;          // mean total loss over those steps
+  double lr = 0;            // at the epoch's last step
+  double seconds = 0;
+  double wait_ms = 0;       // mean time the loader kept a step waiting
+  std::optional<ValidationResult> val;
+};
+
+struct TrainResult {
+  std::vector<EpochLog> log;  // the whole run's, resumed epochs included
+  int64_t best_epoch = 0;     // 0: no validation yet
+  double best_dice = -1;
+  bool stopped = false;       // a stop request ended it early (checkpoint written)
+  int64_t resumed_from_step = -1;  // -1: a fresh run
+};
+
+struct TrainHooks {
+  // Asked between steps; true stops after writing last.safetensors.
+  const std::atomic<bool>* stop = nullptr;
+  std::function<void(const std::string&)> log;  // progress lines; may be empty
+};
+
+// The preprocessing options as JSON (kept in best.safetensors' metadata so
+// `lkaseg predict` preprocesses new cases the same way), and back.
+std::string preprocess_to_json(const data::PreprocessOptions& o);
+data::PreprocessOptions preprocess_from_json(const std::string& json);
+
+// Trains on the slices of `train_ids`, validates on `val_ids` (cases of
+// `cache` with labels). Writes into `run_dir` (created).
+TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
+                       const std::vector<std::string>& train_ids, const std::vector<std::string>& val_ids,
+                       const std::string& run_dir, const TrainHooks& hooks = {});
+
+// argmax class of the main output for n host slices (n, C, S, S) float32,
+// in eval mode without gradients, `batch` slices at a time on `dev`;
+// returns (n, S, S) classes. The network's mode is restored.
+std::vector<int32_t> predict_classes(model::SegNet& net, const float* images, int64_t n, int64_t side, int64_t batch,
+                                     Device dev);
+
+// The slices of cache case `c`, predicted.
+std::vector<int32_t> predict_cached_case(model::SegNet& net, const data::SliceCache& cache, int64_t c, int64_t batch,
+                                         Device dev);
+
+// Dice per class (NCR, ET, ED) and their mean, averaged over the cases.
+ValidationResult validate(model::SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
+                          int64_t batch, Device dev);
+
+}  // namespace lk::train

@@ -1,0 +1,109 @@
+#include "util/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace lk {
+
+namespace {
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
+
+// The process umask, read without changing it (umask(2) would, racing other
+// threads): the "Umask:" line of /proc/self/status, else the usual 022.
+mode_t process_umask() {
+  static const mode_t mask = [] {
+    mode_t m = 022;
+    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+      char line[256];
+      while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, "Umask:", 6) == 0) {
+          m = static_cast<mode_t>(std::strtoul(line + 6, nullptr, 8));
+          break;
+        }
+      std::fclose(f);
+    }
+    return m;
+  }();
+  return mask;
+}
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp.XXXXXX") {
+  fd_ = mkstemp(tmp_.data());
+  if (fd_ < 0) fail(path_, std::string("cannot create a temporary file: ") + std::strerror(errno));
+  // mkstemp makes the file 0600; the result should get what any new file
+  // gets (0666 less the umask), like a checkpoint written by open(2).
+  if (::fchmod(fd_, 0666 & ~process_umask()) != 0)
+    fail(path_, std::string("cannot set the file mode: ") + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  if (fd_ < 0) fail(path_, "write after commit");
+  const char* c = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail(path_, std::string("write failed (") + std::strerror(errno) + "); the previous file is untouched");
+    c += w;
+    n -= static_cast<size_t>(w);
+    size_ += static_cast<uint64_t>(w);
+  }
+}
+
+void AtomicFile::write_at(uint64_t offset, const void* data, size_t n) {
+  if (fd_ < 0) fail(path_, "write after commit");
+  if (offset > size_ || n > size_ - offset) fail(path_, "write_at beyond the bytes written so far");
+  const char* c = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd_, c, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail(path_, std::string("write failed (") + std::strerror(errno) + "); the previous file is untouched");
+    c += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+}
+
+void AtomicFile::commit() {
+  const int fd = fd_;
+  fd_ = -1;
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp_.c_str());
+    fail(path_, "fsync/close failed (" + why + "); the previous file is untouched");
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp_.c_str());
+    fail(path_, "rename failed: " + why);
+  }
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash == 0 ? 1 : slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
+}  // namespace lk
