@@ -8,12 +8,12 @@
 
 #include "kernels/cuda/batch_norm.h"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kMaxWarps = kBatchNormMaxThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int64_t kMaxChannelBlocks = 65535;
 constexpr int64_t kMaxChunks = 1024;  // evaluation: blocks per channel
 
@@ -36,12 +36,6 @@ __device__ __forceinline__ void for_channel(int64_t n, int64_t c, int hw, int64_
       off += plane - hw;
     }
   }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
 }
 
 // Sums v[0..N) over the block; every thread gets the totals. scratch holds

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/depthwise_conv2d.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -86,7 +87,6 @@ cudaError_t dispatch(const cpu::ConvGeom& g, const float* in, const float* w, co
 // ------------------------------------------------------------------ weight gradient
 
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
 constexpr int kMaxRows = 4;  // output rows per thread in the weight-gradient pass
 
 // Values per thread of the weight gradient: K*K taps and the dy sum, padded
@@ -107,7 +107,7 @@ __device__ __forceinline__ void reduce_scatter_step(float (&v)[N], int lane) {
   for (int j = 0; j < H; ++j) {
     const float keep = up ? v[Base + j + H] : v[Base + j];
     const float send = up ? v[Base + j] : v[Base + j + H];
-    v[Base + j] = keep + __shfl_xor_sync(kFull, send, H);
+    v[Base + j] = keep + __shfl_xor_sync(kFullWarpMask, send, H);
   }
   if constexpr (H > 1) reduce_scatter_step<Base, H / 2>(v, lane);
 }

@@ -18,13 +18,13 @@
 //    Used when the innermost dims are reduced ((N,C,1,1), (1,C,1,1)).
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kElementwiseThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 // Coop reductions use the whole block per destination from this many
 // reduced elements on, when there are few destinations.
 constexpr int64_t kBlockReduceMinLength = 4096;
@@ -66,12 +66,6 @@ __device__ __forceinline__ void walk_offsets(const Walk<I>& w, I idx, I& oa, I& 
   oa = 0;
   ob = 0;
   walk_add<First>(w, idx, oa, ob);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
 }
 
 // y = a op b; w: output dims with the strides of a and b (0 where broadcast).

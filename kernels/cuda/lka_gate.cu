@@ -7,13 +7,13 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/lka_gate.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kLkaGateThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
 
 int chunk_count(int64_t hw) {
   const int64_t per = int64_t(kThreads) * kLkaGateItems;
@@ -32,12 +32,6 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
   l.coef = static_cast<size_t>(c * n) * static_cast<size_t>(chunk_count(hw)) * 2 * sizeof(double);
   l.total = l.coef + static_cast<size_t>(c) * 2 * sizeof(float);
   return l;
-}
-
-__device__ __forceinline__ double warp_sum(double v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
 }
 
 // Stable for large |z|: the exponential only sees a non-positive argument

@@ -3,25 +3,19 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/pooling.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kPoolThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kMaxGridX = 1024;
 // Global average pooling gives a plane the whole block from this size on
 // when there are at most kBlockPerPlaneMaxPlanes planes.
 constexpr int64_t kBlockPerPlaneMinHw = 4096;
 constexpr int64_t kBlockPerPlaneMaxPlanes = 2048;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
-}
 
 // kTpp threads per plane: 32 (a warp each) or kThreads (the block). Lane l
 // sums elements l, l + kTpp, ... in order; a fixed tree combines the lanes.
