@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
+#include "util/dice.h"
 #include "engine/autograd.h"
 #include "train/checkpoint.h"
 
@@ -72,19 +73,6 @@ json config_json(const TrainConfig& c) {
           {"tumour_fraction", c.tumour_fraction},
           {"seed", c.seed},
           {"eval_batch", c.eval_batch}};
-}
-
-// Dice of one class over a case's slices; both empty -> 1.
-double dice_of(const std::vector<int32_t>& pred, const uint8_t* truth, int32_t cls) {
-  double tp = 0, fp = 0, fn = 0;
-  for (size_t i = 0; i < pred.size(); ++i) {
-    const bool p = pred[i] == cls, t = truth[i] == cls;
-    tp += p && t;
-    fp += p && !t;
-    fn += !p && t;
-  }
-  const double den = 2 * tp + fp + fn;
-  return den > 0 ? 2 * tp / den : 1.0;
 }
 
 // Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
@@ -435,7 +423,7 @@ ValidationResult validate(SegNet& net, const data::SliceCache& cache, const std:
     if (std::find(val_ids.begin(), val_ids.end(), cc.id) == val_ids.end()) continue;
     if (!cc.has_labels) throw std::invalid_argument(cache.path() + ": validation case " + cc.id + " has no labels");
     const std::vector<int32_t> pred = predict_cached_case(net, cache, c, batch, dev);
-    for (size_t k = 0; k < 3; ++k) r.dice[k] += dice_of(pred, cache.labels(cc.first_slice), kColumnClass[k]);
+    for (size_t k = 0; k < 3; ++k) r.dice[k] += class_overlap(pred.data(), cache.labels(cc.first_slice), pred.size(), kColumnClass[k]).dice();
     ++r.cases;
   }
   if (r.cases == 0) throw std::invalid_argument("validate: none of the validation cases is in " + cache.path());
