@@ -42,8 +42,8 @@ __device__ __forceinline__ float sigmoid(float z) {
 }
 
 // BN as an affine map z = scale * f + shift, in double as batch_norm_fwd.
-__device__ __forceinline__ void bn_affine(float gamma, float beta, double mean, double invstd, float& scale,
-                                          float& shift) {
+__device__ __forceinline__ void batch_norm_affine(float gamma, float beta, double mean, double invstd, float& scale,
+                                                  float& shift) {
   scale = static_cast<float>(gamma * invstd);
   shift = static_cast<float>(beta - mean * gamma * invstd);
 }
@@ -132,7 +132,7 @@ __global__ void __launch_bounds__(kThreads)
     save_mean[ch] = static_cast<float>(mean);
     save_invstd[ch] = static_cast<float>(invstd);
     float scale, shift;
-    bn_affine(gamma[ch], beta[ch], mean, invstd, scale, shift);
+    batch_norm_affine(gamma[ch], beta[ch], mean, invstd, scale, shift);
     coef[2 * ch] = scale;
     coef[2 * ch + 1] = shift;
   }
@@ -160,7 +160,7 @@ __device__ __forceinline__ BwdChannel bwd_channel(int ch, const float* gamma, co
   BwdChannel k;
   k.mean = __ldg(save_mean + ch);
   k.invstd = __ldg(save_invstd + ch);
-  bn_affine(__ldg(gamma + ch), __ldg(beta + ch), k.mean, k.invstd, k.scale, k.shift);
+  batch_norm_affine(__ldg(gamma + ch), __ldg(beta + ch), k.mean, k.invstd, k.scale, k.shift);
   return k;
 }
 
