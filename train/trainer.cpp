@@ -78,57 +78,6 @@ json config_json(const TrainConfig& c) {
 // Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
 constexpr std::array<int32_t, 3> kColumnClass{3, 1, 2};
 
-json epoch_json(const EpochLog& e) {
-  json j = {{"epoch", e.epoch}, {"steps", e.steps}, {"loss", e.loss}, {"lr", e.lr},
-            {"seconds", e.seconds}, {"wait_ms", e.wait_ms}};
-  if (e.val)
-    j["val"] = {{"dice_ncr", e.val->dice[0]}, {"dice_et", e.val->dice[1]}, {"dice_ed", e.val->dice[2]},
-                {"mean", e.val->mean}, {"cases", e.val->cases}};
-  return j;
-}
-
-EpochLog epoch_from(const json& j) {
-  EpochLog e;
-  e.epoch = j.at("epoch").get<int64_t>();
-  e.steps = j.at("steps").get<int64_t>();
-  e.loss = j.at("loss").get<double>();
-  e.lr = j.at("lr").get<double>();
-  e.seconds = j.at("seconds").get<double>();
-  e.wait_ms = j.at("wait_ms").get<double>();
-  if (j.contains("val")) {
-    const json& v = j.at("val");
-    ValidationResult r;
-    r.dice = {v.at("dice_ncr").get<double>(), v.at("dice_et").get<double>(), v.at("dice_ed").get<double>()};
-    r.mean = v.at("mean").get<double>();
-    r.cases = v.at("cases").get<int64_t>();
-    e.val = r;
-  }
-  return e;
-}
-
-std::vector<EpochLog> read_log(const std::string& path) {
-  std::vector<EpochLog> out;
-  std::ifstream in(path);
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    try {
-      out.push_back(epoch_from(json::parse(line)));
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path + ": line " + std::to_string(n) + ": " + e.what());
-    }
-  }
-  return out;
-}
-
-void write_log(const std::string& path, const std::vector<EpochLog>& log) {
-  std::string s;
-  for (const EpochLog& e : log) s += epoch_json(e).dump() + "\n";
-  write_file_atomically(path, s);
-}
-
 // The first field where two configurations differ ("epochs" excepted), or "".
 std::string first_difference(const json& a, const json& b, const std::string& at = "") {
   if (a.is_object() && b.is_object()) {
@@ -231,7 +180,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                                   " (the training cases changed?); use a new run folder");
     step = st.step;
     r.resumed_from_step = step;
-    if (fs::exists(log_path)) r.log = read_log(log_path);
+    if (fs::exists(log_path)) r.log = read_run_log(log_path);
     std::erase_if(r.log, [&](const EpochLog& e) { return e.epoch > step / spe; });
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
@@ -310,7 +259,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       }
     }
     r.log.push_back(e);
-    write_log(log_path, r.log);
+    write_run_log(log_path, r.log);
     save_last(e.lr);
     say(line);
     if (hooks.stop && hooks.stop->load() && step < total) {

@@ -24,7 +24,7 @@
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "tools/cli/synth.h"
 #include "train/checkpoint.h"
@@ -199,14 +199,14 @@ int cmd_demo(const DemoOptions& o) {
     for (const data::BratsCase& bc : ds.cases)
       if (std::find(fold.val.begin(), fold.val.end(), bc.id) != fold.val.end())
         predict_case_file(*net, po, bc, pred_dir, 16, dev);
-    EvaluateCommand ec;
+    eval::EvaluateOptions ec;
     ec.pred = pred_dir;
     ec.gt = root;
     ec.cases = fold.val;
     ec.progress = nullptr;
     std::printf("validation cases in the original grid (%s):\n", pred_dir.c_str());
     std::fflush(stdout);
-    if (const int rc = run_evaluate(ec); rc != 0) return rc;
+    eval::evaluate_and_report(ec);
   }
   if (!o.save.empty()) {
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
