@@ -146,8 +146,9 @@ class CudaBackend final : public Backend {
       return ref_->batch_norm_fwd_train(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), momentum, eps, mf(y),
                                         mf(save_mean), mf(save_invstd));
 #endif
+    const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
     LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training, momentum,
-                                         eps, mf(y), mf(save_mean), mf(save_invstd), stream_));
+                                         eps, mf(y), mf(save_mean), mf(save_invstd), scratch(ws), ws, stream_));
   }
   void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                       const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
@@ -158,8 +159,9 @@ class CudaBackend final : public Backend {
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
                                         bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
 #endif
+    const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_));
+                                         training, mf(dx), mf(dgamma), mf(dbeta), scratch(ws), ws, true, stream_));
   }
 
   // ---------------------------------------------------------------- the LKA gate

@@ -1,207 +1,163 @@
-// Batch normalisation forward (training, evaluation) and backward, float.
-// Per-channel blocks reduce deterministically: thread t owns the channel
-// elements t, t + T, t + 2T, ... (T = blockDim.x), sums them in float in that
-// order, and a fixed tree (warp shuffles, then one warp over the per-warp
-// sums in shared memory) combines the threads.
+// Batch normalisation forward and backward on the planes x chunks grid
+// (plane_chunks.cuh). Training forward: a statistics pass (per block: the
+// sums of d = x - x[0, c, 0] and d^2, single pass, the shift keeping the
+// variance free of cancellation), then an apply pass whose blocks each add
+// their channel's partials (fixed order) and normalise. Backward: a
+// reduction pass (sum dy, sum dy * (x - mean)) and an apply pass that
+// finalises the sums the same way and writes dx.
 #include <climits>
 #include <cmath>
 
 #include "kernels/cuda/batch_norm.h"
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/plane_chunks.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
-constexpr int kMaxWarps = kBatchNormMaxThreads / 32;
-constexpr int64_t kMaxChannelBlocks = 65535;
-constexpr int64_t kMaxChunks = 1024;  // evaluation: blocks per channel
+using namespace plane_chunks;
 
-// Calls f(offset) for the elements start, start + step, ... (< n*hw) of
-// channel ch of an (n, c, hw) tensor, in that order, without a division per
-// element: (image, position) advance by (step / hw, step % hw) with a carry.
-template <typename F>
-__device__ __forceinline__ void for_channel(int64_t n, int64_t c, int hw, int64_t ch, int start, int step, F&& f) {
-  const int64_t m = n * hw, plane = c * hw;
-  int k = start % hw;
-  const int step_k = step % hw;
-  const int64_t step_off = int64_t(step / hw) * plane + step_k;
-  int64_t off = int64_t(start / hw) * plane + ch * hw + k;
-  for (int64_t i = start; i < m; i += step) {
-    f(off);
-    off += step_off;
-    k += step_k;
-    if (k >= hw) {
-      k -= hw;
-      off += plane - hw;
-    }
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ x, double* __restrict__ part) {
+  const Block b = block_of(c, hw, len);
+  const float shift = static_cast<float>(x[int64_t(b.ch) * hw]);
+  const T* p = x + b.off;
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
+    const float d = static_cast<float>(p[i]) - shift;
+    s1 += d;
+    s2 += d * d;
   }
+  block_sum2_store(s1, s2, partial_of(part, b, n));
 }
 
-// Sums v[0..N) over the block; every thread gets the totals. scratch holds
-// N * (kMaxWarps + 1) floats. Two barriers; safe to call again right away
-// (the next call writes other slots before its first barrier).
-template <int N>
-__device__ __forceinline__ void block_sum(float (&v)[N], float* scratch) {
-  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int warps = static_cast<int>((blockDim.x + 31) / 32);
-  LK_UNROLL
-  for (int q = 0; q < N; ++q) {
-    v[q] = warp_sum(v[q]);
-    if (lane == 0) scratch[q * (kMaxWarps + 1) + warp] = v[q];
-  }
-  __syncthreads();
-  if (warp == 0) {
-    LK_UNROLL
-    for (int q = 0; q < N; ++q) {
-      float s = lane < warps ? scratch[q * (kMaxWarps + 1) + lane] : 0.f;
-      s = warp_sum(s);
-      if (lane == 0) scratch[q * (kMaxWarps + 1) + kMaxWarps] = s;
-    }
-  }
-  __syncthreads();
-  LK_UNROLL
-  for (int q = 0; q < N; ++q) v[q] = scratch[q * (kMaxWarps + 1) + kMaxWarps];
-}
-
-// Training forward: one block per channel (grid-stride over channels).
-__global__ void __launch_bounds__(kBatchNormMaxThreads)
-    batch_norm_fwd_train_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x,
-                                const float* __restrict__ gamma, const float* __restrict__ beta,
-                                float* __restrict__ running_mean, float* __restrict__ running_var, double momentum,
-                                double eps, float* __restrict__ y, float* __restrict__ save_mean,
-                                float* __restrict__ save_invstd) {
-  LK_SHARED(float, scratch, [kMaxWarps + 1]);
+// Warp 0 finalises the channel's statistics (training: from the partials;
+// evaluation: the running statistics) into coef = (scale, shift); the
+// channel's writer block updates the running statistics and saves mean and
+// invstd. Then every thread normalises its elements.
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_fwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ x,
+                        const float* __restrict__ gamma, const float* __restrict__ beta,
+                        float* __restrict__ running_mean, float* __restrict__ running_var, bool training,
+                        double momentum, double eps, T* __restrict__ y, float* __restrict__ save_mean,
+                        float* __restrict__ save_invstd, const double* __restrict__ part) {
   LK_SHARED(float, coef, [2]);
-  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
-  const int64_t m = n * hw;
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    float s[1] = {0.f};
-    for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { s[0] += x[o]; });
-    block_sum(s, scratch);
-    const float mean = s[0] / static_cast<float>(m);
-    float ss[1] = {0.f};
-    for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) {
-      const float d = x[o] - mean;
-      ss[0] += d * d;
-    });
-    block_sum(ss, scratch);
-    if (tid == 0) {
-      const double mean_d = mean, var = double(ss[0]) / static_cast<double>(m);
-      const double invstd = 1.0 / sqrt(var + eps);
-      running_mean[ch] = static_cast<float>((1 - momentum) * running_mean[ch] + momentum * mean_d);
-      running_var[ch] = static_cast<float>((1 - momentum) * running_var[ch] +
-                                           momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
-      save_mean[ch] = mean;
-      save_invstd[ch] = static_cast<float>(invstd);
-      coef[0] = static_cast<float>(gamma[ch] * invstd);
-      coef[1] = static_cast<float>(beta[ch] - mean_d * gamma[ch] * invstd);
-    }
-    __syncthreads();
-    const float a = coef[0], b = coef[1];
-    for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { y[o] = a * x[o] + b; });
-    __syncthreads();  // coef is rewritten for the next channel
+  const Block b = block_of(c, hw, len);
+  if (threadIdx.x < 32)
+    bn_channel_fwd(b, n, hw, chunks, static_cast<float>(x[int64_t(b.ch) * hw]), part, gamma, beta, running_mean,
+                   running_var, training, momentum, eps, save_mean, save_invstd, coef);
+  __syncthreads();
+  const float scale = coef[0], shift = coef[1];
+  const T* p = x + b.off;
+  T* q = y + b.off;
+  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x)
+    q[i] = static_cast<T>(scale * static_cast<float>(p[i]) + shift);
+}
+
+// Per block: sum dy and sum dy * (x - mean).
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ dy, const T* __restrict__ x,
+                         const float* __restrict__ save_mean, double* __restrict__ part) {
+  const Block b = block_of(c, hw, len);
+  const float mean = save_mean[b.ch];
+  const T *g = dy + b.off, *p = x + b.off;
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
+    const float d = static_cast<float>(g[i]);
+    s1 += d;
+    s2 += d * (static_cast<float>(p[i]) - mean);
+  }
+  block_sum2_store(s1, s2, partial_of(part, b, n));
+}
+
+// Warp 0 finalises the channel's sums (when `sums`): the writer block adds
+// dgamma and dbeta; coef = (mean(dy), mean(dy * xhat) * invstd) in training,
+// zero in evaluation. Then dx (+)= gamma*invstd * (dy - coef0 - (x - mean) * coef1).
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ dy,
+                        const T* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ save_mean,
+                        const float* __restrict__ save_invstd, bool training, bool sums, T* __restrict__ dx,
+                        bool accumulate, float* __restrict__ dgamma, float* __restrict__ dbeta,
+                        const double* __restrict__ part) {
+  LK_SHARED(float, coef, [2]);
+  const Block b = block_of(c, hw, len);
+  const float mean = save_mean[b.ch], invstd = save_invstd[b.ch];
+  if (threadIdx.x < 32) bn_channel_bwd(b, n, hw, chunks, sums, training, invstd, part, dgamma, dbeta, coef);
+  __syncthreads();
+  if (!dx) return;  // dgamma/dbeta only (no barrier follows)
+  const float scale = gamma[b.ch] * invstd, a = coef[0], k = coef[1];
+  const T *g = dy + b.off, *p = x + b.off;
+  T* q = dx + b.off;
+  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
+    const float v = scale * (static_cast<float>(g[i]) - a - (static_cast<float>(p[i]) - mean) * k);
+    q[i] = static_cast<T>(accumulate ? static_cast<float>(q[i]) + v : v);
   }
 }
 
-// Evaluation forward: blockIdx.x picks the channel (grid-stride), blockIdx.y
-// the chunk of its n*hw elements (grid-stride).
-__global__ void __launch_bounds__(kBatchNormThreads)
-    batch_norm_fwd_eval_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x,
-                               const float* __restrict__ gamma, const float* __restrict__ beta,
-                               const float* __restrict__ running_mean, const float* __restrict__ running_var,
-                               double eps, float* __restrict__ y, float* __restrict__ save_mean,
-                               float* __restrict__ save_invstd) {
-  const int nt = static_cast<int>(blockDim.x);
-  const int start = static_cast<int>(blockIdx.y) * nt + static_cast<int>(threadIdx.x);
-  const int step = static_cast<int>(gridDim.y) * nt;
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    const double mean = running_mean[ch];
-    const double invstd = 1.0 / sqrt(static_cast<double>(running_var[ch]) + eps);
-    if (blockIdx.y == 0 && threadIdx.x == 0) {
-      save_mean[ch] = running_mean[ch];
-      save_invstd[ch] = static_cast<float>(invstd);
-    }
-    const float a = static_cast<float>(gamma[ch] * invstd);
-    const float b = static_cast<float>(beta[ch] - mean * gamma[ch] * invstd);
-    for_channel(n, c, hw, ch, start, step, [&](int64_t o) { y[o] = a * x[o] + b; });
-  }
+bool valid_sizes(int64_t n, int64_t c, int64_t hw) {
+  return n >= 0 && c >= 0 && hw >= 0 && hw <= INT_MAX && n * c <= INT_MAX && n * kMaxChunks <= INT_MAX;
 }
 
-// Backward: one block per channel. sums: the two reductions are needed
-// (training, or dgamma/dbeta requested).
-__global__ void __launch_bounds__(kBatchNormMaxThreads)
-    batch_norm_bwd_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ dy, const float* __restrict__ x,
-                          const float* __restrict__ gamma, const float* __restrict__ save_mean,
-                          const float* __restrict__ save_invstd, bool training, bool sums, float* __restrict__ dx,
-                          float* __restrict__ dgamma, float* __restrict__ dbeta) {
-  LK_SHARED(float, scratch, [2 * (kMaxWarps + 1)]);
-  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
-  const float m = static_cast<float>(n * hw);
-  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    const float mean = save_mean[ch], invstd = save_invstd[ch];
-    float acc[2] = {0.f, 0.f};  // sum dy, sum dy * (x - mean)
-    if (sums) {
-      for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) {
-        const float g = dy[o];
-        acc[0] += g;
-        acc[1] += g * (x[o] - mean);
-      });
-      block_sum(acc, scratch);
-    }
-    const float sdy = acc[0], sdyx = acc[1] * invstd;  // sum dy * xhat
-    if (tid == 0) {
-      if (dgamma) dgamma[ch] += sdyx;
-      if (dbeta) dbeta[ch] += sdy;
-    }
-    if (dx) {
-      const float scale = gamma[ch] * invstd;
-      if (training) {
-        // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
-        const float a = sdy / m, b = sdyx / m * invstd;
-        for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { dx[o] += scale * (dy[o] - a - (x[o] - mean) * b); });
-      } else {
-        for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { dx[o] += scale * dy[o]; });
-      }
-    }
-  }
+bool workspace_ok(const void* ws, size_t bytes, int64_t n, int64_t c, int64_t hw) {
+  return ws && bytes >= partial_bytes(n, c, hw) && reinterpret_cast<uintptr_t>(ws) % alignof(double) == 0;
 }
 
-int channel_threads(int64_t m) { return m >= 8192 ? 512 : m >= 2048 ? 256 : 128; }
-int channel_grid(int64_t c) { return static_cast<int>(c < kMaxChannelBlocks ? c : kMaxChannelBlocks); }
-
-bool valid_sizes(int64_t n, int64_t c, int64_t hw) { return n >= 0 && c >= 0 && hw >= 0 && hw <= INT_MAX; }
+dim3 grid_of(int64_t n, int64_t c, const Shape& s) {
+  return dim3(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
+}
 
 }  // namespace
 
+size_t batch_norm_workspace_bytes(int64_t n, int64_t c, int64_t hw) {
+  return valid_sizes(n, c, hw) ? partial_bytes(n, c, hw) : 0;
+}
+
 cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma, const float* beta,
                            float* running_mean, float* running_var, bool training, double momentum, double eps,
-                           float* y, float* save_mean, float* save_invstd, cudaStream_t stream) {
+                           float* y, float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
   if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n * c * hw == 0) return cudaSuccess;
-  const int64_t m = n * hw;
-  const int h = static_cast<int>(hw);
+  if (training && n * hw < 2) return cudaErrorInvalidValue;
+  if (training && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
+  const Shape s = shape_for(hw);
+  const dim3 grid = grid_of(n, c, s);
+  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
+  auto* part = static_cast<double*>(workspace);
   if (training) {
-    if (m < 2) return cudaErrorInvalidValue;
-    return LK_LAUNCH(batch_norm_fwd_train_kernel, channel_grid(c), channel_threads(m), 0, stream)(
-        n, c, h, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+    const cudaError_t e = LK_LAUNCH(bn_stats_kernel<float>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
+    if (e != cudaSuccess) return e;
   }
-  const int64_t chunks = (m + kBatchNormThreads - 1) / kBatchNormThreads;
-  const dim3 grid(static_cast<unsigned>(channel_grid(c)),
-                  static_cast<unsigned>(chunks < kMaxChunks ? chunks : kMaxChunks));
-  return LK_LAUNCH(batch_norm_fwd_eval_kernel, grid, kBatchNormThreads, 0, stream)(
-      n, c, h, x, gamma, beta, running_mean, running_var, eps, y, save_mean, save_invstd);
+  return LK_LAUNCH(bn_fwd_apply_kernel<float>, grid, s.threads, 0, stream)(
+      ni, ci, hw, s.len, s.chunks, x, gamma, beta, running_mean, running_var, training, momentum, eps, y, save_mean,
+      save_invstd, part);
 }
 
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, cudaStream_t stream) {
+                           float* dbeta, void* workspace, size_t workspace_bytes, bool accumulate,
+                           cudaStream_t stream) {
   if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n * c * hw == 0 || (!dx && !dgamma && !dbeta)) return cudaSuccess;
-  const int64_t m = n * hw;
   const bool sums = (training && dx) || dgamma || dbeta;
-  return LK_LAUNCH(batch_norm_bwd_kernel, channel_grid(c), channel_threads(m), 0, stream)(
-      n, c, static_cast<int>(hw), dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta);
+  if (sums && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
+  const Shape s = shape_for(hw);
+  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
+  auto* part = static_cast<double*>(workspace);
+  if (sums) {
+    const cudaError_t e = LK_LAUNCH(bn_bwd_reduce_kernel<float>, grid_of(n, c, s), s.threads, 0, stream)(
+        ni, ci, hw, s.len, dy, x, save_mean, part);
+    if (e != cudaSuccess) return e;
+  }
+  // Without dx only the writer blocks (image 0, chunk 0 of each channel) have work.
+  const dim3 grid = dx ? grid_of(n, c, s) : dim3(static_cast<unsigned>(c), 1u);
+  return LK_LAUNCH(bn_bwd_apply_kernel<float>, grid, s.threads, 0, stream)(
+      ni, ci, hw, s.len, s.chunks, dy, x, gamma, save_mean, save_invstd, training, sums, dx, accumulate, dgamma, dbeta,
+      part);
 }
 
 LK_CUDA_NAMESPACE_END

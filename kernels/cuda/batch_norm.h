@@ -3,44 +3,52 @@
 // pointers): training normalises with the biased batch variance, saves the
 // mean and 1/sqrt(var + eps), and updates the running statistics with the
 // unbiased variance and `momentum`; evaluation normalises with the running
-// statistics (and saves them the same way). The backward ADDS into dx, dgamma
-// and dbeta (each may be null).
+// statistics (and saves them the same way).
 //
-// Training forward and the backward: one block per channel, float partial sums
-// per thread (a fixed set of elements each) combined by a fixed warp-shuffle +
-// shared-memory tree, so results are deterministic. The forward is two-pass
-// (mean, then centred squares; no E[x^2] - E[x]^2 cancellation); the per-
-// channel scalars (1/sqrt, running statistics) are computed in double as on
-// the CPU. Evaluation forward: a (chunks x channels) grid, elementwise.
+// Launch shape (kernels/cuda/plane_chunks.cuh): a grid of N*C planes x chunks
+// of up to 2048 elements, so the top levels' 32-64 channels still give
+// thousands of blocks. Training forward: one statistics pass over x (the
+// sums of x - x[0, c, 0] and of its square, single pass; the shift keeps the
+// variance free of cancellation), then one pass that normalises: 1 read for
+// the statistics, 1 read + 1 write for y. Backward: one reduction pass over
+// dy and x, one pass writing dx: 2 + 2 reads, 1 write (+1 read to add).
+// Per-thread sums are float, block and channel sums double, in a fixed order
+// (no atomics): results are deterministic. The per-channel scalars are
+// computed in double from the float statistics the forward saves, so the
+// backward sees the forward's normalisation exactly.
 //
 // Launchers run asynchronously on `stream` and return the launch's
 // cudaGetLastError(); cudaSuccess without a launch when n*c*hw == 0;
 // cudaErrorInvalidValue (nothing launched) for negative sizes, hw > INT_MAX,
-// or a training forward with n*hw < 2 (the unbiased variance needs 2 values).
+// n*c > INT_MAX, a training forward with n*hw < 2 (the unbiased variance needs
+// 2 values), or a missing / too small / misaligned (8 bytes) workspace where
+// one is needed (the training forward; the backward when it reduces).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/runtime_api.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
-// x, y (n, c, hw); gamma, beta, running_*, save_* (c).
+// Bytes of workspace batch_norm_fwd (training) and batch_norm_bwd need.
+size_t batch_norm_workspace_bytes(int64_t n, int64_t c, int64_t hw);
+
+// x, y (n, c, hw); gamma, beta, running_*, save_* (c). The evaluation
+// forward needs no workspace (may be null).
 cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma, const float* beta,
                            float* running_mean, float* running_var, bool training, double momentum, double eps,
-                           float* y, float* save_mean, float* save_invstd, cudaStream_t stream = nullptr);
+                           float* y, float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream = nullptr);
 
-// dx += ..., dgamma += ..., dbeta += ... (each may be null), from the mean and
-// invstd saved by the forward. Training: the batch statistics depend on x;
-// evaluation: they are constants (dx = gamma * invstd * dy).
+// dx (+)= ..., dgamma += ..., dbeta += ... (each may be null), from the mean
+// and invstd saved by the forward. Training: the batch statistics depend on
+// x; evaluation: they are constants (dx = gamma * invstd * dy). dx is added
+// to with `accumulate`, else written (its old contents are not read).
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, cudaStream_t stream = nullptr);
-
-// Block sizes: per-channel blocks get 128, 256 or 512 threads by channel
-// length n*hw (below 2048, below 8192, from 8192 on); the evaluation
-// forward uses kBatchNormThreads.
-inline constexpr int kBatchNormThreads = 256;
-inline constexpr int kBatchNormMaxThreads = 512;
+                           float* dbeta, void* workspace, size_t workspace_bytes, bool accumulate = true,
+                           cudaStream_t stream = nullptr);
 
 LK_CUDA_NAMESPACE_END

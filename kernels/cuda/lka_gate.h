@@ -8,13 +8,15 @@
 // stats come out identical in meaning, and a_out can materialise A).
 //   x, f3, y, dy, dx, df3, a_out (N, C, HW)   gamma, beta, running_*, save_* (C)
 //
-// Forward: a per-channel statistics pass (training: per (image, channel, chunk)
+// Launch shape as batch norm's (kernels/cuda/plane_chunks.cuh: N*C planes x
+// chunks). Forward: a statistics pass (training: per (image, channel, chunk)
 // partial sums of F3 - shift and its square, shift = F3[0, c, 0], double),
-// a per-channel finalising pass (fixed-order sums; running stats; the BN
-// scale/shift), then one elementwise pass. Backward: a reduction pass that
-// also writes dX and yields sum dZ and sum dZ * xhat per channel, a
-// finalising pass (dgamma, dbeta), and an elementwise pass for dF3 with the
-// batch-statistics terms. All reductions deterministic (no float atomics).
+// then one elementwise pass whose blocks finalise their channel's statistics
+// themselves (fixed-order sums; running stats; the BN scale/shift).
+// Backward: a reduction pass that also writes dX and yields sum dZ and
+// sum dZ * (F3 - mean) per block, then an elementwise pass for dF3 with the
+// batch-statistics terms (dgamma, dbeta by one block per channel). All
+// reductions deterministic (no float atomics).
 //
 // Launchers return the (first failing) launch's cudaGetLastError(),
 // cudaErrorInvalidValue (nothing launched) for bad sizes, a missing pointer or
@@ -50,12 +52,5 @@ cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, cons
                          const float* gamma, const float* beta, const float* save_mean, const float* save_invstd,
                          bool training, float* dx, float* df3, float* dgamma, float* dbeta, void* workspace,
                          size_t workspace_bytes, cudaStream_t stream = nullptr);
-
-// Launch shape: kLkaGateThreads per block; each (image, channel) plane is
-// split into at most kLkaGateMaxChunks chunks of about kLkaGateThreads *
-// kLkaGateItems elements (grid: planes x chunks).
-inline constexpr int kLkaGateThreads = 256;
-inline constexpr int kLkaGateItems = 8;
-inline constexpr int kLkaGateMaxChunks = 256;
 
 LK_CUDA_NAMESPACE_END
