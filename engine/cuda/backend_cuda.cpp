@@ -395,7 +395,7 @@ class CudaBackend final : public Backend {
 #endif
   }
   void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, true, stream_));
 #if defined(LKASEG_SIMT)
     LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
 #else

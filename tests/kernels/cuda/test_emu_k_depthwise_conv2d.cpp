@@ -107,6 +107,17 @@ TEST_CASE("emu depthwise: the LKA's convolutions through every pass", "[emu]") {
   check_all(geom(1, 2, 40, 35, 7, 3, 9), seed += 9);   // several tiles both ways
 }
 
+TEST_CASE("emu depthwise: every launch shape of the forward and backward data", "[emu]") {
+  NoLeaks no_leaks;
+  unsigned seed = 400;
+  check_all(geom(1, 2, 70, 40, 7, 1, 3), seed += 9);  // 8 rows per thread, 32-column warps
+  check_all(geom(1, 2, 70, 40, 7, 3, 9), seed += 9);  // 8 rows a dilation apart, 6 thread rows
+  check_all(geom(1, 2, 70, 12, 5, 1, 2), seed += 9);  // 8 rows, 16-column tiles (bank-free pitch)
+  check_all(geom(1, 2, 36, 7, 7, 2, 6), seed += 9);   // 4 rows, 8-column tiles, dilation 2
+  check_all(geom(3, 5, 8, 8, 7, 3, 9), seed += 9);    // 1 row, 4 planes per block, the last group short
+  check_all(geom(2, 3, 5, 6, 5, 1, 2), seed += 9);    // planes smaller than a tile
+}
+
 TEST_CASE("emu depthwise: weight gradient across tiles, row blocking and paddings", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 500;
@@ -122,10 +133,11 @@ TEST_CASE("emu depthwise: weight gradient across tiles, row blocking and padding
   check_wgrad(geom(1, 4, 16, 16, 5, 2, 4), true, seed += 5);  // exactly one tile
 }
 
-TEST_CASE("emu depthwise: weight gradient in threads mode", "[emu]") {
+TEST_CASE("emu depthwise: in threads mode", "[emu]") {
   const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
   NoLeaks no_leaks;
   check_wgrad(geom(1, 2, 20, 18, 7, 3, 9), true, 700);
+  check_all(geom(1, 2, 36, 20, 7, 1, 3), 710);  // 4 rows per thread
 }
 
 TEST_CASE("emu depthwise: weight gradient refuses what it does not implement", "[emu]") {
@@ -133,13 +145,13 @@ TEST_CASE("emu depthwise: weight gradient refuses what it does not implement", "
   ConvGeom g = geom(1, 4, 13, 11, 3, 1, 1);
   REQUIRE(g.finish());
   CHECK(lk::cuda::depthwise_conv2d_bwd_weight_workspace_bytes(g) == 0);  // 3x3
-  CHECK(lk::cuda::depthwise_conv2d_bwd_weight(g, nullptr, nullptr, nullptr, nullptr, nullptr, 0) ==
+  CHECK(lk::cuda::depthwise_conv2d_bwd_weight<float>(g, nullptr, nullptr, nullptr, nullptr, nullptr, 0) ==
         cudaErrorInvalidValue);
   g = geom(1, 4, 13, 11, 5, 1, 2);
   REQUIRE(g.finish());
   const size_t ws_bytes = lk::cuda::depthwise_conv2d_bwd_weight_workspace_bytes(g);
   REQUIRE(ws_bytes > 0);
   DeviceBuffer<unsigned char> ws(ws_bytes);
-  CHECK(lk::cuda::depthwise_conv2d_bwd_weight(g, nullptr, nullptr, nullptr, nullptr, ws.get(), ws_bytes - 4) ==
+  CHECK(lk::cuda::depthwise_conv2d_bwd_weight<float>(g, nullptr, nullptr, nullptr, nullptr, ws.get(), ws_bytes - 4) ==
         cudaErrorInvalidValue);
 }

@@ -131,7 +131,7 @@ TEST_CASE("emu kernels: depthwise conv2d rejects what it does not implement", "[
   g.n = 1, g.c_in = 4, g.h = 13, g.w = 11, g.c_out = 4, g.kh = 3, g.kw = 3, g.pad = 1, g.groups = 4;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // 3x3
-  CHECK(lk::cuda::depthwise_conv2d_fwd(g, nullptr, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::depthwise_conv2d_fwd<float>(g, nullptr, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
   g.kh = g.kw = 5, g.stride = 2;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // strided
