@@ -161,7 +161,7 @@ class CudaBackend final : public Backend {
 #endif
     const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), scratch(ws), ws, true, stream_));
+                                         training, mf(dx), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_));
   }
 
   // ---------------------------------------------------------------- the LKA gate
@@ -395,7 +395,7 @@ class CudaBackend final : public Backend {
 #endif
   }
   void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, true, stream_));
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
 #if defined(LKASEG_SIMT)
     LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
 #else

@@ -74,19 +74,20 @@ __global__ void __launch_bounds__(kMaxThreads)
 }
 
 // Warp 0 finalises the channel's sums (when `sums`): the writer block adds
-// dgamma and dbeta; coef = (mean(dy), mean(dy * xhat) * invstd) in training,
+// (or writes) dgamma and dbeta; coef = (mean(dy), mean(dy * xhat) * invstd) in training,
 // zero in evaluation. Then dx (+)= gamma*invstd * (dy - coef0 - (x - mean) * coef1).
 template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
     bn_bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ dy,
                         const T* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ save_mean,
                         const float* __restrict__ save_invstd, bool training, bool sums, T* __restrict__ dx,
-                        bool accumulate, float* __restrict__ dgamma, float* __restrict__ dbeta,
-                        const double* __restrict__ part) {
+                        float* __restrict__ dgamma, float* __restrict__ dbeta, const double* __restrict__ part,
+                        bool acc_dx, bool acc_dgamma, bool acc_dbeta) {
   LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
   const float mean = save_mean[b.ch], invstd = save_invstd[b.ch];
-  if (threadIdx.x < 32) bn_channel_bwd(b, n, hw, chunks, sums, training, invstd, part, dgamma, dbeta, coef);
+  if (threadIdx.x < 32)
+    bn_channel_bwd(b, n, hw, chunks, sums, training, invstd, part, dgamma, dbeta, acc_dgamma, acc_dbeta, coef);
   __syncthreads();
   if (!dx) return;  // dgamma/dbeta only (no barrier follows)
   const float scale = gamma[b.ch] * invstd, a = coef[0], k = coef[1];
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   T* q = dx + b.off;
   for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
     const float v = scale * (static_cast<float>(g[i]) - a - (static_cast<float>(p[i]) - mean) * k);
-    q[i] = static_cast<T>(accumulate ? static_cast<float>(q[i]) + v : v);
+    q[i] = static_cast<T>(acc_dx ? static_cast<float>(q[i]) + v : v);
   }
 }
 
@@ -139,8 +140,8 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, con
 
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, void* workspace, size_t workspace_bytes, bool accumulate,
-                           cudaStream_t stream) {
+                           float* dbeta, void* workspace, size_t workspace_bytes, cudaStream_t stream, bool acc_dx,
+                           bool acc_dgamma, bool acc_dbeta) {
   if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n * c * hw == 0 || (!dx && !dgamma && !dbeta)) return cudaSuccess;
   const bool sums = (training && dx) || dgamma || dbeta;
@@ -156,8 +157,8 @@ cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, co
   // Without dx only the writer blocks (image 0, chunk 0 of each channel) have work.
   const dim3 grid = dx ? grid_of(n, c, s) : dim3(static_cast<unsigned>(c), 1u);
   return LK_LAUNCH(bn_bwd_apply_kernel<float>, grid, s.threads, 0, stream)(
-      ni, ci, hw, s.len, s.chunks, dy, x, gamma, save_mean, save_invstd, training, sums, dx, accumulate, dgamma, dbeta,
-      part);
+      ni, ci, hw, s.len, s.chunks, dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta, part, acc_dx,
+      acc_dgamma, acc_dbeta);
 }
 
 LK_CUDA_NAMESPACE_END

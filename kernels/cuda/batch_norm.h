@@ -42,13 +42,13 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* y, float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream = nullptr);
 
-// dx (+)= ..., dgamma += ..., dbeta += ... (each may be null), from the mean
-// and invstd saved by the forward. Training: the batch statistics depend on
-// x; evaluation: they are constants (dx = gamma * invstd * dy). dx is added
-// to with `accumulate`, else written (its old contents are not read).
+// dx += ..., dgamma += ..., dbeta += ... (each may be null; acc_* false:
+// overwrite, the old contents not read), from the mean and invstd saved by
+// the forward. Training: the batch statistics depend on x; evaluation: they
+// are constants (dx = gamma * invstd * dy).
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, void* workspace, size_t workspace_bytes, bool accumulate = true,
-                           cudaStream_t stream = nullptr);
+                           float* dbeta, void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr,
+                           bool acc_dx = true, bool acc_dgamma = true, bool acc_dbeta = true);
 
 LK_CUDA_NAMESPACE_END

@@ -304,11 +304,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Block c (blockDim >= NV): thread i adds value i of channel c's partials over
-// images and tiles in order (double), then dw[c][i] += (db[c] for i == K*K).
+// images and tiles in order (double), then dw[c][i] (+)= (db[c] for i == K*K).
 template <int K>
 __global__ void __launch_bounds__(64)
     depthwise_conv2d_wgrad_finalize(const float* __restrict__ part, int n, int channels, int tiles,
-                                    float* __restrict__ dw, float* __restrict__ db) {
+                                    float* __restrict__ dw, float* __restrict__ db, bool acc_dw, bool acc_db) {
   constexpr int KK = K * K, NV = KK + 1;
   const int c = static_cast<int>(blockIdx.x), i = static_cast<int>(threadIdx.x);
   if (i >= NV) return;
@@ -317,10 +317,12 @@ __global__ void __launch_bounds__(64)
     const float* q = part + (static_cast<size_t>(img) * channels + c) * tiles * NV + i;
     for (int t = 0; t < tiles; ++t) s += q[static_cast<size_t>(t) * NV];
   }
-  if (i < KK)
-    dw[static_cast<size_t>(c) * KK + i] += static_cast<float>(s);
-  else if (db)
-    db[c] += static_cast<float>(s);
+  if (i < KK) {
+    float& o = dw[static_cast<size_t>(c) * KK + i];
+    o = static_cast<float>(s) + (acc_dw ? o : 0.f);
+  } else if (db) {
+    db[c] = static_cast<float>(s) + (acc_db ? db[c] : 0.f);
+  }
 }
 
 struct WgradShape {
@@ -367,7 +369,7 @@ WgradShape wgrad_shape(const ConvGeom& g) {
 
 template <typename T, int K>
 cudaError_t run_wgrad(const ConvGeom& g, const WgradShape& sh, const T* dy, const T* x, float* dw, float* db,
-                      float* part, cudaStream_t stream) {
+                      float* part, bool acc_dw, bool acc_db, cudaStream_t stream) {
   const int64_t planes = g.n * g.c_in;
   for (int64_t p0 = 0; p0 < planes; p0 += kMaxPlanesPerLaunch) {
     const int64_t np = planes - p0 < kMaxPlanesPerLaunch ? planes - p0 : kMaxPlanesPerLaunch;
@@ -378,7 +380,8 @@ cudaError_t run_wgrad(const ConvGeom& g, const WgradShape& sh, const T* dy, cons
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(depthwise_conv2d_wgrad_finalize<K>, static_cast<unsigned>(g.c_in), 64, 0, stream)(
-      part, static_cast<int>(g.n), static_cast<int>(g.c_in), static_cast<int>(sh.tiles_x * sh.tiles_y), dw, db);
+      part, static_cast<int>(g.n), static_cast<int>(g.c_in), static_cast<int>(sh.tiles_x * sh.tiles_y), dw, db, acc_dw,
+      acc_db);
 }
 
 }  // namespace
@@ -398,8 +401,8 @@ cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const float* w, 
 }
 
 template <typename T>
-cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const float* w, T* dx, bool accumulate,
-                                      cudaStream_t stream) {
+cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const float* w, T* dx, cudaStream_t stream,
+                                      bool accumulate) {
   if (!depthwise_conv2d_supported(g)) return cudaErrorInvalidValue;
   // dx(iy, ix) = sum over taps of dy(iy - pad' + ky*dil, ...) * w(K-1-ky, K-1-kx), pad' = dil*(K-1) - pad.
   const int pad_t = static_cast<int>(g.dil * (g.kh - 1) - g.pad);
@@ -416,22 +419,23 @@ size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g) {
 
 template <typename T>
 cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, float* dw, float* db,
-                                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                        void* workspace, size_t workspace_bytes, cudaStream_t stream, bool acc_dw,
+                                        bool acc_db) {
   const WgradShape sh = wgrad_shape(g);
   if (sh.rpt == 0 || !depthwise_conv2d_supported(g) || !workspace || reinterpret_cast<uintptr_t>(workspace) % alignof(float) != 0 ||
       workspace_bytes < depthwise_conv2d_bwd_weight_workspace_bytes(g))
     return cudaErrorInvalidValue;
   auto* part = static_cast<float*>(workspace);
-  if (g.kh == 5) return run_wgrad<T, 5>(g, sh, dy, x, dw, db, part, stream);
-  return run_wgrad<T, 7>(g, sh, dy, x, dw, db, part, stream);
+  if (g.kh == 5) return run_wgrad<T, 5>(g, sh, dy, x, dw, db, part, acc_dw, acc_db, stream);
+  return run_wgrad<T, 7>(g, sh, dy, x, dw, db, part, acc_dw, acc_db, stream);
 }
 
 #define LK_DEPTHWISE_INSTANTIATE(T)                                                                                 \
   template cudaError_t depthwise_conv2d_fwd<T>(const ConvGeom&, const T*, const float*, const float*, T*, bool,     \
                                                cudaStream_t);                                                       \
-  template cudaError_t depthwise_conv2d_bwd_data<T>(const ConvGeom&, const T*, const float*, T*, bool, cudaStream_t); \
+  template cudaError_t depthwise_conv2d_bwd_data<T>(const ConvGeom&, const T*, const float*, T*, cudaStream_t, bool); \
   template cudaError_t depthwise_conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, float*, float*, void*,   \
-                                                      size_t, cudaStream_t);
+                                                      size_t, cudaStream_t, bool, bool);
 LK_DEPTHWISE_INSTANTIATE(float)
 #undef LK_DEPTHWISE_INSTANTIATE
 

@@ -21,7 +21,7 @@
 // 112-116 registers), reduced across the warp (reduce-scatter) and then the
 // warps in a fixed order into per-block partials; a second pass adds, per
 // channel, the partials of every image and tile in a fixed order (double)
-// and ADDS the result to dw (and db). Deterministic.
+// and ADDS the result to dw (and db), or writes it. Deterministic.
 //
 // Launchers take device pointers and a ConvGeom on which finish() has been
 // called, run asynchronously on `stream`, and return the launch's
@@ -35,7 +35,8 @@
 LK_CUDA_NAMESPACE_BEGIN
 
 // Depthwise, stride 1, kh == kw in {5, 7}, dil >= 1, pad >= 0, the halo tiles
-// within 48 KiB of shared memory (dilation up to 15 for 7x7), sizes in int.
+// within 48 KiB of shared memory (7x7: dilation up to 15 at any width), sizes
+// in int.
 bool depthwise_conv2d_supported(const ConvGeom& g);
 
 // y = conv(x, w) + b (b may be null); with accumulate y += conv(x, w) + b.
@@ -43,24 +44,26 @@ template <typename T>
 cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const float* w, const float* b, T* y,
                                  bool accumulate = false, cudaStream_t stream = nullptr);
 
-// dx (+)= conv2d_backward_data(dy, w): added with accumulate, else written.
+// dx += conv2d_backward_data(dy, w) (= without accumulate)
 template <typename T>
-cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const float* w, T* dx, bool accumulate = true,
-                                      cudaStream_t stream = nullptr);
+cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const float* w, T* dx,
+                                      cudaStream_t stream = nullptr, bool accumulate = true);
 
 // Bytes of workspace depthwise_conv2d_bwd_weight needs for g (0 when unsupported).
 size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g);
-// dw += dL/dw, db += dL/db (db may be null); cudaErrorInvalidValue (nothing
-// launched) when unsupported or the workspace is too small / misaligned (4 bytes).
+// dw += dL/dw, db += dL/db (db may be null; acc_* false: overwrite);
+// cudaErrorInvalidValue (nothing launched) when unsupported or the workspace
+// is too small / misaligned (4 bytes).
 template <typename T>
 cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, float* dw, float* db,
-                                        void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
+                                        void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr,
+                                        bool acc_dw = true, bool acc_db = true);
 
 extern template cudaError_t depthwise_conv2d_fwd<float>(const ConvGeom&, const float*, const float*, const float*,
                                                         float*, bool, cudaStream_t);
 extern template cudaError_t depthwise_conv2d_bwd_data<float>(const ConvGeom&, const float*, const float*, float*,
-                                                             bool, cudaStream_t);
+                                                             cudaStream_t, bool);
 extern template cudaError_t depthwise_conv2d_bwd_weight<float>(const ConvGeom&, const float*, const float*, float*,
-                                                               float*, void*, size_t, cudaStream_t);
+                                                               float*, void*, size_t, cudaStream_t, bool, bool);
 
 LK_CUDA_NAMESPACE_END

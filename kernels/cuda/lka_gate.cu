@@ -60,19 +60,19 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 }
 
-// dx += dy * A; per block the sums of dZ and dZ * (f3 - mean), dZ = dy * x * A (1 - A).
+// dx (+)= dy * A; per block the sums of dZ and dZ * (f3 - mean), dZ = dy * x * A (1 - A).
 __global__ void __launch_bounds__(kMaxThreads)
     bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const float* __restrict__ dy, const float* __restrict__ x,
                       const float* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
                       const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
-                      float* __restrict__ dx, double* __restrict__ part) {
+                      float* __restrict__ dx, double* __restrict__ part, bool acc_dx) {
   const Block b = block_of(c, hw, len);
   const Affine k = affine_of(gamma[b.ch], beta[b.ch], save_mean[b.ch], save_invstd[b.ch]);
   float sdz = 0.f, sdzx = 0.f;
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
     const float f = f3[b.off + p], g = dy[b.off + p];
     const float a = sigmoid(k.scale * f + k.shift);
-    if (dx) dx[b.off + p] += g * a;
+    if (dx) dx[b.off + p] = g * a + (acc_dx ? dx[b.off + p] : 0.f);
     const float dz = g * x[b.off + p] * a * (1.f - a);
     sdz += dz;
     sdzx += dz * (f - k.mean);
@@ -81,17 +81,19 @@ __global__ void __launch_bounds__(kMaxThreads)
 }
 
 // Warp 0: dgamma, dbeta (writer block) and the batch-statistics terms; then
-// df3 += gamma*invstd * (dZ - mean(dZ) - xhat * mean(dZ * xhat)) (the means are 0 in evaluation).
+// df3 (+)= gamma*invstd * (dZ - mean(dZ) - xhat * mean(dZ * xhat)) (the means are 0 in evaluation).
 __global__ void __launch_bounds__(kMaxThreads)
     bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const float* __restrict__ dy,
                      const float* __restrict__ x, const float* __restrict__ f3, const float* __restrict__ gamma,
                      const float* __restrict__ beta, const float* __restrict__ save_mean,
                      const float* __restrict__ save_invstd, bool training, const double* __restrict__ part,
-                     float* __restrict__ df3, float* __restrict__ dgamma, float* __restrict__ dbeta) {
+                     float* __restrict__ df3, float* __restrict__ dgamma, float* __restrict__ dbeta, bool acc_df3,
+                     bool acc_dgamma, bool acc_dbeta) {
   LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
   const Affine k = affine_of(gamma[b.ch], beta[b.ch], save_mean[b.ch], save_invstd[b.ch]);
-  if (threadIdx.x < 32) bn_channel_bwd(b, n, hw, chunks, true, training, k.invstd, part, dgamma, dbeta, coef);
+  if (threadIdx.x < 32)
+    bn_channel_bwd(b, n, hw, chunks, true, training, k.invstd, part, dgamma, dbeta, acc_dgamma, acc_dbeta, coef);
   __syncthreads();
   if (!df3) return;  // dgamma/dbeta only (no barrier follows)
   const float gi = gamma[b.ch] * k.invstd, m_dz = coef[0], m_dzx = coef[1];
@@ -99,7 +101,8 @@ __global__ void __launch_bounds__(kMaxThreads)
     const float f = f3[b.off + p];
     const float a = sigmoid(k.scale * f + k.shift);
     const float dz = dy[b.off + p] * x[b.off + p] * a * (1.f - a);
-    df3[b.off + p] += gi * (dz - m_dz - (f - k.mean) * m_dzx);
+    const float v = gi * (dz - m_dz - (f - k.mean) * m_dzx);
+    df3[b.off + p] = acc_df3 ? df3[b.off + p] + v : v;
   }
 }
 
@@ -142,7 +145,8 @@ cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const
 cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* f3,
                          const float* gamma, const float* beta, const float* save_mean, const float* save_invstd,
                          bool training, float* dx, float* df3, float* dgamma, float* dbeta, void* workspace,
-                         size_t workspace_bytes, cudaStream_t stream) {
+                         size_t workspace_bytes, cudaStream_t stream, bool acc_dx, bool acc_df3, bool acc_dgamma,
+                         bool acc_dbeta) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (!workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0 || (!dx && !df3 && !dgamma && !dbeta)) return cudaSuccess;
@@ -151,13 +155,13 @@ cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, cons
   const dim3 grid(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   cudaError_t e = LK_LAUNCH(bwd_reduce_kernel, grid, s.threads, 0, stream)(ni, ci, hw, s.len, dy, x, f3, gamma, beta,
-                                                                           save_mean, save_invstd, dx, part);
+                                                                           save_mean, save_invstd, dx, part, acc_dx);
   if (e != cudaSuccess || (!df3 && !dgamma && !dbeta)) return e;
   // Without df3 only the writer blocks (image 0, chunk 0 of each channel) have work.
   const dim3 grid2 = df3 ? grid : dim3(static_cast<unsigned>(c), 1u);
   return LK_LAUNCH(bwd_apply_kernel, grid2, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, dy, x, f3, gamma, beta,
                                                                   save_mean, save_invstd, training, part, df3, dgamma,
-                                                                  dbeta);
+                                                                  dbeta, acc_df3, acc_dgamma, acc_dbeta);
 }
 
 LK_CUDA_NAMESPACE_END

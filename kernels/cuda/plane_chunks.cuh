@@ -159,19 +159,19 @@ __device__ __forceinline__ void bn_channel_fwd(const Block& b, int n, int64_t hw
 
 // A backward's per-channel step, by the 32 lanes of warp 0: the totals
 // (sum g, sum g * (x - mean)) of the partials when `sums`; the writer block
-// adds dgamma (sum g * xhat) and dbeta (sum g); coef = (mean(g),
+// adds (acc_*) or writes dgamma (sum g * xhat) and dbeta (sum g); coef = (mean(g),
 // mean(g * xhat) * invstd) in training, zero in evaluation. A barrier must
 // follow before coef is read.
 __device__ __forceinline__ void bn_channel_bwd(const Block& b, int n, int64_t hw, int chunks, bool sums,
                                                bool training, float invstd, const double* part, float* dgamma,
-                                               float* dbeta, float* coef) {
+                                               float* dbeta, bool acc_dgamma, bool acc_dbeta, float* coef) {
   double sg = 0.0, sgx = 0.0;
   if (sums) channel_totals(part, b.ch, n * chunks, sg, sgx);
   if (threadIdx.x != 0) return;
   sgx *= invstd;  // sum g * xhat
   if (writes_channel(b)) {
-    if (dgamma) dgamma[b.ch] += static_cast<float>(sgx);
-    if (dbeta) dbeta[b.ch] += static_cast<float>(sg);
+    if (dgamma) dgamma[b.ch] = static_cast<float>(sgx) + (acc_dgamma ? dgamma[b.ch] : 0.f);
+    if (dbeta) dbeta[b.ch] = static_cast<float>(sg) + (acc_dbeta ? dbeta[b.ch] : 0.f);
   }
   const double m = static_cast<double>(n) * static_cast<double>(hw);
   coef[0] = training ? static_cast<float>(sg / m) : 0.f;

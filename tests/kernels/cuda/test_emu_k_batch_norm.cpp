@@ -67,7 +67,7 @@ void check_fwd(int64_t n, int64_t c, int64_t hw, bool training, unsigned seed) {
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-// want: which gradients to request (dx, dgamma, dbeta). accumulate: dx is
+// want: which gradients to request (dx, dgamma, dbeta). accumulate: the gradients are
 // added to (it starts random), else written (it starts NaN-poisoned).
 void check_bwd(int64_t n, int64_t c, int64_t hw, bool training, bool want_dx, bool want_dg, bool want_db,
                unsigned seed, bool accumulate = true) {
@@ -91,24 +91,38 @@ void check_bwd(int64_t n, int64_t c, int64_t hw, bool training, bool want_dx, bo
   }
 
   std::vector<double> dx_ref = widen(dx0), dg_ref = widen(dg0), db_ref = widen(db0);
-  if (!accumulate) std::fill(dx_ref.begin(), dx_ref.end(), 0.0);
+  if (!accumulate) {
+    std::fill(dx_ref.begin(), dx_ref.end(), 0.0);
+    std::fill(dg_ref.begin(), dg_ref.end(), 0.0);
+    std::fill(db_ref.begin(), db_ref.end(), 0.0);
+  }
   const std::vector<double> x_d = widen(x), g_d = widen(gamma), dy_d = widen(dy), sm_d = widen(sm), si_d = widen(si);
   lk::cpu::batch_norm_bwd<double>(n, c, hw, dy_d.data(), x_d.data(), g_d.data(), sm_d.data(), si_d.data(), training,
                                   want_dx ? dx_ref.data() : nullptr, want_dg ? dg_ref.data() : nullptr,
                                   want_db ? db_ref.data() : nullptr);
 
-  DeviceBuffer<float> d_x(x), d_g(gamma), d_dy(dy), d_sm(sm), d_si(si), d_dg(dg0), d_db(db0);
-  DeviceBuffer<float> d_dx(nx);  // poisoned: a written dx must not read it
+  DeviceBuffer<float> d_x(x), d_g(gamma), d_dy(dy), d_sm(sm), d_si(si);
+  // Poisoned: a written gradient must not read its old contents.
+  DeviceBuffer<float> d_dx(nx), d_dg(c), d_db(c);
   if (accumulate || !want_dx) REQUIRE(d_dx.upload(dx0) == cudaSuccess);
+  if (accumulate || !want_dg) REQUIRE(d_dg.upload(dg0) == cudaSuccess);
+  if (accumulate || !want_db) REQUIRE(d_db.upload(db0) == cudaSuccess);
   const size_t ws = lk::cuda::batch_norm_workspace_bytes(n, c, hw);
   DeviceBuffer<double> d_ws(ws / sizeof(double));
   REQUIRE(lk::cuda::batch_norm_bwd(n, c, hw, d_dy.get(), d_x.get(), d_g.get(), d_sm.get(), d_si.get(), training,
                                    want_dx ? d_dx.get() : nullptr, want_dg ? d_dg.get() : nullptr,
-                                   want_db ? d_db.get() : nullptr, d_ws.get(), ws, accumulate) == cudaSuccess);
+                                   want_db ? d_db.get() : nullptr, d_ws.get(), ws, nullptr, accumulate, accumulate,
+                                   accumulate) == cudaSuccess);
   // Unrequested gradients stay as they were (dx0 etc.), as in the reference.
-  if (accumulate || want_dx) CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
-  CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
-  CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  if (accumulate) {
+    CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
+    CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
+    CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  } else {  // the written ones (the others stay poisoned)
+    if (want_dx) CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
+    if (want_dg) CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
+    if (want_db) CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  }
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
@@ -148,7 +162,7 @@ TEST_CASE("emu batch_norm: block sizes, short planes and partial gradients", "[e
   }
 }
 
-TEST_CASE("emu batch_norm: dx written instead of added", "[emu]") {
+TEST_CASE("emu batch_norm: gradients written instead of added", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 2500;
   for (bool training : {true, false}) {

@@ -53,6 +53,16 @@ void check_wgrad(ConvGeom g, bool bias, unsigned seed, bool repeat = true) {
   CHECK(scaled_error(d_dw.download(), to_float(dw_ref)) <= kTol);
   CHECK(scaled_error(d_db.download(), bias ? to_float(db_ref) : db0) <= kTol);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
+  // Written instead of added (into NaN-poisoned buffers).
+  {
+    std::vector<double> dw_w(nw, 0.0), db_w(nb, 0.0);
+    lk::cpu::conv2d_bwd_weight_ref<double>(g, dyd.data(), xd.data(), dw_w.data(), db_w.data());
+    DeviceBuffer<float> d_dw_w(nw), d_db_w(nb);
+    REQUIRE(lk::cuda::depthwise_conv2d_bwd_weight(g, d_dy.get(), d_x.get(), d_dw_w.get(), d_db_w.get(), ws.get(),
+                                                  ws_bytes, nullptr, false, false) == cudaSuccess);
+    CHECK(scaled_error(d_dw_w.download(), to_float(dw_w)) <= kTol);
+    CHECK(scaled_error(d_db_w.download(), to_float(db_w)) <= kTol);
+  }
   // Deterministic: a second pass adds exactly the same amounts again.
   if (!repeat) return;
   const std::vector<float> once = d_dw.download();
@@ -83,6 +93,12 @@ void check_all(ConvGeom g, unsigned seed) {
   CHECK(scaled_error(d_y.download(), y_ref) <= kTol);
   REQUIRE(lk::cuda::depthwise_conv2d_bwd_data(g, d_dy.get(), d_w.get(), d_dx.get()) == cudaSuccess);
   CHECK(scaled_error(d_dx.download(), dx_ref) <= kTol);
+  // Written instead of added: into a NaN-poisoned buffer, every element written.
+  std::vector<float> dx_w(nx, 0.f);
+  lk::cpu::conv2d_bwd_data_ref<float>(g, dy.data(), w.data(), dx_w.data());
+  DeviceBuffer<float> d_dx_w(nx);
+  REQUIRE(lk::cuda::depthwise_conv2d_bwd_data(g, d_dy.get(), d_w.get(), d_dx_w.get(), nullptr, false) == cudaSuccess);
+  CHECK(scaled_error(d_dx_w.download(), dx_w) <= kTol);
   check_wgrad(g, true, seed + 5);
 }
 

@@ -40,6 +40,7 @@ struct Case {
   int64_t n, c, hw;
   bool training;
   bool want_dx = true, want_df3 = true, want_dgamma = true, want_dbeta = true, want_a = false;
+  bool accumulate = true;  // false: the gradients are written (they start NaN-poisoned)
 };
 
 void check_gate(const Case& k, unsigned seed) {
@@ -86,6 +87,8 @@ void check_gate(const Case& k, unsigned seed) {
   const std::vector<double> smean = to_double(smean_f), sinv = to_double(sinv_f), dyd = to_double(dy);
   std::vector<double> zr(sz), ar(sz), da(sz, 0.0), dz(sz, 0.0);
   r.dx = to_double(dx0), r.df3 = to_double(df30), r.dgamma = to_double(dg0), r.dbeta = to_double(db0);
+  if (!k.accumulate)
+    for (auto* v : {&r.dx, &r.df3, &r.dgamma, &r.dbeta}) std::fill(v->begin(), v->end(), 0.0);
   {
     // A from the saved statistics, as the device recomputes it.
     for (int64_t i = 0; i < n; ++i)
@@ -102,13 +105,18 @@ void check_gate(const Case& k, unsigned seed) {
   lk::cpu::batch_norm_bwd<double>(n, c, hw, dz.data(), fd.data(), gd.data(), smean.data(), sinv.data(), k.training,
                                   r.df3.data(), r.dgamma.data(), r.dbeta.data());
 
-  DeviceBuffer<float> d_dy(dy), d_dx(dx0), d_df3(df30), d_dg(dg0), d_db(db0);
+  DeviceBuffer<float> d_dy(dy), d_dx(sz), d_df3(sz), d_dg(cs), d_db(cs);
+  if (k.accumulate || !k.want_dx) REQUIRE(d_dx.upload(dx0) == cudaSuccess);
+  if (k.accumulate || !k.want_df3) REQUIRE(d_df3.upload(df30) == cudaSuccess);
+  if (k.accumulate || !k.want_dgamma) REQUIRE(d_dg.upload(dg0) == cudaSuccess);
+  if (k.accumulate || !k.want_dbeta) REQUIRE(d_db.upload(db0) == cudaSuccess);
   REQUIRE(d_smean.upload(smean_f) == cudaSuccess);
   REQUIRE(d_sinv.upload(sinv_f) == cudaSuccess);
   REQUIRE(lk::cuda::lka_gate_bwd(n, c, hw, d_dy.get(), d_x.get(), d_f3.get(), d_gamma.get(), d_beta.get(),
                                  d_smean.get(), d_sinv.get(), k.training, k.want_dx ? d_dx.get() : nullptr,
                                  k.want_df3 ? d_df3.get() : nullptr, k.want_dgamma ? d_dg.get() : nullptr,
-                                 k.want_dbeta ? d_db.get() : nullptr, ws.get(), ws_bytes) == cudaSuccess);
+                                 k.want_dbeta ? d_db.get() : nullptr, ws.get(), ws_bytes, nullptr, k.accumulate,
+                                 k.accumulate, k.accumulate, k.accumulate) == cudaSuccess);
   // Outputs not asked for stay as they were.
   CHECK(scaled_error(d_dx.download(), k.want_dx ? to_float(r.dx) : dx0) <= kTol);
   CHECK(scaled_error(d_df3.download(), k.want_df3 ? to_float(r.df3) : df30) <= kTol);
@@ -139,6 +147,16 @@ TEST_CASE("emu lka_gate: backward with some gradients not requested", "[emu]") {
   check_gate({2, 5, 99, true, true, false, true, false}, 700);   // dx, dgamma
   check_gate({2, 5, 99, true, false, true, false, false}, 710);  // df3 only
   check_gate({2, 5, 99, true, true, false, false, false}, 720);  // dx only
+}
+
+TEST_CASE("emu lka_gate: gradients written instead of added", "[emu]") {
+  NoLeaks no_leaks;
+  Case k{2, 3, 4173, true};
+  k.accumulate = false;
+  check_gate(k, 750);
+  k = {2, 5, 99, false, true, false, true, false};  // evaluation; dx and dgamma
+  k.accumulate = false;
+  check_gate(k, 760);
 }
 
 TEST_CASE("emu lka_gate: threads mode", "[emu]") {

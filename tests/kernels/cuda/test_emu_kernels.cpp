@@ -137,7 +137,7 @@ TEST_CASE("emu kernels: depthwise conv2d rejects what it does not implement", "[
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // strided
   g.stride = 1, g.groups = 1;
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // dense
-  g.groups = 4, g.kh = g.kw = 7, g.dil = 16, g.pad = 48;
+  g.groups = 4, g.kh = g.kw = 7, g.dil = 30, g.pad = 90;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // halo tile above 48 KiB
 }
