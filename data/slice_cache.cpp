@@ -9,18 +9,14 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <set>
 #include <utility>
 
-#include "data/preprocess_pool.h"
-#include "util/progress.h"
 #include "engine/tensor.h"
 
 namespace lk::data {
@@ -56,8 +52,9 @@ struct Header {
   uint32_t clahe;        // 0 or 1
   int32_t clahe_tiles;   // when clahe
   double clahe_clip;     // when clahe
+  uint64_t fingerprints_offset, fingerprints_bytes;
 };
-static_assert(sizeof(Header) == 168 && sizeof(Header) <= kHeaderBytes);
+static_assert(sizeof(Header) == 184 && sizeof(Header) <= kHeaderBytes);
 static_assert(offsetof(Header, checksum) == 16 && offsetof(Header, byte_order) == kChecksumEnd);
 static_assert(offsetof(Header, images_offset) == 72 && offsetof(Header, skipped_count) == 120 &&
               offsetof(Header, file_bytes) == 144);
@@ -147,6 +144,7 @@ struct SliceCacheWriter::Impl {
   uint32_t crc_images = crc_init(), crc_labels = crc_init();
   std::string records, skipped;
   uint64_t skipped_count = 0;
+  std::vector<CaseFingerprint> fingerprints;
   int64_t cases = 0;
   uint64_t slices = 0;
   bool closed = false;      // finished, or broken by a failed write
@@ -246,6 +244,12 @@ void SliceCacheWriter::add(const PreprocessedCase& c) {
   w.closed = false;
 }
 
+void SliceCacheWriter::add_fingerprint(const CaseFingerprint& fp) {
+  Impl& w = *impl_;
+  if (w.closed) fail(w.path, "add_fingerprint after finish() or a failed write");
+  w.fingerprints.push_back(fp);
+}
+
 void SliceCacheWriter::add_skipped(const SkippedCase& sk) {
   Impl& w = *impl_;
   if (w.closed) fail(w.path, "add_skipped after finish() or a failed write");
@@ -280,7 +284,10 @@ uint64_t SliceCacheWriter::finish() {
   h.skipped_count = w.skipped_count;
   h.skipped_offset = h.records_offset + h.records_bytes;
   h.skipped_bytes = w.skipped.size();
-  h.file_bytes = h.skipped_offset + h.skipped_bytes;
+  const std::string fps = fingerprints_to_json(w.fingerprints);
+  h.fingerprints_offset = h.skipped_offset + h.skipped_bytes;
+  h.fingerprints_bytes = fps.size();
+  h.file_bytes = h.fingerprints_offset + h.fingerprints_bytes;
   if (w.file.size() != h.labels_offset || w.labels_bytes != h.labels_bytes)
     fail(w.path, "internal error: written sections do not match the header");
 
@@ -289,6 +296,7 @@ uint64_t SliceCacheWriter::finish() {
   w.file.write(pad.data(), pad.size());
   w.file.write(w.records.data(), w.records.size());
   w.file.write(w.skipped.data(), w.skipped.size());
+  w.file.write(fps.data(), fps.size());
   if (w.file.size() != h.file_bytes) fail(w.path, "internal error: file size does not match the header");
 
   // The checksum of [24, end): the header's part, then the streamed body.
@@ -296,6 +304,7 @@ uint64_t SliceCacheWriter::finish() {
   body = crc_update(body, pad.data(), pad.size());
   body = crc_update(body, w.records.data(), w.records.size());
   body = crc_update(body, w.skipped.data(), w.skipped.size());
+  body = crc_update(body, fps.data(), fps.size());
   unsigned char header[kHeaderBytes] = {};
   std::memcpy(header, &h, sizeof h);
   const uint32_t head = crc_update(crc_init(), header + kChecksumEnd, kHeaderBytes - kChecksumEnd);
@@ -313,6 +322,21 @@ void write_slice_cache(const std::string& path, const std::vector<PreprocessedCa
   SliceCacheWriter w(path, o);
   for (const PreprocessedCase& c : cases) w.add(c);
   w.finish();
+}
+
+bool is_slice_cache_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  char magic[sizeof kMagic] = {};
+  ssize_t got = 0;
+  while (got < static_cast<ssize_t>(sizeof magic)) {
+    const ssize_t r = ::read(fd, magic + got, sizeof magic - static_cast<size_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += r;
+  }
+  ::close(fd);
+  return got == 0 || (got == static_cast<ssize_t>(sizeof magic) && std::memcmp(magic, kMagic, sizeof magic) == 0);
 }
 
 SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& expected) {
@@ -365,7 +389,8 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
       h.labels_bytes == h.slices * px && h.labels_bytes <= bytes - h.labels_offset &&
       h.records_offset == align_up(h.labels_offset + h.labels_bytes, 8) && h.records_offset <= bytes &&
       h.records_bytes <= bytes - h.records_offset && h.skipped_offset == h.records_offset + h.records_bytes &&
-      h.skipped_bytes == bytes - h.skipped_offset;
+      h.skipped_bytes <= bytes - h.skipped_offset && h.fingerprints_offset == h.skipped_offset + h.skipped_bytes &&
+      h.fingerprints_bytes == bytes - h.fingerprints_offset;
   if (!layout_ok) fail(path, "inconsistent section offsets/sizes in the header");
   PreprocessOptions found;
   found.size = h.size;
@@ -411,6 +436,12 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
     sc.skipped_.push_back(std::move(k));
   }
   if (sk.at != sk.n) fail(path, "skipped section holds more than " + std::to_string(h.skipped_count) + " cases");
+  try {
+    sc.fingerprints_ = fingerprints_from_json(
+        std::string(reinterpret_cast<const char*>(sc.map_ + h.fingerprints_offset), h.fingerprints_bytes));
+  } catch (const std::exception& e) {
+    fail(path, e.what());
+  }
   sc.options_ = found;
   sc.slices_ = next;
   sc.images_ = reinterpret_cast<const float*>(sc.map_ + h.images_offset);
@@ -428,6 +459,7 @@ SliceCache& SliceCache::operator=(SliceCache&& o) noexcept {
     slices_ = std::exchange(o.slices_, 0);
     cases_ = std::move(o.cases_);
     skipped_ = std::move(o.skipped_);
+    fingerprints_ = std::move(o.fingerprints_);
     map_ = std::exchange(o.map_, nullptr);
     map_bytes_ = std::exchange(o.map_bytes_, 0);
     images_ = std::exchange(o.images_, nullptr);
@@ -525,178 +557,6 @@ std::vector<int64_t> SliceCache::tumour_slices() const {
   for (int64_t s = 0; s < slices_; ++s) {
     const uint8_t* l = labels_ + s * px;
     if (std::any_of(l, l + px, [](uint8_t v) { return v != 0; })) out.push_back(s);
-  }
-  return out;
-}
-
-namespace {
-
-std::string mb(uint64_t bytes) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.1f MB", static_cast<double>(bytes) / 1e6);
-  return b;
-}
-
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
-
-// Discovery restricted to b.only (when given): every named case must exist.
-static BratsDataset discover_selected(const std::string& cases_root, const BratsOptions& bo, const CacheBuildOptions& b) {
-  BratsDataset ds = discover_brats_cases(cases_root, bo);
-  if (b.only.empty()) return ds;
-  const std::set<std::string> want(b.only.begin(), b.only.end());
-  std::set<std::string> seen;
-  std::erase_if(ds.cases, [&](const BratsCase& c) { return want.count(c.id) == 0; });
-  std::erase_if(ds.skipped, [&](const SkippedCase& c) { return want.count(c.id) == 0; });
-  for (const BratsCase& c : ds.cases) seen.insert(c.id);
-  for (const SkippedCase& c : ds.skipped) seen.insert(c.id);
-  for (const std::string& id : want)
-    if (seen.count(id) == 0) throw std::invalid_argument(cases_root + ": selected case " + id + " is not there");
-  return ds;
-}
-
-CacheBuildSummary build_slice_cache(const std::string& path, const std::string& cases_root,
-                                    const PreprocessOptions& o, const CacheBuildOptions& b) {
-  const auto t0 = std::chrono::steady_clock::now();
-  CacheBuildSummary sum;
-  sum.path = path;
-  sum.built = true;
-  std::vector<std::string> discovery_warnings;
-  BratsOptions bo;
-  bo.skip_bad = b.skip_bad;
-  bo.warn = [&](const std::string& w) { discovery_warnings.push_back(w); };
-  const BratsDataset ds = discover_selected(cases_root, bo, b);
-  std::vector<SkippedCase> skipped = ds.skipped;
-
-  Progress progress("preprocess", static_cast<int64_t>(ds.cases.size()), "cases", b.progress);
-  // Warnings print with the progress lines (or go to the log without them).
-  auto warn = [&](const std::string& w) {
-    if (b.progress) progress.note("warning: " + w);
-    else if (b.log) b.log("warning: " + w);
-  };
-  for (const std::string& w : discovery_warnings) warn(w);
-
-  SliceCacheWriter writer(path, o);
-  PoolOptions po;
-  po.threads = b.threads;
-  po.window = b.window;
-  po.skip_bad = b.skip_bad;
-  const PoolStats ps = preprocess_in_order(
-      ds.cases, o, po,
-      [&](size_t, PreprocessedCase&& c) {
-        writer.add(c);
-        progress.advance();
-      },
-      [&](size_t i, const std::string& reason) {
-        skipped.push_back({ds.cases[i].id, reason});
-        warn("skipping case " + ds.cases[i].id + ": " + reason);
-        progress.advance();
-      });
-  if (writer.cases() == 0)
-    throw BratsError(cases_root, "no usable case: all " + std::to_string(skipped.size()) + " were skipped");
-  std::stable_sort(skipped.begin(), skipped.end(), [](const SkippedCase& a, const SkippedCase& c) { return a.id < c.id; });
-  for (const SkippedCase& k : skipped) writer.add_skipped(k);
-  sum.bytes = writer.finish();
-  progress.finish();
-  sum.cases = writer.cases();
-  sum.slices = writer.slices();
-  sum.skipped = std::move(skipped);
-  sum.threads = ps.threads;
-  sum.window = ps.window;
-  sum.max_held = ps.max_held;
-  sum.seconds = since(t0);
-  return sum;
-}
-
-SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_root, const PreprocessOptions& o,
-                              const CacheBuildOptions& b, CacheBuildSummary* summary) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::string reason = "no cache yet";
-  if (b.force) {
-    reason = "rebuild forced";
-  } else if (std::filesystem::exists(path)) {
-    try {
-      SliceCache sc = open_slice_cache(path, o);
-      std::set<std::string> cached, found;
-      for (const CachedCase& c : sc.cases()) cached.insert(c.id);
-      for (const SkippedCase& c : sc.skipped()) cached.insert(c.id);
-      BratsOptions quiet;
-      quiet.skip_bad = b.skip_bad;
-      quiet.warn = [](const std::string&) {};  // the cache lists the skipped cases
-      const BratsDataset ds = discover_selected(cases_root, quiet, b);
-      for (const BratsCase& c : ds.cases) found.insert(c.id);
-      for (const SkippedCase& c : ds.skipped) found.insert(c.id);
-      // A case bad now must have been skipped then (one skipped while
-      // loading is not re-read: the cache does not track file contents).
-      std::set<std::string> skipped_then;
-      for (const SkippedCase& c : sc.skipped()) skipped_then.insert(c.id);
-      const auto bad_now = std::find_if(ds.skipped.begin(), ds.skipped.end(),
-                                        [&](const SkippedCase& c) { return skipped_then.count(c.id) == 0; });
-      if (cached != found) {
-        reason = path + ": holds other cases than " + (b.only.empty() ? cases_root : "the selection");
-      } else if (bad_now != ds.skipped.end()) {
-        reason = path + ": holds case " + bad_now->id + ", which is bad now";
-      } else if (!b.skip_bad && !sc.skipped().empty()) {
-        reason = path + ": built with " + std::to_string(sc.skipped().size()) +
-                 " bad case(s) skipped, and skipping was not asked for";
-      } else {
-        if (summary) {
-          *summary = CacheBuildSummary{};
-          summary->path = path;
-          summary->cases = sc.num_cases();
-          summary->slices = sc.slices();
-          summary->skipped = sc.skipped();
-          summary->bytes = sc.file_bytes();
-          summary->seconds = since(t0);
-        }
-        return sc;
-      }
-    } catch (const SliceCacheError& e) {
-      reason = e.what();
-    }
-  }
-  const std::string msg = "building the slice cache " + path + " (" + reason + ")";
-  if (b.log) b.log(msg);
-  else if (b.progress) std::fprintf(b.progress, "%s\n", msg.c_str());
-  CacheBuildSummary s = build_slice_cache(path, cases_root, o, b);
-  s.reason = reason;
-  SliceCache sc = open_slice_cache(path, o);
-  if (summary) *summary = std::move(s);
-  return sc;
-}
-
-SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_root, const PreprocessOptions& o,
-                              const std::function<void(const std::string&)>& log) {
-  CacheBuildOptions b;
-  b.log = log;
-  CacheBuildSummary s;
-  SliceCache sc = ensure_slice_cache(path, cases_root, o, b, &s);
-  if (log && s.built)
-    for (const std::string& line : format_cache_summary(s)) log(line);
-  return sc;
-}
-
-std::vector<std::string> format_cache_summary(const CacheBuildSummary& s) {
-  std::vector<std::string> out;
-  char b[256];
-  if (s.built) {
-    std::snprintf(b, sizeof b, ": %lld cases, %lld slices, built in %s (%.2f cases/s, %d thread%s), %s written",
-                  static_cast<long long>(s.cases), static_cast<long long>(s.slices),
-                  Progress::duration(s.seconds).c_str(),
-                  s.seconds > 0 ? static_cast<double>(s.cases + static_cast<int64_t>(s.skipped.size())) / s.seconds : 0.0,
-                  s.threads, s.threads == 1 ? "" : "s", mb(s.bytes).c_str());
-  } else {
-    std::snprintf(b, sizeof b, ": %lld cases, %lld slices, valid and reused (%s, checked in %s)",
-                  static_cast<long long>(s.cases), static_cast<long long>(s.slices), mb(s.bytes).c_str(),
-                  Progress::duration(s.seconds).c_str());
-  }
-  out.push_back(s.path + b);
-  if (!s.skipped.empty()) {
-    out.push_back("skipped " + std::to_string(s.skipped.size()) + (s.skipped.size() == 1 ? " case:" : " cases:"));
-    for (const SkippedCase& k : s.skipped) out.push_back("  " + k.id + ": " + k.reason);
   }
   return out;
 }
