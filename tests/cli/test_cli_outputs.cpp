@@ -15,7 +15,7 @@
 #include "engine/state_dict.h"
 #include "tests/support/file_size_limit.h"
 #include "tests/support/nifti_craft.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "train/trainer.h"
 #include "util/csv.h"
@@ -124,6 +124,6 @@ TEST_CASE("cli outputs: case ids with commas or quotes are quoted in the evaluat
   CHECK(csv_field("two\nlines") == "\"two\nlines\"");
   eval::CaseMetrics m;
   m.id = "site 3, case 1";
-  const std::string csv = cli::format_metrics_csv({m});
+  const std::string csv = eval::format_metrics_csv({m});
   CHECK_THAT(csv, Contains("\n\"site 3, case 1\",NCR,"));
 }

@@ -1,5 +1,8 @@
-// Building the slice cache from a BraTS folder (data/slice_cache.h):
-// discovery, fingerprints, the worker pool, reuse of unchanged cases.
+// Building the slice cache of a BraTS folder (data/slice_cache.h:
+// build_slice_cache, ensure_slice_cache, format_cache_summary): discovery,
+// fingerprints, the preprocessing pool (reusing unchanged cases of the
+// previous cache), the writer, the summary. The file format, the writer and
+// the reader are in slice_cache.cpp.
 #include "data/slice_cache.h"
 
 #include <algorithm>
