@@ -18,6 +18,7 @@
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tests/support/file_size_limit.h"
+#include "tests/support/child_process.h"
 #include "tests/support/harness.h"
 #include "tests/support/toy_blobs.h"
 #include "train/checkpoint.h"
@@ -147,24 +148,6 @@ TrainState state_at(int64_t step) {
   return st;
 }
 
-// The child's exit: the signal that killed it, or 1000 + its exit status.
-int run_child(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    try {
-      body();
-    } catch (...) {
-      ::_exit(99);
-    }
-    ::_exit(0);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  return WIFSIGNALED(status) ? WTERMSIG(status) : 1000 + WEXITSTATUS(status);
-}
-
 }  // namespace
 
 TEST_CASE("checkpoint generations: the newest complete one is kept and loaded", "[train][io]") {
@@ -199,7 +182,7 @@ TEST_CASE("checkpoint generations: a kill at any stage of a save leaves a comple
     const Checkpoints ck(dir.string());
     ck.save(net, opt, state_at(3));
     train_step(net, opt, data::make_toy_batch(2, 32, 11, 1));
-    const int how = run_child([&] {
+    const int how = test::run_child([&] {
       ck.save(net, opt, state_at(6), {}, [&](Stage s) {
         if (s == kill_at) ::raise(SIGKILL);
       });
@@ -275,7 +258,7 @@ TEST_CASE("checkpoint generations: a second Ctrl-C during a save waits for it to
   AdamW opt(net.parameters(), {.lr = 1e-3});
   const Checkpoints ck(dir.string());
   ck.save(net, opt, state_at(3));
-  const int how = run_child([&] {
+  const int how = test::run_child([&] {
     install_interrupt_handlers();
     const StopScope stoppable;
     ::raise(SIGINT);  // the first: a stop request

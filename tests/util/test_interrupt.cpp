@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 
+#include "tests/support/child_process.h"
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
 
@@ -23,19 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// How the child ended: the signal that killed it, or 1000 + its exit status.
-int run_child(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    body();
-    ::_exit(0);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  return WIFSIGNALED(status) ? WTERMSIG(status) : 1000 + WEXITSTATUS(status);
-}
 
 int temps(const fs::path& dir) {
   int n = 0;
@@ -57,7 +45,7 @@ struct Dir {
 TEST_CASE("interrupt: outside a stop scope Ctrl-C ends the process, removing its temporary files", "[util]") {
   const Dir d;
   const std::string target = (d.p / "out.bin").string();
-  const int how = run_child([&] {
+  const int how = lk::test::run_child([&] {
     lk::install_interrupt_handlers();
     lk::AtomicFile f(target);
     f.write("half", 4);
@@ -71,7 +59,7 @@ TEST_CASE("interrupt: outside a stop scope Ctrl-C ends the process, removing its
 }
 
 TEST_CASE("interrupt: inside a stop scope the first Ctrl-C asks for a stop, the second ends", "[util]") {
-  const int how = run_child([] {
+  const int how = lk::test::run_child([] {
     lk::install_interrupt_handlers();
     const lk::StopScope scope("the test's step");
     ::raise(SIGINT);
@@ -82,7 +70,7 @@ TEST_CASE("interrupt: inside a stop scope the first Ctrl-C asks for a stop, the 
   CHECK(how == 1000 + 130);
   // A critical section defers even the first signal's exit.
   const Dir d;
-  const int critical = run_child([&] {
+  const int critical = lk::test::run_child([&] {
     lk::install_interrupt_handlers();
     {
       const lk::CriticalSection cs;

@@ -35,8 +35,7 @@ void check_output_folder(const std::string& dir, const OwnsEntry& ours, bool for
     return;
   }
   if (!fs::is_directory(dir)) throw std::invalid_argument(dir + ": the " + what + " is a file, not a folder");
-  for (const std::string& t : remove_stale_temps(dir))
-    std::fprintf(stderr, "lkaseg: removed %s (left by a killed run)\n", t.c_str());
+  clean_stale_temps(dir);
   std::vector<std::string> foreign;
   size_t n = 0;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -57,6 +56,11 @@ void check_output_folder(const std::string& dir, const OwnsEntry& ours, bool for
                               " lkaseg did not write (" + names +
                               "); use an empty or new folder, or --force to write beside them (a file that is not "
                               "lkaseg's is never overwritten)");
+}
+
+void clean_stale_temps(const std::string& dir) {
+  for (const std::string& t : remove_stale_temps(dir))
+    std::fprintf(stderr, "lkaseg: removed %s (left by a killed run)\n", t.c_str());
 }
 
 void check_replaceable(const std::string& path, bool ours, const std::string& why) {

@@ -26,6 +26,10 @@ using OwnsEntry = std::function<bool(const std::filesystem::directory_entry&)>;
 // `what` names the folder in messages ("run folder", "--out folder").
 void check_output_folder(const std::string& dir, const OwnsEntry& ours, bool force, const std::string& what);
 
+// Removes the temporaries a killed run left directly in `dir`
+// (util/interrupt.h), naming each on stderr.
+void clean_stale_temps(const std::string& dir);
+
 // Throws std::invalid_argument unless `path` is absent or `ours(path)`
 // ("... exists and was not written by lkaseg (<why>); not overwriting it").
 void check_replaceable(const std::string& path, bool ours, const std::string& why);

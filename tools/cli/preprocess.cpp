@@ -10,7 +10,6 @@
 #include "data/slice_cache.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output_guard.h"
-#include "util/interrupt.h"
 
 namespace lk::cli {
 
@@ -57,8 +56,7 @@ int run_preprocess(const PreprocessCommand& cmd) {
   if (fs::is_directory(cmd.cache)) throw std::invalid_argument(cmd.cache + ": --cache is a folder, not a file");
   check_replaceable(cmd.cache, is_slice_cache_file(cmd.cache), "not a slice cache");
   // What an interrupted build left (a Ctrl-C removes its own; a kill cannot).
-  for (const std::string& t : remove_stale_temps(parent.empty() ? "." : parent.string()))
-    std::fprintf(stderr, "lkaseg: removed %s (left by a killed run)\n", t.c_str());
+  clean_stale_temps(parent.empty() ? "." : parent.string());
   PreprocessOptions o;
   o.size = cmd.size;
   o.clip_lo = cmd.clip_lo;

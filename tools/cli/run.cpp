@@ -240,8 +240,7 @@ Prepared prepare(const RunOptions& o) {
   check_parent_exists(cache_path, "--cache");
   check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
   if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
-    for (const std::string& t : remove_stale_temps(cache_dir.string()))
-      std::fprintf(stderr, "lkaseg: removed %s (left by a killed run)\n", t.c_str());
+    clean_stale_temps(cache_dir.string());
 
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
