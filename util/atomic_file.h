@@ -1,5 +1,5 @@
 // A file written atomically: bytes go to a temporary file beside `path`
-// ("<path>.tmp.<pid>.XXXXXX", util/interrupt.h); commit() fsyncs it, renames
+// ("<path>.tmp.lkaseg-<pid>.XXXXXX", util/interrupt.h); commit() fsyncs it, renames
 // it over `path` and fsyncs the directory. Until commit() succeeds the
 // previous file is untouched; a destroyed uncommitted AtomicFile removes its
 // temporary file, and so does a signal that ends the process (the temporary

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -127,7 +128,19 @@ TempRegistration::~TempRegistration() {
 }
 
 std::string temp_template(const std::string& path) {
-  return path + ".tmp." + std::to_string(::getpid()) + ".XXXXXX";
+  return path + ".tmp.lkaseg-" + std::to_string(::getpid()) + ".XXXXXX";
+}
+
+long temp_owner(const std::string& name) {
+  // <file>.tmp.lkaseg-<pid>.<6 characters>
+  static const std::string tag = ".tmp.lkaseg-";
+  const size_t at = name.rfind(tag);
+  if (at == std::string::npos || at == 0) return -1;
+  const std::string rest = name.substr(at + tag.size());
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos || rest.size() - dot - 1 != 6 || !all_digits(rest.substr(0, dot)) || dot > 9) return -1;
+  const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+  return pid > 0 ? pid : -1;
 }
 
 std::vector<std::string> remove_stale_temps(const std::string& dir, std::vector<std::string>* busy) {
@@ -135,15 +148,8 @@ std::vector<std::string> remove_stale_temps(const std::string& dir, std::vector<
   std::vector<std::string> removed;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    // <file>.tmp.<pid>.<6 characters>
-    const size_t at = name.rfind(".tmp.");
-    if (at == std::string::npos || at == 0) continue;
-    const std::string rest = name.substr(at + 5);
-    const size_t dot = rest.find('.');
-    if (dot == std::string::npos || rest.size() - dot - 1 != 6 || !all_digits(rest.substr(0, dot))) continue;
-    const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
-    if (pid <= 0) continue;
+    const long pid = temp_owner(it->path().filename().string());
+    if (pid < 0) continue;
     const bool alive = pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
     if (alive) {
       if (busy) busy->push_back(it->path().string());

@@ -13,8 +13,8 @@
 //     happens when the outermost section closes, with the files complete.
 //
 // SIGKILL cannot be caught: temporary files are named
-// "<file>.tmp.<pid>.<6 characters>", so the next run can tell the ones of
-// a process that is gone (remove_stale_temps) from those of a running one.
+// "<file>.tmp.lkaseg-<pid>.<6 characters>", so the next run can tell the ones
+// of a process that is gone (remove_stale_temps) from those of a running one.
 // Everything here is safe to use without install_interrupt_handlers (tests):
 // the scopes are then plain counters.
 #pragma once
@@ -68,9 +68,11 @@ class TempRegistration {
   int slot_ = -1;
 };
 
-// "<path>.tmp.<pid>.XXXXXX": a mkstemp/mkdtemp template for a temporary
-// beside `path`.
+// "<path>.tmp.lkaseg-<pid>.XXXXXX": a mkstemp/mkdtemp template for a
+// temporary beside `path`.
 std::string temp_template(const std::string& path);
+// The process id in a temporary's name of that form, or -1 for any other name.
+long temp_owner(const std::string& name);
 
 // The temporaries (files or folders, see temp_template) directly in `dir`
 // whose process is gone, removed; returns their paths. Those of a living

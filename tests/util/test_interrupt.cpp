@@ -92,11 +92,13 @@ TEST_CASE("interrupt: temporaries of a process that is gone are stale, others ar
   const pid_t dead = ::fork();
   if (dead == 0) ::_exit(0);
   REQUIRE(::waitpid(dead, nullptr, 0) == dead);
-  const std::string stale = (d.p / ("a.bin.tmp." + std::to_string(dead) + ".Xy12ab")).string();
-  const std::string stale_dir = (d.p / ("case.tmp." + std::to_string(dead) + ".Qq34cd")).string();
-  const std::string live = (d.p / ("b.bin.tmp." + std::to_string(::getpid()) + ".Zz99zz")).string();
+  const std::string stale = (d.p / ("a.bin.tmp.lkaseg-" + std::to_string(dead) + ".Xy12ab")).string();
+  const std::string stale_dir = (d.p / ("case.tmp.lkaseg-" + std::to_string(dead) + ".Qq34cd")).string();
+  const std::string live = (d.p / ("b.bin.tmp.lkaseg-" + std::to_string(::getpid()) + ".Zz99zz")).string();
+  // A user's files that merely look alike are never touched.
   const std::string other = (d.p / "notes.tmp.txt").string();
-  for (const std::string& f : {stale, live, other}) std::ofstream(f) << "x";
+  const std::string alike = (d.p / ("notes.tmp." + std::to_string(dead) + ".backup")).string();
+  for (const std::string& f : {stale, live, other, alike}) std::ofstream(f) << "x";
   fs::create_directories(stale_dir);
   std::ofstream(stale_dir + "/inside.nii.gz") << "x";
   std::vector<std::string> busy;
@@ -106,6 +108,9 @@ TEST_CASE("interrupt: temporaries of a process that is gone are stale, others ar
   CHECK(busy == std::vector<std::string>{live});
   CHECK(fs::exists(live));
   CHECK(fs::exists(other));
+  CHECK(fs::exists(alike));
+  CHECK(lk::temp_owner("x.tmp.lkaseg-123.abcdef") == 123);
+  CHECK(lk::temp_owner("x.tmp.lkaseg-0.abcdef") == -1);
   // The names follow the pattern, with this process's id.
-  CHECK(lk::temp_template("/x/y.bin") == "/x/y.bin.tmp." + std::to_string(::getpid()) + ".XXXXXX");
+  CHECK(lk::temp_template("/x/y.bin") == "/x/y.bin.tmp.lkaseg-" + std::to_string(::getpid()) + ".XXXXXX");
 }

@@ -15,16 +15,7 @@ namespace lk::cli {
 
 namespace fs = std::filesystem;
 
-bool is_temp_name(const std::string& name) {
-  const size_t at = name.rfind(".tmp.");
-  if (at == std::string::npos || at == 0) return false;
-  const std::string rest = name.substr(at + 5);
-  const size_t dot = rest.find('.');
-  if (dot == std::string::npos || dot == 0 || rest.size() - dot - 1 != 6) return false;
-  for (size_t i = 0; i < dot; ++i)
-    if (rest[i] < '0' || rest[i] > '9') return false;
-  return true;
-}
+bool is_temp_name(const std::string& name) { return temp_owner(name) > 0; }
 
 void check_output_folder(const std::string& dir, const OwnsEntry& ours, bool force, const std::string& what) {
   std::error_code ec;

@@ -7,7 +7,7 @@
 // their description (written by synth, predict), safetensors files by their
 // "format" metadata ("lkaseg-..."), the slice cache by its magic; the files
 // of a run folder by name. Temporaries of a killed run
-// ("<file>.tmp.<pid>.XXXXXX", util/interrupt.h) are ours too: the checks
+// ("<file>.tmp.lkaseg-<pid>.XXXXXX", util/interrupt.h) are ours too: the checks
 // remove them and say so.
 #pragma once
 
