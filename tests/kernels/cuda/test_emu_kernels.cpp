@@ -86,7 +86,7 @@ TEST_CASE("emu kernels: relu and sigmoid match the CPU kernels", "[emu]") {
   // 270000 > 1024 blocks * 256 threads: the grid-stride loop wraps.
   for (int64_t n : {1, 7, 255, 256, 257, 1000, 4099, 270000})
     for (Activation a : {Activation::Relu, Activation::Sigmoid}) check_activation(a, n, seed++);
-  CHECK(lk::cuda::activation_fwd(Activation::Relu, 0, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::activation_fwd<float>(Activation::Relu, 0, nullptr, nullptr) == cudaSuccess);
 }
 
 TEST_CASE("emu kernels: relu and sigmoid in threads mode", "[emu]") {
