@@ -3,7 +3,7 @@
 //
 //   step_profile --backend cpu|cuda|emu --net resse_lka_unet|unet|attention_unet
 //                --widths 4,8,16,32 --batch 2 --size 32 --steps 5 --warmup 3
-//                [--threads N] [--graph on|off] [--precision fp32] [--tf32]
+//                [--threads N] [--graph on|off] [--precision fp32] [--fuse on|off] [--tf32]
 //                [--inference] [--ops] [--trace FILE]
 //
 // Each step is the trainer's: forward, the deep-supervision loss, zero_grad +
@@ -74,7 +74,7 @@ constexpr const char* kGpuBackend = "cuda";
 
 struct Args {
   std::string backend = "cpu", net = "resse_lka_unet", widths = "32,64,128,256,512", graph = "off",
-              precision = "fp32", trace;
+              precision = "fp32", fuse = "on", trace;
   int64_t batch = 8, size = 128, steps = 5, warmup = 3;
   int threads = 0;
   bool inference = false, ops = false, tf32 = false;
@@ -249,6 +249,8 @@ int run(const Args& a) {
   if (a.precision != "fp32")
     throw std::invalid_argument("--precision " + a.precision + ": only fp32 for now (bf16 and fp16 come later)");
   if (a.graph != "on" && a.graph != "off") throw std::invalid_argument("--graph must be on or off");
+  if (a.fuse != "on" && a.fuse != "off") throw std::invalid_argument("--fuse must be on or off");
+  BatchNorm2d::set_fused_relu(a.fuse == "on");
   if (a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.size < 1) throw std::invalid_argument("bad --steps/--warmup/--batch/--size");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   const bool graph_wanted = a.graph == "on";
@@ -299,6 +301,7 @@ int run(const Args& a) {
               {"size", a.size},
               {"threads", omp_get_max_threads()},
               {"precision", a.precision},
+              {"fuse", a.fuse},
               {"tf32", a.tf32},
               {"graph", graph_wanted ? "on (capture not implemented yet: eager)" : "off"},
               {"counts_exact", a.backend != "cuda"},
@@ -450,6 +453,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "OpenMP threads (0: default)")->capture_default_str();
   app.add_option("--graph", a.graph, "on or off: CUDA Graph capture of the step")->capture_default_str();
   app.add_option("--precision", a.precision, "fp32")->capture_default_str();
+  app.add_option("--fuse", a.fuse, "on or off: batch norm fused with ReLU and the residual add (off: separate ops)")
+      ->capture_default_str();
   app.add_flag("--tf32", a.tf32, "TF32 tensor-core math in cuDNN convolutions");
   app.add_flag("--inference", a.inference, "time the forward pass over one 155-slice case instead");
   app.add_flag("--ops", a.ops, "per-op table on stderr");

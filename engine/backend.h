@@ -93,6 +93,19 @@ class Backend {
                               const Tensor& save_mean, const Tensor& save_invstd, bool training,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) = 0;
 
+  // Batch norm fused with ReLU and a residual add (kernels/batch_norm_relu.h):
+  // y = relu(BN(x)), relu(BN(x)) + r or relu(BN(x) + r) by `mode`; r
+  // undefined for None. The backward reads y for BeforeRelu only; dr may be
+  // undefined (not wanted, or None).
+  virtual void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& running_mean, const Tensor& running_var, bool training,
+                                   double momentum, double eps, const Tensor& r, BnResidual mode, const Tensor& y,
+                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y,
+                                   const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
+                                   const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dr,
+                                   const Tensor& dgamma, const Tensor& dbeta) = 0;
+
   // The LKA tail y = x * sigmoid(BN(f)) (kernels/lka_gate.h)
   virtual void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
                             const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,

@@ -11,6 +11,7 @@
 #include "engine/backend.h"
 #include "kernels/augment.h"
 #include "kernels/batch_norm.h"
+#include "kernels/batch_norm_relu.h"
 #include "kernels/concat.h"
 #include "kernels/conv_transpose2d.h"
 #include "kernels/cross_entropy.h"
@@ -130,6 +131,28 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "batch_norm_bwd", [&]<typename T>() {
       cpu::batch_norm_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
                              save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta));
+    });
+  }
+
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& save_mean,
+                           const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_relu", [&]<typename T>() {
+      cpu::batch_norm_relu_fwd<T>(s.n, s.c, s.hw, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm.data<T>(),
+                                  rv.data<T>(), training, momentum, eps, ptr<T>(r), mode, y.data<T>(),
+                                  save_mean.data<T>(), save_invstd.data<T>());
+    });
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_relu_bwd", [&]<typename T>() {
+      cpu::batch_norm_relu_bwd<T>(s.n, s.c, s.hw, mode, dy.data<T>(), x.data<T>(), ptr<T>(y), gamma.data<T>(),
+                                  beta.data<T>(), save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx),
+                                  ptr<T>(dr), ptr<T>(dgamma), ptr<T>(dbeta));
     });
   }
 

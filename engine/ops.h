@@ -27,6 +27,14 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
+// Batch norm fused with ReLU and a residual add, one op (kernels/batch_norm_relu.h):
+// relu(batch_norm(x)) (None), relu(batch_norm(x)) + residual (AfterRelu) or
+// relu(batch_norm(x) + residual) (BeforeRelu); residual has x's shape (and
+// is undefined for None). Same arguments and running-stat update as batch_norm.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                       const Tensor& residual = {}, BnResidual mode = BnResidual::None);
+
 // y = x * sigmoid(batch_norm(f)): the LKA's attention tail as one op (fused
 // on CUDA); same arguments and running-stat update as batch_norm.
 Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

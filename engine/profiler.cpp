@@ -130,6 +130,22 @@ class Profiler::Decorator final : public Backend {
     op("batch_norm_bwd", once({&dy, &x, &gamma, &mean, &invstd}) + grad_out(dx) + grad_out(dgamma) + grad_out(dbeta),
        [&] { b_.batch_norm_bwd(dy, x, gamma, mean, invstd, training, dx, dgamma, dbeta); });
   }
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& mean, const Tensor& invstd) override {
+    const uint64_t running = training ? 2 * once({&rm, &rv}) : once({&rm, &rv});
+    op("batch_norm_relu_fwd", once({&x, &gamma, &beta, &r, &y, &mean, &invstd}) + running,
+       [&] { b_.batch_norm_relu_fwd(x, gamma, beta, rm, rv, training, momentum, eps, r, mode, y, mean, invstd); });
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& mean, const Tensor& invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    const Tensor y_read = mode == BnResidual::BeforeRelu ? y : Tensor();
+    op("batch_norm_relu_bwd",
+       once({&dy, &x, &y_read, &gamma, &beta, &mean, &invstd}) + grad_out(dx) + grad_out(dr) + grad_out(dgamma) +
+           grad_out(dbeta),
+       [&] { b_.batch_norm_relu_bwd(mode, dy, x, y, gamma, beta, mean, invstd, training, dx, dr, dgamma, dbeta); });
+  }
   void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
                     const Tensor& rv, bool training, double momentum, double eps, const Tensor& y, const Tensor& mean,
                     const Tensor& invstd) override {

@@ -164,6 +164,51 @@ class CudaBackend final : public Backend {
                                          training, mf(dx), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_));
   }
 
+  // ---------------------------------------------------------------- batch norm + ReLU (+ residual)
+  // Fast: the fused kernels. Cudnn: the composition of this backend's batch
+  // norm (cuDNN on a GPU), ReLU and add.
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& save_mean,
+                           const Tensor& save_invstd) override {
+    bn_eps_ = eps;
+    if (variant("batch_norm_relu") == KernelVariant::Cudnn) {
+      Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
+      batch_norm_fwd(x, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
+      if (mode == BnResidual::BeforeRelu) binary_fwd(BinaryOp::Add, z, r, z);
+      activation_fwd(Activation::Relu, z, y);
+      if (mode == BnResidual::AfterRelu) binary_fwd(BinaryOp::Add, y, r, y);
+      return;
+    }
+    const NC s = nc_of(x);
+    const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
+    LK_LAUNCHED(lk::cuda::batch_norm_relu_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                              momentum, eps, cf(r), mode, mf(y), mf(save_mean), mf(save_invstd),
+                                              scratch(ws), ws, stream_));
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    if (variant("batch_norm_relu") == KernelVariant::Cudnn) {
+      // g = dy through the ReLU (its output y, or relu of BN(x) recomputed), then batch norm's backward.
+      Tensor out = y;
+      if (mode != BnResidual::BeforeRelu) {
+        out = Tensor::empty(x.shape(), x.dtype(), device());
+        activation_fwd(Activation::Relu, bn_recompute(x, gamma, beta, save_mean, save_invstd), out);
+      }
+      Tensor g = Tensor::zeros(x.shape(), x.dtype(), device());
+      activation_bwd(Activation::Relu, dy, out, g);
+      if (dr.defined()) axpy(1.0, mode == BnResidual::AfterRelu ? dy : g, dr);
+      batch_norm_bwd(g, x, gamma, save_mean, save_invstd, training, dx, dgamma, dbeta);
+      return;
+    }
+    const NC s = nc_of(x);
+    const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
+    LK_LAUNCHED(lk::cuda::batch_norm_relu_bwd(s.n, s.c, s.hw, mode, cf(dy), cf(x), cf(y), cf(gamma), cf(beta),
+                                              cf(save_mean), cf(save_invstd), training, mf(dx), mf(dr), mf(dgamma),
+                                              mf(dbeta), scratch(ws), ws, stream_));
+  }
+
   // ---------------------------------------------------------------- the LKA gate
   // Fast: the fused kernel. Cudnn: the composition of this backend's batch
   // norm, sigmoid and multiply (each on cuDNN on a GPU).
@@ -190,21 +235,9 @@ class CudaBackend final : public Backend {
                     const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) override {
     const NC s = nc_of(x);
     if (variant("lka_gate") == KernelVariant::Cudnn) {
-      // Recompute A = sigmoid(gamma * (f - mean) * invstd + beta) in eval form
-      // from the saved statistics, then the three backward passes.
-      Tensor z = Tensor::empty(x.shape(), DType::F32, device()), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
-             i2 = Tensor::empty(save_mean.shape(), DType::F32, device());
-      // var = 1/invstd^2 - eps reproduces the saved invstd in an eval-mode pass.
-      Tensor var = Tensor::empty(save_mean.shape(), DType::F32, device());
-      {
-        std::vector<double> inv = save_invstd.to_vector(), v(inv.size());
-        for (size_t k = 0; k < inv.size(); ++k) v[k] = 1.0 / (inv[k] * inv[k]) - bn_eps_;
-        var.copy_from(Tensor::from_vector(v, save_mean.shape()));
-      }
-      Tensor mean = save_mean.clone();
-      batch_norm_fwd(f, gamma, beta, mean, var, false, 0.0, bn_eps_, z, m2, i2);
+      // A = sigmoid(BN(f)) recomputed from the saved statistics, then the three backward passes.
       Tensor a = Tensor::empty(x.shape(), DType::F32, device());
-      activation_fwd(Activation::Sigmoid, z, a);
+      activation_fwd(Activation::Sigmoid, bn_recompute(f, gamma, beta, save_mean, save_invstd), a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
       Tensor da = Tensor::zeros(x.shape(), DType::F32, device());
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
@@ -376,6 +409,22 @@ class CudaBackend final : public Backend {
   [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
     throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +
                                 " is outside [0, " + std::to_string(c) + ")");
+  }
+
+  // BN(x) in evaluation form from the statistics a training forward saved
+  // (the Cudnn compositions' backward): var = 1/invstd^2 - eps reproduces
+  // the saved invstd. Reads the statistics back to the host (a reference path).
+  Tensor bn_recompute(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
+                      const Tensor& save_invstd) {
+    std::vector<double> inv = save_invstd.to_vector(), v(inv.size());
+    for (size_t k = 0; k < inv.size(); ++k) v[k] = 1.0 / (inv[k] * inv[k]) - bn_eps_;
+    Tensor var = Tensor::empty(save_mean.shape(), DType::F32, device());
+    var.copy_from(Tensor::from_vector(v, save_mean.shape()));
+    Tensor mean = save_mean.clone(), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
+           i2 = Tensor::empty(save_mean.shape(), DType::F32, device());
+    Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
+    batch_norm_fwd(x, gamma, beta, mean, var, false, 0.0, bn_eps_, z, m2, i2);
+    return z;
   }
 
   // The kernels' workspaces: one at a time on the single stream.

@@ -1,10 +1,13 @@
 // Batch normalisation forward and backward on the planes x chunks grid
-// (plane_chunks.cuh). Training forward: a statistics pass (per block: the
-// sums of d = x - x[0, c, 0] and d^2, single pass, the shift keeping the
-// variance free of cancellation), then an apply pass whose blocks each add
-// their channel's partials (fixed order) and normalise. Backward: a
-// reduction pass (sum dy, sum dy * (x - mean)) and an apply pass that
-// finalises the sums the same way and writes dx.
+// (plane_chunks.cuh), plain or fused with ReLU and a residual add (the
+// epilogue E), for every storage type T (float, bf16, f16; statistics and
+// arithmetic in float / double). Training forward: a statistics pass (per
+// block: the sums of d = x - x[0, c, 0] and d^2, single pass, the shift
+// keeping the variance free of cancellation), then an apply pass whose
+// blocks each add their channel's partials (fixed order) and normalise.
+// Backward: a reduction pass (sum g, sum g * (x - mean), g = dy through the
+// ReLU's mask; the residual's gradient written on the way) and an apply pass
+// that finalises the sums the same way and writes dx.
 #include <climits>
 #include <cmath>
 
@@ -16,6 +19,28 @@ LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 using namespace plane_chunks;
+
+// What follows z = scale * x + shift.
+enum Epi : int { kPlain, kRelu, kReluAdd /* relu(z) + r */, kAddRelu /* relu(z + r) */ };
+
+template <int E>
+__device__ __forceinline__ float epilogue(float z, float r) {
+  if constexpr (E == kPlain) return z;
+  if constexpr (E == kRelu) return z > 0.f ? z : 0.f;
+  if constexpr (E == kReluAdd) return (z > 0.f ? z : 0.f) + r;
+  const float v = z + r;
+  return v > 0.f ? v : 0.f;
+}
+
+// dy through the ReLU: the mask recomputed from x (relu(z)), or read off y
+// (relu(z + r): y > 0 exactly where z + r > 0).
+template <int E, typename T>
+__device__ __forceinline__ float masked(const T* dy, const T* x, const T* y, const Affine& a, int64_t j) {
+  const float g = static_cast<float>(dy[j]);
+  if constexpr (E == kPlain) return g;
+  if constexpr (E == kAddRelu) return static_cast<float>(y[j]) > 0.f ? g : 0.f;
+  return a.scale * static_cast<float>(x[j]) + a.shift > 0.f ? g : 0.f;
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
@@ -35,11 +60,12 @@ __global__ void __launch_bounds__(kMaxThreads)
 // Warp 0 finalises the channel's statistics (training: from the partials;
 // evaluation: the running statistics) into coef = (scale, shift); the
 // channel's writer block updates the running statistics and saves mean and
-// invstd. Then every thread normalises its elements.
-template <typename T>
+// invstd. Then every thread normalises its elements and applies E (r: the
+// residual, read by kReluAdd / kAddRelu).
+template <typename T, int E>
 __global__ void __launch_bounds__(kMaxThreads)
     bn_fwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ x,
-                        const float* __restrict__ gamma, const float* __restrict__ beta,
+                        const T* __restrict__ r, const float* __restrict__ gamma, const float* __restrict__ beta,
                         float* __restrict__ running_mean, float* __restrict__ running_var, bool training,
                         double momentum, double eps, T* __restrict__ y, float* __restrict__ save_mean,
                         float* __restrict__ save_invstd, const double* __restrict__ part) {
@@ -50,52 +76,60 @@ __global__ void __launch_bounds__(kMaxThreads)
                    running_var, training, momentum, eps, save_mean, save_invstd, coef);
   __syncthreads();
   const float scale = coef[0], shift = coef[1];
-  const T* p = x + b.off;
-  T* q = y + b.off;
-  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x)
-    q[i] = static_cast<T>(scale * static_cast<float>(p[i]) + shift);
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
+    const float rv = E == kReluAdd || E == kAddRelu ? static_cast<float>(r[i]) : 0.f;
+    y[i] = static_cast<T>(epilogue<E>(scale * static_cast<float>(x[i]) + shift, rv));
+  }
 }
 
-// Per block: sum dy and sum dy * (x - mean).
-template <typename T>
+// Per block: sum g and sum g * (x - mean), g = dy through E's mask; the
+// residual's gradient dr (+)= dy (kReluAdd) or g (kAddRelu) on the way.
+template <typename T, int E>
 __global__ void __launch_bounds__(kMaxThreads)
     bn_bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ dy, const T* __restrict__ x,
-                         const float* __restrict__ save_mean, double* __restrict__ part) {
+                         const T* __restrict__ y, const float* __restrict__ gamma, const float* __restrict__ beta,
+                         const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
+                         double* __restrict__ part, T* __restrict__ dr, bool acc_dr) {
   const Block b = block_of(c, hw, len);
-  const float mean = save_mean[b.ch];
-  const T *g = dy + b.off, *p = x + b.off;
+  const Affine a = E == kRelu || E == kReluAdd
+                       ? affine_of(gamma[b.ch], beta[b.ch], save_mean[b.ch], save_invstd[b.ch])
+                       : Affine{0.f, 0.f, save_mean[b.ch], 0.f};
   float s1 = 0.f, s2 = 0.f;
-  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
-    const float d = static_cast<float>(g[i]);
-    s1 += d;
-    s2 += d * (static_cast<float>(p[i]) - mean);
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
+    const float g = masked<E>(dy, x, y, a, i);
+    s1 += g;
+    s2 += g * (static_cast<float>(x[i]) - a.mean);
+    if ((E == kReluAdd || E == kAddRelu) && dr) {
+      const float v = E == kReluAdd ? static_cast<float>(dy[i]) : g;
+      dr[i] = static_cast<T>(acc_dr ? static_cast<float>(dr[i]) + v : v);
+    }
   }
   block_sum2_store(s1, s2, partial_of(part, b, n));
 }
 
 // Warp 0 finalises the channel's sums (when `sums`): the writer block adds
-// (or writes) dgamma and dbeta; coef = (mean(dy), mean(dy * xhat) * invstd) in training,
-// zero in evaluation. Then dx (+)= gamma*invstd * (dy - coef0 - (x - mean) * coef1).
-template <typename T>
+// (or writes) dgamma and dbeta; coef = (mean(g), mean(g * xhat) * invstd) in
+// training, zero in evaluation. Then dx (+)= gamma*invstd * (g - coef0 - (x - mean) * coef1).
+template <typename T, int E>
 __global__ void __launch_bounds__(kMaxThreads)
     bn_bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ dy,
-                        const T* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ save_mean,
+                        const T* __restrict__ x, const T* __restrict__ y, const float* __restrict__ gamma,
+                        const float* __restrict__ beta, const float* __restrict__ save_mean,
                         const float* __restrict__ save_invstd, bool training, bool sums, T* __restrict__ dx,
                         float* __restrict__ dgamma, float* __restrict__ dbeta, const double* __restrict__ part,
                         bool acc_dx, bool acc_dgamma, bool acc_dbeta) {
   LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
-  const float mean = save_mean[b.ch], invstd = save_invstd[b.ch];
+  const Affine a = affine_of(gamma[b.ch], E == kPlain || E == kAddRelu ? 0.f : beta[b.ch], save_mean[b.ch],
+                             save_invstd[b.ch]);
   if (threadIdx.x < 32)
-    bn_channel_bwd(b, n, hw, chunks, sums, training, invstd, part, dgamma, dbeta, acc_dgamma, acc_dbeta, coef);
+    bn_channel_bwd(b, n, hw, chunks, sums, training, a.invstd, part, dgamma, dbeta, acc_dgamma, acc_dbeta, coef);
   __syncthreads();
   if (!dx) return;  // dgamma/dbeta only (no barrier follows)
-  const float scale = gamma[b.ch] * invstd, a = coef[0], k = coef[1];
-  const T *g = dy + b.off, *p = x + b.off;
-  T* q = dx + b.off;
-  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
-    const float v = scale * (static_cast<float>(g[i]) - a - (static_cast<float>(p[i]) - mean) * k);
-    q[i] = static_cast<T>(acc_dx ? static_cast<float>(q[i]) + v : v);
+  const float scale = gamma[b.ch] * a.invstd, k0 = coef[0], k1 = coef[1];
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
+    const float v = scale * (masked<E>(dy, x, y, a, i) - k0 - (static_cast<float>(x[i]) - a.mean) * k1);
+    dx[i] = static_cast<T>(acc_dx ? static_cast<float>(dx[i]) + v : v);
   }
 }
 
@@ -111,54 +145,132 @@ dim3 grid_of(int64_t n, int64_t c, const Shape& s) {
   return dim3(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
 }
 
+int epi_of(BnResidual mode) {
+  return mode == BnResidual::AfterRelu ? kReluAdd : mode == BnResidual::BeforeRelu ? kAddRelu : kRelu;
+}
+
+template <typename T, int E>
+cudaError_t fwd_impl(int64_t n, int64_t c, int64_t hw, const T* x, const T* r, const float* gamma, const float* beta,
+                     float* running_mean, float* running_var, bool training, double momentum, double eps, T* y,
+                     float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
+                     cudaStream_t stream) {
+  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
+  if (n * c * hw == 0) return cudaSuccess;
+  if (training && n * hw < 2) return cudaErrorInvalidValue;
+  if (training && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
+  if ((E == kReluAdd || E == kAddRelu) && !r) return cudaErrorInvalidValue;
+  const Shape s = shape_for(hw);
+  const dim3 grid = grid_of(n, c, s);
+  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
+  auto* part = static_cast<double*>(workspace);
+  if (training) {
+    const cudaError_t e = LK_LAUNCH(bn_stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
+    if (e != cudaSuccess) return e;
+  }
+  return LK_LAUNCH((bn_fwd_apply_kernel<T, E>), grid, s.threads, 0, stream)(
+      ni, ci, hw, s.len, s.chunks, x, r, gamma, beta, running_mean, running_var, training, momentum, eps, y, save_mean,
+      save_invstd, part);
+}
+
+template <typename T, int E>
+cudaError_t bwd_impl(int64_t n, int64_t c, int64_t hw, const T* dy, const T* x, const T* y, const float* gamma,
+                     const float* beta, const float* save_mean, const float* save_invstd, bool training, T* dx, T* dr,
+                     float* dgamma, float* dbeta, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                     bool acc_dx, bool acc_dr, bool acc_dgamma, bool acc_dbeta) {
+  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
+  if (n * c * hw == 0 || (!dx && !dr && !dgamma && !dbeta)) return cudaSuccess;
+  if ((E == kAddRelu && !y) || ((E == kRelu || E == kReluAdd) && !beta)) return cudaErrorInvalidValue;
+  const bool sums = (training && dx) || dgamma || dbeta;
+  if (sums && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
+  const Shape s = shape_for(hw);
+  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
+  auto* part = static_cast<double*>(workspace);
+  if (sums || dr) {
+    // The reduction pass also writes dr; with dr only, its sums go unused.
+    if (!workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
+    const cudaError_t e = LK_LAUNCH((bn_bwd_reduce_kernel<T, E>), grid_of(n, c, s), s.threads, 0, stream)(
+        ni, ci, hw, s.len, dy, x, y, gamma, beta, save_mean, save_invstd, part, dr, acc_dr);
+    if (e != cudaSuccess) return e;
+  }
+  if (!dx && !dgamma && !dbeta) return cudaSuccess;
+  // Without dx only the writer blocks (image 0, chunk 0 of each channel) have work.
+  const dim3 grid = dx ? grid_of(n, c, s) : dim3(static_cast<unsigned>(c), 1u);
+  return LK_LAUNCH((bn_bwd_apply_kernel<T, E>), grid, s.threads, 0, stream)(
+      ni, ci, hw, s.len, s.chunks, dy, x, y, gamma, beta, save_mean, save_invstd, training, sums, dx, dgamma, dbeta,
+      part, acc_dx, acc_dgamma, acc_dbeta);
+}
+
 }  // namespace
 
 size_t batch_norm_workspace_bytes(int64_t n, int64_t c, int64_t hw) {
   return valid_sizes(n, c, hw) ? partial_bytes(n, c, hw) : 0;
 }
 
-cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma, const float* beta,
-                           float* running_mean, float* running_var, bool training, double momentum, double eps,
-                           float* y, float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
+template <typename T>
+cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const T* x, const float* gamma, const float* beta,
+                           float* running_mean, float* running_var, bool training, double momentum, double eps, T* y,
+                           float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream) {
-  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
-  if (n * c * hw == 0) return cudaSuccess;
-  if (training && n * hw < 2) return cudaErrorInvalidValue;
-  if (training && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
-  const Shape s = shape_for(hw);
-  const dim3 grid = grid_of(n, c, s);
-  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
-  auto* part = static_cast<double*>(workspace);
-  if (training) {
-    const cudaError_t e = LK_LAUNCH(bn_stats_kernel<float>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
-    if (e != cudaSuccess) return e;
-  }
-  return LK_LAUNCH(bn_fwd_apply_kernel<float>, grid, s.threads, 0, stream)(
-      ni, ci, hw, s.len, s.chunks, x, gamma, beta, running_mean, running_var, training, momentum, eps, y, save_mean,
-      save_invstd, part);
+  return fwd_impl<T, kPlain>(n, c, hw, x, nullptr, gamma, beta, running_mean, running_var, training, momentum, eps, y,
+                             save_mean, save_invstd, workspace, workspace_bytes, stream);
 }
 
-cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
-                           const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
+template <typename T>
+cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const T* dy, const T* x, const float* gamma,
+                           const float* save_mean, const float* save_invstd, bool training, T* dx, float* dgamma,
                            float* dbeta, void* workspace, size_t workspace_bytes, cudaStream_t stream, bool acc_dx,
                            bool acc_dgamma, bool acc_dbeta) {
-  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
-  if (n * c * hw == 0 || (!dx && !dgamma && !dbeta)) return cudaSuccess;
-  const bool sums = (training && dx) || dgamma || dbeta;
-  if (sums && !workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;
-  const Shape s = shape_for(hw);
-  const int ni = static_cast<int>(n), ci = static_cast<int>(c);
-  auto* part = static_cast<double*>(workspace);
-  if (sums) {
-    const cudaError_t e = LK_LAUNCH(bn_bwd_reduce_kernel<float>, grid_of(n, c, s), s.threads, 0, stream)(
-        ni, ci, hw, s.len, dy, x, save_mean, part);
-    if (e != cudaSuccess) return e;
-  }
-  // Without dx only the writer blocks (image 0, chunk 0 of each channel) have work.
-  const dim3 grid = dx ? grid_of(n, c, s) : dim3(static_cast<unsigned>(c), 1u);
-  return LK_LAUNCH(bn_bwd_apply_kernel<float>, grid, s.threads, 0, stream)(
-      ni, ci, hw, s.len, s.chunks, dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta, part, acc_dx,
-      acc_dgamma, acc_dbeta);
+  return bwd_impl<T, kPlain>(n, c, hw, dy, x, nullptr, gamma, nullptr, save_mean, save_invstd, training, dx, nullptr,
+                             dgamma, dbeta, workspace, workspace_bytes, stream, acc_dx, false, acc_dgamma, acc_dbeta);
 }
+
+template <typename T>
+cudaError_t batch_norm_relu_fwd(int64_t n, int64_t c, int64_t hw, const T* x, const float* gamma, const float* beta,
+                                float* running_mean, float* running_var, bool training, double momentum, double eps,
+                                const T* r, BnResidual mode, T* y, float* save_mean, float* save_invstd,
+                                void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+#define LK_BN_FWD(E)                                                                                           \
+  fwd_impl<T, E>(n, c, hw, x, r, gamma, beta, running_mean, running_var, training, momentum, eps, y, save_mean, \
+                 save_invstd, workspace, workspace_bytes, stream)
+  switch (epi_of(mode)) {
+    case kReluAdd: return LK_BN_FWD(kReluAdd);
+    case kAddRelu: return LK_BN_FWD(kAddRelu);
+    default: return LK_BN_FWD(kRelu);
+  }
+#undef LK_BN_FWD
+}
+
+template <typename T>
+cudaError_t batch_norm_relu_bwd(int64_t n, int64_t c, int64_t hw, BnResidual mode, const T* dy, const T* x,
+                                const T* y, const float* gamma, const float* beta, const float* save_mean,
+                                const float* save_invstd, bool training, T* dx, T* dr, float* dgamma, float* dbeta,
+                                void* workspace, size_t workspace_bytes, cudaStream_t stream, bool acc_dx, bool acc_dr,
+                                bool acc_dgamma, bool acc_dbeta) {
+#define LK_BN_BWD(E, DR)                                                                                         \
+  bwd_impl<T, E>(n, c, hw, dy, x, y, gamma, beta, save_mean, save_invstd, training, dx, DR, dgamma, dbeta,        \
+                 workspace, workspace_bytes, stream, acc_dx, acc_dr, acc_dgamma, acc_dbeta)
+  switch (epi_of(mode)) {
+    case kReluAdd: return LK_BN_BWD(kReluAdd, dr);
+    case kAddRelu: return LK_BN_BWD(kAddRelu, dr);
+    default: return LK_BN_BWD(kRelu, nullptr);
+  }
+#undef LK_BN_BWD
+}
+
+#define LK_INST(T)                                                                                                  \
+  template cudaError_t batch_norm_fwd<T>(int64_t, int64_t, int64_t, const T*, const float*, const float*, float*,   \
+                                         float*, bool, double, double, T*, float*, float*, void*, size_t,           \
+                                         cudaStream_t);                                                             \
+  template cudaError_t batch_norm_bwd<T>(int64_t, int64_t, int64_t, const T*, const T*, const float*, const float*, \
+                                         const float*, bool, T*, float*, float*, void*, size_t, cudaStream_t, bool, \
+                                         bool, bool);                                                               \
+  template cudaError_t batch_norm_relu_fwd<T>(int64_t, int64_t, int64_t, const T*, const float*, const float*,      \
+                                              float*, float*, bool, double, double, const T*, BnResidual, T*,       \
+                                              float*, float*, void*, size_t, cudaStream_t);                         \
+  template cudaError_t batch_norm_relu_bwd<T>(int64_t, int64_t, int64_t, BnResidual, const T*, const T*, const T*,  \
+                                              const float*, const float*, const float*, const float*, bool, T*, T*, \
+                                              float*, float*, void*, size_t, cudaStream_t, bool, bool, bool, bool);
+LK_INSTANTIATE_STORAGE(LK_INST)
+#undef LK_INST
 
 LK_CUDA_NAMESPACE_END

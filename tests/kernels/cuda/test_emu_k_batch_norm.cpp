@@ -190,19 +190,19 @@ TEST_CASE("emu batch_norm: empty and invalid sizes", "[emu]") {
   NoLeaks no_leaks;
   DeviceBuffer<double> ws(64);
   const size_t bytes = 64 * sizeof(double);
-  CHECK(lk::cuda::batch_norm_fwd(0, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+  CHECK(lk::cuda::batch_norm_fwd<float>(0, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
                                  nullptr, nullptr, nullptr, 0) == cudaSuccess);
-  CHECK(lk::cuda::batch_norm_fwd(1, 3, 1, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+  CHECK(lk::cuda::batch_norm_fwd<float>(1, 3, 1, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
                                  nullptr, nullptr, ws.get(), bytes) == cudaErrorInvalidValue);  // one value per channel
-  CHECK(lk::cuda::batch_norm_fwd(-1, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, false, 0.1, 1e-5, nullptr,
+  CHECK(lk::cuda::batch_norm_fwd<float>(-1, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, false, 0.1, 1e-5, nullptr,
                                  nullptr, nullptr, nullptr, 0) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::batch_norm_bwd(2, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
+  CHECK(lk::cuda::batch_norm_bwd<float>(2, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
                                  nullptr, nullptr, 0) == cudaSuccess);  // nothing requested
   // Training needs the workspace: missing or too small is refused, nothing launched.
   const size_t need = lk::cuda::batch_norm_workspace_bytes(4, 8, 4096);
   CHECK(need > bytes);
-  CHECK(lk::cuda::batch_norm_fwd(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+  CHECK(lk::cuda::batch_norm_fwd<float>(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
                                  nullptr, nullptr, ws.get(), bytes) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::batch_norm_bwd(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
+  CHECK(lk::cuda::batch_norm_bwd<float>(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
                                  reinterpret_cast<float*>(ws.get()), nullptr, 0) == cudaErrorInvalidValue);
 }
