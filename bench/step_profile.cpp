@@ -3,7 +3,7 @@
 //
 //   step_profile --backend cpu|cuda|emu --net resse_lka_unet|unet|attention_unet
 //                --widths 4,8,16,32 --batch 2 --size 32 --steps 5 --warmup 3
-//                [--threads N] [--graph on|off] [--precision fp32] [--fuse on|off] [--tf32]
+//                [--threads N] [--graph on|off] [--precision fp32|bf16|fp16] [--fuse on|off] [--tf32]
 //                [--inference] [--ops] [--trace FILE]
 //
 // Each step is the trainer's: forward, the deep-supervision loss, zero_grad +
@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/loss_scaler.h"
 #include "engine/optim.h"
 #include "engine/profiler.h"
 #include "model/loss.h"
@@ -246,8 +247,10 @@ Tensor random_labels(int64_t n, int64_t size, uint64_t seed) {
 }
 
 int run(const Args& a) {
-  if (a.precision != "fp32")
-    throw std::invalid_argument("--precision " + a.precision + ": only fp32 for now (bf16 and fp16 come later)");
+  const DType precision = parse_precision(a.precision);
+  if (precision != DType::F32 && a.backend == "cpu")
+    throw std::invalid_argument("--precision " + a.precision + ": the CPU backend computes in float32 only; use --backend " +
+                                std::string(kGpuBackend));
   if (a.graph != "on" && a.graph != "off") throw std::invalid_argument("--graph must be on or off");
   if (a.fuse != "on" && a.fuse != "off") throw std::invalid_argument("--fuse must be on or off");
   BatchNorm2d::set_fused_relu(a.fuse == "on");
@@ -272,6 +275,7 @@ int run(const Args& a) {
   nc.arch = model::parse_arch(a.net);
   nc.widths = parse_widths(a.widths);
   model::SegNet net(nc);
+  net.set_precision(precision);
   net.to_device(dev);
 
   std::unique_ptr<Timeline> timeline;
@@ -356,6 +360,7 @@ int run(const Args& a) {
     const Tensor images = random_images(a.batch, a.size, 1).to(dev);
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
+    LossScaler scaler(precision == DType::F16);
     const model::LossConfig lc;
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
@@ -377,9 +382,11 @@ int run(const Args& a) {
       phase("loss", [&] { terms = model::deep_supervision_loss(outs, labels, lc); });
       phase("backward", [&] {
         opt.zero_grad();
-        backward(terms.total);
+        scaler.backward(terms.total);
       });
-      phase("optimizer", [&] { opt.step(); });
+      phase("optimizer", [&] {
+        if (scaler.unscale(net.parameters())) opt.step();
+      });
       outs.clear();
       terms = {};
       backend(dev).synchronize();  // the profiler's own wait: after the counts
@@ -395,6 +402,7 @@ int run(const Args& a) {
       }
     }
     out["mode"] = "train";
+    out["skipped_steps"] = scaler.skipped();  // fp16: optimiser steps skipped on a loss-scale overflow
     out["first_step_allocations"] = first_step.allocations;
     out["allocations_after_first_step"] = allocations_after_first;
   }
@@ -452,7 +460,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", a.warmup, "untimed steps first")->capture_default_str();
   app.add_option("--threads", a.threads, "OpenMP threads (0: default)")->capture_default_str();
   app.add_option("--graph", a.graph, "on or off: CUDA Graph capture of the step")->capture_default_str();
-  app.add_option("--precision", a.precision, "fp32")->capture_default_str();
+  app.add_option("--precision", a.precision, "fp32, bf16 or fp16 (activations; cuda/emu backends)")->capture_default_str();
   app.add_option("--fuse", a.fuse, "on or off: batch norm fused with ReLU and the residual add (off: separate ops)")
       ->capture_default_str();
   app.add_flag("--tf32", a.tf32, "TF32 tensor-core math in cuDNN convolutions");

@@ -75,6 +75,20 @@ class Backend {
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
   virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
+  // y *= a in place (the loss scaler's unscaling: exact for a power of 2).
+  // The default goes through a zeroed temporary and axpy; CUDA has a kernel.
+  virtual void scale(const Tensor& y, double a) {
+    const Tensor t = Tensor::zeros(y.shape(), y.dtype(), y.device());
+    axpy(a, y, t);
+    copy(t, y);
+  }
+  // dst (+)= src converted to dst's dtype (same element count): the casts of
+  // mixed precision (engine/ops.h cast). The default converts on the host
+  // (the CPU backend); the CUDA backend has a kernel.
+  virtual void cast(const Tensor& src, const Tensor& dst, bool accumulate) {
+    if (!accumulate) return dst.copy_from(src);
+    axpy(1.0, src.to(dst.dtype()), dst);
+  }
 
   // Convolutions (geometry in conv2d.h / conv_transpose2d.h terms)
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;

@@ -30,6 +30,10 @@ void dispatch_float(const Tensor& t, const char* op, F&& f) {
   switch (t.dtype()) {
     case DType::F32: f.template operator()<float>(); return;
     case DType::F64: f.template operator()<double>(); return;
+    case DType::BF16:
+    case DType::F16:
+      throw std::invalid_argument(std::string(op) + ": the CPU backend computes in float32/float64, not " +
+                                  dtype_name(t.dtype()) + " (mixed precision needs the CUDA backend)");
     default: throw std::invalid_argument(std::string(op) + ": expects a float tensor, got " + dtype_name(t.dtype()));
   }
 }

@@ -97,6 +97,12 @@ class Profiler::Decorator final : public Backend {
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     op("conv2d_fwd", once({&x, &w, &b, &y}), [&] { b_.conv2d_fwd(g, x, w, b, y); });
   }
+  void scale(const Tensor& y, double a) override {
+    op("scale", 2 * nb(y), [&] { b_.scale(y, a); });
+  }
+  void cast(const Tensor& src, const Tensor& dst, bool accumulate) override {
+    op("cast", nb(src) + (accumulate ? grad_out(dst) : nb(dst)), [&] { b_.cast(src, dst, accumulate); });
+  }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     op("conv2d_bwd_data", once({&dy, &w}) + grad_out(dx), [&] { b_.conv2d_bwd_data(g, dy, w, dx); });
   }

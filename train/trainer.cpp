@@ -14,6 +14,7 @@
 
 #include "util/dice.h"
 #include "engine/autograd.h"
+#include "engine/loss_scaler.h"
 #include "engine/state_dict.h"
 #include "train/checkpoint.h"
 #include "train/train_progress.h"
@@ -53,7 +54,7 @@ NetConfig net_from(const json& j) {
 }
 
 json config_json(const TrainConfig& c) {
-  return {{"format", kFormat},
+  json j = {{"format", kFormat},
           {"net", net_json(c.net)},
           {"loss",
            {{"class_weights", c.loss.class_weights},
@@ -79,6 +80,8 @@ json config_json(const TrainConfig& c) {
           {"tumour_fraction", c.tumour_fraction},
           {"seed", c.seed},
           {"eval_batch", c.eval_batch}};
+  if (c.precision != DType::F32) j["precision"] = precision_name(c.precision);  // fp32 configs read as before
+  return j;
 }
 
 // Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
@@ -197,8 +200,13 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   }
 
   SegNet net(cfg.net);
+  if (cfg.precision != DType::F32 && cfg.device.type != DeviceType::CUDA)
+    throw std::invalid_argument(std::string("--precision ") + precision_name(cfg.precision) +
+                                ": the CPU backend computes in float32; reduced precision needs --device cuda");
+  net.set_precision(cfg.precision);
   net.to_device(cfg.device);
   AdamW opt(net.parameters(), cfg.adamw);
+  LossScaler scaler(cfg.precision == DType::F16);
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
 
@@ -283,8 +291,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       const data::Batch b = loader.next();
       const LossTerms t = deep_supervision_loss(net.forward(b.images), b.labels, cfg.loss);
       opt.zero_grad();
-      backward(t.total);
-      opt.step();
+      scaler.backward(t.total);
+      if (scaler.unscale(net.parameters())) opt.step();
       const double l = t.total.item();
       if (!std::isfinite(l))
         throw std::runtime_error("training diverged: loss " + std::to_string(l) + " at step " +
@@ -310,6 +318,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     std::string line = "epoch " + std::to_string(e.epoch) + "/" + std::to_string(cfg.epochs) + "  loss " +
                        fmt("%.4f", e.loss) + "  lr " + fmt("%.2e", e.lr) + "  " + fmt("%.1f", e.seconds) + " s  wait " +
                        fmt("%.1f", e.wait_ms) + " ms/step";
+    if (scaler.enabled())  // fp16: the loss scale and the steps skipped on overflow so far
+      line += "  loss scale " + fmt("%g", scaler.scale()) + " (" + std::to_string(scaler.skipped()) + " skipped)";
     if (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs) {
       const auto tv = Clock::now();
       e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device);
@@ -408,6 +418,7 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.tumour_fraction = j.at("tumour_fraction").get<double>();
     c.seed = j.at("seed").get<uint64_t>();
     c.eval_batch = j.at("eval_batch").get<int64_t>();
+    c.precision = parse_precision(j.value("precision", "fp32"));
     return c;
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("training configuration: ") + e.what());

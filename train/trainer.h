@@ -68,6 +68,10 @@ struct TrainConfig {
   int workers = 0;
   int64_t eval_batch = 16;
   Device device = cpu_device();
+  // Activations: fp32 (the paper), bf16 or fp16 (the CUDA backend; fp16
+  // with dynamic loss scaling, engine/loss_scaler.h). Weights, optimiser
+  // state, BN statistics, loss and checkpoints stay float32.
+  DType precision = DType::F32;
 
   std::string to_json() const;  // everything above but device, workers, augment_on (they do not change results)
   static TrainConfig from_json(const std::string& json);  // throws on a malformed or incomplete one

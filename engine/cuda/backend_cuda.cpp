@@ -43,14 +43,45 @@ namespace {
 
 bool g_tf32 = false;
 
+// Float32 pointers of the ops that compute in float32 only (a reduced-
+// precision tensor reaching one is a bug: the methods widen those first).
 const float* cf(const Tensor& t) {
   if (!t.defined()) return nullptr;
   if (t.dtype() != DType::F32)
-    throw std::invalid_argument(std::string("CUDA backend computes in float32 only, got a ") + dtype_name(t.dtype()) +
-                                " tensor");
+    throw std::invalid_argument(std::string("CUDA backend: this op computes in float32 only, got a ") +
+                                dtype_name(t.dtype()) + " tensor");
   return t.data<float>();
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
+
+// Storage-type pointers of the kernels templated on T (kernels/half.h).
+template <typename T>
+const T* cp(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  if (t.dtype() != dtype_of<T>())
+    throw std::invalid_argument(std::string("CUDA backend: one op got ") + dtype_name(t.dtype()) + " and " +
+                                dtype_name(dtype_of<T>()) + " activations");
+  return t.data<T>();
+}
+template <typename T>
+T* mp(const Tensor& t) {
+  return const_cast<T*>(cp<T>(t));
+}
+
+// f.template operator()<T>() for t's storage type: float32, bfloat16, float16.
+template <typename F>
+void storage(const Tensor& t, F&& f) {
+  switch (t.dtype()) {
+    case DType::F32: return f.template operator()<float>();
+    case DType::BF16: return f.template operator()<bf16>();
+    case DType::F16: return f.template operator()<f16>();
+    default:
+      throw std::invalid_argument(std::string("CUDA backend: expects a float32, bfloat16 or float16 tensor, got ") +
+                                  dtype_name(t.dtype()));
+  }
+}
+
+bool reduced(const Tensor& t) { return t.defined() && is_reduced(t.dtype()); }
 
 Dims4 dims4(const Shape& s) {
   Dims4 d{1, 1, 1, 1};
@@ -101,25 +132,69 @@ class CudaBackend final : public Backend {
       LK_CUDA_CHECK(cudaMemsetAsync(y.raw(), v == 0.0 ? 0 : 0xFF, y.nbytes(), stream_));
       return;
     }
-    LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
+    storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::fill(y.numel(), static_cast<float>(v), mp<T>(y), stream_)); });
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cp<T>(x), mp<T>(y), stream_));
+    });
+  }
+  void scale(const Tensor& y, double a) override {
+    storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::scale(y.numel(), static_cast<float>(a), mp<T>(y), stream_)); });
+  }
+  void cast(const Tensor& src, const Tensor& dst, bool accumulate) override {
+    storage(src, [&]<typename S> {
+      storage(dst, [&]<typename D> {
+        LK_LAUNCHED(lk::cuda::cast(src.numel(), cp<S>(src), mp<D>(dst), stream_, accumulate));
+      });
+    });
   }
 
   // ---------------------------------------------------------------- convolutions
+  // Reduced-precision activations: our depthwise kernels natively, the
+  // other convolutions on float32 twins (cuDNN's half plans: not yet).
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    if (reduced(x) && use_ours_depthwise(g))
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_fwd(g, cp<T>(x), cf(w), cf(b), mp<T>(y), false, stream_));
+      });
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      conv2d_fwd(g, wide(x), w, b, yw);
+      return narrow(yw, y);
+    }
     conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    if (reduced(dy) && use_ours_depthwise(g))
+      return storage(dy, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_));
+      });
+    if (reduced(dy)) {
+      const Tensor dxw = wide(dx);
+      conv2d_bwd_data(g, wide(dy), w, dxw);
+      return narrow(dxw, dx);
+    }
     conv_bwd_data(g, cf(dy), cf(w), mf(dx));
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    if (reduced(x) && use_ours_depthwise(g)) {
+      const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_));
+      });
+    }
+    if (reduced(x)) return conv2d_bwd_weight(g, wide(dy), wide(x), dw, db);
     conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db));
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      conv_transpose2d_fwd(g, wide(x), w, b, yw);
+      return narrow(yw, y);
+    }
     LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
     conv_bwd_data(g, cf(x), cf(w), mf(y));
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
@@ -128,9 +203,15 @@ class CudaBackend final : public Backend {
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    if (reduced(dy)) {
+      const Tensor dxw = wide(dx);
+      conv_transpose2d_bwd_data(g, wide(dy), w, dxw);
+      return narrow(dxw, dx);
+    }
     conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+    if (reduced(x)) return conv_transpose2d_bwd_weight(g, wide(dy), wide(x), dw, db);
     conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
     if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
   }
@@ -142,26 +223,32 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(x);
     bn_eps_ = eps;  // cuDNN's backward wants the forward's eps (every BN here shares one)
 #if !defined(LKASEG_SIMT)
-    if (training && LK_CUDNN_REF("batch_norm"))
+    if (training && !reduced(x) && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_fwd_train(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), momentum, eps, mf(y),
                                         mf(save_mean), mf(save_invstd));
 #endif
     const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
-    LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training, momentum,
-                                         eps, mf(y), mf(save_mean), mf(save_invstd), scratch(ws), ws, stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                           momentum, eps, mp<T>(y), mf(save_mean), mf(save_invstd), scratch(ws), ws,
+                                           stream_));
+    });
   }
   void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                       const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
                       const Tensor& dbeta) override {
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
-    if (training && LK_CUDNN_REF("batch_norm"))
+    if (training && !reduced(x) && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
                                         bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
 #endif
     const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cf(gamma), cf(save_mean),
+                                           cf(save_invstd), training, mp<T>(dx), mf(dgamma), mf(dbeta), scratch(ws), ws,
+                                           stream_));
+    });
   }
 
   // ---------------------------------------------------------------- batch norm + ReLU (+ residual)
@@ -182,9 +269,11 @@ class CudaBackend final : public Backend {
     }
     const NC s = nc_of(x);
     const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
-    LK_LAUNCHED(lk::cuda::batch_norm_relu_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
-                                              momentum, eps, cf(r), mode, mf(y), mf(save_mean), mf(save_invstd),
-                                              scratch(ws), ws, stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_relu_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                                momentum, eps, cp<T>(r), mode, mp<T>(y), mf(save_mean),
+                                                mf(save_invstd), scratch(ws), ws, stream_));
+    });
   }
   void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
                            const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
@@ -204,9 +293,11 @@ class CudaBackend final : public Backend {
     }
     const NC s = nc_of(x);
     const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::batch_norm_relu_bwd(s.n, s.c, s.hw, mode, cf(dy), cf(x), cf(y), cf(gamma), cf(beta),
-                                              cf(save_mean), cf(save_invstd), training, mf(dx), mf(dr), mf(dgamma),
-                                              mf(dbeta), scratch(ws), ws, stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_relu_bwd(s.n, s.c, s.hw, mode, cp<T>(dy), cp<T>(x), cp<T>(y), cf(gamma),
+                                                cf(beta), cf(save_mean), cf(save_invstd), training, mp<T>(dx),
+                                                mp<T>(dr), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_));
+    });
   }
 
   // ---------------------------------------------------------------- the LKA gate
@@ -218,17 +309,19 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(x);
     bn_eps_ = eps;
     if (variant("lka_gate") == KernelVariant::Cudnn) {
-      Tensor z = Tensor::empty(x.shape(), DType::F32, device());
+      Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
       batch_norm_fwd(f, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
-      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
+      Tensor a = Tensor::empty(x.shape(), x.dtype(), device());
       activation_fwd(Activation::Sigmoid, z, a);
       binary_fwd(BinaryOp::Mul, x, a, y);
       return;
     }
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::lka_gate_fwd(s.n, s.c, s.hw, cf(x), cf(f), cf(gamma), cf(beta), mf(rm), mf(rv), training,
-                                       momentum, eps, mf(y), mf(save_mean), mf(save_invstd), nullptr, scratch(ws), ws,
-                                       stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::lka_gate_fwd(s.n, s.c, s.hw, cp<T>(x), cp<T>(f), cf(gamma), cf(beta), mf(rm), mf(rv),
+                                         training, momentum, eps, mp<T>(y), mf(save_mean), mf(save_invstd),
+                                         static_cast<T*>(nullptr), scratch(ws), ws, stream_));
+    });
   }
   void lka_gate_bwd(const Tensor& dy, const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
                     const Tensor& save_mean, const Tensor& save_invstd, bool training, const Tensor& dx,
@@ -236,56 +329,70 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(x);
     if (variant("lka_gate") == KernelVariant::Cudnn) {
       // A = sigmoid(BN(f)) recomputed from the saved statistics, then the three backward passes.
-      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
+      Tensor a = Tensor::empty(x.shape(), x.dtype(), device());
       activation_fwd(Activation::Sigmoid, bn_recompute(f, gamma, beta, save_mean, save_invstd), a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
-      Tensor da = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor da = Tensor::zeros(x.shape(), x.dtype(), device());
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
-      Tensor dz = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor dz = Tensor::zeros(x.shape(), x.dtype(), device());
       activation_bwd(Activation::Sigmoid, da, a, dz);
       batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
       return;
     }
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(f), cf(gamma), cf(beta), cf(save_mean),
-                                       cf(save_invstd), training, mf(dx), mf(df), mf(dgamma), mf(dbeta), scratch(ws), ws,
-                                       stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cp<T>(f), cf(gamma), cf(beta),
+                                         cf(save_mean), cf(save_invstd), training, mp<T>(dx), mp<T>(df), mf(dgamma),
+                                         mf(dbeta), scratch(ws), ws, stream_));
+    });
   }
 
   // ---------------------------------------------------------------- pointwise
   void activation_fwd(Activation a, const Tensor& x, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_fwd(a, x.numel(), cf(x), mf(y));
+    if (!reduced(x) && LK_CUDNN_REF("activation")) return ref_->activation_fwd(a, x.numel(), cf(x), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> { LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cp<T>(x), mp<T>(y), stream_)); });
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
+    if (!reduced(y) && LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cp<T>(dy), cp<T>(y), mp<T>(dx), stream_));
+    });
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("binary"))
+    if (!reduced(y) && LK_CUDNN_REF("binary"))
       return ref_->binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y),
-                                     stream_));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cp<T>(a), dims4(a.shape()), cp<T>(b), dims4(b.shape()),
+                                       mp<T>(y), stream_));
+    });
   }
   void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) override {
     const bool mul = op == BinaryOp::Mul;
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("binary"))
+    if (!reduced(dy) && LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
                               mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self));
 #endif
-    LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_));
+    storage(dy, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cp<T>(dy), dims4(d_self.shape()),
+                                       mul ? cp<T>(other) : nullptr, mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1},
+                                       mp<T>(d_self), stream_));
+    });
   }
 
   // ---------------------------------------------------------------- pooling, resampling, layout
   void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      global_avg_pool_fwd(wide(x), yw);
+      return narrow(yw, y);
+    }
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
@@ -293,6 +400,11 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cf(x), mf(y), stream_));
   }
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
+    if (reduced(dx)) {
+      const Tensor dxw = wide(dx);
+      global_avg_pool_bwd(wide(dy), dxw);
+      return narrow(dxw, dx);
+    }
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
@@ -300,38 +412,83 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      max_pool2d_fwd(k, st, wide(x), yw, idx);
+      return narrow(yw, y);
+    }
     LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
                                          idx.data<int32_t>(), stream_));
   }
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
+    if (reduced(dx)) {
+      const Tensor dxw = wide(dx);
+      max_pool2d_bwd(k, st, wide(dy), idx, dxw);
+      return narrow(dxw, dx);
+    }
     LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
                                          idx.data<int32_t>(), mf(dx), stream_));
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      upsample_fwd(m, f, wide(x), yw);
+      return narrow(yw, y);
+    }
     LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
+    if (reduced(dx)) {
+      const Tensor dxw = wide(dx);
+      upsample_bwd(m, f, wide(dy), dxw);
+      return narrow(dxw, dx);
+    }
     LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_));
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
+    if (reduced(dst)) {  // dst's other channels kept: widened with its contents
+      const Tensor dw = wide(dst);
+      concat_fwd(offset, wide(src), dw);
+      return narrow(dw, dst);
+    }
     const NC s = nc_of(src);
     LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cf(src), mf(dst), stream_));
   }
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
+    if (reduced(dsrc)) {
+      const Tensor dw = wide(dsrc);
+      concat_bwd(offset, wide(ddst), dw);
+      return narrow(dw, dsrc);
+    }
     const NC s = nc_of(dsrc);
     LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_));
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      linear_fwd(wide(x), w, b, yw);
+      return narrow(yw, y);
+    }
     LK_LAUNCHED(lk::cuda::linear_fwd(x.size(0), x.size(1), w.size(0), cf(x), cf(w), cf(b), mf(y), stream_));
   }
   void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
                   const Tensor& db) override {
+    if (reduced(x)) {
+      const Tensor dxw = wide(dx);
+      linear_bwd(wide(dy), wide(x), w, dxw, dw, db);
+      return narrow(dxw, dx);
+    }
     LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
                                      stream_));
   }
 
   // ---------------------------------------------------------------- softmax and losses
   void softmax_fwd(const Tensor& x, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      softmax_fwd(wide(x), yw);
+      return narrow(yw, y);
+    }
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("softmax")) return ref_->softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y));
@@ -339,6 +496,11 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(lk::cuda::softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y), stream_));
   }
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    if (reduced(y)) {
+      const Tensor dxw = wide(dx);
+      softmax_bwd(wide(dy), wide(y), dxw);
+      return narrow(dxw, dx);
+    }
     const NC s = nc_of(y);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx));
@@ -404,7 +566,22 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
+  // Float32 twins for the ops without a kernel for a reduced storage type
+  // (pooling, resampling, concat, linear, softmax, the non-depthwise
+  // convolutions): wide() a float32 copy of an input or of a gradient that
+  // is added to, wide_out() a float32 buffer for an output that is written,
+  // narrow() the twin back into the reduced tensor. Each costs a conversion
+  // pass that op_bytes (engine/profiler.h) does not count; docs/PERFORMANCE.md.
+  Tensor wide(const Tensor& t) {
+    if (!reduced(t)) return t;
+    Tensor w = Tensor::empty(t.shape(), DType::F32, device());
+    cast(t, w, false);
+    return w;
+  }
+  Tensor wide_out(const Tensor& t) { return reduced(t) ? Tensor::empty(t.shape(), DType::F32, device()) : t; }
+  void narrow(const Tensor& w, const Tensor& t) {
+    if (reduced(t)) cast(w, t, false);
+  }
 
   [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
     throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +

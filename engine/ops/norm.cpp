@@ -16,7 +16,7 @@ int64_t check_bn(const char* op, const Tensor& x, const Tensor& gamma, const Ten
   for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
     if (!p->defined() || p->ndim() != 1 || p->size(0) != c)
       shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
-    check_dtype_match(op, x, *p);
+    check_param_dtype(op, x, *p);
   }
   if (training && x.numel() / c < 2) shape_error(op, "training needs more than one value per channel", x.shape());
   return c;
@@ -29,7 +29,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
   const int64_t c = check_bn(op, x, gamma, beta, running_mean, running_var, training);
 
   Tensor y = new_like(x, x.shape());
-  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
   be(x).batch_norm_fwd(x, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
   if (needs_grad({&x, &gamma, &beta}))
     record(y, op, {x, gamma, beta}, [x, gamma, beta, mean, invstd, training](const Tensor& dy) {
@@ -53,7 +53,7 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   }
 
   Tensor y = new_like(x, x.shape());
-  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
   be(x).batch_norm_relu_fwd(x, gamma, beta, running_mean, running_var, training, momentum, eps, residual, mode, y,
                             mean, invstd);
   if (needs_grad({&x, &gamma, &beta, &residual})) {
@@ -76,7 +76,7 @@ Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Ten
   check_dtype_match(op, x, f);
   const int64_t c = check_bn(op, x, gamma, beta, running_mean, running_var, training);
   Tensor y = new_like(x, x.shape());
-  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
   be(x).lka_gate_fwd(x, f, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
   if (needs_grad({&x, &f, &gamma, &beta}))
     record(y, op, {x, f, gamma, beta}, [x, f, gamma, beta, mean, invstd, training](const Tensor& dy) {

@@ -436,7 +436,7 @@ cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T*
   template cudaError_t depthwise_conv2d_bwd_data<T>(const ConvGeom&, const T*, const float*, T*, cudaStream_t, bool); \
   template cudaError_t depthwise_conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, float*, float*, void*,   \
                                                       size_t, cudaStream_t, bool, bool);
-LK_DEPTHWISE_INSTANTIATE(float)
+LK_INSTANTIATE_STORAGE(LK_DEPTHWISE_INSTANTIATE)
 #undef LK_DEPTHWISE_INSTANTIATE
 
 LK_CUDA_NAMESPACE_END

@@ -1,8 +1,9 @@
 // Depthwise 2-D convolution on CUDA: the device twin of the depthwise case
 // of kernels/conv2d.h (groups == C_in == C_out, NCHW, cross-correlation), for
 // the LKA's shapes: stride 1, square kernel 5 or 7, any dilation and padding.
-// Activations (x, y, dy, dx) are float; weights, bias and their gradients
-// float; arithmetic in float.
+// Activations (x, y, dy, dx) are of a storage type T (float, bf16, f16:
+// kernels/half.h); weights, bias and their gradients float; arithmetic in
+// float.
 //
 // Forward and backward data (the same kernel on dy with the taps flipped
 // and padding dil*(k-1) - pad): a block stages the input tile of its outputs
@@ -31,6 +32,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
@@ -58,12 +60,5 @@ template <typename T>
 cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, float* dw, float* db,
                                         void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr,
                                         bool acc_dw = true, bool acc_db = true);
-
-extern template cudaError_t depthwise_conv2d_fwd<float>(const ConvGeom&, const float*, const float*, const float*,
-                                                        float*, bool, cudaStream_t);
-extern template cudaError_t depthwise_conv2d_bwd_data<float>(const ConvGeom&, const float*, const float*, float*,
-                                                             cudaStream_t, bool);
-extern template cudaError_t depthwise_conv2d_bwd_weight<float>(const ConvGeom&, const float*, const float*, float*,
-                                                               float*, void*, size_t, cudaStream_t, bool, bool);
 
 LK_CUDA_NAMESPACE_END

@@ -1,4 +1,5 @@
-// The LKA tail Y = X * sigmoid(BN(F3)), fused, float, on the planes x
+// The LKA tail Y = X * sigmoid(BN(F3)), fused, for every storage type T
+// (float, bf16, f16; arithmetic in float, sums in double), on the planes x
 // chunks grid (plane_chunks.cuh). Per-channel sums go per block into the
 // workspace (double); each block of the next pass adds its channel's
 // partials itself (fixed order); the elementwise passes recompute A from F3
@@ -24,14 +25,15 @@ __device__ __forceinline__ float sigmoid(float z) {
 
 // Training statistics: sum of d and d^2, d = f3 - f3[0, ch, 0] (the shift
 // keeps the single-pass variance free of cancellation).
+template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
-    stats_kernel(int n, int c, int64_t hw, int64_t len, const float* __restrict__ f3, double* __restrict__ part) {
+    stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ f3, double* __restrict__ part) {
   const Block b = block_of(c, hw, len);
-  const float shift = f3[int64_t(b.ch) * hw];
-  const float* f = f3 + b.off;
+  const float shift = static_cast<float>(f3[int64_t(b.ch) * hw]);
+  const T* f = f3 + b.off;
   float s1 = 0.f, s2 = 0.f;
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
-    const float d = f[p] - shift;
+    const float d = static_cast<float>(f[p]) - shift;
     s1 += d;
     s2 += d * d;
   }
@@ -40,40 +42,42 @@ __global__ void __launch_bounds__(kMaxThreads)
 
 // Warp 0: the channel's statistics and BN scale/shift (running and saved
 // statistics by the writer block); then y = x * sigmoid(scale * f3 + shift).
+template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
-    fwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const float* __restrict__ x,
-                     const float* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
+    fwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ x,
+                     const T* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
                      float* __restrict__ running_mean, float* __restrict__ running_var, bool training,
                      double momentum, double eps, float* __restrict__ save_mean, float* __restrict__ save_invstd,
-                     const double* __restrict__ part, float* __restrict__ y, float* __restrict__ a_out) {
+                     const double* __restrict__ part, T* __restrict__ y, T* __restrict__ a_out) {
   LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
   if (threadIdx.x < 32)
-    bn_channel_fwd(b, n, hw, chunks, f3[int64_t(b.ch) * hw], part, gamma, beta, running_mean, running_var, training,
-                   momentum, eps, save_mean, save_invstd, coef);
+    bn_channel_fwd(b, n, hw, chunks, static_cast<float>(f3[int64_t(b.ch) * hw]), part, gamma, beta, running_mean,
+                   running_var, training, momentum, eps, save_mean, save_invstd, coef);
   __syncthreads();
   const float scale = coef[0], shift = coef[1];
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
-    const float a = sigmoid(scale * f3[b.off + p] + shift);
-    y[b.off + p] = x[b.off + p] * a;
-    if (a_out) a_out[b.off + p] = a;
+    const float a = sigmoid(scale * static_cast<float>(f3[b.off + p]) + shift);
+    y[b.off + p] = static_cast<T>(static_cast<float>(x[b.off + p]) * a);
+    if (a_out) a_out[b.off + p] = static_cast<T>(a);
   }
 }
 
 // dx (+)= dy * A; per block the sums of dZ and dZ * (f3 - mean), dZ = dy * x * A (1 - A).
+template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
-    bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const float* __restrict__ dy, const float* __restrict__ x,
-                      const float* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
-                      const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
-                      float* __restrict__ dx, double* __restrict__ part, bool acc_dx) {
+    bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ dy, const T* __restrict__ x,
+                      const T* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
+                      const float* __restrict__ save_mean, const float* __restrict__ save_invstd, T* __restrict__ dx,
+                      double* __restrict__ part, bool acc_dx) {
   const Block b = block_of(c, hw, len);
   const Affine k = affine_of(gamma[b.ch], beta[b.ch], save_mean[b.ch], save_invstd[b.ch]);
   float sdz = 0.f, sdzx = 0.f;
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
-    const float f = f3[b.off + p], g = dy[b.off + p];
+    const float f = static_cast<float>(f3[b.off + p]), g = static_cast<float>(dy[b.off + p]);
     const float a = sigmoid(k.scale * f + k.shift);
-    if (dx) dx[b.off + p] = g * a + (acc_dx ? dx[b.off + p] : 0.f);
-    const float dz = g * x[b.off + p] * a * (1.f - a);
+    if (dx) dx[b.off + p] = static_cast<T>(g * a + (acc_dx ? static_cast<float>(dx[b.off + p]) : 0.f));
+    const float dz = g * static_cast<float>(x[b.off + p]) * a * (1.f - a);
     sdz += dz;
     sdzx += dz * (f - k.mean);
   }
@@ -82,12 +86,13 @@ __global__ void __launch_bounds__(kMaxThreads)
 
 // Warp 0: dgamma, dbeta (writer block) and the batch-statistics terms; then
 // df3 (+)= gamma*invstd * (dZ - mean(dZ) - xhat * mean(dZ * xhat)) (the means are 0 in evaluation).
+template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
-    bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const float* __restrict__ dy,
-                     const float* __restrict__ x, const float* __restrict__ f3, const float* __restrict__ gamma,
+    bwd_apply_kernel(int n, int c, int64_t hw, int64_t len, int chunks, const T* __restrict__ dy,
+                     const T* __restrict__ x, const T* __restrict__ f3, const float* __restrict__ gamma,
                      const float* __restrict__ beta, const float* __restrict__ save_mean,
                      const float* __restrict__ save_invstd, bool training, const double* __restrict__ part,
-                     float* __restrict__ df3, float* __restrict__ dgamma, float* __restrict__ dbeta, bool acc_df3,
+                     T* __restrict__ df3, float* __restrict__ dgamma, float* __restrict__ dbeta, bool acc_df3,
                      bool acc_dgamma, bool acc_dbeta) {
   LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
@@ -98,11 +103,11 @@ __global__ void __launch_bounds__(kMaxThreads)
   if (!df3) return;  // dgamma/dbeta only (no barrier follows)
   const float gi = gamma[b.ch] * k.invstd, m_dz = coef[0], m_dzx = coef[1];
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
-    const float f = f3[b.off + p];
+    const float f = static_cast<float>(f3[b.off + p]);
     const float a = sigmoid(k.scale * f + k.shift);
-    const float dz = dy[b.off + p] * x[b.off + p] * a * (1.f - a);
+    const float dz = static_cast<float>(dy[b.off + p]) * static_cast<float>(x[b.off + p]) * a * (1.f - a);
     const float v = gi * (dz - m_dz - (f - k.mean) * m_dzx);
-    df3[b.off + p] = acc_df3 ? df3[b.off + p] + v : v;
+    df3[b.off + p] = static_cast<T>(acc_df3 ? static_cast<float>(df3[b.off + p]) + v : v);
   }
 }
 
@@ -120,9 +125,10 @@ size_t lka_gate_workspace_bytes(int64_t n, int64_t c, int64_t hw) {
   return bad_sizes(n, c, hw) ? 0 : partial_bytes(n, c, hw);
 }
 
-cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const float* f3, const float* gamma,
+template <typename T>
+cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const T* x, const T* f3, const float* gamma,
                          const float* beta, float* running_mean, float* running_var, bool training, double momentum,
-                         double eps, float* y, float* save_mean, float* save_invstd, float* a_out, void* workspace,
+                         double eps, T* y, float* save_mean, float* save_invstd, T* a_out, void* workspace,
                          size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (!workspace_ok(workspace, workspace_bytes, n, c, hw) || !save_mean || !save_invstd || !running_mean ||
@@ -134,17 +140,18 @@ cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const
   const dim3 grid(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   if (training) {
-    const cudaError_t e = LK_LAUNCH(stats_kernel, grid, s.threads, 0, stream)(ni, ci, hw, s.len, f3, part);
+    const cudaError_t e = LK_LAUNCH(stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, f3, part);
     if (e != cudaSuccess) return e;
   }
-  return LK_LAUNCH(fwd_apply_kernel, grid, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, x, f3, gamma, beta,
+  return LK_LAUNCH(fwd_apply_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, x, f3, gamma, beta,
                                                                  running_mean, running_var, training, momentum, eps,
                                                                  save_mean, save_invstd, part, y, a_out);
 }
 
-cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* f3,
-                         const float* gamma, const float* beta, const float* save_mean, const float* save_invstd,
-                         bool training, float* dx, float* df3, float* dgamma, float* dbeta, void* workspace,
+template <typename T>
+cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const T* dy, const T* x, const T* f3, const float* gamma,
+                         const float* beta, const float* save_mean, const float* save_invstd, bool training, T* dx,
+                         T* df3, float* dgamma, float* dbeta, void* workspace,
                          size_t workspace_bytes, cudaStream_t stream, bool acc_dx, bool acc_df3, bool acc_dgamma,
                          bool acc_dbeta) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
@@ -154,14 +161,24 @@ cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, cons
   const Shape s = shape_for(hw);
   const dim3 grid(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
-  cudaError_t e = LK_LAUNCH(bwd_reduce_kernel, grid, s.threads, 0, stream)(ni, ci, hw, s.len, dy, x, f3, gamma, beta,
+  cudaError_t e = LK_LAUNCH(bwd_reduce_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, dy, x, f3, gamma, beta,
                                                                            save_mean, save_invstd, dx, part, acc_dx);
   if (e != cudaSuccess || (!df3 && !dgamma && !dbeta)) return e;
   // Without df3 only the writer blocks (image 0, chunk 0 of each channel) have work.
   const dim3 grid2 = df3 ? grid : dim3(static_cast<unsigned>(c), 1u);
-  return LK_LAUNCH(bwd_apply_kernel, grid2, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, dy, x, f3, gamma, beta,
+  return LK_LAUNCH(bwd_apply_kernel<T>, grid2, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, dy, x, f3, gamma, beta,
                                                                   save_mean, save_invstd, training, part, df3, dgamma,
                                                                   dbeta, acc_df3, acc_dgamma, acc_dbeta);
 }
+
+#define LK_INST(T)                                                                                                 \
+  template cudaError_t lka_gate_fwd<T>(int64_t, int64_t, int64_t, const T*, const T*, const float*, const float*,  \
+                                       float*, float*, bool, double, double, T*, float*, float*, T*, void*, size_t, \
+                                       cudaStream_t);                                                              \
+  template cudaError_t lka_gate_bwd<T>(int64_t, int64_t, int64_t, const T*, const T*, const T*, const float*,      \
+                                       const float*, const float*, const float*, bool, T*, T*, float*, float*,     \
+                                       void*, size_t, cudaStream_t, bool, bool, bool, bool);
+LK_INSTANTIATE_STORAGE(LK_INST)
+#undef LK_INST
 
 LK_CUDA_NAMESPACE_END

@@ -134,6 +134,7 @@ Subcommand add_cv(CLI::App& app) {
                "skip predicting the validation cases and evaluating them in the original grid (Dice, HD95)");
   return {cv, [o] {
             const Device dev = resolve_device(o->device);
+            check_precision(*o, dev);
             const Prepared p = prepare(*o);
             install_stop_handlers();
             if (const int rc = train_folds(*o, p, true, dev); rc != 0) return rc;

@@ -54,8 +54,12 @@ struct RunOptions {
   double lr = 1e-4, weight_decay = 0.01, oversample = 0.0;
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
+  std::string precision = "fp32";  // fp32, bf16, fp16 (activations; CUDA only for the last two)
   int workers = 0;
 };
+
+// --precision bf16/fp16 on a device other than CUDA: std::invalid_argument.
+void check_precision(const RunOptions& o, Device dev);
 
 // Registers the options of train (one_fold) and cv on `s`.
 void add_run_options(CLI::App* s, RunOptions& o, bool one_fold);

@@ -15,6 +15,7 @@ Subcommand add_train(CLI::App& app) {
   add_run_options(t, *o, true);
   return {t, [o] {
             const Device dev = resolve_device(o->device);
+            check_precision(*o, dev);
             const Prepared p = prepare(*o);
             install_stop_handlers();
             return train_folds(*o, p, false, dev);

@@ -30,32 +30,6 @@ namespace {
 
 constexpr double kMomentum = 0.1, kEps = 1e-5, kStatTol = 1e-5;
 
-template <typename T>
-constexpr double tol() {
-  if constexpr (std::is_same_v<T, bf16>) return 1.0 / 256 + 1e-5;
-  if constexpr (std::is_same_v<T, f16>) return 1.0 / 2048 + 1e-5;
-  return 1e-5;
-}
-
-template <typename T>
-std::vector<T> store(const std::vector<float>& v) {
-  std::vector<T> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<T>(v[i]);
-  return r;
-}
-template <typename T>
-std::vector<double> load(const std::vector<T>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
-  return r;
-}
-template <typename T>
-std::vector<float> as_float(const std::vector<T>& v) {
-  std::vector<float> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
-  return r;
-}
-
 const char* mode_name(BnResidual m) {
   return m == BnResidual::None ? "none" : m == BnResidual::AfterRelu ? "after relu" : "before relu";
 }
@@ -101,7 +75,7 @@ void check_fused(const Case& k, unsigned seed) {
                                            k.training, kMomentum, kEps, res ? d_r.get() : nullptr, k.mode, d_y.get(),
                                            d_sm.get(), d_si.get(), d_ws.get(), ws) == cudaSuccess);
   const std::vector<T> y = d_y.download();
-  CHECK(scaled_error(as_float(y), narrow(y_ref)) <= tol<T>());
+  CHECK(scaled_error(as_float(y), narrow(y_ref)) <= storage_tol<T>());
   CHECK(scaled_error(d_sm.download(), narrow(sm_ref)) <= kStatTol);
   CHECK(scaled_error(d_si.download(), narrow(si_ref)) <= kStatTol);
   CHECK(scaled_error(d_rm.download(), narrow(rm_ref)) <= kStatTol);
@@ -132,8 +106,8 @@ void check_fused(const Case& k, unsigned seed) {
                                            want_dr ? d_dr.get() : nullptr, k.want_dg ? d_dg.get() : nullptr,
                                            k.want_db ? d_db.get() : nullptr, d_ws.get(), ws, nullptr, k.accumulate,
                                            k.accumulate, k.accumulate, k.accumulate) == cudaSuccess);
-  if (k.want_dx) CHECK(scaled_error(as_float(d_dx.download()), narrow(dx_ref)) <= tol<T>());
-  if (want_dr) CHECK(scaled_error(as_float(d_dr.download()), narrow(dr_ref)) <= tol<T>());
+  if (k.want_dx) CHECK(scaled_error(as_float(d_dx.download()), narrow(dx_ref)) <= storage_tol<T>());
+  if (want_dr) CHECK(scaled_error(as_float(d_dr.download()), narrow(dr_ref)) <= storage_tol<T>());
   if (k.want_dg) CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kStatTol);
   if (k.want_db) CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kStatTol);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
@@ -159,14 +133,14 @@ void check_plain(int64_t n, int64_t c, int64_t hw, bool training, unsigned seed)
   REQUIRE(lk::cuda::batch_norm_fwd<T>(n, c, hw, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), training,
                                       kMomentum, kEps, d_y.get(), d_sm.get(), d_si.get(), d_ws.get(), ws) ==
           cudaSuccess);
-  CHECK(scaled_error(as_float(d_y.download()), narrow(y_ref)) <= tol<T>());
+  CHECK(scaled_error(as_float(d_y.download()), narrow(y_ref)) <= storage_tol<T>());
   const std::vector<double> smd = widen(d_sm.download()), sid = widen(d_si.download());
   lk::cpu::batch_norm_bwd<double>(n, c, hw, dyd.data(), xd.data(), gd.data(), smd.data(), sid.data(), training,
                                   dx_ref.data(), dg_ref.data(), db_ref.data());
   REQUIRE(lk::cuda::batch_norm_bwd<T>(n, c, hw, d_dy.get(), d_x.get(), d_g.get(), d_sm.get(), d_si.get(), training,
                                       d_dx.get(), d_dg.get(), d_db.get(), d_ws.get(), ws, nullptr, false, false,
                                       false) == cudaSuccess);
-  CHECK(scaled_error(as_float(d_dx.download()), narrow(dx_ref)) <= tol<T>());
+  CHECK(scaled_error(as_float(d_dx.download()), narrow(dx_ref)) <= storage_tol<T>());
   CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kStatTol);
   CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kStatTol);
 }

@@ -102,7 +102,46 @@ void check_all(ConvGeom g, unsigned seed) {
   check_wgrad(g, true, seed + 5);
 }
 
+// Every pass in storage type T against the float64 plain loops on the same
+// (T-rounded) inputs; dx written, dw and db written.
+template <typename T>
+void check_storage(ConvGeom g, unsigned seed) {
+  INFO("depthwise " << sizeof(T) << "-byte n " << g.n << " c " << g.c_in << " " << g.h << "x" << g.w << " k " << g.kh
+                    << " dil " << g.dil);
+  REQUIRE(g.finish());
+  const size_t nx = static_cast<size_t>(g.n * g.c_in * g.h * g.w), ny = static_cast<size_t>(g.n * g.c_out * g.oh * g.ow),
+               nw = static_cast<size_t>(g.c_out * g.kh * g.kw);
+  const std::vector<float> x = rounded<T>(uniform(nx, seed, -1.f, 1.f)), w = uniform(nw, seed + 1, -1.f, 1.f),
+                           b = uniform(g.c_out, seed + 2, -1.f, 1.f), dy = rounded<T>(uniform(ny, seed + 3, -1.f, 1.f));
+  const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+  std::vector<double> y_ref(ny), dx_ref(nx, 0.0), dw_ref(nw, 0.0), db_ref(g.c_out, 0.0);
+  lk::cpu::conv2d_fwd_ref<double>(g, xd.data(), wd.data(), bd.data(), y_ref.data());
+  lk::cpu::conv2d_bwd_data_ref<double>(g, dyd.data(), wd.data(), dx_ref.data());
+  lk::cpu::conv2d_bwd_weight_ref<double>(g, dyd.data(), xd.data(), dw_ref.data(), db_ref.data());
+  DeviceBuffer<T> d_x(store<T>(x)), d_y(ny), d_dy(store<T>(dy)), d_dx(nx);
+  DeviceBuffer<float> d_w(w), d_b(b), d_dw(nw), d_db(g.c_out);
+  REQUIRE(lk::cuda::depthwise_conv2d_fwd<T>(g, d_x.get(), d_w.get(), d_b.get(), d_y.get()) == cudaSuccess);
+  CHECK(scaled_error(as_float(d_y.download()), to_float(y_ref)) <= storage_tol<T>());
+  REQUIRE(lk::cuda::depthwise_conv2d_bwd_data<T>(g, d_dy.get(), d_w.get(), d_dx.get(), nullptr, false) == cudaSuccess);
+  CHECK(scaled_error(as_float(d_dx.download()), to_float(dx_ref)) <= storage_tol<T>());
+  const size_t ws_bytes = lk::cuda::depthwise_conv2d_bwd_weight_workspace_bytes(g);
+  DeviceBuffer<unsigned char> ws(ws_bytes);
+  REQUIRE(lk::cuda::depthwise_conv2d_bwd_weight<T>(g, d_dy.get(), d_x.get(), d_dw.get(), d_db.get(), ws.get(), ws_bytes,
+                                                   nullptr, false, false) == cudaSuccess);
+  // float gradients of T inputs: the float kernels' tolerance
+  CHECK(scaled_error(d_dw.download(), to_float(dw_ref)) <= kTol);
+  CHECK(scaled_error(d_db.download(), to_float(db_ref)) <= kTol);
+}
+
 }  // namespace
+
+TEST_CASE("emu depthwise: bf16 and f16 storage against the float reference", "[emu]") {
+  NoLeaks no_leaks;
+  check_storage<lk::bf16>(geom(1, 2, 70, 40, 7, 3, 9), 50);  // 8 rows per thread
+  check_storage<lk::f16>(geom(1, 2, 70, 40, 5, 1, 2), 60);
+  check_storage<lk::bf16>(geom(2, 3, 8, 8, 7, 1, 3), 70);    // several planes per block
+  check_storage<lk::f16>(geom(2, 3, 8, 8, 7, 3, 9), 80);
+}
 
 TEST_CASE("emu depthwise: weight and bias gradient on the shape grid", "[emu]") {
   NoLeaks no_leaks;
