@@ -54,7 +54,7 @@ TEST_CASE("step_profile counts a training step exactly on the emulated backend")
 }
 
 TEST_CASE("step_profile refuses what it cannot do, naming it") {
-  const std::string cmd = std::string(LKASEG_STEP_PROFILE) + " --backend emu --precision bf16 2>&1";
+  const std::string cmd = std::string(LKASEG_STEP_PROFILE) + " --backend cpu --precision bf16 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   REQUIRE(p);
   std::string out;
