@@ -5,7 +5,8 @@
 // the CUDA qualifiers are no-ops, threadIdx & co. read the current emulated
 // thread's context, __syncthreads and the warp intrinsics synchronise the
 // emulated threads of a block, and launches run every block on the CPU
-// (simt.cpp). README.md explains the execution model and its limits.
+// (the .cpp files of this directory; internal.h lists them). README.md
+// explains the execution model and its limits.
 //
 // Do not include this from ordinary host code: it defines macros with CUDA's
 // names (threadIdx, __shared__, ...). Host code wants simt/runtime.h
@@ -68,7 +69,7 @@ enum class WarpOp : int { Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any,
 
 // Block-wide barrier; kind 0 plain, 1 count, 2 and, 3 or (returns the reduction).
 int block_sync(int kind, int pred);
-// A warp-synchronous operation among the lanes of mask (see simt.cpp).
+// A warp-synchronous operation among the lanes of mask (see block.cpp).
 uint64_t warp_op(WarpOp op, unsigned mask, uint64_t value, int param, int width);
 unsigned active_mask();
 void* shared_static(SharedSite& site);
