@@ -149,9 +149,11 @@ const char* op_name(WarpOp op) {
 
 void report_deadlock(BlockState& bs) {
   unsigned at_barrier = 0;
+  std::string site;
   {
     std::lock_guard lk(bs.bar_mu);
     at_barrier = bs.bar_arrived;
+    if (at_barrier) site = " (" + site_str(bs.bar_site) + ")";
   }
   std::string warps;
   for (unsigned w = 0; w < bs.nwarps; ++w) {
@@ -162,9 +164,10 @@ void report_deadlock(BlockState& bs) {
     warps += strf("; warp %u lanes 0x%08x wait in %s(mask 0x%08x)", w, ws.waiting, op_name(ws.op[l]), ws.mask[l]);
   }
   fail_block(bs, cudaErrorLaunchFailure,
-             strf("deadlock in %s: %u threads wait at __syncthreads, %d have exited%s (a barrier or warp "
-                  "intrinsic not reached by every thread it waits for)",
-                  block_where(bs).c_str(), at_barrier, bs.exited.load(std::memory_order_relaxed), warps.c_str()));
+             strf("deadlock in %s: %u threads wait at __syncthreads%s, %d have exited%s (a barrier or warp "
+                  "intrinsic reached by part of the block only)",
+                  block_where(bs).c_str(), at_barrier, site.c_str(), bs.exited.load(std::memory_order_relaxed),
+                  warps.c_str()));
 }
 
 // ================================================================= barriers and warps
@@ -248,7 +251,7 @@ void thread_exit(ThreadCtx& t) {
 void run_thread(Launch& L, ThreadCtx& t) {
   try {
     // Threads of a block that has already failed do not start.
-    if (!t.block->aborted.load(std::memory_order_relaxed)) L.body.invoke(L.body.data);
+    if (!t.block->aborted.load(std::memory_order_relaxed)) L.body.invoke(L.body.data.get());
   } catch (const KernelAbort&) {
   } catch (const std::exception& e) {
     fail_block(*t.block, cudaErrorLaunchFailure, where(t, L) + ": threw " + e.what());
@@ -258,15 +261,46 @@ void run_thread(Launch& L, ThreadCtx& t) {
   thread_exit(t);
 }
 
-void finish_block(BlockState& bs) { check_block_smem(bs); }
+void finish_block(BlockState& bs) {
+  check_block_smem(bs);
+  note_static_smem(bs.L->key, bs.static_bytes);
+}
 
 // ================================================================= kernel-side entry points
 
-int block_sync(int kind, int pred) {
+namespace {
+bool same_site(const std::source_location& a, const std::source_location& b) {
+  return a.line() == b.line() && a.column() == b.column() && std::strcmp(a.file_name(), b.file_name()) == 0;
+}
+}  // namespace
+
+std::string site_str(const std::source_location& site) {
+  const char* f = site.file_name();
+  const char* slash = std::strrchr(f, '/');
+  return strf("%s:%u:%u", slash ? slash + 1 : f, static_cast<unsigned>(site.line()),
+              static_cast<unsigned>(site.column()));
+}
+
+int block_sync(int kind, int pred, const std::source_location& site) {
   ThreadCtx& t = *t_cur;
   BlockState& bs = *t.block;
   std::unique_lock lk(bs.bar_mu);
   if (bs.aborted.load(std::memory_order_relaxed)) throw KernelAbort{};
+  // One barrier per generation: a thread arriving at another __syncthreads
+  // than those already waiting is a divergent barrier (undefined on a GPU:
+  // a hang or threads running past each other).
+  if (bs.bar_arrived == 0) {
+    bs.bar_site = site;
+    bs.bar_first = t.tid;
+  } else if (!same_site(bs.bar_site, site)) {
+    const uint3 w = bs.threads[bs.bar_first].thread_idx;
+    const std::string msg = strf(
+        "divergent __syncthreads: this thread reached the one at %s while thread (%u,%u,%u) waits at the one at %s "
+        "(all threads of a block must wait at the same __syncthreads)",
+        site_str(site).c_str(), w.x, w.y, w.z, site_str(bs.bar_site).c_str());
+    lk.unlock();
+    device_error(cudaErrorLaunchFailure, msg.c_str());
+  }
   const uint64_t gen = bs.bar_gen;
   ++bs.bar_arrived;
   bs.bar_acc += pred != 0;

@@ -150,6 +150,7 @@ struct Worker {
   BlockState bs;
   std::vector<Fiber> fibers;
   std::vector<Stack> stacks;
+  std::vector<unsigned> perm;  // thread order of the current round
   Context sched;
   Fiber* current = nullptr;
   // The scheduler's stack, as AddressSanitizer wants it named on each switch.
@@ -277,9 +278,14 @@ void run_block_fibers(Worker& w, uint64_t linear) {
   }
   unsigned remaining = n;
   bool deadlock_reported = false;
-  while (remaining > 0) {
+  const bool forward = w.L->order.order == Order::Forward;
+  w.perm.resize(n);
+  for (uint64_t round = 0; remaining > 0; ++round) {
     bool progress = false;
-    for (unsigned i = 0; i < n; ++i) {
+    // Each round resumes every unfinished fiber once, in the thread order.
+    if (!forward) thread_permutation(*w.L, linear, round, w.perm);
+    for (unsigned j = 0; j < n; ++j) {
+      const unsigned i = forward ? j : w.perm[j];
       Fiber& f = w.fibers[i];
       if (f.done) continue;
       resume(w, f, bs.threads[i]);
@@ -316,7 +322,7 @@ void fibers_worker(Launch& L, Worker& w) {
     if (L.failed.load(std::memory_order_relaxed)) break;
     const uint64_t b = L.next_block.fetch_add(1, std::memory_order_relaxed);
     if (b >= L.nblocks) break;
-    run_block_fibers(w, b);
+    run_block_fibers(w, block_at(L, b));
   }
   t_worker = nullptr;
 }

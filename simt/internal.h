@@ -2,9 +2,11 @@
 // diagnostics, the device-memory registry, the state of a launch and of the
 // block a worker runs, and the waiting primitive of barriers and warps.
 //
-//   runtime.cpp  diagnostics, errors, the device, copies, streams and events
+//   runtime.cpp  diagnostics, errors, copies and memsets
+//   streams.cpp  devices, streams and events: per-stream workers and their order
 //   memory.cpp   device memory: guards, registry, cudaMalloc/cudaFree, pinned host memory
-//   launch.cpp   launch validation and execution, threads mode, execution controls
+//   launch.cpp   launch validation and execution, block and thread order,
+//                threads mode, execution controls
 //   block.cpp    a block: setup, shared memory, barriers, warp intrinsics, deadlock
 //                reports, the kernel-side entry points of simt.h
 //   fibers.cpp   fibers (stacks, context switch) and the fibers scheduler
@@ -13,6 +15,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +41,12 @@ cudaError set_error(cudaError e);
 cudaError take_pending();
 // Reports msg and sets the last error.
 cudaError config_error(cudaError e, const std::string& msg);
+// An error of asynchronous work (a kernel, a queued copy): reported now,
+// returned by the next synchronising call.
+void async_error(cudaError e, const std::string& msg);
+// Synchronising calls, after their wait: checks every allocation's guards,
+// then reports a pending execution error once.
+cudaError synchronize(const char* what);
 
 std::string env_string(const char* name);
 long env_long(const char* name, long fallback);
@@ -52,6 +62,30 @@ bool find_corruption(const unsigned char* p, size_t n, size_t& first, size_t& la
 std::string check_all_allocations(const std::string& when);
 // [p, p+n) lies inside one live cudaMalloc allocation.
 bool is_device_range(const void* p, size_t n);
+// [p, p+n) lies inside one live cudaMallocHost allocation.
+bool is_pinned(const void* p, size_t n);
+
+// ================================================================= devices and streams (streams.cpp)
+
+struct StreamState;
+using StreamFn = std::function<void()>;
+// An operation queued on a stream: done once the stream's count reaches seq.
+struct Ticket {
+  std::shared_ptr<StreamState> st;
+  uint64_t seq = 0;
+};
+int device_count();
+int current_device();  // of this host thread
+// Notes that a runtime call ran with the current device (its primary context).
+void touch_context();
+// Queues fn on `stream` (null, cudaStreamLegacy or cudaStreamPerThread: the
+// current device's legacy default stream); cudaErrorInvalidResourceHandle
+// for a stream that does not exist. fn runs on the stream's worker thread.
+cudaError enqueue(cudaStream_t stream, StreamFn fn, Ticket* ticket = nullptr);
+cudaError stream_device(cudaStream_t stream, int* device);
+// Let queued work run and wait for one operation / for every stream.
+void wait_ticket(const Ticket& t);
+void wait_all_streams();
 
 // ================================================================= launches and blocks (launch.cpp, block.cpp)
 
@@ -65,6 +99,9 @@ struct Launch {
   size_t smem_cap = kDefaultSharedPerBlock;  // static + dynamic
   KernelInvoker body{};
   Mode mode = Mode::Fibers;
+  ThreadOrder order{};
+  uint64_t number = 0;              // launches before this one (seeds the shuffles)
+  uint64_t perm_a = 1, perm_c = 0;  // Shuffle: block b runs as (a b + c) mod nblocks
   unsigned nthreads = 0, nwarps = 0;
   uint64_t nblocks = 0;
   std::atomic<uint64_t> next_block{0};
@@ -120,6 +157,8 @@ struct BlockState {
   unsigned bar_arrived = 0, bar_live = 0;
   uint64_t bar_gen = 0;
   int bar_acc = 0, bar_result = 0, bar_result_n = 0;
+  std::source_location bar_site{};  // where this generation's first thread waits
+  unsigned bar_first = 0;           // ... and which thread that is
 
   std::atomic<bool> aborted{false};
   // Threads registered at a barrier or warp operation and not yet released,
@@ -140,6 +179,7 @@ struct BlockState {
 };
 
 std::string where(const ThreadCtx& t, const Launch& L);
+std::string site_str(const std::source_location& site);  // "file.cu:12:5"
 std::string block_where(const BlockState& bs);
 void init_block_storage(BlockState& bs, Launch& L);
 void setup_block(BlockState& bs, uint64_t linear);
@@ -153,6 +193,11 @@ const char* op_name(WarpOp op);
 
 // Runs every block of L on nworkers host threads (fibers.cpp).
 void run_fibers(Launch& L, unsigned nworkers);
+// The linear index of the b-th block handed out, in L's block order.
+uint64_t block_at(const Launch& L, uint64_t b);
+// A fresh permutation of the threads of a block for one fibers round (the
+// thread order), into perm (size nthreads).
+void thread_permutation(const Launch& L, uint64_t block, uint64_t round, std::vector<unsigned>& perm);
 // Fibers mode: back to the scheduler until it resumes this fiber; and the
 // note that the running fiber got somewhere (fibers.cpp).
 void yield_to_scheduler();
@@ -194,13 +239,12 @@ void wait_until(BlockState& bs, std::unique_lock<std::mutex>& lk, std::condition
   }
 }
 
-// ================================================================= configuration (runtime.cpp, launch.cpp)
+// ================================================================= configuration (launch.cpp, streams.cpp)
 
-extern std::atomic<int> g_workers;
-extern std::atomic<uint64_t> g_launches, g_blocks, g_threads;
-// cudaFuncAttributeMaxDynamicSharedMemorySize per kernel (0: not set).
-int max_dynamic_smem_optin(void (*key)());
 bool valid_stream(cudaStream_t s);
 bool valid_event(cudaEvent_t e);
+// The static shared memory a kernel used when it last ran (0: not yet run),
+// so that later launches check static + dynamic before they are queued.
+void note_static_smem(void (*key)(), size_t bytes);
 
 }  // namespace lk::simt::detail

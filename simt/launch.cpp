@@ -1,9 +1,15 @@
-// SIMT emulator: kernel launches. Validation as the driver does it, the
-// block workers of both execution modes (fibers.cpp has the fibers
-// scheduler; threads mode is here), function attributes and the execution
-// controls of runtime.h. README.md has the design.
+// SIMT emulator: kernel launches. Validation as the driver does it (block,
+// grid, __launch_bounds__, shared memory, the stream's device), then the
+// launch is queued on its stream; when it runs, the block workers of either
+// execution mode (fibers.cpp has the fibers scheduler; threads mode is here)
+// take the blocks in the launch's block order. Function attributes, the
+// thread order and the execution controls of runtime.h. README.md has the design.
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <utility>
 #include <map>
 #include <mutex>
 #include <string>
@@ -20,12 +26,14 @@ std::atomic<int> g_workers{0};
 std::atomic<uint64_t> g_launches{0}, g_blocks{0}, g_threads{0};
 
 std::mutex g_attr_mu;
-std::map<void (*)(), int> g_max_dyn_smem;
+std::map<void (*)(), int> g_max_dyn_smem;     // cudaFuncAttributeMaxDynamicSharedMemorySize
+std::map<void (*)(), size_t> g_static_smem;  // static shared memory seen when the kernel ran
 
-int max_dynamic_smem_optin(void (*key)()) {
+void note_static_smem(void (*key)(), size_t bytes) {
+  if (bytes == 0) return;
   std::lock_guard lk(g_attr_mu);
-  auto it = g_max_dyn_smem.find(key);
-  return it != g_max_dyn_smem.end() ? it->second : 0;
+  size_t& known = g_static_smem[key];
+  known = std::max(known, bytes);
 }
 
 // ================================================================= threads mode
@@ -80,7 +88,7 @@ void threads_group(Launch& L) {
     if (L.failed.load(std::memory_order_relaxed)) break;
     const uint64_t b = L.next_block.fetch_add(1, std::memory_order_relaxed);
     if (b >= L.nblocks) break;
-    setup_block(bs, b);
+    setup_block(bs, block_at(L, b));
     start.arrive_and_wait();
     done.arrive_and_wait();
     finish_block(bs);
@@ -97,11 +105,101 @@ void run_threads(Launch& L, unsigned ngroups) {
   for (auto& g : groups) g.join();
 }
 
+// ================================================================= launch
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t gcd(uint64_t a, uint64_t b) {
+  while (b) a = std::exchange(b, a % b);
+  return a;
+}
+
+// Runs a queued launch on its stream's worker: every block, then the
+// guards of device memory; errors wait for the next synchronising call.
+void execute(Launch& L) {
+  long workers = g_workers.load();
+  if (workers <= 0) workers = env_long("LKASEG_SIMT_WORKERS", 0);
+  if (L.mode == Mode::Fibers) {
+    if (workers <= 0) workers = std::clamp(static_cast<long>(std::thread::hardware_concurrency()), 1L, 8L);
+    workers = std::clamp<long>(workers, 1, 64);
+  } else {
+    if (workers <= 0) workers = 2;
+    // Keep the OS thread count sane: at most 4096 emulated threads at once.
+    workers = std::clamp<long>(workers, 1, std::max<long>(1, 4096 / static_cast<long>(L.nthreads)));
+  }
+  workers = static_cast<long>(std::min<uint64_t>(static_cast<uint64_t>(workers), L.nblocks));
+
+  if (L.mode == Mode::Fibers)
+    run_fibers(L, static_cast<unsigned>(workers));
+  else
+    run_threads(L, static_cast<unsigned>(workers));
+
+  const std::string problems = check_all_allocations(strf("after kernel '%s'", L.name));
+  if (!problems.empty()) {
+    if (L.err == cudaSuccess)
+      L.fail(cudaErrorIllegalAddress, problems);
+    else
+      report(problems);
+  }
+  if (L.suppressed > 0) report(strf("kernel '%s': %d further errors suppressed", L.name, L.suppressed), false);
+  if (L.err != cudaSuccess) {
+    int none = cudaSuccess;
+    g_pending.compare_exchange_strong(none, L.err);
+  }
+}
+
+}  // namespace
+
+uint64_t block_at(const Launch& L, uint64_t b) {
+  switch (L.order.order) {
+    case Order::Forward: break;
+    case Order::Reverse: return L.nblocks - 1 - b;
+    case Order::Shuffle: {
+      __extension__ using u128 = unsigned __int128;  // a * b overflows 64 bits for big grids
+      return static_cast<uint64_t>((static_cast<u128>(L.perm_a) * b + L.perm_c) % L.nblocks);
+    }
+  }
+  return b;
+}
+
+void thread_permutation(const Launch& L, uint64_t block, uint64_t round, std::vector<unsigned>& perm) {
+  const unsigned n = static_cast<unsigned>(perm.size());
+  for (unsigned i = 0; i < n; ++i) perm[i] = L.order.order == Order::Reverse ? n - 1 - i : i;
+  if (L.order.order != Order::Shuffle) return;
+  uint64_t state = splitmix64(L.order.seed ^ splitmix64(L.number ^ splitmix64(block ^ splitmix64(round))));
+  for (unsigned i = n; i > 1; --i) {
+    state = splitmix64(state);
+    std::swap(perm[i - 1], perm[static_cast<unsigned>(state % i)]);
+  }
+}
+
 }  // namespace detail
 
 using namespace detail;
 
-// ================================================================= launch
+unsigned launch_bound(void (*key)()) {
+  // The NOPs __launch_bounds__ put at the kernel's entry (simt.h), one per warp.
+  unsigned warps = 0;
+#if defined(__x86_64__)
+  const auto* code = reinterpret_cast<const unsigned char*>(key);
+  if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa) code += 4;  // endbr64
+  while (warps < kMaxThreadsPerBlock / kWarpSize && code[warps] == 0x90) ++warps;
+#elif defined(__aarch64__)
+  const auto* code = reinterpret_cast<const uint32_t*>(reinterpret_cast<uintptr_t>(key));
+  if ((code[0] & 0xffffff3fu) == 0xd503241fu) ++code;  // bti landing pad
+  while (warps < kMaxThreadsPerBlock / kWarpSize && code[warps] == 0xd503201fu) ++warps;
+#else
+  (void)key;
+#endif
+  return warps ? warps * kWarpSize : kMaxThreadsPerBlock;
+}
 
 void launch_kernel(const char* name, void (*key)(), dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
                    KernelInvoker body) {
@@ -110,6 +208,7 @@ void launch_kernel(const char* name, void (*key)(), dim3 grid, dim3 block, size_
                  strf("launch of '%s' from inside a kernel: dynamic parallelism is not emulated", name));
     return;
   }
+  touch_context();
   const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
   if (nthreads == 0 || nthreads > kMaxThreadsPerBlock || block.x > kMaxBlockDimX || block.y > kMaxBlockDimY ||
       block.z > kMaxBlockDimZ) {
@@ -127,11 +226,32 @@ void launch_kernel(const char* name, void (*key)(), dim3 grid, dim3 block, size_
                       grid.x, grid.y, grid.z));
     return;
   }
-  if (!valid_stream(stream)) {
+  // The kernel's register budget was sized for its __launch_bounds__: the
+  // driver refuses a bigger block ("too many resources requested for launch").
+  if (const unsigned bound = launch_bound(key); nthreads > bound) {
+    config_error(cudaErrorLaunchOutOfResources,
+                 strf("launch of '%s' with %llu threads per block: its __launch_bounds__ allow at most %u", name,
+                      static_cast<unsigned long long>(nthreads), bound));
+    return;
+  }
+  int device = 0;
+  if (stream_device(stream, &device) != cudaSuccess) {
     config_error(cudaErrorInvalidResourceHandle, strf("launch of '%s' on a stream that does not exist", name));
     return;
   }
-  const int optin = max_dynamic_smem_optin(key);
+  if (device != current_device()) {
+    config_error(cudaErrorInvalidResourceHandle,
+                 strf("launch of '%s' on a stream of device %d while device %d is current (cudaSetDevice)", name,
+                      device, current_device()));
+    return;
+  }
+  int optin = 0;
+  size_t known_static = 0;
+  {
+    std::lock_guard lk(g_attr_mu);
+    if (auto it = g_max_dyn_smem.find(key); it != g_max_dyn_smem.end()) optin = it->second;
+    if (auto it = g_static_smem.find(key); it != g_static_smem.end()) known_static = it->second;
+  }
   const size_t dyn_limit = std::max<size_t>(kDefaultSharedPerBlock, static_cast<size_t>(optin));
   if (shmem > dyn_limit) {
     config_error(cudaErrorInvalidValue,
@@ -140,52 +260,40 @@ void launch_kernel(const char* name, void (*key)(), dim3 grid, dim3 block, size_
                       name, shmem, dyn_limit));
     return;
   }
-
-  Launch L;
-  L.name = name;
-  L.key = key;
-  L.grid = grid;
-  L.block = block;
-  L.shmem = shmem;
-  L.smem_cap = optin > 0 ? kMaxSharedPerBlockOptin : kDefaultSharedPerBlock;
-  L.body = body;
-  L.mode = mode();
-  L.nthreads = static_cast<unsigned>(nthreads);
-  L.nwarps = (L.nthreads + kWarpSize - 1) / kWarpSize;
-  L.nblocks = uint64_t(grid.x) * grid.y * grid.z;
-  g_launches.fetch_add(1, std::memory_order_relaxed);
-  g_blocks.fetch_add(L.nblocks, std::memory_order_relaxed);
-  g_threads.fetch_add(L.nblocks * nthreads, std::memory_order_relaxed);
-
-  long workers = g_workers.load();
-  if (workers <= 0) workers = env_long("LKASEG_SIMT_WORKERS", 0);
-  if (L.mode == Mode::Fibers) {
-    if (workers <= 0) workers = std::clamp(static_cast<long>(std::thread::hardware_concurrency()), 1L, 8L);
-    workers = std::clamp<long>(workers, 1, 64);
-  } else {
-    if (workers <= 0) workers = 2;
-    // Keep the OS thread count sane: at most 4096 emulated threads at once.
-    workers = std::clamp<long>(workers, 1, std::max<long>(1, 4096 / static_cast<long>(nthreads)));
+  const size_t smem_cap = optin > 0 ? kMaxSharedPerBlockOptin : kDefaultSharedPerBlock;
+  if (known_static + shmem > smem_cap) {  // the static size is known once the kernel has run
+    config_error(cudaErrorInvalidValue,
+                 strf("launch of '%s': %zu bytes of static plus %zu of dynamic shared memory exceed the %zu bytes "
+                      "of a block%s",
+                      name, known_static, shmem, smem_cap,
+                      optin > 0 ? "" : " (more needs cudaFuncAttributeMaxDynamicSharedMemorySize)"));
+    return;
   }
-  workers = static_cast<long>(std::min<uint64_t>(static_cast<uint64_t>(workers), L.nblocks));
 
-  if (L.mode == Mode::Fibers)
-    run_fibers(L, static_cast<unsigned>(workers));
-  else
-    run_threads(L, static_cast<unsigned>(workers));
-
-  const std::string problems = check_all_allocations(strf("after kernel '%s'", name));
-  if (!problems.empty()) {
-    if (L.err == cudaSuccess)
-      L.fail(cudaErrorIllegalAddress, problems);
-    else
-      report(problems);
+  auto L = std::make_shared<Launch>();
+  L->name = name;
+  L->key = key;
+  L->grid = grid;
+  L->block = block;
+  L->shmem = shmem;
+  L->smem_cap = smem_cap;
+  L->body = std::move(body);
+  L->mode = mode();
+  L->order = thread_order();
+  L->nthreads = static_cast<unsigned>(nthreads);
+  L->nwarps = (L->nthreads + kWarpSize - 1) / kWarpSize;
+  L->nblocks = uint64_t(grid.x) * grid.y * grid.z;
+  L->number = g_launches.fetch_add(1, std::memory_order_relaxed);
+  if (L->order.order == Order::Shuffle && L->nblocks > 1) {  // an affine bijection of the block indices
+    const uint64_t h = splitmix64(L->order.seed ^ splitmix64(L->number));
+    L->perm_a = 1 + h % (L->nblocks - 1);
+    while (gcd(L->perm_a, L->nblocks) != 1) L->perm_a = L->perm_a % (L->nblocks - 1) + 1;
+    L->perm_c = splitmix64(h) % L->nblocks;
   }
-  if (L.suppressed > 0) report(strf("kernel '%s': %d further errors suppressed", name, L.suppressed), false);
-  if (L.err != cudaSuccess) {
-    set_error(L.err);
-    g_pending.store(L.err);
-  }
+  g_blocks.fetch_add(L->nblocks, std::memory_order_relaxed);
+  g_threads.fetch_add(L->nblocks * nthreads, std::memory_order_relaxed);
+  if (enqueue(stream, [L] { execute(*L); }) != cudaSuccess)
+    config_error(cudaErrorInvalidResourceHandle, strf("launch of '%s' on a stream that does not exist", name));
 }
 
 cudaError func_set_attribute(void (*key)(), cudaFuncAttribute attr, int value) {
@@ -227,6 +335,65 @@ ScopedMode::~ScopedMode() { set_mode(saved_); }
 const char* mode_name(Mode m) { return m == Mode::Threads ? "threads" : "fibers"; }
 
 void set_workers(int n) { g_workers.store(n); }
+
+namespace {
+std::mutex g_order_mu;
+std::optional<ThreadOrder> g_order_override;
+}  // namespace
+
+std::optional<ThreadOrder> parse_thread_order(const std::string& s) {
+  if (s == "forward") return ThreadOrder{Order::Forward, 0};
+  if (s == "reverse") return ThreadOrder{Order::Reverse, 0};
+  if (s == "shuffle") return ThreadOrder{Order::Shuffle, 1};
+  if (s.rfind("shuffle:", 0) == 0 && s.size() > 8) {
+    char* end = nullptr;
+    const unsigned long long seed = std::strtoull(s.c_str() + 8, &end, 10);
+    if (end && *end == '\0') return ThreadOrder{Order::Shuffle, seed};
+  }
+  return std::nullopt;
+}
+
+ThreadOrder thread_order() {
+  {
+    std::lock_guard lk(g_order_mu);
+    if (g_order_override) return *g_order_override;
+  }
+  static const ThreadOrder env = [] {
+    const std::string v = env_string("LKASEG_SIMT_ORDER");
+    if (v.empty()) return ThreadOrder{};
+    const std::optional<ThreadOrder> o = parse_thread_order(v);
+    if (!o) {  // a typo must not quietly run the default order in a CI job meant for another
+      std::fprintf(stderr, "lkaseg simt: LKASEG_SIMT_ORDER='%s': expected forward, reverse, shuffle or shuffle:SEED\n",
+                   v.c_str());
+      std::abort();
+    }
+    return *o;
+  }();
+  return env;
+}
+
+void set_thread_order(std::optional<ThreadOrder> o) {
+  std::lock_guard lk(g_order_mu);
+  g_order_override = o;
+}
+
+std::string thread_order_name(ThreadOrder o) {
+  switch (o.order) {
+    case Order::Forward: return "forward";
+    case Order::Reverse: return "reverse";
+    case Order::Shuffle: return "shuffle:" + std::to_string(o.seed);
+  }
+  return "?";
+}
+
+ScopedOrder::ScopedOrder(ThreadOrder o) {
+  {
+    std::lock_guard lk(g_order_mu);
+    saved_ = g_order_override;
+  }
+  set_thread_order(o);
+}
+ScopedOrder::~ScopedOrder() { set_thread_order(saved_); }
 
 LaunchStats stats() { return LaunchStats{g_launches.load(), g_blocks.load(), g_threads.load()}; }
 

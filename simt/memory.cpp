@@ -1,6 +1,9 @@
 // SIMT emulator: device memory. Every cudaMalloc block is guarded and
-// registered; pinned host memory (cudaMallocHost); the memory controls of
-// runtime.h. README.md has the design.
+// registered; pinned host memory (cudaMallocHost) is registered too, so that
+// asynchronous copies read it when they run (pageable memory is staged when
+// the copy is queued, as CUDA does); the memory controls of runtime.h.
+// cudaFree and cudaFreeHost wait for the device first, as CUDA's do;
+// cudaFreeAsync frees in stream order. README.md has the design.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -157,11 +160,44 @@ std::string check_all_allocations(const std::string& when) {
   return check_all_locked(when);
 }
 
+std::map<uintptr_t, size_t> g_pinned;  // cudaMallocHost blocks: start -> bytes (under g_mem_mu)
+
+bool is_pinned(const void* p, size_t n) {
+  const auto u = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard lk(g_mem_mu);
+  auto it = g_pinned.upper_bound(u);
+  if (it == g_pinned.begin()) return false;
+  --it;
+  return u - it->first <= it->second && n <= it->second - (u - it->first);
+}
+
+// Frees a cudaMalloc block now (what cudaFree does after its wait); on
+// failure *msg says why.
+cudaError free_now(void* ptr, const char* call, std::string* msg) {
+  Alloc a;
+  {
+    std::lock_guard lk(g_mem_mu);
+    auto it = g_allocs.find(reinterpret_cast<uintptr_t>(ptr));
+    if (it == g_allocs.end()) {
+      *msg = strf("%s(%p): not a pointer cudaMalloc returned, or freed twice", call, ptr);
+      return cudaErrorInvalidValue;
+    }
+    a = it->second;
+    *msg = check_alloc_locked(a, std::string("at ") + call);
+    g_allocs.erase(it);
+    g_alloc_bytes -= a.bytes;
+  }
+  guard_unpoison(a.base, a.total);
+  ::operator delete(a.base, std::align_val_t(kAllocAlign));
+  return msg->empty() ? cudaSuccess : cudaErrorIllegalAddress;
+}
+
 }  // namespace detail
 
 using namespace detail;
 
 cudaError cudaDeviceReset() {
+  wait_all_streams();
   std::lock_guard lk(g_mem_mu);
   const std::string problems = check_all_locked("at cudaDeviceReset");
   if (!problems.empty()) report(problems);
@@ -178,6 +214,7 @@ cudaError cudaDeviceReset() {
 
 cudaError cudaMalloc(void** ptr, size_t bytes) {
   if (!ptr) return config_error(cudaErrorInvalidValue, "cudaMalloc with a null result pointer");
+  touch_context();
   *ptr = nullptr;
   if (bytes > (size_t(1) << 46))
     return config_error(cudaErrorMemoryAllocation, strf("cudaMalloc(%zu): out of memory", bytes));
@@ -202,44 +239,62 @@ cudaError cudaMalloc(void** ptr, size_t bytes) {
   return cudaSuccess;
 }
 
+// Waits for every stream first (the block may still be in use), as CUDA's
+// cudaFree synchronises the device.
 cudaError cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
-  Alloc a;
-  std::string problems;
-  {
-    std::lock_guard lk(g_mem_mu);
-    auto it = g_allocs.find(reinterpret_cast<uintptr_t>(ptr));
-    if (it == g_allocs.end())
-      return config_error(cudaErrorInvalidValue,
-                          strf("cudaFree(%p): not a pointer cudaMalloc returned, or freed twice", ptr));
-    a = it->second;
-    problems = check_alloc_locked(a, "at cudaFree");
-    g_allocs.erase(it);
-    g_alloc_bytes -= a.bytes;
-  }
-  guard_unpoison(a.base, a.total);
-  ::operator delete(a.base, std::align_val_t(kAllocAlign));
-  if (problems.empty()) return cudaSuccess;
-  report(problems);
-  return set_error(cudaErrorIllegalAddress);
+  touch_context();
+  wait_all_streams();
+  std::string msg;
+  const cudaError e = free_now(ptr, "cudaFree", &msg);
+  return e == cudaSuccess ? e : config_error(e, msg);
 }
 
+// The memory is usable at once in stream order (the emulator does not check
+// its use on other streams); freed when the stream reaches the free.
 cudaError cudaMallocAsync(void** ptr, size_t bytes, StreamImpl* stream) {
   if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
   return cudaMalloc(ptr, bytes);
 }
 cudaError cudaFreeAsync(void* ptr, StreamImpl* stream) {
-  if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  return cudaFree(ptr);
+  if (!ptr) return cudaSuccess;
+  touch_context();
+  {
+    std::lock_guard lk(g_mem_mu);
+    if (!g_allocs.count(reinterpret_cast<uintptr_t>(ptr)))
+      return config_error(cudaErrorInvalidValue,
+                          strf("cudaFreeAsync(%p): not a pointer cudaMalloc returned, or freed twice", ptr));
+  }
+  const cudaError e = enqueue(stream, [ptr] {
+    std::string msg;
+    const cudaError r = free_now(ptr, "cudaFreeAsync", &msg);
+    if (r != cudaSuccess) async_error(r, msg);
+  });
+  return e == cudaSuccess ? e : set_error(e);
 }
 
 cudaError cudaMallocHost(void** ptr, size_t bytes) {
   if (!ptr) return set_error(cudaErrorInvalidValue);
+  touch_context();
   *ptr = ::operator new(std::max<size_t>(bytes, 1), std::align_val_t(kAllocAlign), std::nothrow);
-  return *ptr ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
+  if (!*ptr) return set_error(cudaErrorMemoryAllocation);
+  std::lock_guard lk(g_mem_mu);
+  g_pinned[reinterpret_cast<uintptr_t>(*ptr)] = std::max<size_t>(bytes, 1);
+  return cudaSuccess;
 }
+
+// Waits for every stream first: a queued copy may still read the buffer.
 cudaError cudaFreeHost(void* ptr) {
-  if (ptr) ::operator delete(ptr, std::align_val_t(kAllocAlign));
+  if (!ptr) return cudaSuccess;
+  touch_context();
+  wait_all_streams();
+  {
+    std::lock_guard lk(g_mem_mu);
+    if (!g_pinned.erase(reinterpret_cast<uintptr_t>(ptr)))
+      return config_error(cudaErrorInvalidValue,
+                          strf("cudaFreeHost(%p): not a pointer cudaMallocHost returned, or freed twice", ptr));
+  }
+  ::operator delete(ptr, std::align_val_t(kAllocAlign));
   return cudaSuccess;
 }
 

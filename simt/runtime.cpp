@@ -1,6 +1,6 @@
-// SIMT emulator: the runtime API besides memory and launches - diagnostics
-// and errors, the device, copies and memsets, streams and events - and the
-// diagnostic controls of runtime.h. README.md has the design.
+// SIMT emulator: diagnostics and errors, copies and memsets (queued on the
+// streams of streams.cpp), and the diagnostic controls of runtime.h.
+// README.md has the design.
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
@@ -8,21 +8,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <set>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "simt/internal.h"
 
 namespace lk::simt {
-
-struct StreamImpl {
-  unsigned flags = 0;
-};
-struct EventImpl {
-  unsigned flags = 0;
-  bool recorded = false;
-  std::chrono::steady_clock::time_point when{};
-};
 
 namespace detail {
 
@@ -77,27 +69,17 @@ long env_long(const char* name, long fallback) {
   return (end && *end == '\0') ? r : fallback;
 }
 
-std::mutex g_handle_mu;
-std::set<const void*> g_streams, g_events;
-
-bool valid_stream(cudaStream_t s) {
-  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
-  std::lock_guard lk(g_handle_mu);
-  return g_streams.count(s) != 0;
-}
-
-bool valid_event(cudaEvent_t e) {
-  std::lock_guard lk(g_handle_mu);
-  return e && g_events.count(e) != 0;
-}
-
 cudaError config_error(cudaError e, const std::string& msg) {
   report(msg);
   return set_error(e);
 }
 
-// Synchronising calls: check every allocation's guards, then report a
-// pending execution error once.
+void async_error(cudaError e, const std::string& msg) {
+  report(msg);
+  int none = cudaSuccess;
+  g_pending.compare_exchange_strong(none, e);  // the first error stays
+}
+
 cudaError synchronize(const char* what) {
   const std::string problems = check_all_allocations(std::string("at ") + what);
   if (!problems.empty()) report(problems);
@@ -106,11 +88,80 @@ cudaError synchronize(const char* what) {
   return problems.empty() ? cudaSuccess : set_error(cudaErrorIllegalAddress);
 }
 
+// Which side of a copy is device memory: by kind, or by address for
+// cudaMemcpyDefault.
+struct Sides {
+  bool dst_dev = false, src_dev = false;
+};
+
+cudaError check_copy(const char* call, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, Sides* sides) {
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault)
+    return config_error(cudaErrorInvalidMemcpyDirection, strf("%s with kind %d", call, static_cast<int>(kind)));
+  if (!dst || !src) return config_error(cudaErrorInvalidValue, strf("%s with a null pointer", call));
+  Sides s;
+  if (kind == cudaMemcpyDefault) {
+    s.dst_dev = is_device_range(dst, bytes);
+    s.src_dev = is_device_range(src, bytes);
+  } else {
+    s.dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    s.src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  }
+  if (s.dst_dev && !is_device_range(dst, bytes))
+    return config_error(cudaErrorInvalidValue,
+                        strf("%s of %zu bytes to %p: the destination is not inside one cudaMalloc allocation", call,
+                             bytes, dst));
+  if (s.src_dev && !is_device_range(src, bytes))
+    return config_error(
+        cudaErrorInvalidValue,
+        strf("%s of %zu bytes from %p: the source is not inside one cudaMalloc allocation", call, bytes, src));
+  *sides = s;
+  return cudaSuccess;
+}
+
+// The copy, when its stream gets to it: its device memory must still exist.
+void run_copy(const char* call, void* dst, const void* src, size_t bytes, Sides s) {
+  if ((s.dst_dev && !is_device_range(dst, bytes)) || (s.src_dev && !is_device_range(src, bytes))) {
+    async_error(cudaErrorIllegalAddress,
+                strf("%s of %zu bytes (%p -> %p) ran after its device memory had been freed", call, bytes, src, dst));
+    return;
+  }
+  std::memmove(dst, src, bytes);
+}
+
+// A blocking copy: queued on the legacy default stream (after the work of the
+// device's blocking streams), waited for; returns a pending execution error.
+cudaError blocking_copy(const char* call, void* dst, const void* src, size_t bytes, Sides s) {
+  Ticket t;
+  if (enqueue(nullptr, [=] { run_copy(call, dst, src, bytes, s); }, &t) != cudaSuccess)
+    return set_error(cudaErrorInvalidResourceHandle);
+  wait_ticket(t);
+  const cudaError pending = take_pending();
+  return pending == cudaSuccess ? pending : set_error(pending);
+}
+
 cudaError memcpy_symbol(void* dst, const void* src, size_t bytes, bool in_range, cudaMemcpyKind kind) {
   if (!in_range || (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault))
     return config_error(cudaErrorInvalidValue, "cudaMemcpy{To,From}Symbol: range outside the symbol or bad kind");
-  std::memmove(dst, src, bytes);
-  return cudaSuccess;
+  if (bytes == 0) return cudaSuccess;
+  touch_context();
+  return blocking_copy("cudaMemcpy{To,From}Symbol", dst, src, bytes, Sides{});
+}
+
+cudaError memset_on(const char* call, void* ptr, int value, size_t bytes, cudaStream_t stream) {
+  if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
+  if (bytes == 0) return cudaSuccess;
+  touch_context();
+  if (!is_device_range(ptr, bytes))
+    return config_error(cudaErrorInvalidValue,
+                        strf("%s of %zu bytes at %p: not inside one cudaMalloc allocation", call, bytes, ptr));
+  const cudaError e = enqueue(stream, [=] {
+    if (is_device_range(ptr, bytes))
+      std::memset(ptr, value, bytes);
+    else
+      async_error(cudaErrorIllegalAddress,
+                  strf("%s of %zu bytes at %p ran after the memory had been freed", call, bytes, ptr));
+  });
+  return e == cudaSuccess ? e : set_error(e);
 }
 
 }  // namespace detail
@@ -188,122 +239,43 @@ const char* cudaGetErrorString(cudaError e) {
   return "unknown error";
 }
 
-cudaError cudaGetDeviceCount(int* n) {
-  if (!n) return set_error(cudaErrorInvalidValue);
-  *n = 1;
-  return cudaSuccess;
-}
-cudaError cudaSetDevice(int device) { return device == 0 ? cudaSuccess : set_error(cudaErrorInvalidDevice); }
-cudaError cudaGetDevice(int* device) {
-  if (!device) return set_error(cudaErrorInvalidValue);
-  *device = 0;
-  return cudaSuccess;
-}
-cudaError cudaDeviceSynchronize() { return synchronize("cudaDeviceSynchronize"); }
+// ================================================================= copies and memsets
 
 cudaError cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
-  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault)
-    return config_error(cudaErrorInvalidMemcpyDirection, strf("cudaMemcpy with kind %d", static_cast<int>(kind)));
-  if (!dst || !src) return config_error(cudaErrorInvalidValue, "cudaMemcpy with a null pointer");
-  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  if (dst_dev && !is_device_range(dst, bytes))
-    return config_error(cudaErrorInvalidValue,
-                        strf("cudaMemcpy of %zu bytes to %p: the destination is not inside one cudaMalloc "
-                             "allocation",
-                             bytes, dst));
-  if (src_dev && !is_device_range(src, bytes))
-    return config_error(
-        cudaErrorInvalidValue,
-        strf("cudaMemcpy of %zu bytes from %p: the source is not inside one cudaMalloc allocation", bytes, src));
-  std::memmove(dst, src, bytes);
-  return cudaSuccess;
+  touch_context();
+  Sides sides;
+  if (const cudaError e = check_copy("cudaMemcpy", dst, src, bytes, kind, &sides); e != cudaSuccess) return e;
+  return blocking_copy("cudaMemcpy", dst, src, bytes, sides);
 }
 
+// Pageable host memory is staged before the call returns (as the CUDA driver
+// does), so the caller may reuse it at once; pinned host memory is read, and
+// any host destination written, only when the stream runs the copy.
 cudaError cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, StreamImpl* stream) {
   if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  return cudaMemcpy(dst, src, bytes, kind);
+  if (bytes == 0) return cudaSuccess;
+  touch_context();
+  Sides sides;
+  if (const cudaError e = check_copy("cudaMemcpyAsync", dst, src, bytes, kind, &sides); e != cudaSuccess) return e;
+  std::shared_ptr<std::vector<unsigned char>> staged;
+  if (!sides.src_dev && !is_pinned(src, bytes)) {
+    const auto* b = static_cast<const unsigned char*>(src);
+    staged = std::make_shared<std::vector<unsigned char>>(b, b + bytes);
+    src = staged->data();
+  }
+  const cudaError e = enqueue(stream, [dst, src, bytes, sides, staged] {
+    run_copy("cudaMemcpyAsync", dst, src, bytes, sides);
+  });
+  return e == cudaSuccess ? e : set_error(e);
 }
 
-cudaError cudaMemset(void* ptr, int value, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  if (!is_device_range(ptr, bytes))
-    return config_error(cudaErrorInvalidValue,
-                        strf("cudaMemset of %zu bytes at %p: not inside one cudaMalloc allocation", bytes, ptr));
-  std::memset(ptr, value, bytes);
-  return cudaSuccess;
-}
+// Asynchronous with respect to the host for device memory (CUDA's "API
+// synchronisation behaviour"): queued on the legacy default stream.
+cudaError cudaMemset(void* ptr, int value, size_t bytes) { return memset_on("cudaMemset", ptr, value, bytes, nullptr); }
 
 cudaError cudaMemsetAsync(void* ptr, int value, size_t bytes, StreamImpl* stream) {
-  if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  return cudaMemset(ptr, value, bytes);
-}
-
-cudaError cudaStreamCreate(StreamImpl** stream) { return cudaStreamCreateWithFlags(stream, 0); }
-cudaError cudaStreamCreateWithFlags(StreamImpl** stream, unsigned flags) {
-  if (!stream) return set_error(cudaErrorInvalidValue);
-  *stream = new StreamImpl{flags};
-  std::lock_guard lk(g_handle_mu);
-  g_streams.insert(*stream);
-  return cudaSuccess;
-}
-cudaError cudaStreamDestroy(StreamImpl* stream) {
-  {
-    std::lock_guard lk(g_handle_mu);
-    if (!stream || !g_streams.erase(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  }
-  delete stream;
-  return cudaSuccess;
-}
-cudaError cudaStreamSynchronize(StreamImpl* stream) {
-  if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  return synchronize("cudaStreamSynchronize");
-}
-cudaError cudaStreamQuery(StreamImpl* stream) {
-  return valid_stream(stream) ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
-}
-cudaError cudaStreamWaitEvent(StreamImpl* stream, EventImpl* event, unsigned) {
-  if (!valid_stream(stream) || !valid_event(event)) return set_error(cudaErrorInvalidResourceHandle);
-  return cudaSuccess;
-}
-
-cudaError cudaEventCreate(EventImpl** event) { return cudaEventCreateWithFlags(event, 0); }
-cudaError cudaEventCreateWithFlags(EventImpl** event, unsigned flags) {
-  if (!event) return set_error(cudaErrorInvalidValue);
-  *event = new EventImpl{flags, false, {}};
-  std::lock_guard lk(g_handle_mu);
-  g_events.insert(*event);
-  return cudaSuccess;
-}
-cudaError cudaEventDestroy(EventImpl* event) {
-  {
-    std::lock_guard lk(g_handle_mu);
-    if (!event || !g_events.erase(event)) return set_error(cudaErrorInvalidResourceHandle);
-  }
-  delete event;
-  return cudaSuccess;
-}
-cudaError cudaEventRecord(EventImpl* event, StreamImpl* stream) {
-  if (!valid_event(event) || !valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  event->recorded = true;
-  event->when = std::chrono::steady_clock::now();
-  return cudaSuccess;
-}
-cudaError cudaEventSynchronize(EventImpl* event) {
-  if (!valid_event(event)) return set_error(cudaErrorInvalidResourceHandle);
-  return synchronize("cudaEventSynchronize");
-}
-cudaError cudaEventQuery(EventImpl* event) {
-  return valid_event(event) ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
-}
-cudaError cudaEventElapsedTime(float* ms, EventImpl* start, EventImpl* end) {
-  if (!ms) return set_error(cudaErrorInvalidValue);
-  if (!valid_event(start) || !valid_event(end)) return set_error(cudaErrorInvalidResourceHandle);
-  if (!start->recorded || !end->recorded || (start->flags | end->flags) & cudaEventDisableTiming)
-    return set_error(cudaErrorInvalidResourceHandle);
-  *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
-  return cudaSuccess;
+  return memset_on("cudaMemsetAsync", ptr, value, bytes, stream);
 }
 
 std::string last_message() {
