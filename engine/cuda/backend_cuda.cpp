@@ -1,6 +1,7 @@
 // The CUDA backend (see backend_cuda.h): Tensors -> launchers in kernels/cuda.
 #include "engine/cuda/backend_cuda.h"
 
+#include <map>
 #include <memory>
 #include <vector>
 #include <mutex>
@@ -73,6 +74,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device), alloc_(device), pinned_(device, true) {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
+    alloc_.set_stream(stream_);  // device blocks are reused in this stream's order
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
     ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
@@ -437,8 +439,9 @@ class CudaBackend final : public Backend {
 
 Backend& cuda_backend(int device) {
   static std::mutex mu;
-  static std::unique_ptr<CudaBackend> instance;
+  static std::map<int, std::unique_ptr<CudaBackend>> instances;  // one per device
   std::lock_guard lock(mu);
+  std::unique_ptr<CudaBackend>& instance = instances[device];
   if (!instance) {
     if (device_count() <= device)
       throw std::runtime_error("cuda:" + std::to_string(device) + " is not available (" +
