@@ -42,6 +42,7 @@ LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 bool g_tf32 = false;
+bool g_deterministic = true;
 
 const float* cf(const Tensor& t) {
   if (!t.defined()) return nullptr;
@@ -397,6 +398,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_fwd(g, x, w, b, y, acc, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->fwd(g, x, w, b, y, acc);
 #endif
   }
@@ -406,6 +408,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->bwd_data(g, dy, w, dx);
 #endif
   }
@@ -418,6 +421,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->bwd_filter(g, dy, x, dw, db);
 #endif
   }
@@ -453,5 +457,6 @@ Backend& cuda_backend(int device) {
 }
 
 void set_tf32(bool on) { g_tf32 = on; }
+void set_deterministic(bool on) { g_deterministic = on; }
 
 LK_CUDA_NAMESPACE_END

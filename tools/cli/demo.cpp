@@ -41,6 +41,7 @@ struct DemoOptions {
   double lr = 3e-3;
   uint64_t seed = 42;
   std::string optimizer = "adamw", device = "auto", augment_on = "auto";
+  bool fast_nondeterministic = false;
 };
 
 // Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
@@ -69,6 +70,7 @@ std::array<double, 3> class_dice(const Tensor& logits, const Tensor& labels) {
 
 int cmd_demo(const DemoOptions& o) {
   const Device dev = resolve_device(o.device);
+  set_fast_nondeterministic(o.fast_nondeterministic);
   // The data: BraTS-layout cases, generated unless --data names a folder.
   // The work folder holds the generated cases (data/), the slice cache, the
   // split and the predictions; a --data folder is only read.
@@ -248,6 +250,7 @@ Subcommand add_demo(CLI::App& app) {
   d->add_option("--seed", o->seed, "random seed");
   d->add_option("--optimizer", o->optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}));
   d->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
+  d->add_flag("--fast-nondeterministic", o->fast_nondeterministic, kFastNondeterministicHelp);
   d->add_option("--augment-on", o->augment_on, "where augmentation runs: auto (the device on a GPU), cpu (loader workers) or device")
       ->check(CLI::IsMember({"auto", "cpu", "device"}));
   return {d, [o] { return cmd_demo(*o); }};

@@ -16,6 +16,7 @@
 #include "data/nifti_write.h"
 #include "engine/safetensors.h"
 #include "engine/state_dict.h"
+#include "tools/cli/commands.h"
 #include "util/atomic_file.h"
 
 namespace lk::cli {
@@ -76,6 +77,7 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--augment-on", o.augment_on, "auto (the device on a GPU), cpu or device")
       ->check(CLI::IsMember({"auto", "cpu", "device"}));
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256));
+  s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
 }
 
 train::TrainConfig train_config(const RunOptions& o, Device dev) {
@@ -178,6 +180,7 @@ std::string pm(double mean, double sd, double scale) {
 }  // namespace
 
 int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev) {
+  set_fast_nondeterministic(o.fast_nondeterministic);
   std::vector<FoldOutcome> done;
   const int first = all_folds ? 0 : o.fold;
   const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;
