@@ -48,7 +48,7 @@ const Perf* pick(const std::vector<Perf>& perf, int found, MathMode math, bool d
   return nullptr;
 }
 
-[[noreturn]] void no_algorithm(const char* pass, const cpu::ConvGeom& g, MathMode math, bool deterministic) {
+[[noreturn]] void no_algorithm(const char* pass, const ConvGeom& g, MathMode math, bool deterministic) {
   throw std::runtime_error(std::string("cuDNN: no ") + (deterministic ? "deterministic " : "") + pass +
                            " algorithm with " + (math == MathMode::TF32 ? "TF32" : "FP32 FMA") +
                            " math within 256 MiB of workspace for the convolution n" + std::to_string(g.n) + " c" +
@@ -94,33 +94,21 @@ struct CudnnConv::Plan {
   }
 };
 
-CudnnConv::CudnnConv(cudaStream_t stream, Allocator& workspace) : ws_alloc_(workspace) {
+CudnnConv::CudnnConv(cudaStream_t stream, Allocator& workspace) : ws_(workspace) {
   LK_CUDNN_CHECK(cudnnCreate(&handle_));
   LK_CUDNN_CHECK(cudnnSetStream(handle_, stream));
 }
 
 CudnnConv::~CudnnConv() {
   plans_.clear();
-  if (ws_) ws_alloc_.deallocate(ws_, ws_bytes_);
   if (handle_) LK_CUDNN_CHECK_NOTHROW(cudnnDestroy(handle_));
 }
 
 // Grown in the stream's order: the old block goes back to the caching
 // allocator, whose stream is the handle's, so queued work finishes with it first.
-void* CudnnConv::workspace(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  if (bytes <= ws_bytes_) return ws_;
-  if (ws_) {
-    ws_alloc_.deallocate(ws_, ws_bytes_);
-    ws_ = nullptr;
-    ws_bytes_ = 0;
-  }
-  ws_ = ws_alloc_.allocate(bytes);
-  ws_bytes_ = bytes;
-  return ws_;
-}
+void* CudnnConv::workspace(size_t bytes) { return ws_.get(bytes); }
 
-CudnnConv::Plan& CudnnConv::plan(const cpu::ConvGeom& g) {
+CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g) {
   const Key k{g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dil, g.groups, static_cast<int>(math_),
               deterministic_};
   std::unique_ptr<Plan>& slot = plans_[k];
@@ -153,7 +141,7 @@ CudnnConv::Plan& CudnnConv::plan(const cpu::ConvGeom& g) {
   return *slot;
 }
 
-void CudnnConv::fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
+void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
   Plan& p = plan(g);
   if (!p.fwd.chosen) {
     int max = 0, found = 0;
@@ -176,7 +164,7 @@ void CudnnConv::fwd(const cpu::ConvGeom& g, const float* x, const float* w, cons
   if (b) LK_CUDNN_CHECK(cudnnAddTensor(handle_, &one, p.b, b, &one, p.y, y));
 }
 
-void CudnnConv::bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx) {
+void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   Plan& p = plan(g);
   if (!p.data.chosen) {
     int max = 0, found = 0;
@@ -199,7 +187,7 @@ void CudnnConv::bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w
                                               workspace(p.data.workspace), p.data.workspace, &one, p.x, dx));
 }
 
-void CudnnConv::bwd_filter(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
   Plan& p = plan(g);
   if (dw && !p.filter.chosen) {
     int max = 0, found = 0;

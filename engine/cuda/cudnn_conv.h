@@ -33,6 +33,7 @@
 #include <memory>
 #include <tuple>
 
+#include "engine/cuda/workspace.h"
 #include "engine/tensor.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/runtime_api.h"
@@ -61,22 +62,20 @@ class CudnnConv {
   bool deterministic() const { return deterministic_; }
 
   // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b
-  void fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
-  void bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
-  void bwd_filter(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
+  void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
+  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
+  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
 
   size_t plans() const { return plans_.size(); }  // geometries seen so far
 
   struct Plan;  // descriptors, algorithms and workspace sizes of one geometry (cudnn_conv.cpp)
 
  private:
-  Plan& plan(const cpu::ConvGeom& g);
+  Plan& plan(const ConvGeom& g);
   void* workspace(size_t bytes);
 
   cudnnHandle_t handle_ = nullptr;
-  Allocator& ws_alloc_;
-  void* ws_ = nullptr;
-  size_t ws_bytes_ = 0;
+  Workspace ws_;
   MathMode math_ = MathMode::FP32_FMA;
   bool deterministic_ = true;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,

@@ -16,7 +16,7 @@
 #include "kernels/conv2d.h"
 
 namespace cu = lk::cuda;
-using lk::cpu::ConvGeom;
+using lk::ConvGeom;
 
 namespace {
 

@@ -154,7 +154,7 @@ TEST_CASE("cuda loader: on cuda:1 the worker threads use cuda:1 and never touch 
   lk::simt::reset_device_contexts();
 #endif
   if (cuda::device_count() < 2) {
-    WARN("no second CUDA device: skipping");
+    WARN("no CUDA device cuda:1 (" << cuda::device_count() << " device(s)): skipping");
     return;
   }
   const Device cuda1{DeviceType::CUDA, 1};
