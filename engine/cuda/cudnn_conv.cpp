@@ -94,6 +94,30 @@ struct CudnnConv::Plan {
   }
 };
 
+namespace {
+
+// A pass's algorithm, from cuDNN's heuristic list (count(&max) and
+// list(max, &found, perf) call cudnnGet*AlgorithmMaxCount / *_v7, each
+// checked), and its workspace (size(algo, &bytes)), with the math type set
+// on the plan's descriptor first.
+template <class Perf, class Algo, class Count, class List, class Size>
+void choose(CudnnConv::Plan::Pass<Algo>& pass, cudnnConvolutionDescriptor_t conv, const char* name,
+            const ConvGeom& g, MathMode math, bool deterministic, Count count, List list, Size size) {
+  int max = 0, found = 0;
+  count(&max);
+  std::vector<Perf> perf(static_cast<size_t>(max));
+  list(max, &found, perf.data());
+  const Perf* best = pick(perf, found, math, deterministic);
+  if (!best) no_algorithm(name, g, math, deterministic);
+  pass.algo = best->algo;
+  pass.math = math == MathMode::TF32 ? best->mathType : CUDNN_FMA_MATH;
+  LK_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, pass.math));
+  size(pass.algo, &pass.workspace);
+  pass.chosen = true;
+}
+
+}  // namespace
+
 CudnnConv::CudnnConv(cudaStream_t stream, Allocator& workspace) : ws_(workspace) {
   LK_CUDNN_CHECK(cudnnCreate(&handle_));
   LK_CUDNN_CHECK(cudnnSetStream(handle_, stream));
@@ -143,20 +167,16 @@ CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g) {
 
 void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
   Plan& p = plan(g);
-  if (!p.fwd.chosen) {
-    int max = 0, found = 0;
-    LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, &max));
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max));
-    LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.y, max, &found, perf.data()));
-    const auto* best = pick(perf, found, math_, deterministic_);
-    if (!best) no_algorithm("forward", g, math_, deterministic_);
-    p.fwd.algo = best->algo;
-    p.fwd.math = math_ == MathMode::TF32 ? best->mathType : CUDNN_FMA_MATH;
-    LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
-    LK_CUDNN_CHECK(
-        cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.y, p.fwd.algo, &p.fwd.workspace));
-    p.fwd.chosen = true;
-  }
+  if (!p.fwd.chosen)
+    choose<cudnnConvolutionFwdAlgoPerf_t>(
+        p.fwd, p.conv, "forward", g, math_, deterministic_,
+        [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, max)); },
+        [&](int max, int* found, cudnnConvolutionFwdAlgoPerf_t* perf) {
+          LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.y, max, found, perf));
+        },
+        [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
+          LK_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, p.conv, p.y, algo, bytes));
+        });
   LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.fwd.math));
   const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   LK_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, p.conv, p.fwd.algo,
@@ -166,21 +186,17 @@ void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const flo
 
 void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   Plan& p = plan(g);
-  if (!p.data.chosen) {
-    int max = 0, found = 0;
-    LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, &max));
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max));
-    LK_CUDNN_CHECK(
-        cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.w, p.y, p.conv, p.x, max, &found, perf.data()));
-    const auto* best = pick(perf, found, math_, deterministic_);
-    if (!best) no_algorithm("backward-data", g, math_, deterministic_);
-    p.data.algo = best->algo;
-    p.data.math = math_ == MathMode::TF32 ? best->mathType : CUDNN_FMA_MATH;
-    LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data.math));
-    LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x, p.data.algo,
-                                                                &p.data.workspace));
-    p.data.chosen = true;
-  }
+  if (!p.data.chosen)
+    choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+        p.data, p.conv, "backward-data", g, math_, deterministic_,
+        [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, max)); },
+        [&](int max, int* found, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+          LK_CUDNN_CHECK(
+              cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.w, p.y, p.conv, p.x, max, found, perf));
+        },
+        [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+          LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x, algo, bytes));
+        });
   LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data.math));
   const float one = 1.f;
   LK_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, p.conv, p.data.algo,
@@ -189,21 +205,18 @@ void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, flo
 
 void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
   Plan& p = plan(g);
-  if (dw && !p.filter.chosen) {
-    int max = 0, found = 0;
-    LK_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, &max));
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max));
-    LK_CUDNN_CHECK(
-        cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.y, p.conv, p.w, max, &found, perf.data()));
-    const auto* best = pick(perf, found, math_, deterministic_);
-    if (!best) no_algorithm("backward-filter", g, math_, deterministic_);
-    p.filter.algo = best->algo;
-    p.filter.math = math_ == MathMode::TF32 ? best->mathType : CUDNN_FMA_MATH;
-    LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter.math));
-    LK_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.w, p.filter.algo,
-                                                                  &p.filter.workspace));
-    p.filter.chosen = true;
-  }
+  if (dw && !p.filter.chosen)
+    choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+        p.filter, p.conv, "backward-filter", g, math_, deterministic_,
+        [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, max)); },
+        [&](int max, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+          LK_CUDNN_CHECK(
+              cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x, p.y, p.conv, p.w, max, found, perf));
+        },
+        [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+          LK_CUDNN_CHECK(
+              cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.w, algo, bytes));
+        });
   const float one = 1.f;
   if (dw) {
     LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter.math));

@@ -16,6 +16,10 @@
 using lk::emu_test::DeviceBuffer;
 using lk::simt::Mode;
 namespace et = lk::emu_test;
+using lk::emu_test::contains;
+using lk::emu_test::NoLeaks;
+using lk::emu_test::Quiet;
+using lk::emu_test::ran;
 
 namespace {
 
@@ -24,30 +28,6 @@ namespace {
   const Mode mode = GENERATE(Mode::Fibers, Mode::Threads); \
   const lk::simt::ScopedMode scoped_mode(mode);            \
   INFO("mode " << lk::simt::mode_name(mode))
-
-// Every device allocation a test makes is freed by its end.
-struct NoLeaks {
-  size_t before = lk::simt::live_allocations();
-  ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
-};
-
-// Deliberate errors: keep stderr clean, read the message instead.
-struct Quiet {
-  Quiet() { lk::simt::set_quiet(true); }
-  ~Quiet() { lk::simt::set_quiet(false); }
-};
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// A launch's own error, else what running it gave: launches are queued, so an
-// execution error shows at the next synchronising call, as on a GPU. The
-// error is the last error too (as in CUDA): consumed here, so that the next
-// launcher's cudaGetLastError() does not return it again.
-cudaError_t ran(cudaError_t launched) {
-  const cudaError_t e = launched != cudaSuccess ? launched : cudaDeviceSynchronize();
-  CHECK(cudaGetLastError() == e);
-  return e;
-}
 
 std::vector<float> random_floats(size_t n, unsigned seed) {
   std::mt19937 rng(seed);

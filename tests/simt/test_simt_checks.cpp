@@ -20,22 +20,11 @@ using lk::simt::Mode;
 using lk::simt::Order;
 using lk::simt::ThreadOrder;
 namespace et = lk::emu_test;
+using lk::emu_test::contains;
+using lk::emu_test::Quiet;
+using lk::emu_test::ran;
 
 namespace {
-
-struct Quiet {
-  Quiet() { lk::simt::set_quiet(true); }
-  ~Quiet() { lk::simt::set_quiet(false); }
-};
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The launch's own error, else what running it gave (consumed, see test_simt.cpp).
-cudaError_t ran(cudaError_t launched) {
-  const cudaError_t e = launched != cudaSuccess ? launched : cudaDeviceSynchronize();
-  CHECK(cudaGetLastError() == e);
-  return e;
-}
 
 std::vector<int> tickets_under(ThreadOrder o, int blocks, int threads) {
   const lk::simt::ScopedOrder order(o);

@@ -16,6 +16,9 @@
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::NoLeaks;
 namespace et = lk::emu_test;
+using lk::emu_test::all_equal;
+using lk::emu_test::Deferred;
+using lk::emu_test::Quiet;
 
 namespace {
 
@@ -34,22 +37,6 @@ struct Event {
   ~Event() { CHECK(cudaEventDestroy(e) == cudaSuccess); }
   operator cudaEvent_t() const { return e; }
 };
-
-// The planted bugs below rely on the deferred policy's order (the default;
-// pinned here so that LKASEG_SIMT_STREAMS=eager does not change the tests).
-struct Deferred {
-  Deferred() { lk::simt::set_stream_policy(lk::simt::StreamPolicy::Deferred); }
-  ~Deferred() { lk::simt::set_stream_policy(std::nullopt); }
-};
-
-struct Quiet {
-  Quiet() { lk::simt::set_quiet(true); }
-  ~Quiet() { lk::simt::set_quiet(false); }
-};
-
-bool all_equal(const std::vector<int>& v, int x) {
-  return !v.empty() && std::all_of(v.begin(), v.end(), [x](int y) { return y == x; });
-}
 
 // Both policies for the tests of correct programs.
 #define LK_FOR_EACH_POLICY()                                                                                \

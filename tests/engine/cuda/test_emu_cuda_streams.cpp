@@ -11,8 +11,11 @@
 #include "engine/cuda/caching_allocator.h"
 #include "engine/cuda/cuda_check.h"
 #include "simt/runtime.h"
+#include "tests/kernels/cuda/emu_util.h"
 
 namespace cu = lk::cuda;
+using lk::emu_test::all_equal;
+using lk::emu_test::Deferred;
 using lk::DType;
 using lk::Tensor;
 
@@ -20,17 +23,6 @@ namespace {
 
 const lk::Device kCuda{lk::DeviceType::CUDA, 0};
 constexpr int kN = 4096;
-
-struct Deferred {
-  Deferred() { lk::simt::set_stream_policy(lk::simt::StreamPolicy::Deferred); }
-  ~Deferred() { lk::simt::set_stream_policy(std::nullopt); }
-};
-
-bool all_equal(const std::vector<int>& v, int x) {
-  for (int y : v)
-    if (y != x) return false;
-  return true;
-}
 
 }  // namespace
 
