@@ -23,6 +23,7 @@
 #include "engine/state_dict.h"
 #include "tools/cli/output_guard.h"
 #include "train/checkpoint.h"
+#include "tools/cli/commands.h"
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
 
@@ -104,6 +105,7 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
+  s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
 }
 
 int64_t min_parameters(const model::NetConfig& cfg) {
@@ -336,6 +338,7 @@ std::string pm(double mean, double sd, double scale) {
 }  // namespace
 
 int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev) {
+  set_fast_nondeterministic(o.fast_nondeterministic);
   std::vector<FoldOutcome> done;
   const int first = all_folds ? 0 : o.fold;
   const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;

@@ -55,6 +55,7 @@ struct RunOptions {
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
   int workers = 0;
+  bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
 };
 
 // Registers the options of train (one_fold) and cv on `s`.
