@@ -1,9 +1,11 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/onednn_conv.h"
 
 namespace lk::cpu {
 
@@ -326,6 +328,34 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
   if (db) channel_sum_acc(g.n, g.c_out, P, dy, db);
 }
 
+// ------------------------------------------------------------------ dispatch
+
+// oneDNN takes float32 convolutions that are not depthwise (our direct
+// loops run those) when it accepts the geometry (it returns false if not).
+template <typename T>
+void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_fwd_ref(g, x, w, b, y, accumulate);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_fwd(g, x, w, b, y, accumulate)) return;
+  conv2d_fwd(g, x, w, b, y, accumulate);
+}
+
+template <typename T>
+void conv2d_bwd_data(ConvImpl impl, const ConvGeom& g, const T* dy, const T* w, T* dx) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_data_ref(g, dy, w, dx);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_data(g, dy, w, dx)) return;
+  conv2d_bwd_data(g, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_bwd_weight(ConvImpl impl, const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_weight_ref(g, dy, x, dw, db);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_weight(g, dy, x, dw, db)) return;
+  conv2d_bwd_weight(g, dy, x, dw, db);
+}
+
 #define LK_INST(T)                                                                     \
   template void conv2d_fwd_ref<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool); \
   template void conv2d_fwd<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool);     \
@@ -333,7 +363,10 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
   template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*);                \
   template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*);      \
   template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);          \
-  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);
+  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);                         \
+  template void conv2d_fwd<T>(ConvImpl, const ConvGeom&, const T*, const T*, const T*, T*, bool); \
+  template void conv2d_bwd_data<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*);      \
+  template void conv2d_bwd_weight<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*, T*);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -215,7 +215,7 @@ TEST_CASE("kernel variants are chosen globally or per op", "[backend]") {
 
 TEST_CASE("a backend refuses a kernel variant it does not have", "[backend]") {
   Backend& b = backend(cpu_device());
-  CHECK(b.variants() == std::vector<KernelVariant>{KernelVariant::Fast, KernelVariant::PlainLoops});
+  CHECK(b.variants() == std::vector<KernelVariant>{KernelVariant::Fast, KernelVariant::PlainLoops, KernelVariant::Im2colBlas});
   CHECK_THROWS_WITH(b.set_variant(KernelVariant::Cudnn), Contains("no cudnn kernels"));
   CHECK_THROWS_WITH(b.set_variant("conv2d", KernelVariant::Cudnn), Contains("no cudnn kernels"));
   CHECK(b.variant() == KernelVariant::Fast);
