@@ -20,7 +20,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-reps=3 steps=5 warmup=2 threads=2 batch=8 size=128 infer_batch=8
+reps=3 steps=5 warmup=2 threads=2 batch=8 size=128 infer_batch=16
 widths=32,64,128,256,512
 nets="resse_lka_unet unet attention_unet"
 infer_net=resse_lka_unet
