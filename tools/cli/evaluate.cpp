@@ -127,8 +127,9 @@ CLI::App* add_evaluate_subcommand(CLI::App& app, EvaluateCommand& cmd) {
               "warn about (and leave out) cases without a prediction and predictions without a case, instead of "
               "failing");
   s->add_option("--pred-labels", cmd.pred_labels,
-                "label coding of the predictions: brats2021 {0,1,2,4} or brats2023 {0,1,2,3}")
-      ->check(CLI::IsMember({"brats2021", "brats2023", "2021", "2023"}))
+                "label coding of the predictions: auto (the ground truth's, as predict writes them), brats2021 "
+                "{0,1,2,4}, brats2023 {0,1,2,3} or msd {0,1 edema,2 non-enhancing,3 enhancing}")
+      ->check(CLI::IsMember({"auto", "brats2021", "brats2023", "2021", "2023", "msd"}))
       ->capture_default_str();
   s->add_flag("--include-empty", cmd.include_empty,
               "count cases whose ground truth is empty for a region in its mean (Dice 1/0, HD95 0/373.13) instead "
@@ -140,7 +141,9 @@ CLI::App* add_evaluate_subcommand(CLI::App& app, EvaluateCommand& cmd) {
 }
 
 EvaluationResult evaluate_folders(const EvaluateCommand& cmd) {
-  const BratsNaming pred_coding = parse_label_coding(cmd.pred_labels);
+  // "auto": each prediction in its ground truth's coding (what predict writes).
+  const bool auto_coding = cmd.pred_labels == "auto";
+  const BratsNaming pred_coding = auto_coding ? BratsNaming::Brats2021 : parse_label_coding(cmd.pred_labels);
   if (cmd.ddof < 0 || cmd.ddof > 1) throw std::invalid_argument("--ddof must be 0 or 1");
   const std::map<std::string, std::string> preds = prediction_files(cmd.pred);
   BratsOptions bo;
@@ -184,7 +187,7 @@ EvaluationResult evaluate_folders(const EvaluateCommand& cmd) {
 
   Progress progress("evaluate", static_cast<int64_t>(todo.size()), "cases", cmd.progress);
   for (const BratsCase* c : todo) {
-    CaseMetrics m = evaluate_label_files(preds.at(c->id), pred_coding, c->seg, c->naming);
+    CaseMetrics m = evaluate_label_files(preds.at(c->id), auto_coding ? c->naming : pred_coding, c->seg, c->naming);
     m.id = c->id;
     r.cases.push_back(std::move(m));
     progress.advance();

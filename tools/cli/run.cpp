@@ -13,9 +13,6 @@
 #include <map>
 #include <stdexcept>
 
-#include "data/nifti_write.h"
-#include "engine/safetensors.h"
-#include "engine/state_dict.h"
 #include "util/atomic_file.h"
 
 namespace lk::cli {
@@ -206,10 +203,11 @@ int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device d
                      {"checkpoint", (fs::path(done[i].dir) / "best.safetensors").string()}});
   }
   std::printf("\nvalidation Dice %% (best epoch; slice grid, see `lkaseg predict` + `lkaseg evaluate` for the original grid)\n");
-  std::printf("%-8s %-16s %-16s %-16s %-16s\n", "fold", "NCR", "ET", "ED", "mean");
+  std::printf("%-8s %-16s %-16s %-16s %-16s %s\n", "fold", "NCR", "ET", "ED", "mean", "best epoch");
   for (size_t i = 0; i < rows.size(); ++i)
-    std::printf("%-8d %6.2f           %6.2f           %6.2f           %6.2f\n", folds[i]["fold"].get<int>(),
-                100 * rows[i][0], 100 * rows[i][1], 100 * rows[i][2], 100 * rows[i][3]);
+    std::printf("%-8d %6.2f           %6.2f           %6.2f           %6.2f           %lld\n", folds[i]["fold"].get<int>(),
+                100 * rows[i][0], 100 * rows[i][1], 100 * rows[i][2], 100 * rows[i][3],
+                static_cast<long long>(folds[i]["best_epoch"].get<int64_t>()));
   if (all_folds && rows.size() >= 2) {
     std::array<double, 4> mean{}, sd{};
     for (const auto& r : rows)
@@ -227,37 +225,6 @@ int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device d
     std::printf("wrote %s\n", path.c_str());
   }
   return 0;
-}
-
-LoadedModel load_model(const std::string& path, Device dev) {
-  if (!fs::is_regular_file(path)) throw std::invalid_argument(path + ": the model is not a file");
-  const std::map<std::string, std::string> meta = load_safetensors(path).metadata;
-  if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
-    throw std::invalid_argument(path + ": no lkaseg training metadata (use a best.safetensors written by "
-                                "`lkaseg train`/`cv`)");
-  LoadedModel m;
-  m.config = train::TrainConfig::from_json(meta.at("lkaseg.train_config"));
-  m.preprocess = train::preprocess_from_json(meta.at("lkaseg.preprocess"));
-  m.net = std::make_unique<model::SegNet>(m.config.net);
-  load_state_dict(path, *m.net);
-  m.net->to_device(dev);
-  return m;
-}
-
-
-// One case: load, preprocess as in training, predict, map back to the
-// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
-void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
-                       const std::string& out_dir, int64_t batch, Device dev) {
-  const data::BratsCaseData c = data::load_brats_case(bc);
-  const data::PreprocessedCase p = data::preprocess_case(c, po);
-  const std::vector<int32_t> cls = train::predict_classes(net, p.images.data(), p.slices(), p.size, batch, dev);
-  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
-  if (bc.naming == data::BratsNaming::Brats2023)
-    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
-  data::NiftiWriteOptions wo;
-  wo.description = "lkaseg prediction";
-  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
 }
 
 }  // namespace lk::cli

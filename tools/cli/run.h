@@ -1,7 +1,6 @@
 // What train, cv, predict and demo share (tools/cli/run.cpp): the run
 // options and their flags, the split and slice cache of a run folder, one
-// fold's training, the stop flag set by SIGINT/SIGTERM, loading a trained
-// model and predicting one case into its original geometry.
+// fold's training, the stop flag set by SIGINT/SIGTERM.
 //
 // A run folder RUN holds split.json (the case selection and folds: written
 // once, honoured when edited), slices.lkcache (the selected cases only),
@@ -22,6 +21,7 @@
 #include "data/splits.h"
 #include "engine/tensor.h"
 #include "model/networks.h"
+#include "train/predict.h"
 #include "train/trainer.h"
 
 namespace CLI {
@@ -79,18 +79,9 @@ int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device d
 extern std::atomic<bool> g_stop;
 void install_stop_handlers();
 
-// A trained model with its preprocessing, from a best.safetensors.
-struct LoadedModel {
-  train::TrainConfig config;
-  data::PreprocessOptions preprocess;
-  std::unique_ptr<model::SegNet> net;
-};
-LoadedModel load_model(const std::string& path, Device dev);
-
-// One case: load, preprocess with `po` (as in training), predict slice by
-// slice, map back to the original grid, write <out_dir>/<id>.nii.gz (BraTS
-// labels in the case's naming).
-void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
-                       const std::string& out_dir, int64_t batch, Device dev);
+// Loading models and predicting cases live in train/predict.h.
+using train::LoadedModel;
+using train::load_model;
+using train::predict_case_file;
 
 }  // namespace lk::cli
