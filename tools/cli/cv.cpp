@@ -162,9 +162,13 @@ json choose_postprocessing(const RunOptions& o, const Prepared& p, const data::B
   const eval::PpSelection sel = eval::select_postprocessing(cases);
   const std::string pp_path = (fs::path(o.out) / "postprocessing.json").string();
   write_file_atomically(pp_path, train::postprocessing_json(sel.chosen, sel.report_json()));
+  eval::Score prev = sel.before;  // each kept rule against the rules kept before it
   for (const eval::PpTrial& t : sel.tried)
-    if (t.kept) std::printf("  kept %s: Dice %.2f -> %.2f %%, HD95 %.2f -> %.2f mm (all regions, BraTS conventions)\n",
-                            t.rule.str().c_str(), 100 * sel.before.dice, 100 * t.score.dice, sel.before.hd95, t.score.hd95);
+    if (t.kept) {
+      std::printf("  kept %s: Dice %.2f -> %.2f %%, HD95 %.2f -> %.2f mm (mean of the 5 regions, BraTS conventions)\n",
+                  t.rule.str().c_str(), 100 * prev.dice, 100 * t.score.dice, prev.hd95, t.score.hd95);
+      prev = t.score;
+    }
   if (sel.chosen.rules.empty()) std::printf("  no rule improved the cross-validated Dice/HD95: none kept\n");
   std::printf("wrote %s (%zu rule(s) of %zu tried)\n", pp_path.c_str(), sel.chosen.rules.size(), sel.tried.size());
 

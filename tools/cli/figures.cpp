@@ -60,8 +60,9 @@ CLI::App* add_figures_subcommand(CLI::App& app, FiguresCommand& cmd) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   s->add_option("--pred-labels", cmd.pred_labels,
-                "label coding of the predictions: brats2021 {0,1,2,4} or brats2023 {0,1,2,3}")
-      ->check(CLI::IsMember({"brats2021", "brats2023", "2021", "2023"}))
+                "label coding of the predictions: auto (each case's own, as predict writes them), brats2021 "
+                "{0,1,2,4}, brats2023 {0,1,2,3} or msd")
+      ->check(CLI::IsMember({"auto", "brats2021", "brats2023", "2021", "2023", "msd"}))
       ->capture_default_str();
   s->add_option("--run", cmd.run, "a run folder (fold_<k>/log.jsonl) or one fold's folder: training curves")
       ->check(CLI::ExistingDirectory);
@@ -97,7 +98,8 @@ std::vector<std::string> make_figures(const FiguresCommand& cmd) {
     throw std::invalid_argument("figures: --data needs --pred folders, or --cases to show the ground truth alone");
   if (cmd.zoom < 1 || cmd.zoom > 8) throw std::invalid_argument("figures: --zoom must be 1..8");
   if (!(cmd.alpha >= 0 && cmd.alpha <= 1)) throw std::invalid_argument("figures: --alpha must be in [0, 1]");
-  const BratsNaming pred_coding = parse_label_coding(cmd.pred_labels);
+  const bool auto_coding = cmd.pred_labels == "auto";  // each case's own coding
+  const BratsNaming pred_coding = auto_coding ? BratsNaming::Brats2021 : parse_label_coding(cmd.pred_labels);
 
   // Everything is paired and checked before the first figure is drawn.
   struct Job {
@@ -152,7 +154,7 @@ std::vector<std::string> make_figures(const FiguresCommand& cmd) {
   oo.zoom = cmd.zoom;
   oo.style.alpha = cmd.alpha;
   for (const Job& j : jobs) {
-    const OverlayCase oc = load_overlay_case(j.c, j.preds, pred_coding);
+    const OverlayCase oc = load_overlay_case(j.c, j.preds, auto_coding ? j.c.naming : pred_coding);
     const OverlayFigure fig = render_overlay(oc, oo);
     const std::string path = (fs::path(cmd.out) / (j.c.id + ".png")).string();
     write_png(path, fig.image);
