@@ -100,6 +100,19 @@ LoadedModel load_model(const std::string& path, Device dev) {
   return m;
 }
 
+namespace {
+
+// The weights of a fold's `which` checkpoint, or "" when it has none.
+std::string weights_or_empty(const fs::path& fold, const std::string& which) {
+  try {
+    return resolve_checkpoint(fold.string(), which).weights;
+  } catch (const std::invalid_argument&) {
+    return "";
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> run_checkpoints(const std::string& run_dir, const std::string& which) {
   if (which != "best" && which != "last" && which != "selected")
     throw std::invalid_argument("--checkpoint " + which + ": expected selected, best or last");
@@ -107,25 +120,29 @@ std::vector<std::string> run_checkpoints(const std::string& run_dir, const std::
   for (int k = 0;; ++k) {
     const fs::path fold = fs::path(run_dir) / ("fold_" + std::to_string(k));
     if (!fs::is_directory(fold)) break;
-    std::string name = (which == "last" ? "last" : "best") + std::string(".safetensors");
+    std::string pick = which == "last" ? "last" : "best";
     const fs::path sel = fold / "selected.json";
     if (which == "selected" && fs::is_regular_file(sel)) {
+      std::string chosen;
       try {
-        const std::string chosen = json::parse(read_text(sel)).at("checkpoint").get<std::string>();
-        const auto t = fs::last_write_time(sel);
-        bool fresh = fs::is_regular_file(fold / chosen);
-        for (const char* f : {"best.safetensors", "last.safetensors"})
-          if (fs::exists(fold / f) && fs::last_write_time(fold / f) > t) fresh = false;  // trained on since
-        if (fresh) name = chosen;
+        chosen = json::parse(read_text(sel)).at("checkpoint").get<std::string>();
       } catch (const std::exception& e) {
         throw std::runtime_error(sel.string() + ": " + e.what());
       }
+      if (chosen.ends_with(".safetensors")) chosen.resize(chosen.size() - 12);  // older files name the file
+      if (chosen != "best" && chosen != "last") throw std::runtime_error(sel.string() + ": checkpoint '" + chosen + "'");
+      // Followed while no checkpoint of the fold is newer (trained on since).
+      bool fresh = !weights_or_empty(fold, chosen).empty();
+      for (const char* w : {"best", "last"}) {
+        const std::string f = weights_or_empty(fold, w);
+        if (!f.empty() && fs::last_write_time(f) > fs::last_write_time(sel)) fresh = false;
+      }
+      if (fresh) pick = chosen;
     }
-    if (!fs::is_regular_file(fold / name) && which != "last" && fs::is_regular_file(fold / "last.safetensors"))
-      name = "last.safetensors";  // no validation yet
-    if (!fs::is_regular_file(fold / name))
-      throw std::invalid_argument(fold.string() + ": no " + name + " (is the fold trained?)");
-    out.push_back((fold / name).string());
+    std::string weights = weights_or_empty(fold, pick);
+    if (weights.empty() && which != "last") weights = weights_or_empty(fold, "last");  // not validated yet
+    if (weights.empty()) throw std::invalid_argument(fold.string() + ": no " + pick + " checkpoint (is the fold trained?)");
+    out.push_back(weights);
   }
   if (out.empty()) throw std::invalid_argument(run_dir + ": no fold_0/ (not a run folder of `lkaseg cv`/`train`)");
   return out;

@@ -84,10 +84,10 @@ LoadedModel load_model(const std::string& path, Device dev);
 // checkpoints). Throws when RUN holds no fold folder.
 std::vector<std::string> run_checkpoints(const std::string& run_dir, const std::string& which = "selected");
 
-// cv's choice for one fold: the checkpoint file name, its epoch and how it
-// was chosen (free text), kept in fold_dir/selected.json.
+// cv's choice for one fold: which checkpoint, its epoch and how it was
+// chosen (free text), kept in fold_dir/selected.json.
 struct CheckpointChoice {
-  std::string checkpoint;  // "best.safetensors" or "last.safetensors"
+  std::string checkpoint;  // "best" or "last" (resolve_checkpoint's `which`)
   int64_t epoch = 0;
   std::string how;
 };

@@ -24,7 +24,7 @@ for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_
 done
 grep -q "mean +- sample std over folds" "$dir/out" || fail "no summary: $(cat "$dir/out")"
 grep -q "HD95 mm" "$dir/out" || fail "no original-grid evaluation: $(cat "$dir/out")"
-grep -q "^fold 1: .*safetensors (epoch [0-9]*)" "$dir/out" || fail "no checkpoint choice: $(cat "$dir/out")"
+grep -q "^fold 1: [a-z]* (.*safetensors, epoch [0-9]*)" "$dir/out" || fail "no checkpoint choice: $(cat "$dir/out")"
 grep -q "post-processing on the cross-validation predictions" "$dir/out" || fail "no post-processing table: $(cat "$dir/out")"
 grep -q '"checkpoints"' "$dir/run/cv_summary.json" || fail "cv_summary.json without the choices"
 # 6 cases x 5 regions + the header

@@ -194,7 +194,7 @@ TEST_CASE("predict: every checkpoint a run writes loads, cv's choice is followed
   CHECK(run_checkpoints(run.string()) == std::vector<std::string>{(fold / "best.safetensors").string()});
   CHECK(run_checkpoints(run.string(), "last") == std::vector<std::string>{(fold / "last.safetensors").string()});
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  write_checkpoint_choice(fold.string(), {"last.safetensors", 3, "test"});
+  write_checkpoint_choice(fold.string(), {"last", 3, "test"});
   CHECK(run_checkpoints(run.string()) == std::vector<std::string>{(fold / "last.safetensors").string()});
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   fs::last_write_time(fold / "best.safetensors", fs::file_time_type::clock::now());  // trained on since

@@ -81,6 +81,7 @@ void predict_into(const std::string& weights, const std::vector<std::string>& id
 
 struct Candidate {
   std::string which;  // best, last
+  std::string weights;
   int64_t epoch = 0;
   eval::Score score;
 };
@@ -99,17 +100,20 @@ json choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const da
   std::vector<Candidate> cands;
   for (const char* which : {"best", "last"}) {
     if (co.select != "auto" && co.select != which) continue;
-    const fs::path w = fold / (std::string(which) + ".safetensors");
-    if (!fs::is_regular_file(w)) continue;
-    const int64_t epoch = train::resolve_checkpoint(w.string()).epoch;
-    if (!cands.empty() && cands.front().epoch == epoch) continue;  // the best is the last epoch: one candidate
-    cands.push_back({which, epoch, {}});
+    train::CheckpointInfo info;
+    try {
+      info = train::resolve_checkpoint(fold.string(), which);
+    } catch (const std::invalid_argument&) {
+      continue;  // no such checkpoint
+    }
+    if (!cands.empty() && cands.front().epoch == info.epoch) continue;  // the best is the last epoch: one candidate
+    cands.push_back({which, info.weights, info.epoch, {}});
   }
   if (cands.empty()) throw std::runtime_error(fold.string() + ": no checkpoint to predict with");
   std::string how;
   for (Candidate& c : cands) {
     const std::string dir = (fold / ("val_" + c.which)).string();
-    predict_into((fold / (c.which + ".safetensors")).string(), f.val, ds, o.data, dir, o.batch * 2, dev, progress);
+    predict_into(c.weights, f.val, ds, o.data, dir, o.batch * 2, dev, progress);
     if (cands.size() < 2) continue;
     EvaluateCommand e;
     e.pred = dir;
@@ -132,16 +136,16 @@ json choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const da
     how = "--select " + co.select;
   }
   const Candidate& c = cands[pick];
-  train::write_checkpoint_choice(fold.string(), {c.which + ".safetensors", c.epoch, how});
+  train::write_checkpoint_choice(fold.string(), {c.which, c.epoch, how});
   for (const std::string& id : f.val)
     fs::copy_file(fold / ("val_" + c.which) / (id + ".nii.gz"), fs::path(pred_dir) / (id + ".nii.gz"),
                   fs::copy_options::overwrite_existing);
-  std::printf("fold %d: %s.safetensors (epoch %lld): %s\n", k, c.which.c_str(), static_cast<long long>(c.epoch),
-              how.c_str());
-  json j = {{"fold", k}, {"checkpoint", c.which + ".safetensors"}, {"epoch", c.epoch}, {"how", how}};
+  std::printf("fold %d: %s (%s, epoch %lld): %s\n", k, c.which.c_str(), c.weights.c_str(),
+              static_cast<long long>(c.epoch), how.c_str());
+  json j = {{"fold", k}, {"checkpoint", c.which}, {"weights", c.weights}, {"epoch", c.epoch}, {"how", how}};
   if (cands.size() == 2)
     for (const Candidate& x : cands)
-      j["candidates"].push_back({{"checkpoint", x.which + ".safetensors"}, {"epoch", x.epoch},
+      j["candidates"].push_back({{"checkpoint", x.which}, {"epoch", x.epoch},
                                  {"dice", x.score.dice}, {"hd95_mm", x.score.hd95}, {"combined", x.score.combined()}});
   return j;
 }
