@@ -11,7 +11,7 @@
 #include "data/nifti_read.h"
 #include "tests/support/layouts.h"
 #include "tests/support/nifti_craft.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "train/predict.h"
 
 using namespace lk;
@@ -42,12 +42,12 @@ TEST_CASE("layouts: predictions are written in each input's coding and evaluated
       // The ground truth's own values come back.
       CHECK(data::read_nifti(out).data == data::read_nifti(bc.seg).data);
     }
-    cli::EvaluateCommand e;
+    eval::EvaluateOptions e;
     e.pred = perfect.string();
     e.gt = root.string();
     e.progress = nullptr;
     e.report = nullptr;
-    const cli::EvaluationResult r = cli::evaluate_folders(e);
+    const eval::EvaluationResult r = eval::evaluate_folders(e);
     REQUIRE(r.cases.size() == 2);
     for (const eval::CaseMetrics& m : r.cases)
       for (eval::Region reg : eval::kRegions) CHECK(m[reg].dice == 1.0);
@@ -59,6 +59,6 @@ TEST_CASE("layouts: predictions are written in each input's coding and evaluated
     fs::create_directories(pred);
     for (const data::BratsCase& bc : ds.cases) train::predict_case_file({&a, &b}, po, bc, pred.string(), o);
     e.pred = pred.string();
-    CHECK(cli::evaluate_folders(e).cases.size() == 2);
+    CHECK(eval::evaluate_folders(e).cases.size() == 2);
   }
 }

@@ -38,7 +38,7 @@
 #include "eval/metrics.h"
 #include "eval/postprocess_select.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "util/atomic_file.h"
 #include "util/progress.h"
@@ -115,13 +115,13 @@ json choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const da
     const std::string dir = (fold / ("val_" + c.which)).string();
     predict_into(c.weights, f.val, ds, o.data, dir, o.batch * 2, dev, progress);
     if (cands.size() < 2) continue;
-    EvaluateCommand e;
+    eval::EvaluateOptions e;
     e.pred = dir;
     e.gt = o.data;
     e.cases = f.val;
     e.progress = nullptr;
     e.report = nullptr;
-    c.score = eval::score_cases(evaluate_folders(e).cases);
+    c.score = eval::score_cases(eval::evaluate_folders(e).cases);
   }
   size_t pick = 0;
   if (cands.size() == 2) {
@@ -227,7 +227,7 @@ int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
       choices.push_back(choose_checkpoint(co, p.split.folds[k], static_cast<int>(k), ds, pred_dir, dev, progress));
     progress.finish();
   }
-  EvaluateCommand e;
+  eval::EvaluateOptions e;
   e.pred = pred_dir;
   e.gt = o.data;
   e.cases = p.split.selected;
@@ -236,8 +236,7 @@ int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
   std::printf("\nDice and HD95 in the original voxel grid, over the %zu cases (each predicted by the fold that "
               "held it out):\n", p.split.selected.size());
   std::fflush(stdout);
-  EvaluationResult er;
-  if (const int rc = run_evaluate(e, &er); rc != 0) return rc;
+  const eval::EvaluationResult er = eval::evaluate_and_report(e);
 
   // The paper's Table 3: per fold the mean over its validation cases, then
   // mean +- std over the folds (sample std), beside the paper's numbers.
