@@ -117,8 +117,9 @@ Volume read_frames(const std::string& path, bool allow_4d, int64_t& frames) {
   for (int64_t i = allow_4d ? 5 : 4; i <= h.dim[0]; ++i)
     if (h.dim[i] != 1) {
       const std::string f = "dim[" + std::to_string(i) + "]";
-      fail(path, f, f + " = " + std::to_string(h.dim[i]) + (allow_4d ? ": a 3-D or 4-D volume is expected"
-                                                                       : ": a 3-D volume is expected"));
+      fail(path, f, f + " = " + std::to_string(h.dim[i]) + ": a " + std::to_string(h.dim[0]) + "-D image of " +
+                        std::to_string(h.nvox / (h.dim[1] * h.dim[2] * h.dim[3])) + " volumes, but a " +
+                        (allow_4d ? "3-D or 4-D image is expected" : "3-D volume is expected (one modality per file)"));
     }
   frames = allow_4d && h.dim[0] >= 4 ? h.dim[4] : 1;
 

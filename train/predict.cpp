@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "engine/ops.h"
 #include "engine/safetensors.h"
 #include "engine/state_dict.h"
+#include "train/checkpoint.h"
 #include "util/atomic_file.h"
 
 namespace lk::train {
@@ -49,6 +51,19 @@ int64_t to_int(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+// The weights file a checkpoint manifest (last.json) names.
+fs::path manifest_weights(const fs::path& manifest) {
+  try {
+    return manifest.parent_path() / json::parse(read_text(manifest)).at("weights").get<std::string>();
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(manifest.string() + ": not a checkpoint manifest (last.json) of a run (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
 CheckpointInfo resolve_checkpoint(const std::string& path, const std::string& which) {
   if (which != "best" && which != "last")
     throw std::invalid_argument("checkpoint '" + which + "': expected best or last");
@@ -58,11 +73,15 @@ CheckpointInfo resolve_checkpoint(const std::string& path, const std::string& wh
     if (fs::is_directory(weights / "fold_0"))
       throw std::invalid_argument(path + ": a run folder (fold_0/, ...): use --run for all its folds, or name one "
                                          "fold's checkpoint");
-    weights /= which + ".safetensors";
+    if (which == "best") weights /= "best.safetensors";
+    else if (fs::is_regular_file(weights / "last.json")) weights = manifest_weights(weights / "last.json");
+    else weights /= "last.safetensors";  // an older run
     if (!fs::is_regular_file(weights))
-      throw std::invalid_argument(path + ": no " + weights.filename().string() + " in this folder (not a fold of a run?)");
+      throw std::invalid_argument(path + ": no " + which + " checkpoint in this folder (not a fold of a run?)");
+  } else if (weights.extension() == ".json" && fs::is_regular_file(weights)) {
+    weights = manifest_weights(weights);
   }
-  if (!fs::is_regular_file(weights, ec)) throw std::invalid_argument(path + ": the model is not a file");
+  if (!fs::is_regular_file(weights, ec)) throw std::invalid_argument(weights.string() + ": the model is not a file");
   const fs::path dir = weights.parent_path();
   CheckpointInfo c;
   c.weights = weights.string();
@@ -76,15 +95,36 @@ CheckpointInfo resolve_checkpoint(const std::string& path, const std::string& wh
     if (c.train_config.empty()) c.train_config = meta_or(sm, "config");
     if (c.epoch == 0) c.epoch = to_int(meta_or(sm, "epoch"));
   }
-  if (c.train_config.empty() && fs::is_regular_file(dir / "config.json")) c.train_config = read_text(dir / "config.json");
-  if (c.preprocess.empty() && fs::is_regular_file(dir / "preprocess.json")) c.preprocess = read_text(dir / "preprocess.json");
+  if ((c.train_config.empty() || c.preprocess.empty()) && fs::is_regular_file(dir / "config.json")) {
+    const json cj = json::parse(read_text(dir / "config.json"), nullptr, false);
+    if (cj.is_object()) {
+      if (c.preprocess.empty() && cj.contains("preprocess")) c.preprocess = cj.at("preprocess").dump();
+      if (c.train_config.empty()) {
+        json tc = cj;
+        tc.erase("preprocess");
+        c.train_config = tc.dump();
+      }
+    }
+  }
   if (c.preprocess.empty() && weights.filename() != "best.safetensors" && fs::is_regular_file(dir / "best.safetensors"))
     c.preprocess = meta_or(metadata_of(dir / "best.safetensors"), "lkaseg.preprocess");
   if (c.train_config.empty() || c.preprocess.empty())
-    throw std::invalid_argument(path + ": no lkaseg training " + (c.train_config.empty() ? "configuration" : "preprocessing") +
+    throw std::invalid_argument(c.weights + ": no lkaseg training " + (c.train_config.empty() ? "configuration" : "preprocessing") +
                                 " for these weights (use a checkpoint written by `lkaseg train`/`cv`: "
-                                "fold_k/best.safetensors or fold_k/last.safetensors, in its run folder)");
+                                "fold_k/best.safetensors, fold_k/last.json or a fold folder)");
   return c;
+}
+
+int64_t min_parameters(const model::NetConfig& cfg) {
+  // Every level's block starts with two 3x3 convolutions (model/blocks.h):
+  // c_in -> w and w -> w; the rest of the network only adds to this.
+  double n = 0;
+  double c_in = static_cast<double>(cfg.in_channels);
+  for (int64_t w : cfg.widths) {
+    n += 9.0 * (c_in * static_cast<double>(w) + static_cast<double>(w) * static_cast<double>(w));
+    c_in = static_cast<double>(w);
+  }
+  return n > 9e18 ? INT64_MAX : static_cast<int64_t>(n);
 }
 
 LoadedModel load_model(const std::string& path, Device dev) {
@@ -92,6 +132,17 @@ LoadedModel load_model(const std::string& path, Device dev) {
   LoadedModel m;
   m.config = TrainConfig::from_json(c.train_config);
   m.preprocess = preprocess_from_json(c.preprocess);
+  // The metadata is checked against the file before a network is built from it.
+  const SafeTensors file = load_safetensors(c.weights);
+  int64_t stored = 0;
+  for (const auto& [key, t] : file.tensors) stored += t.numel();
+  if (const int64_t least = min_parameters(m.config.net); least > stored)
+    throw std::invalid_argument(c.weights + ": its metadata describes a network of at least " + std::to_string(least) +
+                                " parameters, but the file holds " + std::to_string(stored) +
+                                " values: damaged or foreign metadata");
+  if (const std::string bad = nonfinite_tensor(file.tensors); !bad.empty())
+    throw std::invalid_argument(c.weights + ": " + bad + " (saved from a diverged run?); its predictions would be "
+                                "meaningless");
   m.net = std::make_unique<model::SegNet>(m.config.net);
   load_state_dict(c.weights, *m.net);
   m.net->to_device(dev);
@@ -340,7 +391,7 @@ CasePrediction predict_case_file(const std::vector<model::SegNet*>& nets, const 
     fs::create_directories(dir, ec);
     if (ec) throw std::runtime_error(dir.string() + ": cannot create the folder (" + ec.message() + ")");
     data::NiftiWriteOptions pw;
-    pw.description = "lkaseg probabilities";
+    pw.description = kProbabilitiesDescription;
     pw.frames = static_cast<int>(K);
     pw.gzip_level = 1;
     data::write_nifti((dir / (bc.id + ".nii.gz")).string(), c.geom, maps, pw);

@@ -53,13 +53,17 @@ namespace lk::train {
 // ---- checkpoints ---------------------------------------------------------
 
 // What describes a checkpoint's weights. resolve_checkpoint is the one place
-// that knows how a run lays its checkpoints out:
-//   a weights file with lkaseg metadata (best.safetensors): everything is there;
-//   a weights file without (last.safetensors): the training configuration
-//     from its .state file (else the folder's config.json), the
-//     preprocessing from the folder's preprocess.json (else best.safetensors'
-//     metadata), the epoch from the .state file;
-//   a fold folder (RUN/fold_k): its `which` checkpoint ("best" or "last").
+// that knows how a run lays its checkpoints out (train/trainer.h,
+// train/checkpoint.h):
+//   a weights file with lkaseg metadata (best.safetensors,
+//     last-<step>.safetensors): everything is there;
+//   a checkpoint manifest (last.json): the weights file it names;
+//   a fold folder (RUN/fold_k): its `which` checkpoint ("best", or "last":
+//     the one last.json names);
+//   a weights file without the metadata (a last.safetensors of an older
+//     run): the training configuration from its .state file (else the
+//     folder's config.json), the preprocessing from config.json (else
+//     best.safetensors' metadata beside it), the epoch from the .state file.
 struct CheckpointInfo {
   std::string weights;       // the safetensors file holding the state_dict
   std::string train_config;  // TrainConfig JSON
@@ -68,7 +72,13 @@ struct CheckpointInfo {
 };
 CheckpointInfo resolve_checkpoint(const std::string& path, const std::string& which = "best");
 
-// A trained model with its preprocessing.
+// A lower bound of a network's parameter count (the encoder's 3x3
+// convolutions), computed without building it.
+int64_t min_parameters(const model::NetConfig& cfg);
+
+// A trained model with its preprocessing. load_model refuses, naming the
+// file, weights holding NaN/Inf and metadata describing a network larger
+// than the file (checked before anything is allocated).
 struct LoadedModel {
   TrainConfig config;
   data::PreprocessOptions preprocess;
@@ -150,10 +160,14 @@ CasePrediction predict_case_file(const std::vector<model::SegNet*>& nets, const 
 CasePrediction predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
                                  const std::string& out_dir, int64_t batch, Device dev);
 
+// The descriptions of the files predict writes (the NIfTI descrip field).
+inline constexpr const char* kPredictionDescription = "lkaseg prediction";
+inline constexpr const char* kProbabilitiesDescription = "lkaseg probabilities";
+
 // BraTS 2021 labels (0, 1, 2, 4) written as a uint8 NIfTI on g in the
 // label coding of `naming` (what predict writes for a case of that naming).
 void write_case_labels(const std::string& path, const data::Geometry& g, std::vector<uint8_t> labels,
-                       data::BratsNaming naming, const std::string& description = "lkaseg prediction");
+                       data::BratsNaming naming, const std::string& description = kPredictionDescription);
 
 // The networks of loaded models, checked to share preprocessing, channels
 // and classes (an error names the first model that differs).

@@ -1,7 +1,9 @@
 // Prediction (train/predict.h): an ensemble's probabilities are the mean of
 // its models', mirrored views are exact on symmetric inputs and equal the
 // hand-made average otherwise, every checkpoint a run writes loads (best,
-// last, a fold folder, cv's selection), and a case predicted end to end
+// the newest generation through last.json or its weights, a fold folder,
+// weights of older runs without metadata, cv's selection), and a case
+// predicted end to end
 // writes its labels and probability maps in the documented layout.
 #include <catch2/catch.hpp>
 
@@ -159,47 +161,52 @@ TEST_CASE("predict: every checkpoint a run writes loads, cv's choice is followed
   train_fold(cfg, f.cache, {"case_0", "case_1"}, {"case_2"}, fold.string());
   cfg.epochs = 3;  // ... then one more epoch without validation: last = epoch 3
   train_fold(cfg, f.cache, {"case_0", "case_1"}, {"case_2"}, fold.string());
-  REQUIRE(fs::exists(fold / "preprocess.json"));
 
   const CheckpointInfo best = resolve_checkpoint((fold / "best.safetensors").string());
-  const CheckpointInfo last = resolve_checkpoint((fold / "last.safetensors").string());
+  const CheckpointInfo last = resolve_checkpoint((fold / "last.json").string());  // the newest generation
   CHECK(best.epoch == 2);
   CHECK(last.epoch == 3);
+  CHECK(fs::path(last.weights).filename().string().starts_with("last-"));
   CHECK(TrainConfig::from_json(last.train_config).epochs == 3);  // each from its own save
   CHECK(TrainConfig::from_json(best.train_config).epochs == 2);
   CHECK(TrainConfig::from_json(last.train_config).net.widths == cfg.net.widths);
   CHECK(preprocess_from_json(last.preprocess).size == 16);
   CHECK(resolve_checkpoint(fold.string()).weights == (fold / "best.safetensors").string());
-  CHECK(resolve_checkpoint(fold.string(), "last").weights == (fold / "last.safetensors").string());
+  CHECK(resolve_checkpoint(fold.string(), "last").weights == last.weights);
+  CHECK(resolve_checkpoint(last.weights).epoch == 3);
 
-  // last.safetensors loads with its own weights (not best's).
-  const LoadedModel ml = load_model((fold / "last.safetensors").string(), cpu_device());
+  // The last checkpoint loads with its own weights (not best's).
+  const LoadedModel ml = load_model((fold / "last.json").string(), cpu_device());
   const LoadedModel mb = load_model((fold / "best.safetensors").string(), cpu_device());
   CHECK(ml.epoch == 3);
   const std::vector<float> x = random_slices(2, 16, 3);
   CHECK(predict_probabilities({ml.net.get()}, x.data(), 2, 16, opts(4)) !=
         predict_probabilities({mb.net.get()}, x.data(), 2, 16, opts(4)));
-  // Without preprocess.json, last takes the preprocessing of best beside it.
-  fs::remove(fold / "preprocess.json");
-  CHECK(preprocess_from_json(resolve_checkpoint((fold / "last.safetensors").string()).preprocess).size == 16);
 
-  // Weights with nothing describing them, a run folder as one model: refused.
-  fs::create_directories(dir.path() / "lone");
-  fs::copy_file(fold / "last.safetensors", dir.path() / "lone" / "w.safetensors");
-  CHECK_THROWS_WITH(load_model((dir.path() / "lone" / "w.safetensors").string(), cpu_device()),
+  // Weights without metadata (an older run's last.safetensors): the fold's config.json describes them.
+  fs::create_directories(dir.path() / "old");
+  save_state_dict((dir.path() / "old" / "last.safetensors").string(), *ml.net);
+  fs::copy_file(fold / "config.json", dir.path() / "old" / "config.json");
+  const CheckpointInfo old = resolve_checkpoint((dir.path() / "old").string(), "last");
+  CHECK(preprocess_from_json(old.preprocess).size == 16);
+  CHECK(TrainConfig::from_json(old.train_config).net.widths == cfg.net.widths);
+  CHECK(load_model((dir.path() / "old" / "last.safetensors").string(), cpu_device()).net != nullptr);
+  // ... and with nothing describing them, or a run folder as one model: refused.
+  fs::remove(dir.path() / "old" / "config.json");
+  CHECK_THROWS_WITH(load_model((dir.path() / "old" / "last.safetensors").string(), cpu_device()),
                     Catch::Contains("no lkaseg training configuration"));
   CHECK_THROWS_WITH(resolve_checkpoint(run.string()), Catch::Contains("use --run"));
 
   // run_checkpoints: best without a choice, the choice while it is newer than the checkpoints.
   CHECK(run_checkpoints(run.string()) == std::vector<std::string>{(fold / "best.safetensors").string()});
-  CHECK(run_checkpoints(run.string(), "last") == std::vector<std::string>{(fold / "last.safetensors").string()});
+  CHECK(run_checkpoints(run.string(), "last") == std::vector<std::string>{last.weights});
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   write_checkpoint_choice(fold.string(), {"last", 3, "test"});
-  CHECK(run_checkpoints(run.string()) == std::vector<std::string>{(fold / "last.safetensors").string()});
+  CHECK(run_checkpoints(run.string()) == std::vector<std::string>{last.weights});
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   fs::last_write_time(fold / "best.safetensors", fs::file_time_type::clock::now());  // trained on since
   CHECK(run_checkpoints(run.string()) == std::vector<std::string>{(fold / "best.safetensors").string()});
-  CHECK_THROWS_WITH(run_checkpoints((dir.path() / "lone").string()), Catch::Contains("no fold_0"));
+  CHECK_THROWS_WITH(run_checkpoints((dir.path() / "old").string()), Catch::Contains("no fold_0"));
 }
 
 TEST_CASE("predict: a case end to end, labels in its coding and the probability maps' layout", "[predict]") {

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -41,6 +42,7 @@
 #include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "util/atomic_file.h"
+#include "util/interrupt.h"
 #include "util/progress.h"
 
 namespace lk::cli {
@@ -62,12 +64,11 @@ const data::BratsCase& case_of(const data::BratsDataset& ds, const std::string& 
 }
 
 // The cases `ids` predicted with `weights` into `dir` (a prediction newer
-// than the weights is kept).
-void predict_into(const std::string& weights, const std::vector<std::string>& ids, const data::BratsDataset& ds,
-                  const std::string& root, const std::string& dir, int64_t batch, Device dev, Progress& progress) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw std::runtime_error(dir + ": cannot create the folder (" + ec.message() + ")");
+// than the weights is kept). False when a stop was asked for (Ctrl-C).
+bool predict_into(const std::string& weights, const std::vector<std::string>& ids, const data::BratsDataset& ds,
+                  const std::string& root, const std::string& dir, bool force, int64_t batch, Device dev,
+                  Progress& progress) {
+  prepare_prediction_folder(dir, force);
   std::unique_ptr<LoadedModel> m;
   for (const std::string& id : ids) {
     const fs::path out = fs::path(dir) / (id + ".nii.gz");
@@ -76,7 +77,9 @@ void predict_into(const std::string& weights, const std::vector<std::string>& id
       predict_case_file(*m->net, m->preprocess, case_of(ds, id, root), dir, batch, dev);
     }
     progress.advance();
+    if (stop_requested()) return false;
   }
+  return true;
 }
 
 struct Candidate {
@@ -92,8 +95,9 @@ std::string score_str(const eval::Score& s) {
   return b;
 }
 
-// Step 1 for fold k: the chosen checkpoint, its validation predictions copied to pred_dir.
-json choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const data::BratsDataset& ds,
+// Step 1 for fold k: the chosen checkpoint, its validation predictions
+// copied to pred_dir; nullopt when a stop was asked for.
+std::optional<json> choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const data::BratsDataset& ds,
                        const std::string& pred_dir, Device dev, Progress& progress) {
   const RunOptions& o = co.run;
   const fs::path fold = fs::path(o.out) / ("fold_" + std::to_string(k));
@@ -113,7 +117,7 @@ json choose_checkpoint(const CvOptions& co, const data::Fold& f, int k, const da
   std::string how;
   for (Candidate& c : cands) {
     const std::string dir = (fold / ("val_" + c.which)).string();
-    predict_into(c.weights, f.val, ds, o.data, dir, o.batch * 2, dev, progress);
+    if (!predict_into(c.weights, f.val, ds, o.data, dir, o.force, o.batch * 2, dev, progress)) return std::nullopt;
     if (cands.size() < 2) continue;
     eval::EvaluateOptions e;
     e.pred = dir;
@@ -211,9 +215,7 @@ json choose_postprocessing(const RunOptions& o, const Prepared& p, const data::B
 int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
   const RunOptions& o = co.run;
   const std::string pred_dir = (fs::path(o.out) / "predictions").string();
-  std::error_code ec;
-  fs::create_directories(pred_dir, ec);
-  if (ec) throw std::runtime_error(pred_dir + ": cannot create the folder (" + ec.message() + ")");
+  prepare_prediction_folder(pred_dir, o.force);
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
   const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
@@ -223,8 +225,17 @@ int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
   json choices = json::array();
   {
     Progress progress("predict", static_cast<int64_t>(p.split.selected.size()) * (co.select == "auto" ? 2 : 1), "cases");
-    for (size_t k = 0; k < p.split.folds.size(); ++k)
-      choices.push_back(choose_checkpoint(co, p.split.folds[k], static_cast<int>(k), ds, pred_dir, dev, progress));
+    const StopScope stoppable("the current case");
+    for (size_t k = 0; k < p.split.folds.size(); ++k) {
+      std::optional<json> c = choose_checkpoint(co, p.split.folds[k], static_cast<int>(k), ds, pred_dir, dev, progress);
+      if (!c) {
+        progress.finish(false);
+        std::printf("stopped after %lld predictions; run the same command again to go on\n",
+                    static_cast<long long>(progress.done()));
+        return 130;
+      }
+      choices.push_back(*c);
+    }
     progress.finish();
   }
   eval::EvaluateOptions e;

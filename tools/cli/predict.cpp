@@ -5,10 +5,10 @@
 //
 //   lkaseg predict (--model CKPT [--model CKPT ...] | --run RUN [--checkpoint selected|best|last])
 //                  --data DIR --out DIR [--tta] [--postprocess FILE | --no-postprocess]
-//                  [--save-probabilities] [--cases ID ...] [--batch N] [--device D] [--skip-bad]
+//                  [--save-probabilities] [--cases ID ...] [--batch N] [--device D] [--skip-bad] [--force]
 //
-// CKPT: any checkpoint a run wrote (fold_k/best.safetensors,
-// fold_k/last.safetensors, or a fold folder: its best). --run: every fold of
+// CKPT: any checkpoint a run wrote (fold_k/best.safetensors, fold_k/last.json
+// or the weights it names, or a fold folder: its best). --run: every fold of
 // a cv run, each with the checkpoint cv selected (fold_k/selected.json; best
 // without one), and RUN/postprocessing.json when it exists, unless
 // --no-postprocess or --postprocess FILE says otherwise.
@@ -37,7 +37,7 @@ struct PredictOptions {
   std::string run, checkpoint = "selected", data, out, device = "auto", postprocess;
   std::vector<std::string> cases;
   int64_t batch = 0;
-  bool tta = false, no_postprocess = false, save_probabilities = false, skip_bad = false;
+  bool tta = false, no_postprocess = false, save_probabilities = false, skip_bad = false, force = false;
 };
 
 int cmd_predict(const PredictOptions& o) {
@@ -74,9 +74,7 @@ int cmd_predict(const PredictOptions& o) {
     }
     ds.cases = keep;
   }
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec || !fs::is_directory(o.out)) throw std::runtime_error(o.out + ": cannot create the output folder");
+  prepare_prediction_folder(o.out, o.force);
 
   train::CasePredictOptions co;
   co.predict.batch = o.batch > 0 ? o.batch : (dev.type == DeviceType::CPU ? 16 : 64);
@@ -93,7 +91,7 @@ int cmd_predict(const PredictOptions& o) {
   double seconds = 0;
   for (const data::BratsCase& bc : ds.cases) {
     try {
-      const train::CasePrediction r = train::predict_case_file(nets, models.front().preprocess, bc, o.out, co);
+      const train::CasePrediction r = cli::predict_case_file(nets, models.front().preprocess, bc, o.out, co);
       seconds += r.seconds;
       char line[256];
       std::snprintf(line, sizeof line, "%s: %.1f s%s", bc.id.c_str(), r.seconds,
@@ -123,8 +121,8 @@ Subcommand add_predict(CLI::App& app) {
       "predict", "segment BraTS/MSD cases with trained models (one, or the mean of several): NIfTI masks in the "
                  "original geometry and the input's label coding");
   p->add_option("--model", o->models,
-                "a checkpoint written by train/cv (fold_k/best.safetensors, fold_k/last.safetensors or a fold folder); "
-                "repeat for an ensemble (softmax probabilities averaged)");
+                "a checkpoint written by train/cv (fold_k/best.safetensors, fold_k/last.json or its weights file, or a "
+                "fold folder: its best); repeat for an ensemble (softmax probabilities averaged)");
   p->add_option("--run", o->run, "a cv run folder: all its folds as one ensemble, and RUN/postprocessing.json")
       ->check(CLI::ExistingDirectory);
   p->add_option("--checkpoint", o->checkpoint, "with --run: selected (cv's choice), best or last")
@@ -147,6 +145,7 @@ Subcommand add_predict(CLI::App& app) {
       ->capture_default_str();
   p->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   p->add_flag("--skip-bad", o->skip_bad, "skip cases that fail (listed) instead of stopping");
+  p->add_flag("--force", o->force, "write into an --out folder that holds other files (never over them)");
   p->get_option("--postprocess")->excludes("--no-postprocess");
   p->get_option("--model")->excludes("--run");
   return {p, [o] { return cmd_predict(*o); }};
