@@ -154,69 +154,40 @@ class CudaBackend final : public Backend {
   }
 
   // ---------------------------------------------------------------- convolutions
-  // Reduced-precision activations: our depthwise kernels natively, the
-  // other convolutions on float32 twins (cuDNN's half plans: not yet).
+  // Any storage type: our depthwise kernels natively; the other
+  // convolutions through cuDNN (16-bit plans on a GPU) or, under the
+  // emulator, our direct kernels on float32 twins (conv_fwd & co. below).
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    if (reduced(x) && use_ours_depthwise(g))
-      return storage(x, [&]<typename T> {
-        LK_LAUNCHED(depthwise_conv2d_fwd(g, cp<T>(x), cf(w), cf(b), mp<T>(y), false, stream_));
-      });
-    if (reduced(x)) {
-      const Tensor yw = wide_out(y);
-      conv2d_fwd(g, wide(x), w, b, yw);
-      return narrow(yw, y);
-    }
-    conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
+    conv_fwd(g, x, w, b, y, false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    if (reduced(dy) && use_ours_depthwise(g))
-      return storage(dy, [&]<typename T> {
-        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_));
-      });
-    if (reduced(dy)) {
-      const Tensor dxw = wide(dx);
-      conv2d_bwd_data(g, wide(dy), w, dxw);
-      return narrow(dxw, dx);
-    }
-    conv_bwd_data(g, cf(dy), cf(w), mf(dx));
+    conv_bwd_data(g, dy, w, dx);
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    if (reduced(x) && use_ours_depthwise(g)) {
-      const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
-      return storage(x, [&]<typename T> {
-        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_));
-      });
-    }
-    if (reduced(x)) return conv2d_bwd_weight(g, wide(dy), wide(x), dw, db);
-    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db));
+    conv_bwd_weight(g, dy, x, dw, db);
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    if (reduced(x)) {
-      const Tensor yw = wide_out(y);
-      conv_transpose2d_fwd(g, wide(x), w, b, yw);
-      return narrow(yw, y);
-    }
-    LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
-    conv_bwd_data(g, cf(x), cf(w), mf(y));
+    fill(y, 0.0);
+    conv_bwd_data(g, x, w, y);
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
       const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
-      LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
+      const Tensor bt = as_storage(b, y.dtype());
+      storage(y, [&]<typename T> {
+        LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cp<T>(y), out, cp<T>(bt), sb, mp<T>(y), stream_));
+      });
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    if (reduced(dy)) {
-      const Tensor dxw = wide(dx);
-      conv_transpose2d_bwd_data(g, wide(dy), w, dxw);
-      return narrow(dxw, dx);
-    }
-    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
+    conv_fwd(g, dy, w, Tensor(), dx, true);
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    if (reduced(x)) return conv_transpose2d_bwd_weight(g, wide(dy), wide(x), dw, db);
-    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
-    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
+    conv_bwd_weight(g, x, dy, dw, Tensor());
+    if (db.defined())
+      storage(dy, [&]<typename T> {
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cp<T>(dy), mf(db), stream_));
+      });
   }
 
   // ---------------------------------------------------------------- batch norm
@@ -391,80 +362,58 @@ class CudaBackend final : public Backend {
 
   // ---------------------------------------------------------------- pooling, resampling, layout
   void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
-    if (reduced(x)) {
-      const Tensor yw = wide_out(y);
-      global_avg_pool_fwd(wide(x), yw);
-      return narrow(yw, y);
-    }
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
+    if (!reduced(x) && LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cp<T>(x), mp<T>(y), stream_));
+    });
   }
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
-    if (reduced(dx)) {
-      const Tensor dxw = wide(dx);
-      global_avg_pool_bwd(wide(dy), dxw);
-      return narrow(dxw, dx);
-    }
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
+    if (!reduced(dx) && LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cp<T>(dy), mp<T>(dx), stream_));
+    });
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
-    if (reduced(x)) {
-      const Tensor yw = wide_out(y);
-      max_pool2d_fwd(k, st, wide(x), yw, idx);
-      return narrow(yw, y);
-    }
-    LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
-                                         idx.data<int32_t>(), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cp<T>(x), mp<T>(y),
+                                           idx.data<int32_t>(), stream_));
+    });
   }
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
-    if (reduced(dx)) {
-      const Tensor dxw = wide(dx);
-      max_pool2d_bwd(k, st, wide(dy), idx, dxw);
-      return narrow(dxw, dx);
-    }
-    LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
-                                         idx.data<int32_t>(), mf(dx), stream_));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cp<T>(dy),
+                                           idx.data<int32_t>(), mp<T>(dx), stream_));
+    });
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
-    if (reduced(x)) {
-      const Tensor yw = wide_out(y);
-      upsample_fwd(m, f, wide(x), yw);
-      return narrow(yw, y);
-    }
-    LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cp<T>(x), mp<T>(y),
+                                         stream_));
+    });
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
-    if (reduced(dx)) {
-      const Tensor dxw = wide(dx);
-      upsample_bwd(m, f, wide(dy), dxw);
-      return narrow(dxw, dx);
-    }
-    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cp<T>(dy), mp<T>(dx),
+                                         stream_));
+    });
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
-    if (reduced(dst)) {  // dst's other channels kept: widened with its contents
-      const Tensor dw = wide(dst);
-      concat_fwd(offset, wide(src), dw);
-      return narrow(dw, dst);
-    }
     const NC s = nc_of(src);
-    LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cf(src), mf(dst), stream_));
+    storage(dst, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cp<T>(src), mp<T>(dst), stream_));
+    });
   }
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
-    if (reduced(dsrc)) {
-      const Tensor dw = wide(dsrc);
-      concat_bwd(offset, wide(ddst), dw);
-      return narrow(dw, dsrc);
-    }
     const NC s = nc_of(dsrc);
-    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_));
+    storage(dsrc, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cp<T>(ddst), mp<T>(dsrc), stream_));
+    });
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     if (reduced(x)) {
@@ -570,8 +519,7 @@ class CudaBackend final : public Backend {
 
  private:
   // Float32 twins for the ops without a kernel for a reduced storage type
-  // (pooling, resampling, concat, linear, softmax, the non-depthwise
-  // convolutions): wide() a float32 copy of an input or of a gradient that
+  // (linear, softmax; the dense convolutions under the emulator): wide() a float32 copy of an input or of a gradient that
   // is added to, wide_out() a float32 buffer for an output that is written,
   // narrow() the twin back into the reduced tensor. Each costs a conversion
   // pass that op_bytes (engine/profiler.h) does not count; docs/PERFORMANCE.md.
@@ -614,37 +562,84 @@ class CudaBackend final : public Backend {
     return g.depthwise() && depthwise_conv2d_supported(g) && variant("conv2d") == KernelVariant::Fast;
   }
 
-  void conv_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool acc) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_fwd(g, x, w, b, y, acc, stream_));
-#if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_fwd(g, x, w, b, y, acc, stream_));
-#else
+  // t in storage type `to`: itself, or a converted copy (a float32 weight or
+  // bias of a 16-bit convolution: cuDNN wants one data type per convolution).
+  Tensor as_storage(const Tensor& t, DType to) {
+    if (!t.defined() || t.dtype() == to) return t;
+    Tensor c = Tensor::empty(t.shape(), to, device());
+    cast(t, c, false);
+    return c;
+  }
+#if !defined(LKASEG_SIMT)
+  void cudnn_mode() {
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
     cudnn_->set_deterministic(g_deterministic);
-    cudnn_->fwd(g, x, w, b, y, acc);
-#endif
   }
-  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
+#endif
+
+  // The convolution passes of conv2d_* and conv_transpose2d_* (the weights,
+  // biases and their gradients float32; the activations any storage type).
+  // 16-bit activations on a GPU: cuDNN's 16-bit plans on the weights
+  // narrowed per call, the filter gradient summed by cuDNN in 16 bits and
+  // added to the float32 one (as PyTorch's autocast), the bias gradient
+  // summed in float32 by our kernel. Under the emulator: float32 twins.
+  void conv_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, bool acc) {
+    if (use_ours_depthwise(g))
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_fwd(g, cp<T>(x), cf(w), cf(b), mp<T>(y), acc, stream_));
+      });
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
+    if (reduced(x)) {
+      const Tensor yw = acc ? wide(y) : wide_out(y);
+      conv_fwd(g, wide(x), w, b, yw, acc);
+      return narrow(yw, y);
+    }
+    LK_LAUNCHED(conv2d_direct_fwd(g, cf(x), cf(w), cf(b), mf(y), acc, stream_));
 #else
-    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_data(g, dy, w, dx);
+    cudnn_mode();
+    const Tensor wt = as_storage(w, x.dtype()), bt = as_storage(b, x.dtype());
+    cudnn_->fwd(g, x.dtype(), x.raw(), wt.raw(), bt.defined() ? bt.raw() : nullptr, y.raw(), acc);
 #endif
   }
-  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  void conv_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) {
+    if (use_ours_depthwise(g))
+      return storage(dy, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_));
+      });
+#if defined(LKASEG_SIMT)
+    if (reduced(dy)) {
+      const Tensor dxw = wide(dx);
+      conv_bwd_data(g, wide(dy), w, dxw);
+      return narrow(dxw, dx);
+    }
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, cf(dy), cf(w), mf(dx), stream_));
+#else
+    cudnn_mode();
+    cudnn_->bwd_data(g, dy.dtype(), dy.raw(), as_storage(w, dy.dtype()).raw(), dx.raw());
+#endif
+  }
+  void conv_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) {
     if (use_ours_depthwise(g)) {
       const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
-      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_));
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_));
+      });
     }
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
+    if (reduced(x)) return conv_bwd_weight(g, wide(dy), wide(x), dw, db);
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), stream_));
 #else
-    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_filter(g, dy, x, dw, db);
+    cudnn_mode();
+    if (!reduced(x)) return cudnn_->bwd_filter(g, cf(dy), cf(x), mf(dw), mf(db));
+    if (dw.defined()) {
+      const Tensor dw16 = Tensor::zeros(dw.shape(), x.dtype(), device());
+      cudnn_->bwd_filter(g, x.dtype(), dy.raw(), x.raw(), dw16.raw(), nullptr);
+      cast(dw16, dw, true);
+    }
+    if (db.defined())
+      storage(dy, [&]<typename T> {
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_out, g.oh * g.ow, cp<T>(dy), mf(db), stream_));
+      });
 #endif
   }
 

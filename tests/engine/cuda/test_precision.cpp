@@ -6,9 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <tuple>
 #include <string>
 
 #include "engine/loss_scaler.h"
+#include "engine/ops.h"
 #include "engine/optim.h"
 #include "model/loss.h"
 #include "model/networks.h"
@@ -92,6 +95,65 @@ TEST_CASE("bf16 and fp16 training steps track fp32 on CUDA", "[cuda][precision]"
     CHECK(r.losses[0] != f32.losses[0]);  // really computed in the reduced type
     CHECK(cosine >= cos_min);
     CHECK(cosine < 1.0);
+  }
+}
+
+// One op at 16-bit activations against the same op in float32 on the same
+// backend: out = cast(op(cast(x)), float32), backward from a random dy; the
+// output and the float32 gradients of x and of the float32 parameters. On a
+// GPU this runs cuDNN's 16-bit convolution plans; under the emulator the
+// direct kernel on float32 twins; pooling, upsampling and concat natively.
+// Tolerance (value-scaled): a few roundings of the inputs, the weights
+// (cuDNN) and the output: 2^-6 (bf16), 2^-9 (fp16) (emulator 2026-12-07:
+// at most 5.1e-3 / 6.2e-4); a wrong layout, a lost bias or gradient is off
+// by O(1).
+TEST_CASE("convolutions, pooling, upsampling and concat in bf16 and fp16 match float32 on CUDA",
+          "[cuda][precision]") {
+  if (!have_device()) return;
+  using Op = std::function<Tensor(const Tensor& x, const std::vector<Tensor>& p)>;
+  const Tensor w3 = randn({6, 4, 3, 3}, 11, DType::F32, 0.3), b6 = randn({6}, 12, DType::F32),
+               wt = randn({4, 3, 2, 2}, 13, DType::F32, 0.5), b3 = randn({3}, 14, DType::F32);
+  const std::vector<std::tuple<const char*, Op, std::vector<Tensor>>> ops = {
+      {"conv2d 3x3", [](const Tensor& x, const std::vector<Tensor>& p) { return conv2d(x, p[0], p[1], {.padding = 1}); },
+       {w3, b6}},
+      {"conv_transpose2d", [](const Tensor& x, const std::vector<Tensor>& p) { return conv_transpose2d(x, p[0], p[1]); },
+       {wt, b3}},
+      {"max_pool2d", [](const Tensor& x, const std::vector<Tensor>&) { return max_pool2d(x); }, {}},
+      {"global_avg_pool", [](const Tensor& x, const std::vector<Tensor>&) { return global_avg_pool(x); }, {}},
+      {"upsample_bilinear", [](const Tensor& x, const std::vector<Tensor>&) { return upsample_bilinear(x, 2); }, {}},
+      {"concat", [](const Tensor& x, const std::vector<Tensor>&) { return concat({x, mul(x, x)}); }, {}},
+  };
+  const Tensor x0 = randn({2, 4, 6, 6}, 15, DType::F32);
+  for (const auto& [name, op, params0] : ops) {
+    // float32 first, then each 16-bit type, on fresh leaves.
+    std::vector<Tensor> ref_out, ref_grads;
+    for (DType t : {DType::F32, DType::BF16, DType::F16}) {
+      INFO(name << " in " << dtype_name(t));
+      Tensor x = x0.to(kCuda);
+      x.set_requires_grad(true);
+      std::vector<Tensor> params;
+      for (const Tensor& p0 : params0) {
+        params.push_back(p0.to(kCuda));
+        params.back().set_requires_grad(true);
+      }
+      const Tensor out = cast(op(cast(x, t), params), DType::F32);
+      backward(out, randn(out.shape(), 16, DType::F32).to(kCuda));
+      std::vector<Tensor> grads{x.grad()};
+      for (const Tensor& p : params) grads.push_back(p.grad());
+      if (t == DType::F32) {
+        ref_out = {out.detach()};
+        ref_grads = grads;
+        continue;
+      }
+      const double tol = t == DType::BF16 ? 1.0 / 64 : 1.0 / 512;
+      CHECK(scaled_error(out, ref_out[0]) <= tol);
+      for (size_t i = 0; i < grads.size(); ++i) {
+        INFO("gradient " << i << " (0: x, then the parameters)");
+        REQUIRE(grads[i].defined());
+        REQUIRE(grads[i].dtype() == DType::F32);
+        CHECK(scaled_error(grads[i], ref_grads[i]) <= tol);
+      }
+    }
   }
 }
 
