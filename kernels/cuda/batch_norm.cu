@@ -42,21 +42,6 @@ __device__ __forceinline__ float masked(const T* dy, const T* x, const T* y, con
   return a.scale * static_cast<float>(x[j]) + a.shift > 0.f ? g : 0.f;
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kMaxThreads)
-    bn_stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ x, double* __restrict__ part) {
-  const Block b = block_of(c, hw, len);
-  const float shift = static_cast<float>(x[int64_t(b.ch) * hw]);
-  const T* p = x + b.off;
-  float s1 = 0.f, s2 = 0.f;
-  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
-    const float d = static_cast<float>(p[i]) - shift;
-    s1 += d;
-    s2 += d * d;
-  }
-  block_sum2_store(s1, s2, partial_of(part, b, n));
-}
-
 // Warp 0 finalises the channel's statistics (training: from the partials;
 // evaluation: the running statistics) into coef = (scale, shift); the
 // channel's writer block updates the running statistics and saves mean and
@@ -164,7 +149,7 @@ cudaError_t fwd_impl(int64_t n, int64_t c, int64_t hw, const T* x, const T* r, c
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   auto* part = static_cast<double*>(workspace);
   if (training) {
-    const cudaError_t e = LK_LAUNCH(bn_stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
+    const cudaError_t e = LK_LAUNCH(shifted_stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH((bn_fwd_apply_kernel<T, E>), grid, s.threads, 0, stream)(

@@ -23,23 +23,6 @@ __device__ __forceinline__ float sigmoid(float z) {
   return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
 }
 
-// Training statistics: sum of d and d^2, d = f3 - f3[0, ch, 0] (the shift
-// keeps the single-pass variance free of cancellation).
-template <typename T>
-__global__ void __launch_bounds__(kMaxThreads)
-    stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ f3, double* __restrict__ part) {
-  const Block b = block_of(c, hw, len);
-  const float shift = static_cast<float>(f3[int64_t(b.ch) * hw]);
-  const T* f = f3 + b.off;
-  float s1 = 0.f, s2 = 0.f;
-  for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
-    const float d = static_cast<float>(f[p]) - shift;
-    s1 += d;
-    s2 += d * d;
-  }
-  block_sum2_store(s1, s2, partial_of(part, b, n));
-}
-
 // Warp 0: the channel's statistics and BN scale/shift (running and saved
 // statistics by the writer block); then y = x * sigmoid(scale * f3 + shift).
 template <typename T>
@@ -140,7 +123,7 @@ cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const T* x, const T* 
   const dim3 grid(static_cast<unsigned>(n * c), static_cast<unsigned>(s.chunks));
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   if (training) {
-    const cudaError_t e = LK_LAUNCH(stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, f3, part);
+    const cudaError_t e = LK_LAUNCH(shifted_stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, f3, part);
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(fwd_apply_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, s.chunks, x, f3, gamma, beta,

@@ -98,6 +98,24 @@ __device__ __forceinline__ void block_sum2_store(float a, float b, double* q) {
   }
 }
 
+// Training statistics pass (batch norm's x, the LKA gate's F3): per (image,
+// channel, chunk) block the sums of d and d^2, d = x - x[0, ch, 0] (the shift
+// keeps the single-pass variance free of cancellation), into the partials.
+template <typename T>
+__global__ void __launch_bounds__(kMaxThreads)
+    shifted_stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ x, double* __restrict__ part) {
+  const Block b = block_of(c, hw, len);
+  const float shift = static_cast<float>(x[int64_t(b.ch) * hw]);
+  const T* p = x + b.off;
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t i = b.start + threadIdx.x; i < b.end; i += blockDim.x) {
+    const float d = static_cast<float>(p[i]) - shift;
+    s1 += d;
+    s2 += d * d;
+  }
+  block_sum2_store(s1, s2, partial_of(part, b, n));
+}
+
 // A channel's totals over the partials of every (image, chunk): called by
 // all 32 lanes of a warp, every lane gets them. per = n * chunks.
 __device__ __forceinline__ void channel_totals(const double* part, int ch, int per, double& s1, double& s2) {
