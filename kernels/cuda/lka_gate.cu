@@ -32,13 +32,10 @@ __global__ void __launch_bounds__(kMaxThreads)
                      float* __restrict__ running_mean, float* __restrict__ running_var, bool training,
                      double momentum, double eps, float* __restrict__ save_mean, float* __restrict__ save_invstd,
                      const double* __restrict__ part, T* __restrict__ y, T* __restrict__ a_out) {
-  LK_SHARED(float, coef, [2]);
   const Block b = block_of(c, hw, len);
-  if (threadIdx.x < 32)
-    bn_channel_fwd(b, n, hw, chunks, static_cast<float>(f3[int64_t(b.ch) * hw]), part, gamma, beta, running_mean,
-                   running_var, training, momentum, eps, save_mean, save_invstd, coef);
-  __syncthreads();
-  const float scale = coef[0], shift = coef[1];
+  const float first = static_cast<float>(f3[int64_t(b.ch) * hw]);  // the statistics' shift
+  const auto [scale, shift] = bn_channel_coefs(b, n, hw, chunks, first, part, gamma, beta, running_mean, running_var,
+                                               training, momentum, eps, save_mean, save_invstd);
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += blockDim.x) {
     const float a = sigmoid(scale * static_cast<float>(f3[b.off + p]) + shift);
     y[b.off + p] = static_cast<T>(static_cast<float>(x[b.off + p]) * a);

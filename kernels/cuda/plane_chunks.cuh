@@ -101,6 +101,9 @@ __device__ __forceinline__ void block_sum2_store(float a, float b, double* q) {
 // Training statistics pass (batch norm's x, the LKA gate's F3): per (image,
 // channel, chunk) block the sums of d and d^2, d = x - x[0, ch, 0] (the shift
 // keeps the single-pass variance free of cancellation), into the partials.
+// Internal linkage, a copy per .cu (as their own kernels): the emulator's
+// __launch_bounds__ attribute breaks the link of a kernel shared by COMDAT.
+namespace {
 template <typename T>
 __global__ void __launch_bounds__(kMaxThreads)
     shifted_stats_kernel(int n, int c, int64_t hw, int64_t len, const T* __restrict__ x, double* __restrict__ part) {
@@ -115,6 +118,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
   block_sum2_store(s1, s2, partial_of(part, b, n));
 }
+}  // namespace
 
 // A channel's totals over the partials of every (image, chunk): called by
 // all 32 lanes of a warp, every lane gets them. per = n * chunks.
@@ -173,6 +177,25 @@ __device__ __forceinline__ void bn_channel_fwd(const Block& b, int n, int64_t hw
   }
   save_mean[b.ch] = mean_f;
   save_invstd[b.ch] = invstd_f;
+}
+
+// The forward's (scale, shift) of the block's channel, for every thread: warp
+// 0 runs bn_channel_fwd into shared memory, one barrier, all read it. Every
+// thread calls it; nothing may reuse its shared memory after it.
+struct ScaleShift {
+  float scale, shift;
+};
+__device__ __forceinline__ ScaleShift bn_channel_coefs(const Block& b, int n, int64_t hw, int chunks, float shift,
+                                                       const double* part, const float* gamma, const float* beta,
+                                                       float* running_mean, float* running_var, bool training,
+                                                       double momentum, double eps, float* save_mean,
+                                                       float* save_invstd) {
+  LK_SHARED(float, coef, [2]);
+  if (threadIdx.x < 32)
+    bn_channel_fwd(b, n, hw, chunks, shift, part, gamma, beta, running_mean, running_var, training, momentum, eps,
+                   save_mean, save_invstd, coef);
+  __syncthreads();
+  return {coef[0], coef[1]};
 }
 
 // A backward's per-channel step, by the 32 lanes of warp 0: the totals

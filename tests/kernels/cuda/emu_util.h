@@ -85,23 +85,24 @@ inline std::vector<float> to_float(const std::vector<double>& v) { return narrow
 // back, and the value-scaled tolerance of a kernel that computes in float
 // and rounds each output once to T: half an ulp, u = 2^-8 (bf16's 8
 // significant bits), 2^-11 (f16's 11), plus the float kernels' 1e-5.
+// Element by element static_cast (a 16-bit type goes through float).
+template <typename To, typename From>
+std::vector<To> convert(const std::vector<From>& v) {
+  std::vector<To> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<To>(v[i]);
+  return r;
+}
 template <typename T>
 std::vector<T> store(const std::vector<float>& v) {
-  std::vector<T> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<T>(v[i]);
-  return r;
+  return convert<T>(v);
 }
 template <typename T>
 std::vector<float> as_float(const std::vector<T>& v) {
-  std::vector<float> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
-  return r;
+  return convert<float>(v);
 }
 template <typename T>
 std::vector<double> load(const std::vector<T>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<float>(v[i]);
-  return r;
+  return convert<double>(v);
 }
 // v rounded to T and back to float (what a T buffer of v holds).
 template <typename T>
