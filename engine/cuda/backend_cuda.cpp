@@ -84,6 +84,7 @@ class CudaBackend final : public Backend {
   }
 
   Device device() const override { return {DeviceType::CUDA, device_}; }
+  cudaStream_t stream() const { return stream_; }
   Allocator& allocator() override { return alloc_; }
   void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
@@ -433,6 +434,8 @@ class CudaBackend final : public Backend {
 #endif
 };
 
+CudaBackend* g_instance = nullptr;  // the one cuda_backend() made
+
 }  // namespace
 
 Backend& cuda_backend(int device) {
@@ -444,11 +447,17 @@ Backend& cuda_backend(int device) {
       throw std::runtime_error("cuda:" + std::to_string(device) + " is not available (" +
                                (device_count() ? std::to_string(device_count()) + " device(s)" : why_none()) + ")");
     instance = std::make_unique<CudaBackend>(device);
+    g_instance = instance.get();
     register_backend({DeviceType::CUDA, device}, instance.get());
   }
   return *instance;
 }
 
 void set_tf32(bool on) { g_tf32 = on; }
+
+cudaStream_t compute_stream(int device) {
+  cuda_backend(device);
+  return g_instance->stream();
+}
 
 LK_CUDA_NAMESPACE_END

@@ -29,5 +29,7 @@ LK_CUDA_NAMESPACE_BEGIN
 Backend& cuda_backend(int device = 0);
 // TF32 tensor-core math for cuDNN convolutions (no effect under emulation).
 void set_tf32(bool on);
+// The stream cuda:`device`'s backend computes on (profilers record events on it).
+cudaStream_t compute_stream(int device = 0);
 
 LK_CUDA_NAMESPACE_END
