@@ -353,7 +353,7 @@ int run(const Args& a) {
     const Tensor images = random_images(a.batch, a.size, 1).to(dev);
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
-    const model::LossConfig lc;
+    const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
       if (s == a.warmup) prof.reset();
@@ -371,7 +371,7 @@ int run(const Args& a) {
       std::vector<Tensor> outs;
       model::LossTerms terms;
       phase("forward", [&] { outs = net.forward(images); });
-      phase("loss", [&] { terms = model::deep_supervision_loss(outs, labels, lc); });
+      phase("loss", [&] { terms = loss_fn(outs, labels); });
       phase("backward", [&] {
         opt.zero_grad();
         backward(terms.total);

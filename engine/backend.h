@@ -127,9 +127,12 @@ class Backend {
   virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
                            const Tensor& stats, const Tensor& dprobs) = 0;
 
-  // Optimiser: AdamW step `step` (from 1) over every parameter whose grad()
-  // is defined; m and v are the moments, in parameter order.
-  virtual void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+  // Optimiser: one AdamW step over every parameter whose grad() is defined;
+  // m and v are the moments, in parameter order. `state` (float64, on this
+  // device: lk::adamw_state, kernels/adamw.h) holds lr and the step count:
+  // the step advances the count and takes lr from there (a.lr is not used),
+  // so nothing passes from the host.
+  virtual void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                           const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
 
   // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,

@@ -274,14 +274,19 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
-                  const std::vector<Tensor>& v) override {
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+    double* s = state.data<double>();
+    cpu::adamw_advance(s, a.beta1, a.beta2, a.weight_decay);
+    AdamWParams b = a;
+    b.lr = s[cpu::kAdamWLr];
+    const auto step = static_cast<int64_t>(s[cpu::kAdamWStep]);
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor& p = params[i];
       const Tensor g = p.grad();
       if (!g.defined()) continue;
       dispatch_float(p, "adamw", [&]<typename T>() {
-        cpu::adamw_update<T>(a, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
+        cpu::adamw_update<T>(b, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
       });
     }
   }

@@ -220,12 +220,12 @@ class Profiler::Decorator final : public Backend {
   }
 
   // Reads each parameter and gradient, reads and writes the parameter and its moments.
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                   const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
-    uint64_t bytes = 0;
+    uint64_t bytes = 2 * nb(state);
     for (size_t i = 0; i < params.size(); ++i)
       if (params[i].grad().defined()) bytes += 2 * (nb(params[i]) + nb(m[i]) + nb(v[i])) + nb(params[i].grad());
-    op("adamw_step", bytes, [&] { b_.adamw_step(a, step, params, m, v); });
+    op("adamw_step", bytes, [&] { b_.adamw_step(a, state, params, m, v); });
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

@@ -2,18 +2,21 @@
 
 #include <stdexcept>
 
+#include "engine/backend.h"
+
 namespace lk::model {
 
-LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor& labels, const LossConfig& cfg) {
-  if (outputs.empty() || outputs.size() > cfg.lambdas.size())
+LossTerms DeepSupervisionLoss::operator()(const std::vector<Tensor>& outputs, const Tensor& labels) const {
+  if (outputs.empty() || outputs.size() > cfg_.lambdas.size())
     throw std::invalid_argument("deep_supervision_loss: " + std::to_string(outputs.size()) + " outputs for " +
-                                std::to_string(cfg.lambdas.size()) + " weights");
-  if (static_cast<int64_t>(cfg.class_weights.size()) != outputs[0].size(1))
-    throw std::invalid_argument("deep_supervision_loss: " + std::to_string(cfg.class_weights.size()) +
+                                std::to_string(cfg_.lambdas.size()) + " weights");
+  if (static_cast<int64_t>(cfg_.class_weights.size()) != outputs[0].size(1))
+    throw std::invalid_argument("deep_supervision_loss: " + std::to_string(cfg_.class_weights.size()) +
                                 " class weights for " + std::to_string(outputs[0].size(1)) + " classes");
-  const Tensor w = Tensor::from_vector(cfg.class_weights, {static_cast<int64_t>(cfg.class_weights.size())},
-                                       outputs[0].dtype())
-                       .to(outputs[0].device());
+  const Device dev = outputs[0].device();
+  const DType dt = outputs[0].dtype();
+  if (!weights_.defined() || !(weights_.device() == dev) || weights_.dtype() != dt)
+    weights_ = Tensor::from_vector(cfg_.class_weights, {static_cast<int64_t>(cfg_.class_weights.size())}, dt).to(dev);
   const int64_t h = labels.size(1);
   LossTerms t;
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -21,16 +24,38 @@ LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor
     if (u.size(2) != h) {
       if (h % u.size(2)) shape_error("deep_supervision_loss", "output does not divide the label size", u.shape(), labels.shape());
       const int64_t f = h / u.size(2);
-      u = cfg.bilinear_aux ? upsample_bilinear(u, f) : upsample_nearest(u, f);
+      u = cfg_.bilinear_aux ? upsample_bilinear(u, f) : upsample_nearest(u, f);
     }
-    const Tensor ce = cross_entropy(u, labels, w);
-    const Tensor tv = tversky_loss(softmax(u), labels, cfg.tversky);
-    t.ce.push_back(ce.item());
-    t.tversky.push_back(tv.item());
-    const Tensor term = scale(add(ce, tv), cfg.lambdas[i]);
+    const Tensor ce = cross_entropy(u, labels, weights_);
+    const Tensor tv = tversky_loss(softmax(u), labels, cfg_.tversky);
+    t.ce.push_back(ce.detach());
+    t.tversky.push_back(tv.detach());
+    const Tensor term = scale(add(ce, tv), cfg_.lambdas[i]);
     t.total = t.total.defined() ? add(t.total, term) : term;
   }
   return t;
+}
+
+LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor& labels, const LossConfig& cfg) {
+  return DeepSupervisionLoss(cfg)(outputs, labels);
+}
+
+void LossMeter::add(const Tensor& loss) {
+  if (!loss.defined() || loss.numel() != 1) throw std::invalid_argument("LossMeter::add: needs a one-element loss");
+  if (!sum_.defined() || !(sum_.device() == loss.device()) || sum_.dtype() != loss.dtype()) {
+    if (count_ > 0) throw std::invalid_argument("LossMeter::add: a loss on another device or of another dtype");
+    sum_ = Tensor::zeros({1}, loss.dtype(), loss.device());
+  }
+  backend(sum_.device()).axpy(1.0, loss, sum_);
+  ++count_;
+}
+
+double LossMeter::take() {
+  if (count_ == 0) return 0.0;
+  const double s = sum_.item();
+  backend(sum_.device()).fill(sum_, 0.0);
+  count_ = 0;
+  return s;
 }
 
 }  // namespace lk::model

@@ -164,6 +164,7 @@ void check_config(const TrainConfig& c) {
   if (c.batch < 1) bad("batch must be >= 1");
   if (c.val_every < 1) bad("val_every must be >= 1");
   if (c.eval_batch < 1) bad("eval_batch must be >= 1");
+  if (c.log_every < 0) bad("log_every must be >= 0");
   if (c.steps_per_epoch < 0) bad("steps_per_epoch must be >= 0");
   if (c.warmup_epochs < 0) bad("warmup_epochs must be >= 0");
   if (!(c.adamw.lr > 0) || !std::isfinite(c.adamw.lr)) bad("lr must be a positive number");
@@ -229,6 +230,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
 
   SegNet net(cfg.net);
   net.to_device(cfg.device);
+  const DeepSupervisionLoss loss_fn(cfg.loss);
+  LossMeter meter;  // the loss, summed on the device between reads
   AdamW opt(net.parameters(), cfg.adamw);
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
@@ -277,29 +280,40 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     double loss_sum = 0;
     const auto t0 = Clock::now();
     loader.reset_stats();
+    // The mean loss of the steps since the last read (this waits for the device).
+    const auto read_loss = [&] {
+      const int64_t k = meter.count();
+      const double sum = meter.take();
+      if (!std::isfinite(sum))
+        throw std::runtime_error("training diverged: the loss was not finite in steps " +
+                                 std::to_string(step - k + 1) + " to " + std::to_string(step) + " (epoch " +
+                                 std::to_string(e.epoch) + "); the last good checkpoint is " + last);
+      loss_sum += sum;
+      return k ? sum / static_cast<double>(k) : 0.0;
+    };
     do {
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
-      const LossTerms t = deep_supervision_loss(net.forward(b.images), b.labels, cfg.loss);
+      const LossTerms t = loss_fn(net.forward(b.images), b.labels);
+      meter.add(t.total);
       opt.zero_grad();
       backward(t.total);
       opt.step();
-      const double l = t.total.item();
-      if (!std::isfinite(l))
-        throw std::runtime_error("training diverged: loss " + std::to_string(l) + " at step " +
-                                 std::to_string(step + 1) + " (epoch " + std::to_string(e.epoch) +
-                                 "); the last good checkpoint is " + last);
-      loss_sum += l;
       ++e.steps;
       ++step;
+      if (cfg.log_every > 0 && step % cfg.log_every == 0 && step % spe != 0)
+        say("step " + std::to_string(step) + "/" + std::to_string(total) + " (epoch " + std::to_string(e.epoch) +
+            ")  loss " + fmt("%.4f", read_loss()));
       if (hooks.stop && hooks.stop->load() && step % spe != 0) {
+        read_loss();  // a diverged run keeps its last good checkpoint
         save_last(e.lr);
         r.stopped = true;
         say("stopped at step " + std::to_string(step) + ": " + last + " written; run again to resume");
         return r;
       }
     } while (step % spe != 0);
+    read_loss();
     e.loss = loss_sum / static_cast<double>(e.steps);
     e.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     e.wait_ms = loader.stats().mean_wait_ms();

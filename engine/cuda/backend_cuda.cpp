@@ -11,6 +11,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 #include "engine/cuda/upload_ring.h"
+#include "kernels/adamw.h"
 #include "kernels/augment.h"
 #include "kernels/cuda/augment.h"
 #include "kernels/conv_transpose2d.h"
@@ -73,6 +74,9 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device), alloc_(device), pinned_(device, true) {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
+    label_errors_ = static_cast<LabelError*>(alloc_.allocate(2 * sizeof(LabelError)));
+    label_errors_seen_ = static_cast<LabelError*>(pinned_.allocate(2 * sizeof(LabelError)));
+    LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));  // none
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
     ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
@@ -80,13 +84,23 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
+    if (adamw_device_) alloc_.deallocate(adamw_device_, adamw_device_bytes_);
+    if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
+    if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));
     if (stream_) cudaStreamDestroy(stream_);
   }
 
   Device device() const override { return {DeviceType::CUDA, device_}; }
   cudaStream_t stream() const { return stream_; }
   Allocator& allocator() override { return alloc_; }
-  void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // Every wait for the stream also reads the label error records (one small
+  // copy before the wait) and throws the first error a loss kernel recorded.
+  void synchronize() override {
+    LK_CUDA_CHECK(cudaMemcpyAsync(label_errors_seen_, label_errors_, 2 * sizeof(LabelError), cudaMemcpyDeviceToHost,
+                                  stream_));
+    LK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    raise_label_errors();
+  }
   std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
 
   // ---------------------------------------------------------------- memory
@@ -100,6 +114,8 @@ class CudaBackend final : public Backend {
       LK_CUDA_CHECK(cudaMemsetAsync(y.raw(), v == 0.0 ? 0 : 0xFF, y.nbytes(), stream_));
       return;
     }
+    if (y.dtype() == DType::F64)  // small state arrays (the optimiser's)
+      return LK_LAUNCHED(lk::cuda::fill(y.numel(), v, y.data<double>(), stream_));
     LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
@@ -313,11 +329,9 @@ class CudaBackend final : public Backend {
                          const Tensor& probs, const Tensor& wsum) override {
     const NC s = nc_of(logits);
     const size_t ws = softmax_ce_workspace_bytes(s.n, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e = softmax_ce_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight),
-                                                 mf(probs), mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("cross_entropy", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(softmax_ce_fwd(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs), mf(loss),
+                               mf(wsum), &label_errors_[0], scratch(ws), ws, stream_));
   }
   void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
                          const Tensor& wsum, const Tensor& dlogits) override {
@@ -329,11 +343,9 @@ class CudaBackend final : public Backend {
                    const Tensor& stats) override {
     const NC s = nc_of(probs);
     const size_t ws = tversky_workspace_bytes(s.n, s.c, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e = tversky_fwd_checked(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss),
-                                              mf(stats), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("tversky", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[1] = s.c;
+    LK_LAUNCHED(lk::cuda::tversky_fwd(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss), mf(stats),
+                                      &label_errors_[1], scratch(ws), ws, stream_));
   }
   void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target, const Tensor& stats,
                    const Tensor& dprobs) override {
@@ -342,14 +354,33 @@ class CudaBackend final : public Backend {
                                       stream_));
   }
 
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
-                  const std::vector<Tensor>& v) override {
-    std::vector<AdamWTensor> table;
+  // The (tensor, chunk) table is uploaded when it changes (the first step,
+  // or another set of gradients), then kept: a step copies nothing.
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+    if (state.dtype() != DType::F64 || state.numel() != cpu::kAdamWStateSize)
+      throw std::invalid_argument("adamw_step: the state must be lk::adamw_state");
+    std::vector<AdamWTensor> tensors;
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor g = params[i].grad();
-      table.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
+      tensors.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
     }
-    LK_LAUNCHED(lk::cuda::adamw_step(table, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, step, stream_));
+    AdamWTable table;
+    LK_CUDA_CHECK(adamw_table(tensors, &table));
+    if (table.bytes != adamw_table_.bytes) {
+      if (table.bytes.size() > adamw_device_bytes_) {
+        if (adamw_device_) alloc_.deallocate(adamw_device_, adamw_device_bytes_);
+        adamw_device_ = nullptr;
+        adamw_device_ = alloc_.allocate(table.bytes.size());
+        adamw_device_bytes_ = table.bytes.size();
+      }
+      adamw_table_ = std::move(table);  // kept alive: the source of the copy
+      if (!adamw_table_.bytes.empty())
+        LK_CUDA_CHECK(cudaMemcpyAsync(adamw_device_, adamw_table_.bytes.data(), adamw_table_.bytes.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+    }
+    LK_LAUNCHED(lk::cuda::adamw_step(adamw_table_, adamw_device_, state.data<double>(), a.beta1, a.beta2, a.eps,
+                                     a.weight_decay, stream_));
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
@@ -369,9 +400,19 @@ class CudaBackend final : public Backend {
  private:
   cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
 
-  [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
-    throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +
-                                " is outside [0, " + std::to_string(c) + ")");
+  // After a wait: the first label error the loss kernels recorded since the
+  // last one was reported (the records are cleared for the next).
+  void raise_label_errors() {
+    static constexpr const char* kOps[2] = {"cross_entropy", "tversky"};
+    for (int k = 0; k < 2; ++k) {
+      const LabelError e = label_errors_seen_[k];
+      if (e.index < 0) continue;
+      label_errors_seen_[0].index = label_errors_seen_[1].index = -1;
+      LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));
+      throw std::invalid_argument(std::string(kOps[k]) + ": label " + std::to_string(e.label) + " at flat index " +
+                                  std::to_string(e.index) + " is outside [0, " + std::to_string(label_classes_[k]) +
+                                  ") (found on the device, reported at the next wait for it)");
+    }
   }
 
   // A device scratch buffer for kernel workspaces: one at a time on the
@@ -427,6 +468,12 @@ class CudaBackend final : public Backend {
   CachingAllocator pinned_;  // page-locked host memory of upload rings
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  LabelError* label_errors_ = nullptr;       // device: cross_entropy's, tversky's (softmax_ce.h)
+  LabelError* label_errors_seen_ = nullptr;  // pinned host copy, read after each wait
+  int64_t label_classes_[2] = {0, 0};        // C of the last call of each
+  AdamWTable adamw_table_;  // the last AdamW table, as uploaded to adamw_device_
+  void* adamw_device_ = nullptr;
+  size_t adamw_device_bytes_ = 0;
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;

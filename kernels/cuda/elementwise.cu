@@ -165,7 +165,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, float value, float* __restrict__ y) {
+template <typename T>
+__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, T value, T* __restrict__ y) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = value;
 }
@@ -314,7 +315,13 @@ cudaError_t binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy,
 cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(fill_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+  return LK_LAUNCH(fill_kernel<float>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+}
+
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream) {
+  if (n < 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  return LK_LAUNCH(fill_kernel<double>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
 }
 
 cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream) {

@@ -30,8 +30,9 @@ cudaError_t binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, 
 cudaError_t binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
                        const float* other, const cpu::Dims4& s_other, float* d_self, cudaStream_t stream = nullptr);
 
-// y[i] = value
+// y[i] = value (double: small state arrays such as the optimiser's, engine/optim.h)
 cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream = nullptr);
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream = nullptr);
 // y += a * x
 cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream = nullptr);
 // y *= a (in place)

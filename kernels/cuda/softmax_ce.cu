@@ -36,7 +36,7 @@ size_t partial_count(int64_t n, int64_t hw) {
   return static_cast<size_t>(g.x) * g.y;
 }
 
-// The bad-label slot of the workspace follows the partials.
+// The LabelError slot of the workspace (softmax_ce_fwd_checked) follows the partials.
 size_t bad_slot_offset(int64_t n, int64_t hw) { return partial_count(n, hw) * sizeof(CePartial); }
 
 // Max over the pixel's channels and sum of exp(z - max), in channel order as
@@ -132,8 +132,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // One block: the partials in a fixed order (thread i takes i, i + blockDim, ...).
 __global__ void __launch_bounds__(kFinalThreads)
-    ce_final_kernel(const CePartial* __restrict__ partials, int count, float* __restrict__ loss,
-                    float* __restrict__ wsum, int64_t* __restrict__ bad_label) {
+    ce_final_kernel(const CePartial* __restrict__ partials, int count, const int32_t* __restrict__ target,
+                    float* __restrict__ loss, float* __restrict__ wsum, LabelError* __restrict__ error) {
   double num = 0.0, den = 0.0;
   int64_t bad = INT64_MAX;
   for (int i = static_cast<int>(threadIdx.x); i < count; i += kFinalThreads) {
@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kFinalThreads)
     const bool ok = r.bad == INT64_MAX;
     loss[0] = ok ? static_cast<float>(r.num / r.den) : __int_as_float(0x7fc00000);
     wsum[0] = ok ? static_cast<float>(r.den) : __int_as_float(0x7fc00000);
-    bad_label[0] = ok ? -1 : r.bad;
+    if (!ok && error && error->index < 0) error->index = r.bad, error->label = target[r.bad];
   }
 }
 
@@ -184,16 +184,15 @@ cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const
                                                                                  dx);
 }
 
-size_t softmax_ce_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(int64_t); }
+size_t softmax_ce_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(LabelError); }
 
 cudaError_t softmax_ce_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
-                           const float* weight, float* probs, float* loss, float* wsum, int64_t* bad_label,
+                           const float* weight, float* probs, float* loss, float* wsum, LabelError* error,
                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !wsum || !workspace) return cudaErrorInvalidValue;
   if (workspace_bytes < softmax_ce_workspace_bytes(n, hw) || reinterpret_cast<uintptr_t>(workspace) % 8 != 0)
     return cudaErrorInvalidValue;
   auto* partials = static_cast<CePartial*>(workspace);
-  auto* bad = bad_label ? bad_label : reinterpret_cast<int64_t*>(static_cast<char*>(workspace) + bad_slot_offset(n, hw));
   const int count = static_cast<int>(partial_count(n, hw));
   if (count > 0) {
     const cudaError_t e = LK_LAUNCH(ce_fwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
@@ -201,22 +200,25 @@ cudaError_t softmax_ce_fwd(int64_t n, int64_t c, int64_t hw, const float* logits
     if (e != cudaSuccess) return e;
   }
   // No pixel: loss = 0/0 (NaN, as the CPU kernel), wsum = 0.
-  return LK_LAUNCH(ce_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, loss, wsum, bad);
+  return LK_LAUNCH(ce_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, target, loss, wsum, error);
 }
 
 cudaError_t softmax_ce_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                                    const float* weight, float* probs, float* loss, float* wsum, int64_t* first_bad,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  cudaError_t e = softmax_ce_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, nullptr, workspace,
-                                 workspace_bytes, stream);
+  if (bad_sizes(n, c, hw) || !workspace || workspace_bytes < softmax_ce_workspace_bytes(n, hw))
+    return cudaErrorInvalidValue;
+  auto* slot = reinterpret_cast<LabelError*>(static_cast<char*>(workspace) + bad_slot_offset(n, hw));
+  cudaError_t e = cudaMemsetAsync(slot, 0xFF, sizeof(LabelError), stream);  // no error recorded
+  if (e == cudaSuccess)
+    e = softmax_ce_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, slot, workspace, workspace_bytes, stream);
   if (e != cudaSuccess) return e;
-  int64_t bad = -1;
-  e = cudaMemcpyAsync(&bad, static_cast<char*>(workspace) + bad_slot_offset(n, hw), sizeof(bad),
-                      cudaMemcpyDeviceToHost, stream);
+  LabelError bad{-1, -1};
+  e = cudaMemcpyAsync(&bad, slot, sizeof(bad), cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess) return e;
-  if (first_bad) *first_bad = bad;
-  return bad >= 0 ? kErrorBadLabel : cudaSuccess;
+  if (first_bad) *first_bad = bad.index;
+  return bad.index >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
 cudaError_t softmax_ce_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,

@@ -22,7 +22,7 @@ int chunk_count(int64_t hw) {
 }
 int64_t chunk_len(int64_t hw, int chunks) { return (hw + chunks - 1) / chunks; }
 
-// Workspace: [partials c*n*chunks*3 double][bad n*chunks int64][per class 3 double][bad slot int64]
+// Workspace: [partials c*n*chunks*3 double][bad n*chunks int64][per class 3 double][LabelError slot]
 struct Layout {
   size_t part, bad, cls, slot, total;
 };
@@ -33,7 +33,7 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
   l.bad = l.part + static_cast<size_t>(c * n) * chunks * 3 * sizeof(double);
   l.cls = l.bad + static_cast<size_t>(n) * chunks * sizeof(int64_t);
   l.slot = l.cls + static_cast<size_t>(c) * 3 * sizeof(double);
-  l.total = l.slot + sizeof(int64_t);
+  l.total = l.slot + sizeof(LabelError);
   return l;
 }
 
@@ -93,8 +93,8 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kFinalThreads)
     tversky_final_kernel(double alpha_min, double alpha_max, double eps, int n, int c, int chunks,
                          const double* __restrict__ part, const int64_t* __restrict__ bad_part,
-                         double* __restrict__ cls, float* __restrict__ loss, float* __restrict__ stats,
-                         int64_t* __restrict__ bad_label) {
+                         double* __restrict__ cls, const int32_t* __restrict__ target, float* __restrict__ loss,
+                         float* __restrict__ stats, LabelError* __restrict__ error) {
   LK_SHARED(int64_t, s_bad, [kFinalThreads / 32]);
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int per_class = n * chunks;
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kFinalThreads)
     for (int k = 0; k < c; ++k) sum_ratio += cls[3 * k];
     const bool ok = bad == INT64_MAX;
     loss[0] = ok ? static_cast<float>(1.0 - sum_ratio / static_cast<double>(c)) : __int_as_float(0x7fc00000);
-    bad_label[0] = ok ? -1 : bad;
+    if (!ok && error && error->index < 0) error->index = bad, error->label = target[bad];
   }
 }
 
@@ -177,7 +177,7 @@ bool bad_sizes(int64_t n, int64_t c, int64_t hw) {
 size_t tversky_workspace_bytes(int64_t n, int64_t c, int64_t hw) { return layout(n, c, hw).total; }
 
 cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
-                        const int32_t* target, float* loss, float* stats, int64_t* bad_label, void* workspace,
+                        const int32_t* target, float* loss, float* stats, LabelError* error, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !stats || !workspace) return cudaErrorInvalidValue;
   const Layout l = layout(n, c, hw);
@@ -186,7 +186,6 @@ cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int6
   auto* part = reinterpret_cast<double*>(ws + l.part);
   auto* bad_part = reinterpret_cast<int64_t*>(ws + l.bad);
   auto* cls = reinterpret_cast<double*>(ws + l.cls);
-  int64_t* bad = bad_label ? bad_label : reinterpret_cast<int64_t*>(ws + l.slot);
   const int chunks = chunk_count(hw);
   // No pixel: every count is 0 and the partials must still be written.
   if (n > 0) {
@@ -196,22 +195,24 @@ cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int6
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(tversky_final_kernel, 1, kFinalThreads, 0, stream)(
-      tp.alpha_min, tp.alpha_max, tp.eps, static_cast<int>(n), static_cast<int>(c), chunks, part, bad_part, cls, loss,
-      stats, bad);
+      tp.alpha_min, tp.alpha_max, tp.eps, static_cast<int>(n), static_cast<int>(c), chunks, part, bad_part, cls, target,
+      loss, stats, error);
 }
 
 cudaError_t tversky_fwd_checked(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                                 const int32_t* target, float* loss, float* stats, int64_t* first_bad,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  cudaError_t e = tversky_fwd(tp, n, c, hw, probs, target, loss, stats, nullptr, workspace, workspace_bytes, stream);
+  if (bad_sizes(n, c, hw) || !workspace || workspace_bytes < layout(n, c, hw).total) return cudaErrorInvalidValue;
+  auto* slot = reinterpret_cast<LabelError*>(static_cast<char*>(workspace) + layout(n, c, hw).slot);
+  cudaError_t e = cudaMemsetAsync(slot, 0xFF, sizeof(LabelError), stream);  // no error recorded
+  if (e == cudaSuccess) e = tversky_fwd(tp, n, c, hw, probs, target, loss, stats, slot, workspace, workspace_bytes, stream);
   if (e != cudaSuccess) return e;
-  int64_t bad = -1;
-  e = cudaMemcpyAsync(&bad, static_cast<char*>(workspace) + layout(n, c, hw).slot, sizeof(bad),
-                      cudaMemcpyDeviceToHost, stream);
+  LabelError bad{-1, -1};
+  e = cudaMemcpyAsync(&bad, slot, sizeof(bad), cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess) return e;
-  if (first_bad) *first_bad = bad;
-  return bad >= 0 ? kErrorBadLabel : cudaSuccess;
+  if (first_bad) *first_bad = bad.index;
+  return bad.index >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
 cudaError_t tversky_bwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,

@@ -47,6 +47,7 @@ TEST_CASE("step_profile counts a training step exactly on the emulated backend")
     const json j = profile(std::string("--net ") + net + shape);
     CHECK(j.at("counts_exact").get<bool>());
     CHECK(j.at("graph_launches_per_step").get<double>() == 0);
+    CHECK(j.at("host_syncs_per_step").get<double>() == 0);  // the step never waits for the device
     CHECK(j.at("launches_per_step").get<double>() > 0);
     CHECK(j.at("op_bytes_per_step").get<double>() > 0);
     check_phases(j);

@@ -76,6 +76,9 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--augment-on", o.augment_on, "auto (the device on a GPU), cpu or device")
       ->check(CLI::IsMember({"auto", "cpu", "device"}));
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256));
+  s->add_option("--log-every", o.log_every, "steps between loss reads and progress lines (0: epoch ends only)")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
 }
 
 train::TrainConfig train_config(const RunOptions& o, Device dev) {
@@ -96,6 +99,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.seed = o.seed;
   c.augment_on = data::parse_augment_on(o.augment_on);
   c.workers = o.workers;
+  c.log_every = o.log_every;
   c.device = dev;
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
   if (o.widths.empty() || o.size % stride != 0)

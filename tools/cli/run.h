@@ -49,6 +49,7 @@ struct RunOptions {
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
   int workers = 0;
+  int64_t log_every = 50;  // steps between loss reads (train/trainer.h)
 };
 
 // Registers the options of train (one_fold) and cv on `s`.
