@@ -72,6 +72,7 @@ class Profiler::Decorator final : public Backend {
   Allocator& allocator() override { return b_.allocator(); }
   void synchronize() override { b_.synchronize(); }
   std::string describe() const override { return b_.describe(); }
+  std::vector<KernelVariant> variants() const override { return b_.variants(); }
 
   // Every op: NVTX range, marks, the launch count, bytes.
   template <class F>
@@ -104,16 +105,16 @@ class Profiler::Decorator final : public Backend {
     op("conv2d_bwd_weight", once({&dy, &x}) + grad_out(dw) + grad_out(db),
        [&] { b_.conv2d_bwd_weight(g, dy, x, dw, db); });
   }
-  void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    op("conv_t2d_fwd", once({&x, &w, &b, &y}), [&] { b_.conv_t2d_fwd(g, x, w, b, y); });
+  void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    op("conv_transpose2d_fwd", once({&x, &w, &b, &y}), [&] { b_.conv_transpose2d_fwd(g, x, w, b, y); });
   }
-  void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    op("conv_t2d_bwd_data", once({&dy, &w}) + grad_out(dx), [&] { b_.conv_t2d_bwd_data(g, dy, w, dx); });
+  void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    op("conv_transpose2d_bwd_data", once({&dy, &w}) + grad_out(dx), [&] { b_.conv_transpose2d_bwd_data(g, dy, w, dx); });
   }
-  void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw,
+  void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw,
                            const Tensor& db) override {
-    op("conv_t2d_bwd_weight", once({&dy, &x}) + grad_out(dw) + grad_out(db),
-       [&] { b_.conv_t2d_bwd_weight(g, dy, x, dw, db); });
+    op("conv_transpose2d_bwd_weight", once({&dy, &x}) + grad_out(dw) + grad_out(db),
+       [&] { b_.conv_transpose2d_bwd_weight(g, dy, x, dw, db); });
   }
 
   void batch_norm_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm, const Tensor& rv,

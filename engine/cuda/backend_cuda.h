@@ -11,9 +11,12 @@
 //              resampling, concat, softmax + cross-entropy, Tversky, linear;
 //              dense convolutions (3x3, 1x1, transposed) through cuDNN on a
 //              GPU, through our direct kernel under emulation.
-//   Reference  the library path where one exists: cuDNN for every
-//              convolution, depthwise included (grouped convolution); under
-//              emulation (no cuDNN) our direct convolution kernel.
+//   Cudnn      the cuDNN path where one exists: every convolution, depthwise
+//              included (grouped convolution), training batch norm, relu and
+//              sigmoid, the broadcast add/multiply, global average pooling,
+//              softmax, and the LKA gate composed of those; under emulation
+//              (no cuDNN) our direct convolution kernel for the convolutions
+//              and our kernels for the rest.
 // Dense cuDNN math is float32 FMA by default; set_tf32(true) allows TF32
 // tensor-core math (see engine/cuda/cudnn_conv.h).
 // All work runs on one stream per device; memory comes from a caching

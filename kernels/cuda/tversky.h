@@ -9,7 +9,7 @@
 // and computes alpha, the stats and the loss. No floating-point atomics: the
 // loss and its gradient are bitwise reproducible run to run.
 //
-// Graph capture: loss, stats and a bad label (LabelError, softmax_ce.h) are
+// Graph capture: loss, stats and a bad label (LabelError, cross_entropy.h) are
 // written to DEVICE memory by tversky_fwd, and tversky_bwd reads dloss and stats from DEVICE
 // memory; nothing synchronises with the host (tversky_fwd_checked excepted).
 // Launchers return the (first failing) launch's cudaGetLastError(), or
@@ -21,7 +21,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/runtime_api.h"
-#include "kernels/cuda/softmax_ce.h"  // LabelError, kErrorBadLabel
+#include "kernels/cuda/cross_entropy.h"  // LabelError, kErrorBadLabel
 #include "kernels/tversky.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -33,20 +33,20 @@ size_t tversky_workspace_bytes(int64_t n, int64_t c, int64_t hw);
 // (labels out of range count as "not this class" in the stats) and, if
 // `error` (device, may be null) records none yet, it receives the first
 // (flat n*hw) bad index and its label.
-cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                         const int32_t* target, float* loss, float* stats, LabelError* error, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // tversky_fwd, then reads the bad label index back (synchronises `stream`; not
 // for graph capture): kErrorBadLabel and *first_bad (host, may be null) set.
-cudaError_t tversky_fwd_checked(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                                 const int32_t* target, float* loss, float* stats, int64_t* first_bad,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // dprobs += dloss[0] * dL/dprobs, per class g_y (pixels of the class) and g_n
 // (the others) exactly as the CPU kernel computes them from stats, in both
 // detach_alpha modes. dloss and stats are device pointers.
-cudaError_t tversky_bwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
+cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
                         const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream = nullptr);
 
 // Launch shape: kTverskyThreads per block; a (image, class) plane is split
