@@ -1,5 +1,6 @@
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -35,12 +36,37 @@ void record(Tensor& out, std::string op, std::vector<Tensor> inputs,
 
 Tensor grad_buffer(const Tensor& t) {
   TensorImpl* impl = t.impl();
-  if (!impl->grad) {
-    Tensor g = Tensor::empty(t.shape(), t.dtype(), t.device());
-    backend(t.device()).fill(g, 0.0);
-    impl->grad = g.impl_ptr();
+  if (impl->grad) return Tensor(impl->grad);
+  const TensorImpl* home = impl->grad_home.get();
+  if (home && home->shape == impl->shape && home->dtype == impl->dtype && Tensor(impl->grad_home).device() == t.device())
+    impl->grad = impl->grad_home;
+  else
+    impl->grad = Tensor::empty(t.shape(), t.dtype(), t.device()).impl_ptr();
+  return Tensor(impl->grad).as_first_write();
+}
+
+void grad_arena(const std::vector<Tensor>& params) {
+  constexpr int64_t kAlign = 64;  // elements: every slice starts 256-byte aligned (float)
+  std::vector<std::vector<const Tensor*>> groups;
+  for (const Tensor& p : params) {
+    if (!p.defined() || !p.requires_grad()) continue;
+    auto same = [&](const std::vector<const Tensor*>& g) {
+      return g.front()->device() == p.device() && g.front()->dtype() == p.dtype();
+    };
+    auto it = std::find_if(groups.begin(), groups.end(), same);
+    if (it == groups.end()) groups.push_back({&p});
+    else it->push_back(&p);
   }
-  return Tensor(impl->grad);
+  for (const auto& g : groups) {
+    int64_t total = 0;
+    for (const Tensor* p : g) total += (p->numel() + kAlign - 1) / kAlign * kAlign;
+    const Tensor arena = Tensor::empty({total}, g.front()->dtype(), g.front()->device());
+    int64_t at = 0;
+    for (const Tensor* p : g) {
+      p->impl()->grad_home = arena.slice_as(at, p->shape()).impl_ptr();
+      at += (p->numel() + kAlign - 1) / kAlign * kAlign;
+    }
+  }
 }
 
 void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
@@ -48,12 +74,16 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     throw std::invalid_argument("backward: the root tensor does not require grad");
   if (grad.defined()) {
     if (grad.shape() != root.shape()) shape_error("backward", "seed gradient shape differs", grad.shape(), root.shape());
-    backend(root.device()).axpy(1.0, grad, grad_buffer(root));
+    backend(root.device()).axpy(1.0, grad, grad_buffer(root));  // a copy on first write
   } else {
     if (root.numel() != 1) shape_error("backward", "implicit seed needs a one-element root", root.shape());
-    Tensor g = grad_buffer(root);
-    Tensor one = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
-    backend(root.device()).axpy(1.0, one, g);
+    const Tensor g = grad_buffer(root);
+    if (g.first_write()) {
+      backend(root.device()).fill(g, 1.0);
+    } else {
+      const Tensor one = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
+      backend(root.device()).axpy(1.0, one, g);
+    }
   }
   if (!root.impl()->grad_fn) return;
 

@@ -4,8 +4,14 @@
 // record autograd nodes; the arithmetic goes through the Backend of that
 // device. A backend owns its allocator and its stream; every method works on
 // tensors that live on its device and may run asynchronously on that stream
-// (synchronize() waits). Backward methods ADD into their gradient outputs.
-// An undefined Tensor argument means "not wanted" (e.g. no bias, no dx).
+// (synchronize() waits; it also raises errors the device recorded, such as
+// a label out of range in a loss, naming the op). Backward methods write each
+// gradient output in one of two modes: they ADD into it, or, when the handle
+// is marked first_write (Tensor::first_write, set by the autograd for a
+// gradient that has no contribution yet), OVERWRITE it (beta = 0) and must
+// write every element; so no gradient needs a zero-fill first. axpy follows
+// the same rule for y. An undefined Tensor argument means "not wanted" (e.g.
+// no bias, no dx).
 //
 // To plug in a device: implement this interface (see backend_cpu.cpp), give
 // it an Allocator, and register it with register_backend(). To add an op:
@@ -74,7 +80,7 @@ class Backend {
   // be read on the host if dst is a host tensor.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
-  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
+  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x (y = a*x on first write)
 
   // Convolutions (geometry in conv2d.h / conv_transpose2d.h terms)
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
@@ -191,6 +197,8 @@ class UploadRing {
 
 // The backend of a device (throws when none is registered for it).
 Backend& backend(Device d);
-void register_backend(Device d, Backend* b);  // not owned; lives for the process
+// Not owned; lives for the process. A backend registered for the CPU stands
+// in front of the built-in one (a profiler, engine/profiler.h); null restores it.
+void register_backend(Device d, Backend* b);
 
 }  // namespace lk

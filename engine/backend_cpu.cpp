@@ -38,6 +38,9 @@ T* ptr(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// A gradient output is added into unless it is a first write (engine/backend.h).
+bool acc(const Tensor& t) { return !t.first_write(); }
+
 // (N, C, rest) view of an NCHW-like tensor.
 struct NC {
   int64_t n, c, hw;
@@ -72,7 +75,7 @@ class CpuBackend final : public Backend {
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
     dispatch_float(y, "axpy", [&]<typename T>() {
-      cpu::axpy<T>(y.numel(), static_cast<T>(a), x.data<T>(), y.data<T>());
+      cpu::axpy<T>(y.numel(), static_cast<T>(a), x.data<T>(), y.data<T>(), acc(y));
     });
   }
 
@@ -84,14 +87,15 @@ class CpuBackend final : public Backend {
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
-      else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      if (plain_loops()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), acc(dx));
+      else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
-      else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+      if (plain_loops())
+        cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), acc(dw), acc(db));
+      else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), acc(dw), acc(db));
     });
   }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
@@ -103,13 +107,13 @@ class CpuBackend final : public Backend {
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
       cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(),
-                                        plain_loops("conv_transpose2d"));
+                                        plain_loops("conv_transpose2d"), acc(dx));
     });
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
       cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db),
-                                          plain_loops("conv_transpose2d"));
+                                          plain_loops("conv_transpose2d"), acc(dw), acc(db));
     });
   }
 
@@ -129,7 +133,8 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(x);
     dispatch_float(x, "batch_norm_bwd", [&]<typename T>() {
       cpu::batch_norm_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
-                             save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta));
+                             save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta), acc(dx),
+                             acc(dgamma), acc(dbeta));
     });
   }
 
@@ -150,7 +155,7 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "lka_gate_bwd", [&]<typename T>() {
       cpu::lka_gate_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), f.data<T>(), gamma.data<T>(), beta.data<T>(),
                            save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(df),
-                           ptr<T>(dgamma), ptr<T>(dbeta));
+                           ptr<T>(dgamma), ptr<T>(dbeta), acc(dx), acc(df), acc(dgamma), acc(dbeta));
     });
   }
 
@@ -159,7 +164,7 @@ class CpuBackend final : public Backend {
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     dispatch_float(y, "activation_bwd", [&]<typename T>() {
-      cpu::activation_bwd<T>(a, y.numel(), dy.data<T>(), y.data<T>(), dx.data<T>());
+      cpu::activation_bwd<T>(a, y.numel(), dy.data<T>(), y.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
@@ -171,7 +176,8 @@ class CpuBackend final : public Backend {
     dispatch_float(dy, "binary_bwd", [&]<typename T>() {
       const T* o = op == BinaryOp::Mul ? other.data<T>() : nullptr;
       cpu::binary_bwd<T>(op, dims4(dy.shape()), dy.data<T>(), dims4(d_self.shape()), o,
-                         op == BinaryOp::Mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, d_self.data<T>());
+                         op == BinaryOp::Mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, d_self.data<T>(),
+                         acc(d_self));
     });
   }
 
@@ -184,7 +190,7 @@ class CpuBackend final : public Backend {
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
     dispatch_float(dx, "global_avg_pool_bwd", [&]<typename T>() {
-      cpu::global_avg_pool_bwd<T>(s.n * s.c, s.hw, dy.data<T>(), dx.data<T>());
+      cpu::global_avg_pool_bwd<T>(s.n * s.c, s.hw, dy.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
@@ -196,7 +202,7 @@ class CpuBackend final : public Backend {
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
     dispatch_float(dx, "max_pool2d_bwd", [&]<typename T>() {
       cpu::max_pool2d_bwd<T>(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, dy.data<T>(),
-                             idx.data<int32_t>(), dx.data<T>());
+                             idx.data<int32_t>(), dx.data<T>(), acc(dx));
     });
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
@@ -206,7 +212,8 @@ class CpuBackend final : public Backend {
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
     dispatch_float(dx, "upsample_bwd", [&]<typename T>() {
-      cpu::upsample_bwd<T>(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, dy.data<T>(), dx.data<T>());
+      cpu::upsample_bwd<T>(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, dy.data<T>(), dx.data<T>(),
+                           acc(dx));
     });
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
@@ -218,7 +225,7 @@ class CpuBackend final : public Backend {
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
     dispatch_float(dsrc, "concat_bwd", [&]<typename T>() {
-      cpu::concat_bwd<T>(s.n, s.c, ddst.size(1), offset, s.hw, ddst.data<T>(), dsrc.data<T>());
+      cpu::concat_bwd<T>(s.n, s.c, ddst.size(1), offset, s.hw, ddst.data<T>(), dsrc.data<T>(), acc(dsrc));
     });
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
@@ -230,7 +237,7 @@ class CpuBackend final : public Backend {
                   const Tensor& db) override {
     dispatch_float(x, "linear_bwd", [&]<typename T>() {
       cpu::linear_bwd<T>(x.size(0), x.size(1), w.size(0), dy.data<T>(), x.data<T>(), w.data<T>(), ptr<T>(dx),
-                         ptr<T>(dw), ptr<T>(db));
+                         ptr<T>(dw), ptr<T>(db), acc(dx), acc(dw), acc(db));
     });
   }
 
@@ -241,7 +248,7 @@ class CpuBackend final : public Backend {
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const NC s = nc_of(y);
     dispatch_float(y, "softmax_bwd", [&]<typename T>() {
-      cpu::softmax_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), y.data<T>(), dx.data<T>());
+      cpu::softmax_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), y.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
@@ -258,7 +265,7 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(probs);
     dispatch_float(probs, "cross_entropy_bwd", [&]<typename T>() {
       cpu::cross_entropy_bwd<T>(s.n, s.c, s.hw, dloss.data<T>(), probs.data<T>(), target.data<int32_t>(),
-                                weight.data<T>(), wsum.data<T>(), dlogits.data<T>());
+                                weight.data<T>(), wsum.data<T>(), dlogits.data<T>(), acc(dlogits));
     });
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
@@ -275,7 +282,7 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(dprobs);
     dispatch_float(dprobs, "tversky_bwd", [&]<typename T>() {
       cpu::tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), target.data<int32_t>(), stats.data<T>(),
-                          dprobs.data<T>());
+                          dprobs.data<T>(), acc(dprobs));
     });
   }
 

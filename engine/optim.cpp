@@ -1,5 +1,6 @@
 #include "engine/optim.h"
 
+#include "engine/autograd.h"
 #include "engine/backend.h"
 #include "kernels/adamw.h"
 
@@ -20,6 +21,8 @@ void for_each_float(const Tensor& p, F&& f) {
   else f.template operator()<double>();
 }
 }  // namespace
+
+Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) { grad_arena(params_); }
 
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();

@@ -10,10 +10,11 @@ namespace lk {
 
 class Optimizer {
  public:
-  explicit Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {}
+  // Gives the parameters their gradient arena (grad_arena, engine/autograd.h).
+  explicit Optimizer(std::vector<Tensor> params);
   virtual ~Optimizer() = default;
   virtual void step() = 0;
-  void zero_grad();
+  void zero_grad();  // drops the gradients: the next backward overwrites their buffers
   void set_lr(double lr) { lr_ = lr; }
   double lr() const { return lr_; }
   const std::vector<Tensor>& params() const { return params_; }

@@ -61,7 +61,7 @@ uint64_t once(std::initializer_list<const Tensor*> ts) {
   return b;
 }
 // A gradient output: written, and read too when the op adds into it.
-uint64_t grad_out(const Tensor& t) { return 2 * nb(t); }
+uint64_t grad_out(const Tensor& t) { return nb(t) * (t.defined() && !t.first_write() ? 2 : 1); }
 }  // namespace
 
 class Profiler::Decorator final : public Backend {

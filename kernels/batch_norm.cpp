@@ -51,7 +51,7 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
 template <typename T>
 void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma,
                     const T* save_mean, const T* save_invstd, bool training, T* dx, T* dgamma,
-                    T* dbeta) {
+                    T* dbeta, bool acc_dx, bool acc_dgamma, bool acc_dbeta) {
   const double m = static_cast<double>(n * hw);
 #pragma omp parallel for
   for (i64 ch = 0; ch < c; ++ch) {
@@ -65,8 +65,8 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
         sdyx += g[k] * (p[k] - mean) * invstd;
       }
     }
-    if (dgamma) dgamma[ch] += static_cast<T>(sdyx);
-    if (dbeta) dbeta[ch] += static_cast<T>(sdy);
+    if (dgamma) put_grad(dgamma[ch], static_cast<T>(sdyx), acc_dgamma);
+    if (dbeta) put_grad(dbeta[ch], static_cast<T>(sdy), acc_dbeta);
     if (!dx) continue;
     const double scale = gamma[ch] * invstd;
     for (i64 i = 0; i < n; ++i) {
@@ -77,9 +77,9 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
         // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
         const double a = sdy / m, b = sdyx / m;
         for (i64 k = 0; k < hw; ++k)
-          q[k] += static_cast<T>(scale * (g[k] - a - (p[k] - mean) * invstd * b));
+          put_grad(q[k], static_cast<T>(scale * (g[k] - a - (p[k] - mean) * invstd * b)), acc_dx);
       } else {
-        for (i64 k = 0; k < hw; ++k) q[k] += static_cast<T>(scale * g[k]);
+        for (i64 k = 0; k < hw; ++k) put_grad(q[k], static_cast<T>(scale * g[k]), acc_dx);
       }
     }
   }
@@ -89,7 +89,7 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
   template void batch_norm_fwd<T>(i64, i64, i64, const T*, const T*, const T*, T*, T*, bool,    \
                                   double, double, T*, T*, T*);                                  \
   template void batch_norm_bwd<T>(i64, i64, i64, const T*, const T*, const T*, const T*,        \
-                                  const T*, bool, T*, T*, T*);
+                                  const T*, bool, T*, T*, T*, bool, bool, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

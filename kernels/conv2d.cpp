@@ -36,8 +36,9 @@ void conv2d_fwd_ref(const ConvGeom& g, const T* x, const T* w, const T* b, T* y,
 }
 
 template <typename T>
-void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx) {
+void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
+  clear_unless(accumulate, dx, g.n * g.c_in * g.h * g.w);
   for (i64 n = 0; n < g.n; ++n)
     for (i64 co = 0; co < g.c_out; ++co) {
       const i64 grp = co / cog;
@@ -58,8 +59,10 @@ void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx) {
 }
 
 template <typename T>
-void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw, bool acc_db) {
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
+  clear_unless(acc_dw, dw, g.c_out * cig * g.kh * g.kw);
+  clear_unless(acc_db, db, g.c_out);
   for (i64 n = 0; n < g.n; ++n)
     for (i64 co = 0; co < g.c_out; ++co) {
       const i64 grp = co / cog;
@@ -81,7 +84,7 @@ void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T*
 }
 
 template <typename T>
-void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db) {
+void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db, bool accumulate) {
 #pragma omp parallel for
   for (i64 ch = 0; ch < c; ++ch) {
     T s = 0;
@@ -89,7 +92,7 @@ void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db) {
       const T* p = dy + (i * c + ch) * hw;
       for (i64 k = 0; k < hw; ++k) s += p[k];
     }
-    db[ch] += s;
+    put_grad(db[ch], s, accumulate);
   }
 }
 
@@ -152,11 +155,12 @@ static void depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const T* w, cons
 }
 
 template <typename T>
-static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
+static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
 #pragma omp parallel for
   for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
     const i64 c = nc % g.c_in;
     T* xp = dx + nc * g.h * g.w;
+    clear_unless(accumulate, xp, g.h * g.w);
     const T* yp = dy + nc * g.oh * g.ow;
     const T* wp = w + c * g.kh * g.kw;
     for_each_tap(g, [&](const Tap& t) {
@@ -171,10 +175,13 @@ static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w
 }
 
 template <typename T>
-static void depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+static void depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw,
+                                        bool acc_db) {
 #pragma omp parallel for
   for (i64 c = 0; c < g.c_in; ++c) {
     T* wp = dw + c * g.kh * g.kw;
+    clear_unless(acc_dw, wp, g.kh * g.kw);
+    if (db && !acc_db) db[c] = T(0);
     for (i64 n = 0; n < g.n; ++n) {
       const T* xp = x + (n * g.c_in + c) * g.h * g.w;
       const T* yp = dy + (n * g.c_in + c) * g.oh * g.ow;
@@ -284,8 +291,8 @@ void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, boo
 }
 
 template <typename T>
-void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
-  if (g.depthwise()) return depthwise_conv2d_bwd_data(g, dy, w, dx);
+void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
+  if (g.depthwise()) return depthwise_conv2d_bwd_data(g, dy, w, dx, accumulate);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -298,9 +305,10 @@ void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
         const T* dyg = dy + (n * g.c_out + grp * cog) * P;
         T* dxg = dx + (n * g.c_in + grp * cig) * g.h * g.w;
         if (pw) {
-          gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(1), dxg, P);
+          gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(accumulate ? 1 : 0), dxg, P);
         } else {
           gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(0), cols.data(), P);
+          clear_unless(accumulate, dxg, cig * g.h * g.w);
           col2im_acc(g, cols.data(), dxg);
         }
       }
@@ -308,8 +316,8 @@ void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
 }
 
 template <typename T>
-void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
-  if (g.depthwise()) return depthwise_conv2d_bwd_weight(g, dy, x, dw, db);
+void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw, bool acc_db) {
+  if (g.depthwise()) return depthwise_conv2d_bwd_weight(g, dy, x, dw, db, acc_dw, acc_db);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -321,19 +329,21 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
       const T* xg = x + (n * g.c_in + grp * cig) * g.h * g.w;
       if (!pw) im2col(g, xg, cols.data());
       const T* B = pw ? xg : cols.data();
-      gemm<T>(false, true, cog, K, P, T(1), dyg, P, B, P, T(1), dw + grp * cog * K, K);
+      // The first image overwrites dw unless it accumulates.
+      gemm<T>(false, true, cog, K, P, T(1), dyg, P, B, P, T(n > 0 || acc_dw ? 1 : 0), dw + grp * cog * K, K);
     }
-  if (db) channel_sum_acc(g.n, g.c_out, P, dy, db);
+  if (g.n == 0) clear_unless(acc_dw, dw, g.c_out * K);
+  if (db) channel_sum_acc(g.n, g.c_out, P, dy, db, acc_db);
 }
 
 #define LK_INST(T)                                                                     \
   template void conv2d_fwd_ref<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool); \
   template void conv2d_fwd<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool);     \
-  template void conv2d_bwd_data_ref<T>(const ConvGeom&, const T*, const T*, T*);            \
-  template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*);                \
-  template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*);      \
-  template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);          \
-  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);
+  template void conv2d_bwd_data_ref<T>(const ConvGeom&, const T*, const T*, T*, bool);      \
+  template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*, bool);          \
+  template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*, bool, bool); \
+  template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*, bool, bool);     \
+  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -20,20 +20,22 @@ void conv2d_fwd_ref(const ConvGeom& g, const T* x, const T* w, const T* b, T* y,
 template <typename T>
 void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate = false);
 
-// dx += conv2d_backward_data(dy, w)
+// dx += conv2d_backward_data(dy, w) (= without accumulate)
 template <typename T>
-void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx);
+void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate = true);
 template <typename T>
-void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx);
+void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate = true);
 
-// dw += dL/dw, db += dL/db (db may be null)
+// dw += dL/dw, db += dL/db (db may be null; acc_* false: overwrite)
 template <typename T>
-void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
+void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw = true,
+                           bool acc_db = true);
 template <typename T>
-void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
+void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw = true,
+                       bool acc_db = true);
 
-// db[c] += sum over n, h, w of dy[n, c, h, w]
+// db[c] += sum over n, h, w of dy[n, c, h, w] (= without accumulate)
 template <typename T>
-void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db);
+void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db, bool accumulate = true);
 
 }  // namespace lk::cpu

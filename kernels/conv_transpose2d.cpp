@@ -16,24 +16,26 @@ void conv_transpose2d_fwd(const ConvGeom& cg, const T* x, const T* w, const T* b
 }
 
 template <typename T>
-void conv_transpose2d_bwd_data(const ConvGeom& cg, const T* dy, const T* w, T* dx, bool plain_loops) {
-  if (plain_loops) conv2d_fwd_ref<T>(cg, dy, w, nullptr, dx, true);
-  else conv2d_fwd<T>(cg, dy, w, nullptr, dx, true);
+void conv_transpose2d_bwd_data(const ConvGeom& cg, const T* dy, const T* w, T* dx, bool plain_loops,
+                               bool accumulate) {
+  if (plain_loops) conv2d_fwd_ref<T>(cg, dy, w, nullptr, dx, accumulate);
+  else conv2d_fwd<T>(cg, dy, w, nullptr, dx, accumulate);
 }
 
 template <typename T>
-void conv_transpose2d_bwd_weight(const ConvGeom& cg, const T* dy, const T* x, T* dw, T* db, bool plain_loops) {
+void conv_transpose2d_bwd_weight(const ConvGeom& cg, const T* dy, const T* x, T* dw, T* db, bool plain_loops,
+                                 bool acc_dw, bool acc_db) {
   // The adjoint conv's weight gradient with the roles of its input and
   // output gradient swapped: dw[ci, co, ky, kx] += sum x[ci] * dy[co shifted].
-  if (plain_loops) conv2d_bwd_weight_ref<T>(cg, x, dy, dw, nullptr);
-  else conv2d_bwd_weight<T>(cg, x, dy, dw, nullptr);
-  if (db) channel_sum_acc(cg.n, cg.c_in, cg.h * cg.w, dy, db);
+  if (plain_loops) conv2d_bwd_weight_ref<T>(cg, x, dy, dw, nullptr, acc_dw);
+  else conv2d_bwd_weight<T>(cg, x, dy, dw, nullptr, acc_dw);
+  if (db) channel_sum_acc(cg.n, cg.c_in, cg.h * cg.w, dy, db, acc_db);
 }
 
 #define LK_INST(T)                                                                       \
   template void conv_transpose2d_fwd<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool); \
-  template void conv_transpose2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*, bool);      \
-  template void conv_transpose2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*, bool);
+  template void conv_transpose2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*, bool, bool);      \
+  template void conv_transpose2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*, bool, bool, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

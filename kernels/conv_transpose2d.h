@@ -15,11 +15,13 @@ namespace lk::cpu {
 // convolution (conv_transpose2d_geom, kernels/params.h).
 template <typename T>
 void conv_transpose2d_fwd(const ConvGeom& cg, const T* x, const T* w, const T* b, T* y, bool plain_loops = false);
-// dx += ...
+// dx += ... (= without accumulate)
 template <typename T>
-void conv_transpose2d_bwd_data(const ConvGeom& cg, const T* dy, const T* w, T* dx, bool plain_loops = false);
-// dw += ..., db += ... (db may be null)
+void conv_transpose2d_bwd_data(const ConvGeom& cg, const T* dy, const T* w, T* dx, bool plain_loops = false,
+                               bool accumulate = true);
+// dw += ..., db += ... (db may be null; acc_* false: overwrite)
 template <typename T>
-void conv_transpose2d_bwd_weight(const ConvGeom& cg, const T* dy, const T* x, T* dw, T* db, bool plain_loops = false);
+void conv_transpose2d_bwd_weight(const ConvGeom& cg, const T* dy, const T* x, T* dw, T* db, bool plain_loops = false,
+                                 bool acc_dw = true, bool acc_db = true);
 
 }  // namespace lk::cpu

@@ -52,6 +52,8 @@ const float* cf(const Tensor& t) {
   return t.data<float>();
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
+// A gradient output is added into unless it is a first write (engine/backend.h).
+bool acc(const Tensor& t) { return !t.first_write(); }
 
 Dims4 dims4(const Shape& s) {
   Dims4 d{1, 1, 1, 1};
@@ -120,7 +122,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_));
+    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_, acc(y)));
   }
 
   // ---------------------------------------------------------------- convolutions
@@ -128,27 +130,26 @@ class CudaBackend final : public Backend {
     conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_bwd_data(g, cf(dy), cf(w), mf(dx));
+    conv_bwd_data(g, cf(dy), cf(w), mf(dx), acc(dx));
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db));
+    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), acc(dw), acc(db));
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
-    conv_bwd_data(g, cf(x), cf(w), mf(y));
+    conv_bwd_data(g, cf(x), cf(w), mf(y), false);
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
       const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
       LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
+    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), acc(dx));
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
-    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
+    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr, acc(dw), true);
+    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_, acc(db)));
   }
 
   // ---------------------------------------------------------------- batch norm
@@ -172,10 +173,11 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (training && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
+                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta), acc(dx), acc(dgamma), acc(dbeta));
 #endif
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_));
+                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_, acc(dx), acc(dgamma),
+                                         acc(dbeta)));
   }
 
   // ---------------------------------------------------------------- the LKA gate
@@ -220,9 +222,9 @@ class CudaBackend final : public Backend {
       Tensor a = Tensor::empty(x.shape(), DType::F32, device());
       activation_fwd(Activation::Sigmoid, z, a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
-      Tensor da = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor da = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
-      Tensor dz = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor dz = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
       activation_bwd(Activation::Sigmoid, da, a, dz);
       batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
       return;
@@ -230,7 +232,7 @@ class CudaBackend final : public Backend {
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
     LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(f), cf(gamma), cf(beta), cf(save_mean),
                                        cf(save_invstd), training, mf(dx), mf(df), mf(dgamma), mf(dbeta), scratch(ws), ws,
-                                       stream_));
+                                       stream_, acc(dx), acc(df), acc(dgamma), acc(dbeta)));
   }
 
   // ---------------------------------------------------------------- pointwise
@@ -242,9 +244,9 @@ class CudaBackend final : public Backend {
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
+    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_, acc(dx)));
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
@@ -259,10 +261,10 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self));
+                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), acc(d_self));
 #endif
     LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_));
+                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_, acc(d_self)));
   }
 
   // ---------------------------------------------------------------- pooling, resampling, layout
@@ -276,9 +278,9 @@ class CudaBackend final : public Backend {
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
+    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_, acc(dx)));
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
     LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
@@ -286,13 +288,14 @@ class CudaBackend final : public Backend {
   }
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
     LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
-                                         idx.data<int32_t>(), mf(dx), stream_));
+                                         idx.data<int32_t>(), mf(dx), stream_, acc(dx)));
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
     LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
-    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_,
+                                       acc(dx)));
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
     const NC s = nc_of(src);
@@ -300,7 +303,7 @@ class CudaBackend final : public Backend {
   }
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
-    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_));
+    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_, acc(dsrc)));
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     LK_LAUNCHED(lk::cuda::linear_fwd(x.size(0), x.size(1), w.size(0), cf(x), cf(w), cf(b), mf(y), stream_));
@@ -308,7 +311,7 @@ class CudaBackend final : public Backend {
   void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
                   const Tensor& db) override {
     LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
-                                     stream_));
+                                     stream_, acc(dx), acc(dw), acc(db)));
   }
 
   // ---------------------------------------------------------------- softmax and losses
@@ -322,9 +325,9 @@ class CudaBackend final : public Backend {
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const NC s = nc_of(y);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx));
+    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_, acc(dx)));
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                          const Tensor& probs, const Tensor& wsum) override {
@@ -338,7 +341,7 @@ class CudaBackend final : public Backend {
                          const Tensor& wsum, const Tensor& dlogits) override {
     const NC s = nc_of(probs);
     LK_LAUNCHED(lk::cuda::cross_entropy_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight),
-                                            cf(wsum), mf(dlogits), stream_));
+                                            cf(wsum), mf(dlogits), stream_, acc(dlogits)));
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
                    const Tensor& stats) override {
@@ -352,7 +355,7 @@ class CudaBackend final : public Backend {
                    const Tensor& dprobs) override {
     const NC s = nc_of(dprobs);
     LK_LAUNCHED(lk::cuda::tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), target.data<int32_t>(), cf(stats), mf(dprobs),
-                                      stream_));
+                                      stream_, acc(dprobs)));
   }
 
   // The (tensor, chunk) table is uploaded when it changes (the first step,
@@ -432,25 +435,26 @@ class CudaBackend final : public Backend {
     cudnn_->fwd(g, x, w, b, y, acc);
 #endif
   }
-  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
+  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool acc_dx) {
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_, acc_dx));
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_, acc_dx));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->bwd_data(g, dy, w, dx);
+    cudnn_->bwd_data(g, dy, w, dx, acc_dx);
 #endif
   }
-  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw,
+                       bool acc_db) {
     if (use_ours_depthwise(g)) {
       const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
-      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_));
+      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_, acc_dw, acc_db));
     }
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_, acc_dw, acc_db));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->bwd_filter(g, dy, x, dw, db);
+    cudnn_->bwd_filter(g, dy, x, dw, db, acc_dw, acc_db);
 #endif
   }
 

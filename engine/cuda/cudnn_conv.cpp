@@ -91,7 +91,7 @@ void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const flo
   if (b) LK_CUDNN_CHECK(cudnnAddTensor(handle_, &one, d.b, b, &one, d.y, y));
 }
 
-void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate) {
   const Descs d = describe(g);
   const Key k = key(g);
   if (!bwd_data_algo_.count(k)) {
@@ -107,12 +107,13 @@ void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, flo
   }
   size_t ws = 0;
   LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, d.w, d.y, d.conv, d.x, bwd_data_algo_[k], &ws));
-  const float one = 1.f;
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   LK_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, d.w, w, d.y, dy, d.conv, bwd_data_algo_[k],
-                                              ws ? workspace(ws) : nullptr, ws, &one, d.x, dx));
+                                              ws ? workspace(ws) : nullptr, ws, &beta, d.x, dx));
 }
 
-void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw,
+                           bool acc_db) {
   const Descs d = describe(g);
   const Key k = key(g);
   if (!bwd_filter_algo_.count(k)) {
@@ -129,11 +130,11 @@ void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, f
   size_t ws = 0;
   LK_CUDNN_CHECK(
       cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, d.x, d.y, d.conv, d.w, bwd_filter_algo_[k], &ws));
-  const float one = 1.f;
+  const float one = 1.f, beta_w = acc_dw ? 1.f : 0.f, beta_b = acc_db ? 1.f : 0.f;
   if (dw)
     LK_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, d.x, x, d.y, dy, d.conv, bwd_filter_algo_[k],
-                                                  ws ? workspace(ws) : nullptr, ws, &one, d.w, dw));
-  if (db) LK_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle_, &one, d.y, dy, &one, d.b, db));
+                                                  ws ? workspace(ws) : nullptr, ws, &beta_w, d.w, dw));
+  if (db) LK_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle_, &one, d.y, dy, &beta_b, d.b, db));
 }
 
 LK_CUDA_NAMESPACE_END

@@ -52,8 +52,7 @@ Tensor scale(const Tensor& x, double s) {
   if (!x.defined()) throw std::invalid_argument("scale: input is undefined");
   require_float("scale", x);
   Tensor y = new_like(x, x.shape());
-  be(x).fill(y, 0.0);
-  be(x).axpy(s, x, y);
+  be(x).axpy(s, x, y.as_first_write());  // y = s * x
   if (needs_grad({&x})) record(y, "scale", {x}, [x, s](const Tensor& dy) { be(dy).axpy(s, dy, grad_buffer(x)); });
   return y;
 }

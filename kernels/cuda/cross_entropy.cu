@@ -89,14 +89,14 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void __launch_bounds__(kThreads)
     softmax_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dy, const float* __restrict__ y,
-                       float* __restrict__ dx) {
+                       float* __restrict__ dx, bool accumulate) {
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t img = blockIdx.y; img < n; img += gridDim.y)
     for (int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x; p < hw; p += stride) {
       const int64_t base = img * c * hw + p;
       float dot = 0.f;
       for (int k = 0; k < c; ++k) dot += dy[base + k * hw] * y[base + k * hw];
-      for (int k = 0; k < c; ++k) dx[base + k * hw] += y[base + k * hw] * (dy[base + k * hw] - dot);
+      for (int k = 0; k < c; ++k) lk_put_grad(dx[base + k * hw], y[base + k * hw] * (dy[base + k * hw] - dot), accumulate);
     }
 }
 
@@ -155,16 +155,21 @@ __global__ void __launch_bounds__(kThreads)
     cross_entropy_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dloss,
                              const float* __restrict__ probs, const int32_t* __restrict__ target,
                              const float* __restrict__ weight, const float* __restrict__ wsum,
-                             float* __restrict__ dlogits) {
+                             float* __restrict__ dlogits, bool accumulate) {
   const float scale = __ldg(dloss) / __ldg(wsum);
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t img = blockIdx.y; img < n; img += gridDim.y)
     for (int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x; p < hw; p += stride) {
       const int t = __ldg(target + img * hw + p);
-      if (t < 0 || t >= c) continue;
-      const float g = scale * (weight ? __ldg(weight + t) : 1.f);
       const int64_t base = img * c * hw + p;
-      for (int k = 0; k < c; ++k) dlogits[base + k * hw] += g * (probs[base + k * hw] - (k == t ? 1.f : 0.f));
+      if (t < 0 || t >= c) {  // contributes nothing
+        if (!accumulate)
+          for (int k = 0; k < c; ++k) dlogits[base + k * hw] = 0.f;
+        continue;
+      }
+      const float g = scale * (weight ? __ldg(weight + t) : 1.f);
+      for (int k = 0; k < c; ++k)
+        lk_put_grad(dlogits[base + k * hw], g * (probs[base + k * hw] - (k == t ? 1.f : 0.f)), accumulate);
     }
 }
 
@@ -179,11 +184,11 @@ cudaError_t softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float*
 }
 
 cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool accumulate) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   return LK_LAUNCH(softmax_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(n, static_cast<int>(c), hw, dy, y,
-                                                                                 dx);
+                                                                                 dx, accumulate);
 }
 
 size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(LabelError); }
@@ -225,11 +230,11 @@ cudaError_t cross_entropy_fwd_checked(int64_t n, int64_t c, int64_t hw, const fl
 
 cudaError_t cross_entropy_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
                            const int32_t* target, const float* weight, const float* wsum, float* dlogits,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, bool accumulate) {
   if (bad_sizes(n, c, hw) || !dloss || !wsum) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   return LK_LAUNCH(cross_entropy_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
-      n, static_cast<int>(c), hw, dloss, probs, target, weight, wsum, dlogits);
+      n, static_cast<int>(c), hw, dloss, probs, target, weight, wsum, dlogits, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

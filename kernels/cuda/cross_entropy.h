@@ -17,7 +17,8 @@
 // Launchers return the (first failing) launch's cudaGetLastError(),
 // cudaErrorInvalidValue (nothing launched) for negative sizes, a too small
 // workspace or a missing pointer, cudaSuccess with nothing launched when there
-// is no pixel. Backward passes ADD into their gradient outputs.
+// is no pixel. Backward passes ADD into their gradient outputs, or overwrite
+// them (accumulate false: beta = 0).
 #pragma once
 
 #include <cstddef>
@@ -41,7 +42,7 @@ struct LabelError {
 cudaError_t softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float* y, cudaStream_t stream = nullptr);
 // dx += y * (dy - sum_c dy * y)
 cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx,
-                        cudaStream_t stream = nullptr);
+                        cudaStream_t stream = nullptr, bool accumulate = true);
 
 // Bytes of workspace cross_entropy_fwd needs (a function of n and hw only).
 size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw);
@@ -67,10 +68,10 @@ cudaError_t cross_entropy_fwd_checked(int64_t n, int64_t c, int64_t hw, const fl
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // dlogits += dloss[0] * w[t_i] * (probs_i - onehot(t_i)) / wsum[0], dloss and
-// wsum device scalars (pixels with an out-of-range label are left alone).
+// wsum device scalars (pixels with an out-of-range label contribute nothing).
 cudaError_t cross_entropy_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
                            const int32_t* target, const float* weight, const float* wsum, float* dlogits,
-                           cudaStream_t stream = nullptr);
+                           cudaStream_t stream = nullptr, bool accumulate = true);
 
 // Launch shape: kSoftmaxThreads threads per block, one pixel per thread in a
 // grid-stride loop over at most kSoftmaxMaxBlocksX blocks per image (grid.y:

@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kFinalThreads)
 __global__ void __launch_bounds__(kThreads)
     tversky_bwd_kernel(double alpha_min, double alpha_max, double eps, bool detach_alpha, int c, int64_t hw,
                        int64_t len, const float* __restrict__ dloss, const int32_t* __restrict__ target,
-                       const float* __restrict__ stats, float* __restrict__ dprobs) {
+                       const float* __restrict__ stats, float* __restrict__ dprobs, bool accumulate) {
   LK_SHARED(float, s_g, [2]);
   const int plane = static_cast<int>(blockIdx.x), img = plane / c, k = plane - img * c;
   if (threadIdx.x == 0) {
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t start = int64_t(blockIdx.y) * len, end = start + len < hw ? start + len : hw;
   float* d = dprobs + int64_t(plane) * hw;
   const int32_t* t = target + int64_t(img) * hw;
-  for (int64_t p = start + threadIdx.x; p < end; p += kThreads) d[p] += __ldg(t + p) == k ? gy : gn;
+  for (int64_t p = start + threadIdx.x; p < end; p += kThreads) lk_put_grad(d[p], __ldg(t + p) == k ? gy : gn, accumulate);
 }
 
 bool bad_sizes(int64_t n, int64_t c, int64_t hw) {
@@ -216,13 +216,14 @@ cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, i
 }
 
 cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
-                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream) {
+                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream,
+                        bool accumulate) {
   if (bad_sizes(n, c, hw) || !dloss || !stats) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   const int chunks = chunk_count(hw);
   return LK_LAUNCH(tversky_bwd_kernel, dim3(static_cast<unsigned>(n * c), chunks), kThreads, 0, stream)(
       tp.alpha_min, tp.alpha_max, tp.eps, tp.detach_alpha, static_cast<int>(c), hw, chunk_len(hw, chunks), dloss,
-      target, stats, dprobs);
+      target, stats, dprobs, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

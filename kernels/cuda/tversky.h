@@ -47,7 +47,8 @@ cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, i
 // (the others) exactly as the CPU kernel computes them from stats, in both
 // detach_alpha modes. dloss and stats are device pointers.
 cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
-                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream = nullptr);
+                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream = nullptr,
+                        bool accumulate = true);
 
 // Launch shape: kTverskyThreads per block; a (image, class) plane is split
 // into at most kTverskyMaxChunks chunks of about kTverskyThreads *

@@ -83,6 +83,40 @@ TEST_CASE("autograd accumulates into a tensor used several times", "[autograd]")
   }
 }
 
+TEST_CASE("the first contribution to a gradient writes it; later ones add", "[autograd]") {
+  Tensor x = randn({2, 3}, 5).set_requires_grad(true);
+  const Tensor g = grad_buffer(x);
+  CHECK(g.first_write());  // no gradient yet: the caller writes every element
+  CHECK_FALSE(all_finite(g));  // nothing was filled (the poisoning allocator's NaN)
+  CHECK_FALSE(grad_buffer(x).first_write());  // now it exists: add into it
+  CHECK(grad_buffer(x).raw() == g.raw());
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("parameter gradients live in one arena: zero_grad keeps the memory, backward overwrites it", "[autograd]") {
+  std::vector<Tensor> ps = {randn({4, 3}, 1).set_requires_grad(true), randn({5}, 2).set_requires_grad(true)};
+  SGD opt(ps, 0.1);  // any optimiser gives its parameters the arena
+  for (const Tensor& p : ps) {
+    const Tensor g = grad_buffer(p);
+    CHECK(g.first_write());
+    g.fill_(3.0);
+  }
+  const void* where0 = ps[0].grad().raw();
+  const void* where1 = ps[1].grad().raw();
+  // Both slices of one buffer, 64 elements apart at least (aligned).
+  CHECK(static_cast<const char*>(where1) - static_cast<const char*>(where0) >= 64 * 8);
+  opt.zero_grad();
+  CHECK_FALSE(ps[0].grad().defined());
+  // The next gradient lands in the same memory and overwrites the old values.
+  Tensor y = reshape(linear(Tensor::full({1, 3}, 1.0, DType::F64), ps[0], Tensor()), {4});
+  backward(y, Tensor::full({4}, 1.0, DType::F64));
+  REQUIRE(ps[0].grad().defined());
+  CHECK(ps[0].grad().raw() == where0);
+  for (double v : ps[0].grad().to_vector()) CHECK(v == 1.0);  // dy/dw = x = 1, not 3 + 1
+  CHECK_FALSE(ps[1].grad().defined());  // no contribution: no gradient (skipped by optimisers)
+}
+
 TEST_CASE("autograd: no-grad scope, graph release, leaves only", "[autograd]") {
   Tensor x = randn({1, 2, 3, 3}, 11).set_requires_grad(true);
   {
