@@ -24,8 +24,9 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs) {
 }
 
 void record(Tensor& out, std::string op, std::vector<Tensor> inputs,
-            std::function<void(const Tensor&)> fn) {
+            std::function<void(const Tensor&)> fn, int pass_through) {
   auto node = std::make_shared<Node>();
+  node->pass_through = pass_through;
   node->op = std::move(op);
   node->inputs = std::move(inputs);
   node->output = out.impl_ptr();
@@ -33,6 +34,27 @@ void record(Tensor& out, std::string op, std::vector<Tensor> inputs,
   out.impl()->requires_grad = true;
   out.impl()->grad_fn = std::move(node);
 }
+
+bool took_gradient(const Tensor& input, const Tensor& grad_out) {
+  const TensorImpl* g = input.impl()->grad.get();
+  return g && grad_out.defined() && g->storage == grad_out.impl()->storage;
+}
+
+namespace {
+// A pass-through edge: the input takes the output's gradient buffer (viewed
+// in its shape) when it has no gradient of its own yet.
+void pass_gradient(const Node& node, const std::shared_ptr<TensorImpl>& out) {
+  if (node.pass_through < 0 || static_cast<size_t>(node.pass_through) >= node.inputs.size()) return;
+  const Tensor& in = node.inputs[static_cast<size_t>(node.pass_through)];
+  if (!in.defined()) return;
+  TensorImpl* ii = in.impl();
+  const Tensor g(out->grad);
+  if (!ii->requires_grad || ii->grad || ii->grad_home || ii->dtype != g.dtype() || shape_numel(ii->shape) != g.numel() ||
+      !(in.device() == g.device()))
+    return;
+  ii->grad = ii->shape == g.shape() ? out->grad : g.view(ii->shape).impl_ptr();
+}
+}  // namespace
 
 Tensor grad_buffer(const Tensor& t) {
   TensorImpl* impl = t.impl();
@@ -114,6 +136,7 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       throw std::logic_error("backward through '" + node->op +
                              "' a second time; pass retain_graph=true the first time");
     Tensor gout(out->grad);
+    if (out.get() != root.impl()) pass_gradient(*node, out);  // the root keeps its own gradient
     node->backward(gout);
     if (out.get() != root.impl()) out->grad.reset();  // non-leaf gradient consumed
     if (!retain_graph) {

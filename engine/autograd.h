@@ -27,6 +27,11 @@ struct Node {
   std::vector<Tensor> inputs;            // edges; undefined entries are skipped
   std::weak_ptr<TensorImpl> output;
   std::function<void(const Tensor& grad_out)> backward;  // adds into inputs' grads
+  // The input whose gradient is grad_out itself (add's same-shape operand,
+  // reshape's input), or -1. When that input has no gradient yet (and no
+  // arena slice), backward hands it grad_out's buffer instead of a copy, and
+  // the closure skips it (took_gradient).
+  int pass_through = -1;
 };
 
 // Grad mode (thread-local). NoGradGuard switches it off for a scope.
@@ -45,9 +50,14 @@ class NoGradGuard {
 // True when an op over these inputs must record a node.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 
-// Records `fn` as the producer of `out` (marks out as requiring grad).
+// Records `fn` as the producer of `out` (marks out as requiring grad);
+// pass_through as Node::pass_through.
 void record(Tensor& out, std::string op, std::vector<Tensor> inputs,
-            std::function<void(const Tensor& grad_out)> fn);
+            std::function<void(const Tensor& grad_out)> fn, int pass_through = -1);
+
+// Inside a backward closure: the autograd gave `input` the buffer of
+// `grad_out` as its gradient (a pass-through edge), so nothing is to be added.
+bool took_gradient(const Tensor& input, const Tensor& grad_out);
 
 // The gradient buffer of t; it is what Tensor::grad() returns afterwards.
 // When t has no gradient yet, the buffer is made (its slice of the arena, or

@@ -139,6 +139,18 @@ class Backend {
   virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
                            const Tensor& stats, const Tensor& dprobs) = 0;
 
+  // One deep-supervision term (kernels/loss_terms.h): loss (1) = CE_w(logits)
+  // + Tversky(softmax(logits)); stats (4C + 3) keeps what the backward and
+  // the logs need. At most kCeTverskyMaxClasses classes.
+  virtual void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                              const Tensor& loss, const Tensor& stats) = 0;
+  virtual void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                              const Tensor& weight, const Tensor& stats, const Tensor& dlogits) = 0;
+  // y = sum_i w_i xs[i] over same-shape tensors; the backward gives each
+  // defined dxs[i] w_i dy.
+  virtual void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) = 0;
+  virtual void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) = 0;
+
   // Optimiser: one AdamW step over every parameter whose grad() is defined;
   // m and v are the moments, in parameter order. `state` (float64, on this
   // device: lk::adamw_state, kernels/adamw.h) holds lr and the step count:

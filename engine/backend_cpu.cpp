@@ -17,6 +17,7 @@
 #include "kernels/global_avg_pool.h"
 #include "kernels/linear.h"
 #include "kernels/lka_gate.h"
+#include "kernels/loss_terms.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/softmax.h"
 
@@ -283,6 +284,40 @@ class CpuBackend final : public Backend {
     dispatch_float(dprobs, "tversky_bwd", [&]<typename T>() {
       cpu::tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), target.data<int32_t>(), stats.data<T>(),
                           dprobs.data<T>(), acc(dprobs));
+    });
+  }
+
+  void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    const NC s = nc_of(logits);
+    dispatch_float(logits, "ce_tversky", [&]<typename T>() {
+      const int64_t bad = cpu::ce_tversky_fwd<T>(p, s.n, s.c, s.hw, logits.data<T>(), target.data<int32_t>(),
+                                                 weight.data<T>(), loss.data<T>(), stats.data<T>());
+      if (bad >= 0) bad_label("ce_tversky", target, bad, s.c);
+    });
+  }
+  void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    const NC s = nc_of(logits);
+    dispatch_float(logits, "ce_tversky_bwd", [&]<typename T>() {
+      cpu::ce_tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), logits.data<T>(), target.data<int32_t>(),
+                             weight.data<T>(), stats.data<T>(), dlogits.data<T>(), acc(dlogits));
+    });
+  }
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    dispatch_float(y, "weighted_sum", [&]<typename T>() {
+      std::vector<const T*> p;
+      for (const Tensor& x : xs) p.push_back(x.data<T>());
+      cpu::weighted_sum_fwd<T>(static_cast<int64_t>(xs.size()), p.data(), w.data(), y.numel(), y.data<T>());
+    });
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    dispatch_float(dy, "weighted_sum_bwd", [&]<typename T>() {
+      std::vector<T*> p;
+      const std::unique_ptr<bool[]> flags(new bool[dxs.size()]);  // vector<bool> has no data()
+      for (size_t i = 0; i < dxs.size(); ++i) p.push_back(ptr<T>(dxs[i])), flags[i] = acc(dxs[i]);
+      cpu::weighted_sum_bwd<T>(static_cast<int64_t>(dxs.size()), dy.data<T>(), w.data(), dy.numel(), p.data(),
+                               flags.get());
     });
   }
 

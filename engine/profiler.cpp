@@ -220,6 +220,27 @@ class Profiler::Decorator final : public Backend {
        [&] { b_.tversky_bwd(tp, dloss, target, stats, dprobs); });
   }
 
+  void ce_tversky_fwd(const TverskyParams& tp, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    op("ce_tversky_fwd", once({&logits, &target, &weight, &loss, &stats}),
+       [&] { b_.ce_tversky_fwd(tp, logits, target, weight, loss, stats); });
+  }
+  void ce_tversky_bwd(const TverskyParams& tp, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    op("ce_tversky_bwd", once({&dloss, &logits, &target, &weight, &stats}) + grad_out(dlogits),
+       [&] { b_.ce_tversky_bwd(tp, dloss, logits, target, weight, stats, dlogits); });
+  }
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    uint64_t bytes = nb(y);
+    for (const Tensor& x : xs) bytes += nb(x);
+    op("weighted_sum_fwd", bytes, [&] { b_.weighted_sum_fwd(xs, w, y); });
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    uint64_t bytes = nb(dy);
+    for (const Tensor& d : dxs) bytes += grad_out(d);
+    op("weighted_sum_bwd", bytes, [&] { b_.weighted_sum_bwd(dy, w, dxs); });
+  }
+
   // Reads each parameter and gradient, reads and writes the parameter and its moments.
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                   const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {

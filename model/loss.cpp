@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "engine/backend.h"
+#include "kernels/loss_terms.h"
 
 namespace lk::model {
 
@@ -17,8 +18,9 @@ LossTerms DeepSupervisionLoss::operator()(const std::vector<Tensor>& outputs, co
   const DType dt = outputs[0].dtype();
   if (!weights_.defined() || !(weights_.device() == dev) || weights_.dtype() != dt)
     weights_ = Tensor::from_vector(cfg_.class_weights, {static_cast<int64_t>(cfg_.class_weights.size())}, dt).to(dev);
-  const int64_t h = labels.size(1);
+  const int64_t h = labels.size(1), c = outputs[0].size(1);
   LossTerms t;
+  std::vector<Tensor> terms;
   for (size_t i = 0; i < outputs.size(); ++i) {
     Tensor u = outputs[i];
     if (u.size(2) != h) {
@@ -26,13 +28,20 @@ LossTerms DeepSupervisionLoss::operator()(const std::vector<Tensor>& outputs, co
       const int64_t f = h / u.size(2);
       u = cfg_.bilinear_aux ? upsample_bilinear(u, f) : upsample_nearest(u, f);
     }
-    const Tensor ce = cross_entropy(u, labels, weights_);
-    const Tensor tv = tversky_loss(softmax(u), labels, cfg_.tversky);
-    t.ce.push_back(ce.detach());
-    t.tversky.push_back(tv.detach());
-    const Tensor term = scale(add(ce, tv), cfg_.lambdas[i]);
-    t.total = t.total.defined() ? add(t.total, term) : term;
+    if (c <= cpu::kCeTverskyMaxClasses) {  // one fused op per output
+      Tensor stats;
+      terms.push_back(ce_tversky_loss(u, labels, weights_, cfg_.tversky, &stats));
+      t.ce.push_back(stats.slice_as(4 * c + 1, {1}));
+      t.tversky.push_back(stats.slice_as(4 * c + 2, {1}));
+    } else {
+      const Tensor ce = cross_entropy(u, labels, weights_);
+      const Tensor tv = tversky_loss(softmax(u), labels, cfg_.tversky);
+      t.ce.push_back(ce.detach());
+      t.tversky.push_back(tv.detach());
+      terms.push_back(add(ce, tv));
+    }
   }
+  t.total = weighted_sum(terms, std::vector<double>(cfg_.lambdas.begin(), cfg_.lambdas.begin() + terms.size()));
   return t;
 }
 

@@ -25,6 +25,7 @@
 #include "kernels/cuda/binary.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/cuda/lka_gate.h"
+#include "kernels/cuda/loss_terms.h"
 #include "kernels/cuda/pooling.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/tversky.h"
@@ -86,7 +87,7 @@ class CudaBackend final : public Backend {
 #endif
   }
   ~CudaBackend() override {
-    if (adamw_device_) alloc_.deallocate(adamw_device_, adamw_device_bytes_);
+    if (adamw_device_) cudaFreeAsync(adamw_device_, stream_);
     if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
     if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));
     if (stream_) cudaStreamDestroy(stream_);
@@ -358,8 +359,47 @@ class CudaBackend final : public Backend {
                                       stream_, acc(dprobs)));
   }
 
+  // The fused deep-supervision term shares cross_entropy's label-error record.
+  void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    const NC s = nc_of(logits);
+    const size_t ws = ce_tversky_workspace_bytes(s.n, s.c, s.hw);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(lk::cuda::ce_tversky_fwd(p, s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(loss),
+                                         mf(stats), &label_errors_[0], scratch(ws), ws, stream_));
+  }
+  void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    const NC s = nc_of(logits);
+    LK_LAUNCHED(lk::cuda::ce_tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), cf(logits), target.data<int32_t>(), cf(weight),
+                                         cf(stats), mf(dlogits), stream_, acc(dlogits)));
+  }
+  // Up to kWeightedSumMax terms per launch.
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    for (size_t i0 = 0; i0 < xs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, xs.size() - i0);
+      std::vector<const float*> p;
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(cf(xs[i]));
+      LK_LAUNCHED(lk::cuda::weighted_sum_fwd(static_cast<int>(k), p.data(), w.data() + i0, y.numel(), mf(y), stream_,
+                                             i0 > 0));
+    }
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    for (size_t i0 = 0; i0 < dxs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, dxs.size() - i0);
+      std::vector<float*> p;
+      bool flags[kWeightedSumMax];
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(mf(dxs[i])), flags[i - i0] = acc(dxs[i]);
+      LK_LAUNCHED(lk::cuda::weighted_sum_bwd(static_cast<int>(k), cf(dy), w.data() + i0, dy.numel(), p.data(), flags,
+                                             stream_));
+    }
+  }
+
   // The (tensor, chunk) table is uploaded when it changes (the first step,
-  // or another set of gradients), then kept: a step copies nothing.
+  // or another set of gradients), then kept: a step copies nothing. Its
+  // buffer comes from the driver, not the caching allocator, so that taking
+  // it at the end of the first step does not take a block the next forward
+  // pass would have reused.
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                   const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
     if (state.dtype() != DType::F64 || state.numel() != cpu::kAdamWStateSize)
@@ -373,9 +413,9 @@ class CudaBackend final : public Backend {
     LK_CUDA_CHECK(adamw_table(tensors, &table));
     if (table.bytes != adamw_table_.bytes) {
       if (table.bytes.size() > adamw_device_bytes_) {
-        if (adamw_device_) alloc_.deallocate(adamw_device_, adamw_device_bytes_);
+        if (adamw_device_) LK_CUDA_CHECK(cudaFreeAsync(adamw_device_, stream_));
         adamw_device_ = nullptr;
-        adamw_device_ = alloc_.allocate(table.bytes.size());
+        LK_CUDA_CHECK(cudaMallocAsync(&adamw_device_, table.bytes.size(), stream_));
         adamw_device_bytes_ = table.bytes.size();
       }
       adamw_table_ = std::move(table);  // kept alive: the source of the copy

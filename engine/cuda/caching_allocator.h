@@ -3,8 +3,10 @@
 // CachingAllocator keeps freed device blocks in size-sorted free lists and
 // hands them out again, so a training step allocates nothing from the driver
 // after warm-up (cudaMalloc synchronises the device and cannot run inside a
-// CUDA Graph capture). Sizes round up to 512 B; a cached block serves a
-// request of at least half its size. Blocks are reused in stream order: the
+// CUDA Graph capture). Sizes round up to 512 B; a cached block serves
+// requests of its own rounded size only, so a repeating step allocates from
+// the driver in its first iteration and never after (bench/step_profile).
+// Blocks are reused in stream order: the
 // backend issues all work on one stream, so a block freed by one op and
 // handed to the next is only touched after the first op's kernels (when
 // several streams come, frees will record an event and reuse will wait).

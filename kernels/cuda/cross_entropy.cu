@@ -8,7 +8,7 @@
 
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/loss_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -17,12 +17,8 @@ constexpr int kThreads = kSoftmaxThreads;
 constexpr int kMaxGridY = 65535;
 constexpr int kFinalThreads = 256;
 
-// One block's share of the loss: sum w*(-log p), sum w, first bad label index
-// (INT64_MAX: none).
-struct CrossEntropyPartial {
-  double num, den;
-  int64_t bad;
-};
+using loss_detail::CrossEntropyPartial;
+using loss_detail::pixel_max_sum;
 
 dim3 pixel_grid(int64_t n, int64_t hw) {
   const int64_t gx = (hw + kThreads - 1) / kThreads;
@@ -38,40 +34,6 @@ size_t partial_count(int64_t n, int64_t hw) {
 
 // The LabelError slot of the workspace (cross_entropy_fwd_checked) follows the partials.
 size_t bad_slot_offset(int64_t n, int64_t hw) { return partial_count(n, hw) * sizeof(CrossEntropyPartial); }
-
-// Max over the pixel's channels and sum of exp(z - max), in channel order as
-// the CPU kernel computes them.
-__device__ __forceinline__ void pixel_max_sum(const float* __restrict__ z, int64_t hw, int c, float& mx, float& s) {
-  mx = z[0];
-  for (int k = 1; k < c; ++k) mx = fmaxf(mx, z[k * hw]);
-  s = 0.f;
-  for (int k = 0; k < c; ++k) s += expf(z[k * hw] - mx);
-}
-
-
-// Block-wide (num, den, bad) reduction in a fixed order; thread 0 gets the
-// result. Every thread of the block (a multiple of 32, at most 32 warps) must call it.
-__device__ CrossEntropyPartial block_reduce(double num, double den, int64_t bad) {
-  LK_SHARED(double, s_num, [32]);
-  LK_SHARED(double, s_den, [32]);
-  LK_SHARED(int64_t, s_bad, [32]);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  num = warp_sum(num);
-  den = warp_sum(den);
-  bad = warp_min(bad);
-  if (lane == 0) s_num[warp] = num, s_den[warp] = den, s_bad[warp] = bad;
-  __syncthreads();
-  CrossEntropyPartial r{0.0, 0.0, INT64_MAX};
-  if (threadIdx.x == 0) {
-    const int warps = static_cast<int>(blockDim.x) >> 5;
-    for (int i = 0; i < warps; ++i) {
-      r.num += s_num[i];
-      r.den += s_den[i];
-      r.bad = s_bad[i] < r.bad ? s_bad[i] : r.bad;
-    }
-  }
-  return r;
-}
 
 __global__ void __launch_bounds__(kThreads)
     softmax_fwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ x, float* __restrict__ y) {
@@ -127,28 +89,16 @@ __global__ void __launch_bounds__(kThreads)
       num += -w * logp;
       den += w;
     }
-  const CrossEntropyPartial r = block_reduce(num, den, bad);
+  const CrossEntropyPartial r = loss_detail::ce_block_reduce(num, den, bad);
   if (threadIdx.x == 0) partials[blockIdx.y * gridDim.x + blockIdx.x] = r;
 }
 
-// One block: the partials in a fixed order (thread i takes i, i + blockDim, ...).
+// One block: the final pass (loss_reduce.cuh).
 __global__ void __launch_bounds__(kFinalThreads)
-    cross_entropy_final_kernel(const CrossEntropyPartial* __restrict__ partials, int count, const int32_t* __restrict__ target,
-                    float* __restrict__ loss, float* __restrict__ wsum, LabelError* __restrict__ error) {
-  double num = 0.0, den = 0.0;
-  int64_t bad = INT64_MAX;
-  for (int i = static_cast<int>(threadIdx.x); i < count; i += kFinalThreads) {
-    num += partials[i].num;
-    den += partials[i].den;
-    bad = partials[i].bad < bad ? partials[i].bad : bad;
-  }
-  const CrossEntropyPartial r = block_reduce(num, den, bad);
-  if (threadIdx.x == 0) {
-    const bool ok = r.bad == INT64_MAX;
-    loss[0] = ok ? static_cast<float>(r.num / r.den) : __int_as_float(0x7fc00000);
-    wsum[0] = ok ? static_cast<float>(r.den) : __int_as_float(0x7fc00000);
-    if (!ok && error && error->index < 0) error->index = r.bad, error->label = target[r.bad];
-  }
+    cross_entropy_final_kernel(const CrossEntropyPartial* __restrict__ partials, int count,
+                               const int32_t* __restrict__ target, float* __restrict__ loss, float* __restrict__ wsum,
+                               LabelError* __restrict__ error) {
+  loss_detail::ce_final(partials, count, target, loss, wsum, error);
 }
 
 __global__ void __launch_bounds__(kThreads)

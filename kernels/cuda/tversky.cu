@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/loss_reduce.cuh"
 #include "kernels/cuda/tversky.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -83,56 +83,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One block. Warp w handles classes w, w + 8, ...: its lanes add the class's
-// n*chunks partials (lane j takes j, j + 32, ...), a fixed shuffle tree
-// finishes, and lane 0 parks (TP, sum p, count) in cls[3k..3k+2]. Then thread
-// k derives FP, FN, alpha, the stats and the ratio (kept apart from the
-// shuffles: the double divisions' slow-path calls then have almost nothing
-// live across them, so ptxas keeps everything in registers), and thread 0
-// adds the ratios in class order.
+// One block: the final pass (loss_reduce.cuh) over the n*chunks partials of each class.
 __global__ void __launch_bounds__(kFinalThreads)
     tversky_final_kernel(double alpha_min, double alpha_max, double eps, int n, int c, int chunks,
                          const double* __restrict__ part, const int64_t* __restrict__ bad_part,
                          double* __restrict__ cls, const int32_t* __restrict__ target, float* __restrict__ loss,
                          float* __restrict__ stats, LabelError* __restrict__ error) {
-  LK_SHARED(int64_t, s_bad, [kFinalThreads / 32]);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int per_class = n * chunks;
-  for (int k = warp; k < c; k += kFinalThreads / 32) {
-    const double* q = part + int64_t(k) * per_class * 3;
-    double tp = 0.0, sp = 0.0, sy = 0.0;
-    for (int j = lane; j < per_class; j += 32) tp += q[3 * j], sp += q[3 * j + 1], sy += q[3 * j + 2];
-    tp = warp_sum(tp), sp = warp_sum(sp), sy = warp_sum(sy);
-    if (lane == 0) cls[3 * k] = tp, cls[3 * k + 1] = sp, cls[3 * k + 2] = sy;
-  }
-  int64_t bad = INT64_MAX;
-  for (int j = static_cast<int>(threadIdx.x); j < per_class; j += kFinalThreads)
-    bad = bad_part[j] < bad ? bad_part[j] : bad;
-  bad = warp_min(bad);
-  if (lane == 0) s_bad[warp] = bad;
-  __syncthreads();
-  for (int k = static_cast<int>(threadIdx.x); k < c; k += kFinalThreads) {
-    const double tp = cls[3 * k], fp = cls[3 * k + 1] - tp, fn = cls[3 * k + 2] - tp;
-    double alpha = 0.5;
-    if (fp + fn > 0) {
-      const double raw = fp / (fp + fn);
-      alpha = raw < alpha_min ? alpha_min : (alpha_max < raw ? alpha_max : raw);
-    }
-    stats[k] = static_cast<float>(tp);
-    stats[c + k] = static_cast<float>(fp);
-    stats[2 * c + k] = static_cast<float>(fn);
-    stats[3 * c + k] = static_cast<float>(alpha);
-    cls[3 * k] = tp / (tp + alpha * fp + (1 - alpha) * fn + eps);
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kFinalThreads / 32; ++i) bad = s_bad[i] < bad ? s_bad[i] : bad;
-    double sum_ratio = 0.0;
-    for (int k = 0; k < c; ++k) sum_ratio += cls[3 * k];
-    const bool ok = bad == INT64_MAX;
-    loss[0] = ok ? static_cast<float>(1.0 - sum_ratio / static_cast<double>(c)) : __int_as_float(0x7fc00000);
-    if (!ok && error && error->index < 0) error->index = bad, error->label = target[bad];
-  }
+  loss_detail::tversky_final<kFinalThreads>(alpha_min, alpha_max, eps, c, n * chunks, part, bad_part, cls, target, loss,
+                                            stats, error);
 }
 
 // Grid (planes, chunks): thread 0 derives the class's g_y / g_n (double, as
@@ -143,22 +101,9 @@ __global__ void __launch_bounds__(kThreads)
                        const float* __restrict__ stats, float* __restrict__ dprobs, bool accumulate) {
   LK_SHARED(float, s_g, [2]);
   const int plane = static_cast<int>(blockIdx.x), img = plane / c, k = plane - img * c;
-  if (threadIdx.x == 0) {
-    const double tp = stats[k], fp = stats[c + k], fn = stats[2 * c + k], alpha = stats[3 * c + k];
-    const double d = tp + alpha * fp + (1 - alpha) * fn + eps;
-    const double s = -static_cast<double>(dloss[0]) / static_cast<double>(c) / (d * d);
-    double da_y = 0.0, da_n = 0.0;
-    const double den = fp + fn;
-    if (!detach_alpha && den > 0) {
-      const double raw = fp / den;
-      if (raw > alpha_min && raw < alpha_max) {
-        da_y = fp / (den * den);
-        da_n = fn / (den * den);
-      }
-    }
-    s_g[0] = static_cast<float>(s * (d - tp * (alpha + (fp - fn) * da_y)));
-    s_g[1] = static_cast<float>(s * (-tp * (alpha + (fp - fn) * da_n)));
-  }
+  if (threadIdx.x == 0)
+    loss_detail::tversky_class_grad(stats[k], stats[c + k], stats[2 * c + k], stats[3 * c + k], dloss[0], c, alpha_min,
+                                    alpha_max, eps, detach_alpha, s_g[0], s_g[1]);
   __syncthreads();
   const float gy = s_g[0], gn = s_g[1];
   const int64_t start = int64_t(blockIdx.y) * len, end = start + len < hw ? start + len : hw;
