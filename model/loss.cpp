@@ -1,5 +1,6 @@
 #include "model/loss.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "engine/backend.h"
@@ -51,20 +52,25 @@ LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor
 
 void LossMeter::add(const Tensor& loss) {
   if (!loss.defined() || loss.numel() != 1) throw std::invalid_argument("LossMeter::add: needs a one-element loss");
-  if (!sum_.defined() || !(sum_.device() == loss.device()) || sum_.dtype() != loss.dtype()) {
+  if (!chunks_.empty() && (!(chunks_[0].device() == loss.device()) || chunks_[0].dtype() != loss.dtype())) {
     if (count_ > 0) throw std::invalid_argument("LossMeter::add: a loss on another device or of another dtype");
-    sum_ = Tensor::zeros({1}, loss.dtype(), loss.device());
+    chunks_.clear();
   }
-  backend(sum_.device()).axpy(1.0, loss, sum_);
+  const size_t c = static_cast<size_t>(count_ / kChunk);
+  if (c == chunks_.size()) chunks_.push_back(Tensor::empty({kChunk}, loss.dtype(), loss.device()));
+  backend(loss.device()).copy(loss.view({1}), chunks_[c].slice_as(count_ % kChunk, {1}));
   ++count_;
 }
 
-double LossMeter::take() {
-  if (count_ == 0) return 0.0;
-  const double s = sum_.item();
-  backend(sum_.device()).fill(sum_, 0.0);
+std::vector<double> LossMeter::take() {
+  std::vector<double> all;
+  for (size_t c = 0; static_cast<int64_t>(c) * kChunk < count_; ++c) {
+    const std::vector<double> v =
+        chunks_[c].head(std::min(kChunk, count_ - static_cast<int64_t>(c) * kChunk)).to_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
   count_ = 0;
-  return s;
+  return all;
 }
 
 }  // namespace lk::model

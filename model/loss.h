@@ -46,18 +46,22 @@ class DeepSupervisionLoss {
 // One call of DeepSupervisionLoss(cfg) (uploads the class weights each time).
 LossTerms deep_supervision_loss(const std::vector<Tensor>& outputs, const Tensor& labels, const LossConfig& cfg = {});
 
-// Sums one-element losses on their device without reading them (one launch
-// per add), so a training loop reads the loss only when it logs.
+// Keeps one-element losses on their device without reading them (one
+// device-to-device copy per add, into a slot of a kept buffer), so a training
+// loop reads the loss only when it logs. take() hands back every loss added,
+// in order, so the loop sums them as if it had read each step (a run resumed
+// between reads reports the uninterrupted run's epoch loss exactly).
 class LossMeter {
  public:
   void add(const Tensor& loss);
   int64_t count() const { return count_; }
-  // The sum of the losses added since the last take (0 with none); reads the
-  // device (waits for it) and starts a new sum.
-  double take();
+  // The losses added since the last take, in order; reads the device (waits
+  // for it) and starts anew.
+  std::vector<double> take();
 
  private:
-  Tensor sum_;
+  static constexpr int64_t kChunk = 64;  // slots per buffer; buffers are kept
+  std::vector<Tensor> chunks_;
   int64_t count_ = 0;
 };
 
