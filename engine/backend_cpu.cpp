@@ -1,6 +1,7 @@
 // The CPU backend: dtype dispatch from Tensors to the kernels in kernels/.
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <exception>
@@ -19,6 +20,7 @@
 #include "kernels/lka_gate.h"
 #include "kernels/loss_terms.h"
 #include "kernels/max_pool2d.h"
+#include "kernels/onednn_conv.h"
 #include "kernels/softmax.h"
 
 namespace lk {
@@ -42,6 +44,15 @@ T* ptr(const Tensor& t) {
 // A gradient output is added into unless it is a first write (engine/backend.h).
 bool acc(const Tensor& t) { return !t.first_write(); }
 
+// For the kernels that only add (the convolutions: their oneDNN, im2col and
+// plain-loop paths): a first write is zeroed here, a memory pass and no launch.
+template <typename T>
+T* cleared(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  if (t.first_write()) std::fill(t.data<T>(), t.data<T>() + t.numel(), T(0));
+  return t.data<T>();
+}
+
 // (N, C, rest) view of an NCHW-like tensor.
 struct NC {
   int64_t n, c, hw;
@@ -63,12 +74,21 @@ class CpuBackend final : public Backend {
   Device device() const override { return cpu_device(); }
   Allocator& allocator() override { return cpu_allocator(); }
   std::string describe() const override {
-    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS)";
+    const std::string dnnl = cpu::onednn_available() ? std::string(", oneDNN ") + cpu::onednn_version() : "";
+    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS" + dnnl + ")";
   }
 
-  std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::PlainLoops}; }
-  // The plain nested loops are wanted for `op`.
-  bool plain_loops(const char* op = "conv2d") const { return variant(op) == KernelVariant::PlainLoops; }
+  std::vector<KernelVariant> variants() const override {
+    return {KernelVariant::Fast, KernelVariant::PlainLoops, KernelVariant::Im2colBlas};
+  }
+  // The convolution implementation for `op` ("conv2d", "conv_transpose2d").
+  cpu::ConvImpl conv_impl(const char* op) const {
+    switch (variant(op)) {
+      case KernelVariant::PlainLoops: return cpu::ConvImpl::PlainLoops;
+      case KernelVariant::Im2colBlas: return cpu::ConvImpl::Im2colBlas;
+      default: return cpu::ConvImpl::OneDnn;
+    }
+  }
 
   void copy(const Tensor& src, const Tensor& dst) override { std::memcpy(dst.raw(), src.raw(), dst.nbytes()); }
   void fill(const Tensor& y, double v) override {
@@ -82,39 +102,33 @@ class CpuBackend final : public Backend {
 
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv2d", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_fwd_ref<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
-      else cpu::conv2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+      cpu::conv2d_fwd<T>(conv_impl("conv2d"), g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
     });
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), acc(dx));
-      else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), acc(dx));
+      cpu::conv2d_bwd_data<T>(conv_impl("conv2d"), g, dy.data<T>(), w.data<T>(), cleared<T>(dx));
     });
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
-      if (plain_loops())
-        cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), acc(dw), acc(db));
-      else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), acc(dw), acc(db));
+      cpu::conv2d_bwd_weight<T>(conv_impl("conv2d"), g, dy.data<T>(), x.data<T>(), cleared<T>(dw), cleared<T>(db));
     });
   }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
-      cpu::conv_transpose2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(),
-                                   plain_loops("conv_transpose2d"));
+      cpu::conv_transpose2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), conv_impl("conv_transpose2d"));
     });
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
-      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(),
-                                        plain_loops("conv_transpose2d"), acc(dx));
+      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), cleared<T>(dx), conv_impl("conv_transpose2d"));
     });
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
-      cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db),
-                                          plain_loops("conv_transpose2d"), acc(dw), acc(db));
+      cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), cleared<T>(dw), cleared<T>(db),
+                                          conv_impl("conv_transpose2d"));
     });
   }
 
@@ -427,6 +441,7 @@ const char* variant_name(KernelVariant v) {
     case KernelVariant::Fast: return "fast";
     case KernelVariant::PlainLoops: return "plain_loops";
     case KernelVariant::Cudnn: return "cudnn";
+    case KernelVariant::Im2colBlas: return "im2col_blas";
   }
   return "?";
 }

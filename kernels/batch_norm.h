@@ -15,6 +15,14 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
                     T* running_mean, T* running_var, bool training, double momentum, double eps,
                     T* y, T* save_mean, T* save_invstd);
 
+// One channel's statistics (training: from the batch, updating the running
+// ones; evaluation: the running ones) into save_mean[ch], save_invstd[ch],
+// returning the mean in double:
+// the first half of batch_norm_fwd, shared with the fused ops (lka_gate).
+template <typename T>
+double batch_norm_channel_stats(i64 n, i64 c, i64 hw, i64 ch, const T* x, T* running_mean, T* running_var,
+                              bool training, double momentum, double eps, T* save_mean, T* save_invstd);
+
 // dx += ..., dgamma += ..., dbeta += ... (each may be null; acc_* false:
 // overwrite). In training the batch statistics are functions of x; in
 // evaluation they are constants.

@@ -33,4 +33,7 @@ inline void clear_unless(bool accumulate, T* p, i64 n) {
   if (!accumulate && p) std::fill(p, p + n, T(0));
 }
 
+// Elementwise loops shorter than this run on the calling thread: waking the
+// OpenMP team costs more than it saves (PyTorch's grain size).
+constexpr i64 kGrain = 32768;
 }  // namespace lk::cpu

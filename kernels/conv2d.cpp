@@ -1,9 +1,12 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/depthwise_conv2d.h"
 #include "kernels/gemm.h"
+#include "kernels/onednn_conv.h"
 
 namespace lk::cpu {
 
@@ -36,9 +39,8 @@ void conv2d_fwd_ref(const ConvGeom& g, const T* x, const T* w, const T* b, T* y,
 }
 
 template <typename T>
-void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
+void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx) {
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
-  clear_unless(accumulate, dx, g.n * g.c_in * g.h * g.w);
   for (i64 n = 0; n < g.n; ++n)
     for (i64 co = 0; co < g.c_out; ++co) {
       const i64 grp = co / cog;
@@ -59,10 +61,8 @@ void conv2d_bwd_data_ref(const ConvGeom& g, const T* dy, const T* w, T* dx, bool
 }
 
 template <typename T>
-void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw, bool acc_db) {
+void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
-  clear_unless(acc_dw, dw, g.c_out * cig * g.kh * g.kw);
-  clear_unless(acc_db, db, g.c_out);
   for (i64 n = 0; n < g.n; ++n)
     for (i64 co = 0; co < g.c_out; ++co) {
       const i64 grp = co / cog;
@@ -84,7 +84,7 @@ void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T*
 }
 
 template <typename T>
-void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db, bool accumulate) {
+void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db) {
 #pragma omp parallel for
   for (i64 ch = 0; ch < c; ++ch) {
     T s = 0;
@@ -92,114 +92,7 @@ void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db, bool accumulate) 
       const T* p = dy + (i * c + ch) * hw;
       for (i64 k = 0; k < hw; ++k) s += p[k];
     }
-    put_grad(db[ch], s, accumulate);
-  }
-}
-
-// ------------------------------------------------------------------ depthwise
-
-// Valid output range [lo, hi) along one axis for kernel tap k: the outputs
-// whose input coordinate o*stride - pad + k*dil lies in [0, size).
-static inline void tap_range(i64 k, i64 size, i64 out, i64 stride, i64 pad, i64 dil, i64& lo, i64& hi) {
-  const i64 off = k * dil - pad;  // input = o*stride + off
-  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  hi = size - off <= 0 ? 0 : (size - off - 1) / stride + 1;
-  hi = std::min(hi, out);
-  lo = std::min(lo, hi);
-}
-
-// Kernel tap (ky, kx): the output rows [y0, y1) and columns [x0, x1) whose
-// input lies inside the image; output (oy, ox) reads input
-// (oy*stride + offy, ox*stride + offx).
-struct Tap {
-  i64 ky, kx, y0, y1, x0, x1, offy, offx;
-};
-
-// f(tap) for every tap of the kernel, rows then columns.
-template <class F>
-static inline void for_each_tap(const ConvGeom& g, F&& f) {
-  for (i64 ky = 0; ky < g.kh; ++ky) {
-    i64 y0, y1;
-    tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
-    for (i64 kx = 0; kx < g.kw; ++kx) {
-      i64 x0, x1;
-      tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
-      f(Tap{ky, kx, y0, y1, x0, x1, ky * g.dil - g.pad, kx * g.dil - g.pad});
-    }
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
-#pragma omp parallel for
-  for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
-    const i64 c = nc % g.c_in;
-    const T* xp = x + nc * g.h * g.w;
-    T* yp = y + nc * g.oh * g.ow;
-    const T* wp = w + c * g.kh * g.kw;
-    const T bias = b ? b[c] : T(0);
-    if (!accumulate) std::fill(yp, yp + g.oh * g.ow, bias);
-    else for (i64 i = 0; i < g.oh * g.ow; ++i) yp[i] += bias;
-    for_each_tap(g, [&](const Tap& t) {
-      const T wv = wp[t.ky * g.kw + t.kx];
-      for (i64 oy = t.y0; oy < t.y1; ++oy) {
-        const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-        T* yr = yp + oy * g.ow;
-        if (g.stride == 1)
-          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox];
-        else
-          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox * g.stride];
-      }
-    });
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
-#pragma omp parallel for
-  for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
-    const i64 c = nc % g.c_in;
-    T* xp = dx + nc * g.h * g.w;
-    clear_unless(accumulate, xp, g.h * g.w);
-    const T* yp = dy + nc * g.oh * g.ow;
-    const T* wp = w + c * g.kh * g.kw;
-    for_each_tap(g, [&](const Tap& t) {
-      const T wv = wp[t.ky * g.kw + t.kx];
-      for (i64 oy = t.y0; oy < t.y1; ++oy) {
-        T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-        const T* yr = yp + oy * g.ow;
-        for (i64 ox = t.x0; ox < t.x1; ++ox) xr[ox * g.stride] += wv * yr[ox];
-      }
-    });
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw,
-                                        bool acc_db) {
-#pragma omp parallel for
-  for (i64 c = 0; c < g.c_in; ++c) {
-    T* wp = dw + c * g.kh * g.kw;
-    clear_unless(acc_dw, wp, g.kh * g.kw);
-    if (db && !acc_db) db[c] = T(0);
-    for (i64 n = 0; n < g.n; ++n) {
-      const T* xp = x + (n * g.c_in + c) * g.h * g.w;
-      const T* yp = dy + (n * g.c_in + c) * g.oh * g.ow;
-      if (db) {
-        T s = 0;
-        for (i64 i = 0; i < g.oh * g.ow; ++i) s += yp[i];
-        db[c] += s;
-      }
-      for_each_tap(g, [&](const Tap& t) {
-        T s = 0;
-        for (i64 oy = t.y0; oy < t.y1; ++oy) {
-          const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-          const T* yr = yp + oy * g.ow;
-          for (i64 ox = t.x0; ox < t.x1; ++ox) s += yr[ox] * xr[ox * g.stride];
-        }
-        wp[t.ky * g.kw + t.kx] += s;
-      });
-    }
+    db[ch] += s;
   }
 }
 
@@ -291,8 +184,8 @@ void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, boo
 }
 
 template <typename T>
-void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool accumulate) {
-  if (g.depthwise()) return depthwise_conv2d_bwd_data(g, dy, w, dx, accumulate);
+void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
+  if (g.depthwise()) return depthwise_conv2d_bwd_data(g, dy, w, dx);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -305,10 +198,9 @@ void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool acc
         const T* dyg = dy + (n * g.c_out + grp * cog) * P;
         T* dxg = dx + (n * g.c_in + grp * cig) * g.h * g.w;
         if (pw) {
-          gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(accumulate ? 1 : 0), dxg, P);
+          gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(1), dxg, P);
         } else {
           gemm<T>(true, false, K, P, cog, T(1), w + grp * cog * K, K, dyg, P, T(0), cols.data(), P);
-          clear_unless(accumulate, dxg, cig * g.h * g.w);
           col2im_acc(g, cols.data(), dxg);
         }
       }
@@ -316,8 +208,8 @@ void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx, bool acc
 }
 
 template <typename T>
-void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db, bool acc_dw, bool acc_db) {
-  if (g.depthwise()) return depthwise_conv2d_bwd_weight(g, dy, x, dw, db, acc_dw, acc_db);
+void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+  if (g.depthwise()) return depthwise_conv2d_bwd_weight(g, dy, x, dw, db);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -329,21 +221,50 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db,
       const T* xg = x + (n * g.c_in + grp * cig) * g.h * g.w;
       if (!pw) im2col(g, xg, cols.data());
       const T* B = pw ? xg : cols.data();
-      // The first image overwrites dw unless it accumulates.
-      gemm<T>(false, true, cog, K, P, T(1), dyg, P, B, P, T(n > 0 || acc_dw ? 1 : 0), dw + grp * cog * K, K);
+      gemm<T>(false, true, cog, K, P, T(1), dyg, P, B, P, T(1), dw + grp * cog * K, K);
     }
-  if (g.n == 0) clear_unless(acc_dw, dw, g.c_out * K);
-  if (db) channel_sum_acc(g.n, g.c_out, P, dy, db, acc_db);
+  if (db) channel_sum_acc(g.n, g.c_out, P, dy, db);
+}
+
+// ------------------------------------------------------------------ dispatch
+
+// oneDNN takes float32 convolutions that are not depthwise (our direct
+// loops run those) when it accepts the geometry (it returns false if not).
+template <typename T>
+void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_fwd_ref(g, x, w, b, y, accumulate);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_fwd(g, x, w, b, y, accumulate)) return;
+  conv2d_fwd(g, x, w, b, y, accumulate);
+}
+
+template <typename T>
+void conv2d_bwd_data(ConvImpl impl, const ConvGeom& g, const T* dy, const T* w, T* dx) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_data_ref(g, dy, w, dx);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_data(g, dy, w, dx)) return;
+  conv2d_bwd_data(g, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_bwd_weight(ConvImpl impl, const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_weight_ref(g, dy, x, dw, db);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_weight(g, dy, x, dw, db)) return;
+  conv2d_bwd_weight(g, dy, x, dw, db);
 }
 
 #define LK_INST(T)                                                                     \
   template void conv2d_fwd_ref<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool); \
   template void conv2d_fwd<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool);     \
-  template void conv2d_bwd_data_ref<T>(const ConvGeom&, const T*, const T*, T*, bool);      \
-  template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*, bool);          \
-  template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*, bool, bool); \
-  template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*, bool, bool);     \
-  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*, bool);
+  template void conv2d_bwd_data_ref<T>(const ConvGeom&, const T*, const T*, T*);            \
+  template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*);                \
+  template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*);      \
+  template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);          \
+  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);                         \
+  template void conv2d_fwd<T>(ConvImpl, const ConvGeom&, const T*, const T*, const T*, T*, bool); \
+  template void conv2d_bwd_data<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*);      \
+  template void conv2d_bwd_weight<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*, T*);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -1,5 +1,5 @@
 // kernels/cuda/adamw.cu under the SIMT emulator against lk::AdamW
-// (engine/optim.h, double arithmetic on float storage): three steps on
+// (engine/optim.h: the step's scalars in double, the update in float): three steps on
 // tensors of odd sizes (across the 4096-element chunks), one of them without
 // a gradient, two launches per step (the scalars, then every tensor), with
 // the table uploaded once and lr and the step count in device memory.
