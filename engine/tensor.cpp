@@ -101,6 +101,10 @@ std::atomic<uint64_t> g_allocations{0};
 // again; at most kCacheBytes are kept, beyond that a freed buffer goes back.
 class CpuAllocator final : public Allocator {
  public:
+  ~CpuAllocator() override {  // the cached buffers (LeakSanitizer sees them otherwise)
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+  }
   void* allocate(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
     void* p = take(rounded);

@@ -96,7 +96,7 @@ grep -q "resuming .* at step 4" "$out" || fail "--epochs 3 did not go on: $(cat 
 "$bin" cv --data "$dir/big" --out "$dir/cv" --fraction 1 --folds 2 --epochs 1 --size 32 $net >"$out" 2>&1 &
 pid=$!
 i=0
-while ! grep -q "predicting each fold" "$out" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+while ! grep -q "validation cases predicted" "$out" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -INT $pid
 wait $pid
 rc=$?
