@@ -211,6 +211,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   int64_t step = 0;
   double resumed_loss_sum = 0;  // of the unfinished epoch a stop left
   int64_t resumed_steps = 0;
+  bool epoch_end_pending = false;  // a stop came during the last epoch's validation
   for (const std::string& f : remove_stale_temps(run_dir)) say("removed " + f + " (left by a killed run)");
   if (const std::optional<TrainState> st = checkpoints.load_newest(net, opt, say)) {
     if (st->schedule.steps_per_epoch != spe)
@@ -219,14 +220,20 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                                   " (the training cases changed?); use a new run folder");
     step = st->step;
     r.resumed_from_step = step;
-    if (step % spe != 0) resumed_loss_sum = st->epoch_loss_sum, resumed_steps = st->epoch_loss_steps;
+    epoch_end_pending = st->epoch_open && step % spe == 0 && step > 0;
+    if (step % spe != 0 || epoch_end_pending)
+      resumed_loss_sum = st->epoch_loss_sum, resumed_steps = st->epoch_loss_steps;
     if (fs::exists(log_path)) r.log = read_run_log(log_path);
     std::erase_if(r.log, [&](const EpochLog& e) { return e.epoch > step / spe; });
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
     for (const std::string& f : checkpoints.remove_others(step)) say("removed " + f + " (an unfinished save)");
-    say("resuming " + run_dir + " at step " + std::to_string(step) + " (epoch " + std::to_string(step / spe + 1) +
-        ", batch " + std::to_string(step % spe + 1) + " of " + std::to_string(spe) + ")");
+    if (epoch_end_pending)
+      say("resuming " + run_dir + " at step " + std::to_string(step) + ": the validation of epoch " +
+          std::to_string(step / spe) + " was stopped, running it first");
+    else
+      say("resuming " + run_dir + " at step " + std::to_string(step) + " (epoch " + std::to_string(step / spe + 1) +
+          ", batch " + std::to_string(step % spe + 1) + " of " + std::to_string(spe) + ")");
   } else if (fs::exists(log_path) || fs::exists(best)) {
     say("no complete checkpoint in " + run_dir + " (the first save did not finish): starting the fold from step 0");
   }
@@ -235,7 +242,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   if (ec || !fs::is_directory(run_dir))
     throw std::runtime_error(run_dir + ": cannot create the run folder" + (ec ? " (" + ec.message() + ")" : ""));
   write_file_atomically(config_path, cj.dump(2) + "\n");
-  if (step >= total) {
+  if (step >= total && !epoch_end_pending) {
     const int64_t done = step / spe;
     say(run_dir + ": already trained for " + std::to_string(done) + (done == 1 ? " epoch" : " epochs") +
         (done > cfg.epochs ? " (--epochs " + std::to_string(cfg.epochs) + " asks for fewer)" : ""));
@@ -245,8 +252,9 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   // What `lkaseg predict` needs, in every weights file the run writes.
   const std::map<std::string, std::string> weights_meta{{"lkaseg.train_config", cfg.to_json()},
                                                         {"lkaseg.preprocess", preprocess_to_json(cache.options())}};
-  const auto save_last = [&](double lr, double loss_sum, int64_t loss_steps) {
+  const auto save_last = [&](double lr, double loss_sum, int64_t loss_steps, bool epoch_open = false) {
     TrainState st;
+    st.epoch_open = epoch_open;
     st.epoch_loss_sum = loss_sum;
     st.epoch_loss_steps = loss_steps;
     st.step = step;
@@ -274,9 +282,11 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   TrainProgress progress(hooks.progress, cfg.epochs, spe, cfg.val_every, step);
   net.train(true);
   using Clock = std::chrono::steady_clock;
-  while (step < total) {
+  while (step < total || epoch_end_pending) {
+    const bool only_end = std::exchange(epoch_end_pending, false);
     EpochLog e;
-    e.epoch = step / spe + 1;
+    e.epoch = only_end ? step / spe : step / spe + 1;
+    if (only_end) e.lr = sched.lr_at(step - 1);
     double loss_sum = std::exchange(resumed_loss_sum, 0.0);
     e.steps = std::exchange(resumed_steps, 0);
     const auto t0 = Clock::now();
@@ -294,7 +304,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                                  checkpoints.manifest_path());
       return k ? sum / static_cast<double>(k) : 0.0;
     };
-    do {
+    if (!only_end) do {
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
@@ -333,7 +343,14 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        fmt("%.1f", e.wait_ms) + " ms/step";
     if (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs) {
       const auto tv = Clock::now();
-      e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device);
+      e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device, hooks.stop);
+      if (!e.val) {  // stopped between validation cases: the epoch's end runs again on resume
+        save_last(e.lr, loss_sum, e.steps, true);
+        r.stopped = true;
+        say("stopped during the validation of epoch " + std::to_string(e.epoch) + ": checkpoint " +
+            checkpoints.weights_path(step) + " written; run again to validate it and go on");
+        return r;
+      }
       progress.validated(std::chrono::duration<double>(Clock::now() - tv).count());
       line += "  val Dice NCR " + fmt("%.3f", e.val->dice[0]) + " ET " + fmt("%.3f", e.val->dice[1]) + " ED " +
               fmt("%.3f", e.val->dice[2]) + " mean " + fmt("%.3f", e.val->mean);
@@ -435,12 +452,14 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
   }
 }
 
-ValidationResult validate(SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
-                          int64_t batch, Device dev) {
+std::optional<ValidationResult> validate(SegNet& net, const data::SliceCache& cache,
+                                         const std::vector<std::string>& val_ids, int64_t batch, Device dev,
+                                         const std::atomic<bool>* stop) {
   ValidationResult r;
   for (int64_t c = 0; c < cache.num_cases(); ++c) {
     const data::CachedCase& cc = cache.case_info(c);
     if (std::find(val_ids.begin(), val_ids.end(), cc.id) == val_ids.end()) continue;
+    if (stop && stop->load()) return std::nullopt;
     if (!cc.has_labels) throw std::invalid_argument(cache.path() + ": validation case " + cc.id + " has no labels");
     const std::vector<int32_t> pred = predict_cached_case(net, cache, c, batch, dev);
     for (size_t k = 0; k < 3; ++k) r.dice[k] += class_overlap(pred.data(), cache.labels(cc.first_slice), pred.size(), kColumnClass[k]).dice();

@@ -119,7 +119,10 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        const std::string& run_dir, const TrainHooks& hooks = {});
 
 // Dice per class (NCR, ET, ED) and their mean, averaged over the cases.
-ValidationResult validate(model::SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
-                          int64_t batch, Device dev);
+// With `stop` given, it is checked between cases: once set, nothing is
+// returned (a partial mean would not be the epoch's).
+std::optional<ValidationResult> validate(model::SegNet& net, const data::SliceCache& cache,
+                                         const std::vector<std::string>& val_ids, int64_t batch, Device dev,
+                                         const std::atomic<bool>* stop = nullptr);
 
 }  // namespace lk::train
