@@ -27,6 +27,10 @@ LK_CUDA_NAMESPACE_BEGIN
 
 // The backend of cuda:`device`, created and registered on first use.
 Backend& cuda_backend(int device = 0);
+// The stream every op of cuda:`device` runs on (other streams that read or
+// write its tensors, e.g. NCCL's in engine/cuda/dist_nccl.cpp, order
+// themselves against it with events).
+cudaStream_t compute_stream(int device = 0);
 // TF32 tensor-core math for cuDNN convolutions (no effect under emulation).
 void set_tf32(bool on);
 
