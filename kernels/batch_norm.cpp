@@ -4,6 +4,52 @@
 
 namespace lk::cpu {
 
+namespace {
+
+// The pieces of one channel, shared by the fused kernels and the
+// synchronised ones (so one process computes the same bits either way).
+// Two passes in double: the sum, then the squares around the mean.
+template <typename T>
+double channel_sum(i64 n, i64 c, i64 hw, i64 ch, const T* x) {
+  double s = 0;
+  for (i64 i = 0; i < n; ++i) {
+    const T* p = x + (i * c + ch) * hw;
+    for (i64 k = 0; k < hw; ++k) s += p[k];
+  }
+  return s;
+}
+
+template <typename T>
+double channel_centred_squares(i64 n, i64 c, i64 hw, i64 ch, const T* x, double mean) {
+  double ss = 0;
+  for (i64 i = 0; i < n; ++i) {
+    const T* p = x + (i * c + ch) * hw;
+    for (i64 k = 0; k < hw; ++k) {
+      const double d = p[k] - mean;
+      ss += d * d;
+    }
+  }
+  return ss;
+}
+
+// y = gamma * (x - mean) / sqrt(var + eps) + beta as a * x + b; saves mean and invstd.
+template <typename T>
+void channel_normalise(i64 n, i64 c, i64 hw, i64 ch, const T* x, const T* gamma, const T* beta, double mean,
+                       double var, double eps, T* y, T* save_mean, T* save_invstd) {
+  const double invstd = 1.0 / std::sqrt(var + eps);
+  save_mean[ch] = static_cast<T>(mean);
+  save_invstd[ch] = static_cast<T>(invstd);
+  const T a = static_cast<T>(gamma[ch] * invstd);
+  const T b = static_cast<T>(beta[ch] - mean * gamma[ch] * invstd);
+  for (i64 i = 0; i < n; ++i) {
+    const T* p = x + (i * c + ch) * hw;
+    T* q = y + (i * c + ch) * hw;
+    for (i64 k = 0; k < hw; ++k) q[k] = a * p[k] + b;
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* beta,
                     T* running_mean, T* running_var, bool training, double momentum, double eps,
@@ -13,21 +59,8 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
   for (i64 ch = 0; ch < c; ++ch) {
     double mean, var;
     if (training) {
-      double s = 0;  // two passes in double: the mean, then centred squares
-      for (i64 i = 0; i < n; ++i) {
-        const T* p = x + (i * c + ch) * hw;
-        for (i64 k = 0; k < hw; ++k) s += p[k];
-      }
-      mean = s / static_cast<double>(m);
-      double ss = 0;
-      for (i64 i = 0; i < n; ++i) {
-        const T* p = x + (i * c + ch) * hw;
-        for (i64 k = 0; k < hw; ++k) {
-          const double d = p[k] - mean;
-          ss += d * d;
-        }
-      }
-      var = ss / static_cast<double>(m);
+      mean = channel_sum(n, c, hw, ch, x) / static_cast<double>(m);
+      var = channel_centred_squares(n, c, hw, ch, x, mean) / static_cast<double>(m);
       running_mean[ch] = static_cast<T>((1 - momentum) * running_mean[ch] + momentum * mean);
       running_var[ch] = static_cast<T>((1 - momentum) * running_var[ch] +
                                        momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
@@ -35,18 +68,50 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
       mean = running_mean[ch];
       var = running_var[ch];
     }
-    const double invstd = 1.0 / std::sqrt(var + eps);
-    save_mean[ch] = static_cast<T>(mean);
-    save_invstd[ch] = static_cast<T>(invstd);
-    const T a = static_cast<T>(gamma[ch] * invstd);
-    const T b = static_cast<T>(beta[ch] - mean * gamma[ch] * invstd);
-    for (i64 i = 0; i < n; ++i) {
-      const T* p = x + (i * c + ch) * hw;
-      T* q = y + (i * c + ch) * hw;
-      for (i64 k = 0; k < hw; ++k) q[k] = a * p[k] + b;
+    channel_normalise(n, c, hw, ch, x, gamma, beta, mean, var, eps, y, save_mean, save_invstd);
+  }
+}
+
+template <typename T>
+void batch_norm_fwd_stats(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* beta, const double* mean,
+                          const double* var, double eps, T* y, T* save_mean, T* save_invstd) {
+#pragma omp parallel for
+  for (i64 ch = 0; ch < c; ++ch)
+    channel_normalise(n, c, hw, ch, x, gamma, beta, mean[ch], var[ch], eps, y, save_mean, save_invstd);
+}
+
+namespace {
+
+// Channel ch of the backward: sum dy and sum dy * xhat.
+template <typename T>
+void channel_bwd_sums(i64 n, i64 c, i64 hw, i64 ch, const T* dy, const T* x, double mean, double invstd,
+                      double& sdy, double& sdyx) {
+  sdy = 0, sdyx = 0;
+  for (i64 i = 0; i < n; ++i) {
+    const T* g = dy + (i * c + ch) * hw;
+    const T* p = x + (i * c + ch) * hw;
+    for (i64 k = 0; k < hw; ++k) {
+      sdy += g[k];
+      sdyx += g[k] * (p[k] - mean) * invstd;
     }
   }
 }
+
+// Channel ch of dx in training: dx += gamma*invstd * (dy - a - xhat * b),
+// a = mean(dy), b = mean(dy*xhat).
+template <typename T>
+void channel_bwd_dx(i64 n, i64 c, i64 hw, i64 ch, const T* dy, const T* x, double gamma, double mean, double invstd,
+                    double a, double b, T* dx) {
+  const double scale = gamma * invstd;
+  for (i64 i = 0; i < n; ++i) {
+    const T* g = dy + (i * c + ch) * hw;
+    const T* p = x + (i * c + ch) * hw;
+    T* q = dx + (i * c + ch) * hw;
+    for (i64 k = 0; k < hw; ++k) q[k] += static_cast<T>(scale * (g[k] - a - (p[k] - mean) * invstd * b));
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma,
@@ -56,40 +121,58 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
 #pragma omp parallel for
   for (i64 ch = 0; ch < c; ++ch) {
     const double mean = save_mean[ch], invstd = save_invstd[ch];
-    double sdy = 0, sdyx = 0;  // sum dy, sum dy * xhat
-    for (i64 i = 0; i < n; ++i) {
-      const T* g = dy + (i * c + ch) * hw;
-      const T* p = x + (i * c + ch) * hw;
-      for (i64 k = 0; k < hw; ++k) {
-        sdy += g[k];
-        sdyx += g[k] * (p[k] - mean) * invstd;
-      }
-    }
+    double sdy, sdyx;  // sum dy, sum dy * xhat
+    channel_bwd_sums(n, c, hw, ch, dy, x, mean, invstd, sdy, sdyx);
     if (dgamma) dgamma[ch] += static_cast<T>(sdyx);
     if (dbeta) dbeta[ch] += static_cast<T>(sdy);
     if (!dx) continue;
-    const double scale = gamma[ch] * invstd;
-    for (i64 i = 0; i < n; ++i) {
-      const T* g = dy + (i * c + ch) * hw;
-      const T* p = x + (i * c + ch) * hw;
-      T* q = dx + (i * c + ch) * hw;
-      if (training) {
-        // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
-        const double a = sdy / m, b = sdyx / m;
-        for (i64 k = 0; k < hw; ++k)
-          q[k] += static_cast<T>(scale * (g[k] - a - (p[k] - mean) * invstd * b));
-      } else {
+    if (training) {
+      // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
+      channel_bwd_dx(n, c, hw, ch, dy, x, static_cast<double>(gamma[ch]), mean, invstd, sdy / m, sdyx / m, dx);
+    } else {
+      const double scale = gamma[ch] * invstd;
+      for (i64 i = 0; i < n; ++i) {
+        const T* g = dy + (i * c + ch) * hw;
+        T* q = dx + (i * c + ch) * hw;
         for (i64 k = 0; k < hw; ++k) q[k] += static_cast<T>(scale * g[k]);
       }
     }
   }
 }
 
+template <typename T>
+void batch_norm_sums(i64 n, i64 c, i64 hw, const T* x, const double* mean, const T* dy, const T* save_mean,
+                     const T* save_invstd, double* out) {
+#pragma omp parallel for
+  for (i64 ch = 0; ch < c; ++ch) {
+    if (dy)
+      channel_bwd_sums(n, c, hw, ch, dy, x, static_cast<double>(save_mean[ch]), static_cast<double>(save_invstd[ch]),
+                       out[ch], out[c + ch]);
+    else
+      out[ch] = mean ? channel_centred_squares(n, c, hw, ch, x, mean[ch]) : channel_sum(n, c, hw, ch, x);
+  }
+}
+
+template <typename T>
+void batch_norm_bwd_dx(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma, const T* mean,
+                       const T* invstd, const double* means, T* dx) {
+#pragma omp parallel for
+  for (i64 ch = 0; ch < c; ++ch)
+    channel_bwd_dx(n, c, hw, ch, dy, x, static_cast<double>(gamma[ch]), static_cast<double>(mean[ch]),
+                   static_cast<double>(invstd[ch]), means[ch], means[c + ch], dx);
+}
+
 #define LK_INST(T)                                                                             \
   template void batch_norm_fwd<T>(i64, i64, i64, const T*, const T*, const T*, T*, T*, bool,    \
                                   double, double, T*, T*, T*);                                  \
   template void batch_norm_bwd<T>(i64, i64, i64, const T*, const T*, const T*, const T*,        \
-                                  const T*, bool, T*, T*, T*);
+                                  const T*, bool, T*, T*, T*);                                  \
+  template void batch_norm_sums<T>(i64, i64, i64, const T*, const double*, const T*, const T*, const T*, \
+                                   double*);                                                        \
+  template void batch_norm_fwd_stats<T>(i64, i64, i64, const T*, const T*, const T*, const double*,   \
+                                        const double*, double, T*, T*, T*);                          \
+  template void batch_norm_bwd_dx<T>(i64, i64, i64, const T*, const T*, const T*, const T*, const T*, \
+                                     const double*, T*);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 
