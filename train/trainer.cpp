@@ -74,6 +74,12 @@ json config_json(const TrainConfig& c) {
           {"eval_batch", c.eval_batch}};
 }
 
+// Beside config_json: fields that only some runs have, so that existing run
+// folders keep their configuration.
+void add_optional_fields(json& j, const TrainConfig& c) {
+  if (c.dtype != DType::F32) j["dtype"] = dtype_name(c.dtype);
+}
+
 // Dice of one class over a case's slices; both empty -> 1.
 double dice_of(const std::vector<int32_t>& pred, const uint8_t* truth, int32_t cls) {
   double tp = 0, fp = 0, fn = 0;
@@ -168,6 +174,8 @@ void check_config(const TrainConfig& c) {
   if (c.warmup_epochs < 0) bad("warmup_epochs must be >= 0");
   if (!(c.adamw.lr > 0) || !std::isfinite(c.adamw.lr)) bad("lr must be a positive number");
   if (!(c.decay > 0 && c.decay <= 1)) bad("decay must lie in (0, 1]");
+  if (c.dtype == DType::I32 || (c.dtype == DType::F64 && c.device.type != DeviceType::CPU))
+    bad("the dtype must be float32, or float64 on the CPU");
 }
 
 std::string fmt(const char* f, double a) {
@@ -176,14 +184,45 @@ std::string fmt(const char* f, double a) {
   return buf;
 }
 
+// Data-parallel ranks: every rank must hold the same weights, buffers and
+// moments. Rank 0's are broadcast at the start; at each epoch end a hash of
+// each rank's is compared with rank 0's, and a difference stops every rank.
+std::vector<Tensor> replicated(const SegNet& net, const AdamW& opt) {
+  std::vector<Tensor> ts = net.parameters();
+  for (const auto& [name, b] : net.named_buffers()) ts.push_back(b);
+  for (const std::vector<Tensor>* m : {&opt.first_moments(), &opt.second_moments()})
+    ts.insert(ts.end(), m->begin(), m->end());
+  return ts;
+}
+
+void check_replicas(dist::Communicator& comm, const SegNet& net, const AdamW& opt, int64_t step) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes
+  for (const Tensor& t : replicated(net, opt)) {
+    const Tensor host = t.device().type == DeviceType::CPU ? t : t.to(cpu_device());
+    const auto* p = static_cast<const unsigned char*>(host.raw());
+    for (size_t i = 0; i < host.nbytes(); ++i) h = (h ^ p[i]) * 1099511628211ull;
+  }
+  uint64_t h0 = h;
+  comm.broadcast_host(&h0, sizeof h0, 0);
+  double differ = h0 != h;
+  comm.sum_host(&differ, 1);
+  if (differ > 0)
+    throw std::runtime_error("data-parallel replicas diverged: " + std::to_string(static_cast<int>(differ)) +
+                             " rank(s) hold other weights than rank 0 after step " + std::to_string(step) +
+                             (h0 != h ? " (this one among them)" : ""));
+}
+
 }  // namespace
 
 TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        const std::vector<std::string>& train_ids, const std::vector<std::string>& val_ids,
                        const std::string& run_dir, const TrainHooks& hooks) {
   check_config(cfg);
+  dist::Communicator* const comm = hooks.comm;  // one rank too: the data-parallel path on one process
+  const int ranks = comm ? comm->size() : 1;
+  const bool lead = !comm || comm->rank() == 0;  // logs, validates, writes
   const auto say = [&](const std::string& m) {
-    if (hooks.log) hooks.log(m);
+    if (hooks.log && lead) hooks.log(m);
   };
   std::error_code ec;
   fs::create_directories(run_dir, ec);
@@ -194,7 +233,9 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                     best = (dir / "best.safetensors").string(), log_path = (dir / "log.jsonl").string();
 
   // One configuration per run folder.
-  const json cj = config_json(cfg);
+  json cj = config_json(cfg);
+  add_optional_fields(cj, cfg);
+  if (ranks > 1) cj["ranks"] = ranks, cj["sync_bn"] = cfg.sync_bn;
   if (fs::exists(config_path)) {
     std::ifstream in(config_path);
     std::stringstream ss;
@@ -205,12 +246,18 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     } catch (const std::exception& e) {
       throw std::runtime_error(config_path + ": not valid JSON (" + e.what() + ")");
     }
+    if (const int was = prev.is_object() ? prev.value("ranks", 1) : 1; was != ranks)
+      throw std::invalid_argument(config_path + ": this run was trained on " + std::to_string(was) +
+                                  " rank(s) (global batch " + std::to_string(was * cfg.batch) + "), now " +
+                                  std::to_string(ranks) + "; resume it with the same rank count (" +
+                                  (was > 1 ? "mpirun -np " + std::to_string(was) : std::string("no mpirun")) +
+                                  "), or use a new run folder");
     const std::string d = first_difference(prev, cj);
     if (!d.empty())
       throw std::invalid_argument(config_path + ": this run folder was made with another configuration ('" + d +
                                   "' differs); use a new folder, or remove it to start over");
   }
-  write_file_atomically(config_path, cj.dump(2) + "\n");
+  if (lead) write_file_atomically(config_path, cj.dump(2) + "\n");
 
   const std::vector<int64_t> train_slices = cache.slices_of(train_ids);
   data::LoaderOptions lo;
@@ -221,14 +268,19 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   lo.workers = cfg.workers;
   lo.device = cfg.device;
   lo.out_side = cache.side();
-  const int64_t bpe = static_cast<int64_t>(train_slices.size()) / cfg.batch;
+  lo.rank = comm ? comm->rank() : 0;
+  lo.ranks = ranks;
+  const int64_t bpe = static_cast<int64_t>(train_slices.size()) / (cfg.batch * ranks);
   if (bpe == 0)
     throw std::invalid_argument("training: " + std::to_string(train_slices.size()) +
-                                " training slices make no batch of " + std::to_string(cfg.batch));
+                                " training slices make no batch of " + std::to_string(cfg.batch * ranks) +
+                                (ranks > 1 ? " (" + std::to_string(ranks) + " ranks x " + std::to_string(cfg.batch) + ")"
+                                           : std::string()));
   const int64_t spe = cfg.steps_per_epoch > 0 ? cfg.steps_per_epoch : bpe, total = cfg.epochs * spe;
 
   SegNet net(cfg.net);
   net.to_device(cfg.device);
+  if (cfg.dtype != DType::F32) net.cast_(cfg.dtype);
   AdamW opt(net.parameters(), cfg.adamw);
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
@@ -254,6 +306,20 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     say(run_dir + ": already trained for " + std::to_string(cfg.epochs) + " epochs");
     return r;
   }
+  std::unique_ptr<dist::GradSync> grad_sync;
+  std::shared_ptr<const BatchReduce> batch_reduce;
+  if (comm) {
+    for (const Tensor& t : replicated(net, opt)) comm->broadcast(t, 0);
+    grad_sync = std::make_unique<dist::GradSync>(*comm, net.parameters());
+    batch_reduce = std::make_shared<const BatchReduce>(
+        BatchReduce{[comm](double* v, int64_t n) { comm->sum_host(v, n); }, cfg.sync_bn});
+  }
+  // A stop request counts when any rank has one (all ranks stop at the same step).
+  const auto stop_requested = [&] {
+    double s = hooks.stop && hooks.stop->load();
+    if (comm) comm->sum_host(&s, 1);
+    return s > 0;
+  };
 
   const auto save_last = [&](double lr) {
     TrainState st;
@@ -262,13 +328,16 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     st.lr = lr;
     st.schedule = sched;
     st.config = cj.dump();
-    save_checkpoint(last, net, opt, st);
+    if (lead) save_checkpoint(last, net, opt, st);
   };
 
   data::Loader loader(cache, train_slices, lo, step / bpe, step % bpe);
   say("training " + std::to_string(train_ids.size()) + " cases (" + std::to_string(train_slices.size()) +
       " slices), " + std::to_string(spe) + " steps per epoch, on " + cfg.device.str() + ", augmentation on the " +
-      (loader.augments_on_device() ? "device" : "CPU") + ", " + std::to_string(loader.workers()) + " loader worker(s)");
+      (loader.augments_on_device() ? "device" : "CPU") + ", " + std::to_string(loader.workers()) + " loader worker(s)" +
+      (comm ? ", " + std::to_string(ranks) + " ranks x batch " + std::to_string(cfg.batch) +
+                  (cfg.sync_bn ? ", synchronised batch norm" : "") + " (" + comm->describe() + ")"
+            : std::string()));
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total) {
@@ -281,9 +350,19 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
-      const LossTerms t = deep_supervision_loss(net.forward(b.images), b.labels, cfg.loss);
-      opt.zero_grad();
-      backward(t.total);
+      const Tensor images = cfg.dtype == DType::F32 ? b.images : b.images.to(cfg.dtype);
+      LossTerms t;
+      if (comm) {  // the global batch's statistics; gradient buckets summed during the backward
+        const BatchReduceScope scope(batch_reduce);
+        t = deep_supervision_loss(net.forward(images), b.labels, cfg.loss);
+        opt.zero_grad();
+        backward(t.total, {}, false, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
+        grad_sync->finish();
+      } else {
+        t = deep_supervision_loss(net.forward(images), b.labels, cfg.loss);
+        opt.zero_grad();
+        backward(t.total);
+      }
       opt.step();
       const double l = t.total.item();
       if (!std::isfinite(l))
@@ -293,7 +372,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       loss_sum += l;
       ++e.steps;
       ++step;
-      if (hooks.stop && hooks.stop->load() && step % spe != 0) {
+      if (stop_requested() && step % spe != 0) {
         save_last(e.lr);
         r.stopped = true;
         say("stopped at step " + std::to_string(step) + ": " + last + " written; run again to resume");
@@ -306,7 +385,14 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     std::string line = "epoch " + std::to_string(e.epoch) + "/" + std::to_string(cfg.epochs) + "  loss " +
                        fmt("%.4f", e.loss) + "  lr " + fmt("%.2e", e.lr) + "  " + fmt("%.1f", e.seconds) + " s  wait " +
                        fmt("%.1f", e.wait_ms) + " ms/step";
-    if (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs) {
+    if (comm) {
+      // Per-rank batch norm: each rank's running statistics saw only its
+      // share; rank 0's are kept (as PyTorch's DDP broadcasts its buffers).
+      if (!cfg.sync_bn)
+        for (const auto& [name, b] : net.named_buffers()) comm->broadcast(b, 0);
+      check_replicas(*comm, net, opt, step);
+    }
+    if (lead && (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs)) {
       e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device);
       line += "  val Dice NCR " + fmt("%.3f", e.val->dice[0]) + " ET " + fmt("%.3f", e.val->dice[1]) + " ED " +
               fmt("%.3f", e.val->dice[2]) + " mean " + fmt("%.3f", e.val->mean);
@@ -322,10 +408,11 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       }
     }
     r.log.push_back(e);
-    write_log(log_path, r.log);
+    if (lead) write_log(log_path, r.log);
     save_last(e.lr);
     say(line);
-    if (hooks.stop && hooks.stop->load() && step < total) {
+    if (comm) comm->barrier();  // the others sleep while rank 0 validates and writes
+    if (stop_requested() && step < total) {
       r.stopped = true;
       say("stopped after epoch " + std::to_string(e.epoch) + ": " + last + " written; run again to resume");
       return r;
@@ -356,7 +443,11 @@ data::PreprocessOptions preprocess_from_json(const std::string& text) {
   }
 }
 
-std::string TrainConfig::to_json() const { return config_json(*this).dump(2); }
+std::string TrainConfig::to_json() const {
+  json j = config_json(*this);
+  add_optional_fields(j, *this);
+  return j.dump(2);
+}
 
 TrainConfig TrainConfig::from_json(const std::string& text) {
   try {
@@ -389,6 +480,8 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.tumour_fraction = j.at("tumour_fraction").get<double>();
     c.seed = j.at("seed").get<uint64_t>();
     c.eval_batch = j.at("eval_batch").get<int64_t>();
+    c.sync_bn = j.value("sync_bn", false);  // data-parallel runs only
+    c.dtype = j.value("dtype", std::string("float32")) == "float64" ? DType::F64 : DType::F32;
     return c;
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("training configuration: ") + e.what());
@@ -407,7 +500,9 @@ std::vector<int32_t> predict_classes(SegNet& net, const float* images, int64_t n
     const int64_t m = std::min(batch, n - b0);
     Tensor x = Tensor::empty({m, C, side, side});
     std::copy(images + b0 * C * px, images + (b0 + m) * C * px, x.data<float>());
-    const Tensor logits = net.forward(x.to(dev))[0].to(cpu_device());
+    const DType dt = net.parameters().front().dtype();  // float32, or float64 when trained so
+    Tensor logits = net.forward((dt == DType::F32 ? x : x.to(dt)).to(dev))[0].to(cpu_device());
+    if (dt != DType::F32) logits = logits.to(DType::F32);
     const float* z = logits.data<float>();
     for (int64_t i = 0; i < m; ++i)
       for (int64_t p = 0; p < px; ++p) {

@@ -1,6 +1,8 @@
-// lkaseg cv: every fold of the paper's protocol (resumable), the validation
-// summary over folds, then each selected case predicted by the fold that held
-// it out, in its original grid, and evaluated (Table 3 beside the paper's).
+// lkaseg cv: every fold of the paper's protocol (resumable; data-parallel
+// under mpirun / srun, or several folds at once with --parallel-folds /
+// --devices), the validation summary over folds, then each selected case
+// predicted by the fold that held it out, in its original grid, and
+// evaluated (Table 3 beside the paper's).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -127,12 +129,20 @@ Subcommand add_cv(CLI::App& app) {
   add_run_options(cv, *o, false);
   cv->add_flag("--no-eval", o->no_eval,
                "skip predicting the validation cases and evaluating them in the original grid (Dice, HD95)");
+  cv->add_option("--parallel-folds", o->parallel_folds,
+                 "train this many folds at once, one process each with its share of the cores")
+      ->check(CLI::Range(1, 64));
+  cv->add_option("--devices", o->devices, "train folds at once, one process per device listed (e.g. 0,1,2,3)")
+      ->delimiter(',');
   return {cv, [o] {
-            const Device dev = resolve_device(o->device);
-            const Prepared p = prepare(*o);
-            install_stop_handlers();
-            if (const int rc = train_folds(*o, p, true, dev); rc != 0) return rc;
-            return o->no_eval ? 0 : evaluate_cv(*o, p, dev);
+            return run_on_ranks(*o, [&](Ranks& r) {
+              const Prepared p = prepare_all(*o, r);
+              install_stop_handlers();
+              if (o->parallel_folds > 0 || !o->devices.empty())
+                if (const int rc = train_folds_in_parallel(*o, p); rc != 0) return rc;
+              if (const int rc = train_folds(*o, p, true, r.device, r.comm.get()); rc != 0) return rc;
+              return o->no_eval || !r.lead() ? 0 : evaluate_cv(*o, p, r.device);
+            });
           }};
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "tools/cli/commands.h"
+#include "tools/cli/run.h"
 
 int main(int argc, char** argv) {
   // libgomp's default spin-waiting burns the cores our own threads (and any
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
   }
+  lk::cli::g_argv.assign(argv, argv + argc);  // cv --parallel-folds starts children with the same options
   CLI::App app{"lkaseg: ResSE-LKA-UNet brain-tumour segmentation engine and trainer"};
   app.require_subcommand(1);
   using namespace lk::cli;
