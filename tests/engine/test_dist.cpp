@@ -18,20 +18,16 @@
 
 #include "engine/dist.h"
 #include "engine/ops.h"
+#include "tests/support/harness.h"
 #include "tests/support/thread_comm.h"
 
 using namespace lk;
 using lk::test::ThreadComm;
-using lk::test::ThreadGroup;
 
 namespace {
 
 Tensor random(const Shape& s, unsigned seed, double lo, double hi, DType dt = DType::F64) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<double> v(static_cast<size_t>(shape_numel(s)));
-  for (double& x : v) x = d(rng);
-  return Tensor::from_vector(v, s, dt);
+  return test::uniform(s, seed, lo, hi, dt);
 }
 
 // Rows [from, from + n) of dim 0, copied.
@@ -44,32 +40,9 @@ Tensor rows(const Tensor& t, int64_t from, int64_t n) {
 }
 
 // max |a - b| / max |b|.
-double scaled_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  double d = 0, s = 0;
-  for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::abs(x[i] - y[i])), s = std::max(s, std::abs(y[i]));
-  return s > 0 ? d / s : d;
-}
+double scaled_diff(const Tensor& a, const Tensor& b) { return test::scaled_error(a, b, 1e-300); }
 
-// Runs body(rank, comm) on two threads, each a rank.
-void on_two_ranks(const std::function<void(int, ThreadComm&)>& body) {
-  ThreadGroup g(2);
-  std::vector<std::thread> ts;
-  std::exception_ptr err[2];
-  for (int r = 0; r < 2; ++r)
-    ts.emplace_back([&, r] {
-      ThreadComm c(g, r);
-      try {
-        body(r, c);
-      } catch (...) {
-        err[r] = std::current_exception();
-      }
-    });
-  for (std::thread& t : ts) t.join();
-  for (const std::exception_ptr& e : err)
-    if (e) std::rethrow_exception(e);
-}
+void on_two_ranks(const std::function<void(int, ThreadComm&)>& body) { test::on_thread_ranks(2, body); }
 
 std::shared_ptr<const BatchReduce> reduce_over(ThreadComm& c, bool sync_bn) {
   return std::make_shared<const BatchReduce>(

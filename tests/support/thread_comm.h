@@ -7,7 +7,10 @@
 #include <barrier>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "engine/dist.h"
@@ -78,5 +81,24 @@ class ThreadComm final : public dist::Communicator {
   ThreadGroup& g_;
   int rank_;
 };
+
+// Runs body(rank, comm) on n threads, one rank each; rethrows the first error.
+inline void on_thread_ranks(int n, const std::function<void(int, ThreadComm&)>& body) {
+  ThreadGroup g(n);
+  std::vector<std::thread> ts;
+  std::vector<std::exception_ptr> err(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r)
+    ts.emplace_back([&, r] {
+      ThreadComm c(g, r);
+      try {
+        body(r, c);
+      } catch (...) {
+        err[static_cast<size_t>(r)] = std::current_exception();
+      }
+    });
+  for (std::thread& t : ts) t.join();
+  for (const std::exception_ptr& e : err)
+    if (e) std::rethrow_exception(e);
+}
 
 }  // namespace lk::test

@@ -13,9 +13,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <functional>
-#include <thread>
+#include <fstream>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/dist.h"
 #include "engine/safetensors.h"
@@ -23,34 +24,13 @@
 #include "tests/support/thread_comm.h"
 #include "train/trainer.h"
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 using namespace lk;
 using lk::test::ThreadComm;
-using lk::test::ThreadGroup;
 namespace fs = std::filesystem;
 
 namespace {
 
-// Runs body(rank, comm) on n threads, each a rank.
-void on_ranks(int n, const std::function<void(int, ThreadComm&)>& body) {
-  ThreadGroup g(n);
-  std::vector<std::thread> ts;
-  std::vector<std::exception_ptr> err(static_cast<size_t>(n));
-  for (int r = 0; r < n; ++r)
-    ts.emplace_back([&, r] {
-      ThreadComm c(g, r);
-      try {
-        body(r, c);
-      } catch (...) {
-        err[static_cast<size_t>(r)] = std::current_exception();
-      }
-    });
-  for (std::thread& t : ts) t.join();
-  for (const std::exception_ptr& e : err)
-    if (e) std::rethrow_exception(e);
-}
+using test::on_thread_ranks;
 
 // Per tensor ||a - b|| / ||b|| (2-norms), the largest over the state_dict.
 double weights_diff(const std::string& a, const std::string& b) {
@@ -96,7 +76,7 @@ TEST_CASE("dist training: two ranks at batch 4 with sync BN take the steps of on
 
   SECTION("one rank through the data-parallel path is the plain trainer") {
     c.sync_bn = true;
-    on_ranks(1, [&](int, ThreadComm& comm) {
+    on_thread_ranks(1, [&](int, ThreadComm& comm) {
       train::TrainHooks h;
       h.comm = &comm;
       const train::TrainResult r = train::train_fold(c, f.cache, tr, va, (root / "onec").string(), h);
@@ -108,7 +88,7 @@ TEST_CASE("dist training: two ranks at batch 4 with sync BN take the steps of on
     c.batch = 4;
     c.sync_bn = true;
     std::vector<train::TrainResult> r(2);
-    on_ranks(2, [&](int rank, ThreadComm& comm) {
+    on_thread_ranks(2, [&](int rank, ThreadComm& comm) {
       train::TrainHooks h;
       h.comm = &comm;
       std::vector<std::string> lines;
