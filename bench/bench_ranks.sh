@@ -30,7 +30,8 @@ trap 'rm -rf "$dir"' EXIT
 
 "$bin" synth --out "$dir/data" --cases 4 --seed 7 --size 160 160 48 >/dev/null
 common=(--data "$dir/data" --fraction 1 --folds 2 --fold 0 --device cpu --size "$size" --widths $widths
-        --epochs 2 --steps-per-epoch "$steps" --val-every 1000 --warmup-epochs 1 --workers 1)
+        --val-every 1000 --warmup-epochs 1 --workers 1)
+run=(--epochs 2 --steps-per-epoch "$steps")
 # The split and the cache once, shared by every run.
 "$bin" train "${common[@]}" --out "$dir/prep" --batch "$batch" --epochs 1 --steps-per-epoch 1 >/dev/null
 shared=(--split "$dir/prep/split.json" --cache "$dir/prep/slices.lkcache")
@@ -46,10 +47,11 @@ ratios=()
 ratios_sync=()
 for r in $(seq 1 "$rounds"); do
   rm -rf "$dir/one" "$dir/ranks" "$dir/sync"
-  OMP_NUM_THREADS=$threads "$bin" train "${common[@]}" "${shared[@]}" --out "$dir/one" --batch "$batch" >/dev/null
-  $mpirun -np "$ranks" $root_flag -x OMP_NUM_THREADS=$((threads / ranks)) "$bin" train "${common[@]}" "${shared[@]}" \
+  OMP_NUM_THREADS=$threads "$bin" train "${common[@]}" "${run[@]}" "${shared[@]}" --out "$dir/one" --batch "$batch" \
+    >/dev/null
+  $mpirun -np "$ranks" $root_flag -x OMP_NUM_THREADS=$((threads / ranks)) "$bin" train "${common[@]}" "${run[@]}" "${shared[@]}" \
     --out "$dir/ranks" --batch $((batch / ranks)) >/dev/null
-  $mpirun -np "$ranks" $root_flag -x OMP_NUM_THREADS=$((threads / ranks)) "$bin" train "${common[@]}" "${shared[@]}" \
+  $mpirun -np "$ranks" $root_flag -x OMP_NUM_THREADS=$((threads / ranks)) "$bin" train "${common[@]}" "${run[@]}" "${shared[@]}" \
     --out "$dir/sync" --batch $((batch / ranks)) --sync-bn >/dev/null
   one=$(per_step "$dir/one")
   rk=$(per_step "$dir/ranks")
