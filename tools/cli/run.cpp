@@ -271,7 +271,7 @@ namespace {
 
 // This rank's device: `auto` or `cuda` with several ranks on a node take
 // cuda:<local rank modulo the GPUs>; anything else as for one process.
-Device rank_device(const std::string& want, const dist::Launch& l) {
+Device rank_device(const std::string& want, [[maybe_unused]] const dist::Launch& l) {
 #ifdef LKASEG_HAVE_CUDA
   if (l.size > 1 && (want == "auto" || want == "cuda") && cuda::device_count() > 0)
     return resolve_device("cuda:" + std::to_string(l.local_rank % cuda::device_count()));
