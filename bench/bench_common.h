@@ -1,8 +1,7 @@
-// Shared helpers of the CPU op benchmarks: the paper model's shapes, cheap
-// deterministic input data, the value-scaled error used to validate a fast
-// kernel against its reference before timing it, and the counter helpers.
-//
-// Every benchmark calls the Backend of the CPU device directly, so only the
+// What the two op benchmark drivers share (bench_cpu_ops.cpp, on the CPU
+// backend; bench_gpu_kernels.cpp, on the CUDA backend). Both time the
+// benchmark cases of the op table (tests/support/op_table.h), each case
+// validated before it is timed, and call the Backend directly, so only the
 // op's arithmetic is timed: no shape checks, no output allocation, no autograd
 // bookkeeping. Backward methods ADD into their gradient outputs, so the
 // gradient buffers simply keep accumulating across timed iterations.
@@ -10,101 +9,57 @@
 
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/tensor.h"
+#include "tests/support/compare.h"
+#include "tests/support/model_shapes.h"
+#include "tests/support/op_table.h"
 
 namespace lk::bench {
 
-// ResSE-LKA-UNet at training batch size: 4 input channels, 4 classes, five
-// encoder levels (spatial size, channels).
-inline constexpr int64_t kBatch = 8;
-inline constexpr int64_t kClasses = 4;
-inline constexpr int64_t kImage = 128;
-
-struct Level {
-  int64_t hw, c;
-  std::string str() const {
-    return std::to_string(hw) + "x" + std::to_string(hw) + "x" + std::to_string(c);
-  }
-};
-inline const std::vector<Level>& all_levels() {
-  static const std::vector<Level> v{{128, 32}, {64, 64}, {32, 128}, {16, 256}, {8, 512}};
-  return v;
-}
-// The three levels the memory-bound ops are timed at: top, middle, bottleneck.
-inline const std::vector<Level>& key_levels() {
-  static const std::vector<Level> v{{128, 32}, {32, 128}, {8, 512}};
-  return v;
-}
+using test::BenchCase;
+using test::kBatch;
+using test::kBenchValidationTol;
+using test::Named;
+using test::OpEntry;
+using test::scaled_error;
 
 inline Backend& cpu_backend() { return backend(cpu_device()); }
 
-// Selects a kernel variant for a scope and restores the previous one.
-class VariantScope {
+// Per-op kernel variants (Backend::set_variant(op, v)) for the ops one call
+// depends on; clears every per-op choice on exit (a Backend cannot drop one).
+class OpVariantScope {
  public:
-  explicit VariantScope(KernelVariant v) : prev_(cpu_backend().variant()) { cpu_backend().set_variant(v); }
-  ~VariantScope() { cpu_backend().set_variant(prev_); }
-  VariantScope(const VariantScope&) = delete;
-  VariantScope& operator=(const VariantScope&) = delete;
+  OpVariantScope(Backend& be, const std::vector<std::string>& ops, KernelVariant v) : be_(be) {
+    for (const std::string& op : ops) be_.set_variant(op, v);
+  }
+  ~OpVariantScope() { be_.clear_op_variants(); }
+  OpVariantScope(const OpVariantScope&) = delete;
+  OpVariantScope& operator=(const OpVariantScope&) = delete;
 
  private:
-  KernelVariant prev_;
+  Backend& be_;
 };
 
-// Uniform values in [lo, hi) from a splitmix64 stream: deterministic per seed
-// and cheap enough to refill multi-megabyte tensors on every benchmark setup.
-inline void fill_uniform(const Tensor& t, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  float* p = t.data<float>();
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-  const float scale = (hi - lo) / 16777216.f;  // 2^24
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    p[i] = lo + static_cast<float>(z >> 40) * scale;
+// A copy of every tensor on device d, floating tensors as dt (int32 stays).
+inline Named copy_to(const Named& b, Device d, DType dt = DType::F32) {
+  Named out;
+  for (const auto& [name, t] : b) {
+    Tensor c = t.dtype() == DType::I32 || t.dtype() == dt ? t.clone() : t.to(dt);
+    out[name] = c.device() == d ? c : c.to(d);
   }
+  return out;
 }
 
-inline Tensor rand_tensor(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  Tensor t = Tensor::empty(s);
-  fill_uniform(t, seed, lo, hi);
-  return t;
+// The largest scaled error over a case's outputs, `got` against `want`.
+inline double compare_outs(const BenchCase& c, const Named& got, const Named& want, double floor = 1e-3) {
+  double err = 0;
+  for (const std::string& o : c.outs) err = std::max(err, scaled_error(got.at(o), want.at(o), floor));
+  return err;
 }
-
-inline Tensor labels(const Shape& s, int64_t classes, uint64_t seed) {
-  Tensor t = Tensor::empty(s, DType::I32);
-  int32_t* p = t.data<int32_t>();
-  uint64_t z = seed + 1;
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) {
-    z ^= z << 13;
-    z ^= z >> 7;
-    z ^= z << 17;
-    p[i] = static_cast<int32_t>(z % static_cast<uint64_t>(classes));
-  }
-  return t;
-}
-
-// max |a - b| / max(max |b|, floor), b the reference.
-inline double scaled_error(const Tensor& a, const Tensor& b, double floor = 1e-3) {
-  const float* pa = a.data<float>();
-  const float* pb = b.data<float>();
-  double diff = 0, mag = floor;
-  for (int64_t i = 0, n = b.numel(); i < n; ++i) {
-    const double d = std::fabs(static_cast<double>(pa[i]) - pb[i]);
-    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
-    mag = std::max(mag, std::fabs(static_cast<double>(pb[i])));
-  }
-  return diff / mag;
-}
-
-inline constexpr double kValidationTol = 1e-4;
 
 // Counters. items: elements of the op's main activation per iteration; bytes:
 // its compulsory memory traffic per iteration (each input read once, each
@@ -118,9 +73,12 @@ inline void set_bytes(benchmark::State& st, int64_t bytes) {
 inline void set_flops(benchmark::State& st, const char* name, double flops) {
   st.counters[name] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
-
-// Registration entry points (one per file).
-void register_conv_benchmarks();
-void register_memory_benchmarks();
+// items, bytes and FLOPs (nominal; valid where padding wastes some) of a case.
+inline void set_case_counters(benchmark::State& st, const BenchCase& c) {
+  set_items(st, c.items);
+  if (c.bytes) set_bytes(st, c.bytes);
+  if (c.flops > 0) set_flops(st, "flops", c.flops);
+  if (c.flops_valid > 0 && c.flops_valid < 0.99 * c.flops) set_flops(st, "flops_valid", c.flops_valid);
+}
 
 }  // namespace lk::bench

@@ -1,30 +1,32 @@
-// bench_gpu_kernels: Google Benchmark suite of every op of the CUDA backend at
-// the shapes of the paper's ResSE-LKA-UNet (batch 8, 128x128, encoder levels
-// 32..512 channels), forward and backward, plus an AdamW step over the default
-// network's parameters and a whole training step of that network.
+// bench_gpu_kernels: Google Benchmark suite of the CUDA backend over the op
+// table's benchmark cases (tests/support/op_table.h) at the shapes of the
+// paper's ResSE-LKA-UNet (batch 8, 128x128, encoder levels 32..512 channels),
+// forward and backward, plus an AdamW step over the default network's
+// parameters and a whole training step of that network.
 //
 // Where the backend has two implementations of an op both are timed, in
-// adjacent rows .../ours/... (KernelVariant::Fast, our kernel) and
-// .../cudnn/... (Reference, the cuDNN path), selected per op through
+// adjacent rows .../fast/... (KernelVariant::Fast, our kernel) and
+// .../cudnn/... (KernelVariant::Cudnn, the cuDNN path), selected per op through
 // Backend::set_variant(op, v): depthwise convolutions (cuDNN grouped
 // convolution), training batch norm, relu/sigmoid, the broadcast multiply,
 // global average pooling, softmax, and the fused LKA gate (reference: the
 // cuDNN batch norm, sigmoid and multiply). Dense and transposed convolutions
 // run on cuDNN in both variants (our direct kernel only serves the emulator)
-// and get one .../cudnn/... row; the rest is ours alone (.../ours/...).
+// and get one .../cudnn/... row; the rest is ours alone (.../fast/...).
 //
-// Validation before timing, memoised per op and shape: two-variant ops run
+// Validation before timing, memoised per case: two-variant ops run
 // both variants on the same full-batch inputs and compare them; ops with one
 // implementation are compared against the CPU backend on a batch of 2; the
 // training step against the CPU backend at batch 2 (loss and every parameter
 // gradient). A scaled error above 1e-4 skips the rows with an error (as does
-// an exception), and the process then exits 1. TF32 is off throughout (float32 FMA in cuDNN).
+// an exception), and the process then exits 1. TF32 is off throughout
+// (float32 FMA in cuDNN).
 //
 // Timing: CUDA events around each call, on the legacy default stream, which
 // orders with the backend's (blocking) stream; kDepth calls are kept in flight
 // so the host's launch work overlaps the GPU's. See bench/README.md.
 //
-//   ./build/bench/bench_gpu_kernels --benchmark_filter='dwconv_5x5_fwd/'
+//   ./build/bench/bench_gpu_kernels --benchmark_filter='depthwise_conv2d_5x5_fwd/'
 //   ./build/bench/bench_gpu_kernels --benchmark_list_tests   # works without a GPU
 #include <algorithm>
 #include <cstdio>
@@ -43,7 +45,6 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 #include "engine/optim.h"
-#include "kernels/conv_transpose2d.h"
 #include "kernels/cuda/runtime_api.h"
 #include "model/loss.h"
 #include "model/networks.h"
@@ -56,6 +57,10 @@ Backend& gpu() { return backend(kGpu); }  // registered by cuda::cuda_backend(0)
 
 constexpr int64_t kF = sizeof(float);  // bytes per element (float and int32 alike)
 constexpr int64_t kValBatch = 2;       // batch of the comparisons against the CPU backend
+using test::kClasses;
+using test::kImage;
+using test::rand_labels;
+using test::rand_tensor;
 
 int g_failures = 0;  // rows that failed validation or threw
 
@@ -64,20 +69,9 @@ int g_failures = 0;  // rows that failed validation or threw
 // Outside these scopes the GPU backend has no per-op overrides and the
 // global variant Fast.
 //
-// Per-op selection (Backend::set_variant(op, v)) for the ops one benchmark
-// calls; clears the overrides on exit (the Backend cannot drop a single one).
-class OpVariantScope {
- public:
-  OpVariantScope(const std::vector<std::string>& ops, KernelVariant v) {
-    for (const std::string& op : ops) gpu().set_variant(op, v);
-  }
-  ~OpVariantScope() { gpu().clear_op_variants(); }
-  OpVariantScope(const OpVariantScope&) = delete;
-  OpVariantScope& operator=(const OpVariantScope&) = delete;
-};
-
+// Per-op selection: OpVariantScope (bench_common.h).
 // The global variant, for whole networks: every op with two implementations
-// then runs ours (Fast) or the library's (Reference).
+// then runs ours (Fast) or cuDNN's (Cudnn).
 class GlobalVariantScope {
  public:
   explicit GlobalVariantScope(KernelVariant v) {
@@ -88,8 +82,6 @@ class GlobalVariantScope {
   GlobalVariantScope(const GlobalVariantScope&) = delete;
   GlobalVariantScope& operator=(const GlobalVariantScope&) = delete;
 };
-
-const char* tag(KernelVariant v) { return v == KernelVariant::Fast ? "ours" : "cudnn"; }
 
 // ------------------------------------------------------------------ timing
 
@@ -153,100 +145,64 @@ void time_gpu(benchmark::State& st, const std::function<void()>& run, int warmup
   be.synchronize();
 }
 
-// ------------------------------------------------------------------ buffers
-
-// The named tensors of one call: inputs random, outputs and gradients zero.
-using Bufs = std::map<std::string, Tensor>;
-
-Bufs copy_to(const Bufs& host, Device d) {
-  Bufs out;
-  for (const auto& [name, t] : host) out[name] = t.to(d);  // always a copy
-  return out;
-}
-
-Tensor on_host(const Tensor& t) {
-  Tensor h = t.device().type == DeviceType::CPU ? t : t.to(cpu_device());
-  return h.dtype() == DType::F32 ? h : h.to(DType::F32);
-}
-
-// Scaled error of `got` against `want` (both any device, float or int32).
-double compare(const Tensor& got, const Tensor& want, double floor = 1e-3) {
-  return scaled_error(on_host(got), on_host(want), floor);
-}
-
-Shape act_shape(int64_t n, const Level& l) { return {n, l.c, l.hw, l.hw}; }
-
-// ------------------------------------------------------------------ op table
-
-// One benchmarked Backend call, buildable at any batch size.
-struct OpDef {
-  std::string name, label;               // row: <name>/<ours|cudnn>/<label>
-  std::vector<std::string> variant_ops;  // Backend::set_variant op names of the call
-  bool two_variants = false;             // ours (Fast) and cuDNN (Reference) rows
-  bool cudnn_only = false;               // one row, cuDNN whatever the variant
-  std::function<Bufs(int64_t n)> make;   // host tensors for batch n
-  std::function<void(Backend&, const Bufs&)> run;
-  std::vector<std::string> outs;         // compared by the validation
-  // per call at batch kBatch
-  int64_t items = 0, bytes = 0;
-  double flops = 0, flops_valid = 0;
-  std::string key() const { return name + "/" + label; }
-};
+// ------------------------------------------------------------------ the op table's cases
 
 struct Validation {
   double err = 0;
   int64_t batch = 0;
-  std::string what;  // "ours vs cudnn" or "gpu vs cpu"
+  std::string what;  // "fast vs cudnn" or "gpu vs cpu"
 };
 
-Validation validate(const OpDef& op) {
+// Ops with our kernel and cuDNN's: both on the same full-batch inputs. The
+// rest: the GPU against the CPU backend at batch 2.
+Validation validate(const BenchCase& c) {
   static std::map<std::string, Validation> memo;
-  if (auto it = memo.find(op.key()); it != memo.end()) return it->second;
+  if (auto it = memo.find(c.key()); it != memo.end()) return it->second;
   Validation v;
-  if (op.two_variants) {
+  if (c.gpu_impl == BenchCase::Gpu::OursAndCudnn) {
     v.batch = kBatch;
-    v.what = "ours vs cudnn";
-    const Bufs host = op.make(kBatch);
-    const Bufs fast = copy_to(host, kGpu), ref = copy_to(host, kGpu);
+    v.what = "fast vs cudnn";
+    const Named host = c.make(kBatch);
+    const Named fast = copy_to(host, kGpu), ref = copy_to(host, kGpu);
     {
-      OpVariantScope s(op.variant_ops, KernelVariant::Fast);
-      op.run(gpu(), fast);
+      OpVariantScope s(gpu(), c.variant_ops, KernelVariant::Fast);
+      c.run(gpu(), fast);
     }
     {
-      OpVariantScope s(op.variant_ops, KernelVariant::Reference);
-      op.run(gpu(), ref);
+      OpVariantScope s(gpu(), c.variant_ops, KernelVariant::Cudnn);
+      c.run(gpu(), ref);
     }
     gpu().synchronize();
-    for (const std::string& o : op.outs) v.err = std::max(v.err, compare(fast.at(o), ref.at(o)));
+    v.err = compare_outs(c, fast, ref);
   } else {
     v.batch = kValBatch;
     v.what = "gpu vs cpu";
-    const Bufs host = op.make(kValBatch);
-    const Bufs cpu = copy_to(host, cpu_device()), dev = copy_to(host, kGpu);
-    op.run(cpu_backend(), cpu);
+    const Named host = c.make(kValBatch);
+    const Named cpu = copy_to(host, cpu_device()), dev = copy_to(host, kGpu);
+    c.run(cpu_backend(), cpu);
     {
-      OpVariantScope s(op.variant_ops, KernelVariant::Fast);
-      op.run(gpu(), dev);
+      OpVariantScope s(gpu(), c.variant_ops, KernelVariant::Fast);
+      c.run(gpu(), dev);
     }
     gpu().synchronize();
-    for (const std::string& o : op.outs) v.err = std::max(v.err, compare(dev.at(o), cpu.at(o)));
+    v.err = compare_outs(c, dev, cpu);
   }
-  return memo[op.key()] = v;
+  return memo[c.key()] = v;
 }
 
-// Full-batch device buffers of the op being timed; one op at a time (the
-// rows of an op are adjacent and Google Benchmark re-enters each row several
-// times), so device memory holds one op's tensors. Released by
+// Full-batch device buffers of the case being timed; one case at a time (the
+// rows of a case are adjacent and Google Benchmark re-enters each row several
+// times), so device memory holds one case's tensors. Released by
 // release_device_tensors() before exit, while the backend still exists.
 std::string g_timing_key;
-Bufs g_timing_bufs;
+Named g_timing_bufs;
 
-const Bufs& timing_bufs(const OpDef& op) {
-  if (g_timing_key != op.key()) {
+const Named& timing_bufs(const BenchCase& c) {
+  if (g_timing_key != c.key()) {
     g_timing_bufs.clear();
     g_timing_key.clear();
-    g_timing_bufs = copy_to(op.make(kBatch), kGpu);
-    g_timing_key = op.key();
+    g_timing_bufs = copy_to(c.make(kBatch), kGpu);
+    g_timing_key = c.key();
   }
   return g_timing_bufs;
 }
@@ -259,586 +215,47 @@ void fail(benchmark::State& st, const std::exception& e) {
 bool check_validation(benchmark::State& st, const Validation& v) {
   st.counters["val_err"] = v.err;
   st.counters["val_batch"] = static_cast<double>(v.batch);
-  if (v.err <= kValidationTol) return true;
+  if (v.err <= kBenchValidationTol) return true;
   char msg[160];
   std::snprintf(msg, sizeof msg, "validation failed: %s scaled error %.3g > %.0e (batch %lld)", v.what.c_str(), v.err,
-                kValidationTol, static_cast<long long>(v.batch));
+                kBenchValidationTol, static_cast<long long>(v.batch));
   ++g_failures;
   st.SkipWithError(msg);
   return false;
 }
 
-void op_bench(benchmark::State& st, const OpDef& op, KernelVariant variant) {
+void case_bench(benchmark::State& st, const BenchCase& c, KernelVariant variant) {
   try {
-    if (!check_validation(st, validate(op))) return;
-    const Bufs& b = timing_bufs(op);
-    OpVariantScope scope(op.variant_ops, variant);
+    if (!check_validation(st, validate(c))) return;
+    const Named& b = timing_bufs(c);
+    OpVariantScope scope(gpu(), c.variant_ops, variant);
     Backend& be = gpu();
-    time_gpu(st, [&] { op.run(be, b); }, 2);
-    set_items(st, op.items);
-    if (op.bytes) set_bytes(st, op.bytes);
-    if (op.flops > 0) set_flops(st, "flops", op.flops);
-    if (op.flops_valid > 0 && op.flops_valid < 0.99 * op.flops) set_flops(st, "flops_valid", op.flops_valid);
+    time_gpu(st, [&] { c.run(be, b); }, 2);
+    set_case_counters(st, c);
   } catch (const std::exception& e) {
     fail(st, e);
   }
 }
 
-void add_op(OpDef def) {
-  const auto op = std::make_shared<const OpDef>(std::move(def));
-  std::vector<KernelVariant> variants{KernelVariant::Fast};
-  if (op->two_variants) variants.push_back(KernelVariant::Reference);
-  for (KernelVariant v : variants) {
-    const char* t = op->two_variants || !op->cudnn_only ? tag(v) : "cudnn";
-    benchmark::RegisterBenchmark((op->name + "/" + t + "/" + op->label).c_str(),
-                                 [op, v](benchmark::State& st) { op_bench(st, *op, v); })
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
-  }
-}
-
-// ------------------------------------------------------------------ convolutions
-
-enum class Pass { Fwd, BwdData, BwdWeight };
-const char* pass_name(Pass p) {
-  switch (p) {
-    case Pass::Fwd: return "fwd";
-    case Pass::BwdData: return "bwd_data";
-    case Pass::BwdWeight: return "bwd_weight";
-  }
-  return "?";
-}
-
-struct ConvShape {
-  bool transposed = false;
-  int64_t c_in = 0, hw = 0, c_out = 0, k = 1, stride = 1, pad = 0, dil = 1, groups = 1;
-
-  // The Backend's geometry: conv2d's own, or for the transposed convolution
-  // that of its adjoint convolution.
-  ConvGeom geom(int64_t n) const {
-    if (transposed) return cpu::conv_t_geom(n, c_in, hw, hw, c_out, k, stride, pad, dil);
-    ConvGeom g{};
-    g.n = n, g.c_in = c_in, g.h = g.w = hw, g.c_out = c_out, g.kh = g.kw = k;
-    g.stride = stride, g.pad = pad, g.dil = dil, g.groups = groups;
-    if (!g.finish()) throw std::logic_error("bench: empty convolution");
-    return g;
-  }
-  Shape x(int64_t n) const { return {n, c_in, hw, hw}; }
-  Shape w() const { return transposed ? Shape{c_in, c_out, k, k} : Shape{c_out, c_in / groups, k, k}; }
-  Shape y(int64_t n) const {
-    const ConvGeom g = geom(n);
-    return transposed ? Shape{n, c_out, g.h, g.w} : Shape{n, c_out, g.oh, g.ow};
-  }
-  // Multiply-adds of one pass: every tap, or only those inside the image.
-  double macs(int64_t n) const {
-    const ConvGeom g = geom(n);
-    return static_cast<double>(g.n) * g.c_out * (g.c_in / g.groups) * g.oh * g.ow * g.kh * g.kw;
-  }
-  double valid_macs(int64_t n) const {
-    const ConvGeom g = geom(n);
-    auto inside = [&](int64_t size, int64_t out) {
-      int64_t taps = 0;
-      for (int64_t t = 0; t < g.kh; ++t)
-        for (int64_t o = 0; o < out; ++o) {
-          const int64_t i = o * g.stride - g.pad + t * g.dil;
-          taps += i >= 0 && i < size;
-        }
-      return static_cast<double>(taps);
-    };
-    return static_cast<double>(g.n) * g.c_out * (g.c_in / g.groups) * inside(g.h, g.oh) * inside(g.w, g.ow);
-  }
-};
-
-void add_conv(const std::string& op, const std::string& label, const ConvShape& s, bool depthwise) {
-  for (Pass p : {Pass::Fwd, Pass::BwdData, Pass::BwdWeight}) {
-    OpDef d;
-    d.name = op + "_" + pass_name(p);
-    d.label = label;
-    d.variant_ops = {s.transposed ? "conv_transpose2d" : "conv2d"};
-    d.two_variants = depthwise;
-    d.cudnn_only = !depthwise;
-    d.make = [s, p](int64_t n) {
-      Bufs b;
-      switch (p) {
-        case Pass::Fwd:
-          b["x"] = rand_tensor(s.x(n), 1);
-          b["w"] = rand_tensor(s.w(), 2, -0.1f, 0.1f);
-          b["b"] = rand_tensor({s.c_out}, 3);
-          b["y"] = Tensor::zeros(s.y(n));
-          break;
-        case Pass::BwdData:
-          b["dy"] = rand_tensor(s.y(n), 4);
-          b["w"] = rand_tensor(s.w(), 2, -0.1f, 0.1f);
-          b["dx"] = Tensor::zeros(s.x(n));
-          break;
-        case Pass::BwdWeight:
-          b["dy"] = rand_tensor(s.y(n), 4);
-          b["x"] = rand_tensor(s.x(n), 1);
-          b["dw"] = Tensor::zeros(s.w());
-          b["db"] = Tensor::zeros({s.c_out});
-          break;
+// Rows <case>/<fast|cudnn>/<shape>: both where the backend has both; dense
+// and transposed convolutions run on cuDNN in either variant: one cudnn row.
+void register_op_table() {
+  for (const OpEntry& op : test::op_table()) {
+    if (!op.bench) continue;
+    for (const BenchCase& bc : op.bench()) {
+      if (!bc.gpu) continue;
+      const auto c = std::make_shared<const BenchCase>(bc);
+      std::vector<KernelVariant> variants{KernelVariant::Fast};
+      if (c->gpu_impl == BenchCase::Gpu::OursAndCudnn) variants.push_back(KernelVariant::Cudnn);
+      for (KernelVariant v : variants) {
+        const char* tag = c->gpu_impl == BenchCase::Gpu::CudnnOnly ? "cudnn" : variant_name(v);
+        benchmark::RegisterBenchmark((c->name + "/" + tag + "/" + c->label).c_str(),
+                                     [c, v](benchmark::State& st) { case_bench(st, *c, v); })
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
       }
-      return b;
-    };
-    d.run = [s, p](Backend& be, const Bufs& b) {
-      const ConvGeom g = s.geom(b.at(p == Pass::BwdData ? "dx" : "x").size(0));
-      switch (p) {
-        case Pass::Fwd:
-          if (s.transposed) be.conv_t2d_fwd(g, b.at("x"), b.at("w"), b.at("b"), b.at("y"));
-          else be.conv2d_fwd(g, b.at("x"), b.at("w"), b.at("b"), b.at("y"));
-          break;
-        case Pass::BwdData:
-          if (s.transposed) be.conv_t2d_bwd_data(g, b.at("dy"), b.at("w"), b.at("dx"));
-          else be.conv2d_bwd_data(g, b.at("dy"), b.at("w"), b.at("dx"));
-          break;
-        case Pass::BwdWeight:
-          if (s.transposed) be.conv_t2d_bwd_weight(g, b.at("dy"), b.at("x"), b.at("dw"), b.at("db"));
-          else be.conv2d_bwd_weight(g, b.at("dy"), b.at("x"), b.at("dw"), b.at("db"));
-          break;
-      }
-    };
-    const int64_t ex = shape_numel(s.x(kBatch)), ey = shape_numel(s.y(kBatch)), ew = shape_numel(s.w());
-    switch (p) {
-      case Pass::Fwd:
-        d.outs = {"y"};
-        d.bytes = (ex + ew + s.c_out + ey) * kF;
-        break;
-      case Pass::BwdData:
-        d.outs = {"dx"};
-        d.bytes = (ey + ew + 2 * ex) * kF;
-        break;
-      case Pass::BwdWeight:
-        d.outs = {"dw", "db"};
-        d.bytes = (ey + ex + 2 * (ew + s.c_out)) * kF;
-        break;
     }
-    d.items = ey;
-    d.flops = 2 * s.macs(kBatch);
-    d.flops_valid = 2 * s.valid_macs(kBatch);
-    add_op(std::move(d));
   }
-}
-
-ConvShape same_channels(const Level& l, int64_t k, int64_t pad, int64_t dil, bool depthwise) {
-  ConvShape s;
-  s.c_in = s.c_out = l.c;
-  s.hw = l.hw;
-  s.k = k, s.pad = pad, s.dil = dil;
-  s.groups = depthwise ? l.c : 1;
-  return s;
-}
-
-void register_convs() {
-  const auto& lv = all_levels();
-  for (const Level& l : lv) add_conv("conv2d_3x3", l.str(), same_channels(l, 3, 1, 1, false), false);
-  for (const Level& l : lv) add_conv("conv2d_1x1", l.str(), same_channels(l, 1, 0, 1, false), false);
-  for (const Level& l : lv) add_conv("dwconv_5x5", l.str(), same_channels(l, 5, 2, 1, true), true);
-  for (const Level& l : lv) add_conv("dwconv_7x7_dil3", l.str(), same_channels(l, 7, 9, 3, true), true);
-  // The default network's LKA (NetConfig::lka_dilation = 1).
-  for (const Level& l : lv) add_conv("dwconv_7x7", l.str(), same_channels(l, 7, 3, 1, true), true);
-  // Decoder upsampling: level i+1 (2C channels) -> level i (C channels).
-  for (size_t i = 0; i + 1 < lv.size(); ++i) {
-    ConvShape s;
-    s.transposed = true;
-    s.c_in = lv[i + 1].c, s.c_out = lv[i].c, s.hw = lv[i + 1].hw;
-    s.k = 2, s.stride = 2;
-    add_conv("conv_t2d_2x2s2", lv[i + 1].str() + "-" + lv[i].str(), s, false);
-  }
-}
-
-// ------------------------------------------------------------------ memory-bound ops
-
-// An op with one implementation (ours), or with two when `two` is set.
-OpDef op_def(std::string name, std::string label, std::string variant_op, bool two) {
-  OpDef d;
-  d.name = std::move(name);
-  d.label = std::move(label);
-  d.variant_ops = {std::move(variant_op)};
-  d.two_variants = two;
-  return d;
-}
-
-void add_batch_norm(const Level& l) {
-  auto inputs = [l](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)},    {"gamma", rand_tensor({l.c}, 2, 0.5f, 1.5f)},
-                {"beta", rand_tensor({l.c}, 3)},           {"rm", Tensor::zeros({l.c})},
-                {"rv", Tensor::full({l.c}, 1.0)},          {"y", Tensor::zeros(act_shape(n, l))},
-                {"mean", Tensor::zeros({l.c})},            {"invstd", Tensor::zeros({l.c})}};
-  };
-  auto fwd = [](Backend& be, const Bufs& b) {
-    be.batch_norm_fwd(b.at("x"), b.at("gamma"), b.at("beta"), b.at("rm"), b.at("rv"), true, 0.1, 1e-5, b.at("y"),
-                      b.at("mean"), b.at("invstd"));
-  };
-  const int64_t e = shape_numel(act_shape(kBatch, l));
-
-  OpDef f = op_def("batch_norm_train_fwd", l.str(), "batch_norm", true);
-  f.make = inputs;
-  f.run = fwd;
-  f.outs = {"y", "mean", "invstd", "rm", "rv"};
-  f.items = e, f.bytes = 2 * e * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("batch_norm_train_bwd", l.str(), "batch_norm", true);
-  g.make = [=](int64_t n) {
-    Bufs b = inputs(n);
-    fwd(cpu_backend(), b);  // the saved statistics
-    b["dy"] = rand_tensor(act_shape(n, l), 4);
-    b["dx"] = Tensor::zeros(act_shape(n, l));
-    b["dgamma"] = Tensor::zeros({l.c});
-    b["dbeta"] = Tensor::zeros({l.c});
-    return b;
-  };
-  g.run = [](Backend& be, const Bufs& b) {
-    be.batch_norm_bwd(b.at("dy"), b.at("x"), b.at("gamma"), b.at("mean"), b.at("invstd"), true, b.at("dx"),
-                      b.at("dgamma"), b.at("dbeta"));
-  };
-  g.outs = {"dx", "dgamma", "dbeta"};
-  g.items = e, g.bytes = 4 * e * kF;
-  add_op(std::move(g));
-}
-
-// The LKA tail y = x * sigmoid(BN(f)) in one call: ours is the fused kernel,
-// the reference the composition of the backend's batch norm, sigmoid and
-// multiply, so its cuDNN row selects the cuDNN path of all three.
-void add_lka_gate(const Level& l) {
-  auto inputs = [l](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)},    {"f", rand_tensor(act_shape(n, l), 5, -2.f, 2.f)},
-                {"gamma", rand_tensor({l.c}, 2, 0.5f, 1.5f)}, {"beta", rand_tensor({l.c}, 3)},
-                {"rm", Tensor::zeros({l.c})},              {"rv", Tensor::full({l.c}, 1.0)},
-                {"y", Tensor::zeros(act_shape(n, l))},     {"mean", Tensor::zeros({l.c})},
-                {"invstd", Tensor::zeros({l.c})}};
-  };
-  auto fwd = [](Backend& be, const Bufs& b) {
-    be.lka_gate_fwd(b.at("x"), b.at("f"), b.at("gamma"), b.at("beta"), b.at("rm"), b.at("rv"), true, 0.1, 1e-5,
-                    b.at("y"), b.at("mean"), b.at("invstd"));
-  };
-  const std::vector<std::string> ops{"lka_gate", "batch_norm", "activation", "binary"};
-  const int64_t e = shape_numel(act_shape(kBatch, l));
-
-  OpDef f = op_def("lka_gate_train_fwd", l.str(), "lka_gate", true);
-  f.variant_ops = ops;
-  f.make = inputs;
-  f.run = fwd;
-  f.outs = {"y", "mean", "invstd", "rm", "rv"};
-  f.items = e, f.bytes = 3 * e * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("lka_gate_train_bwd", l.str(), "lka_gate", true);
-  g.variant_ops = ops;
-  g.make = [=](int64_t n) {
-    Bufs b = inputs(n);
-    fwd(cpu_backend(), b);  // the saved statistics
-    b["dy"] = rand_tensor(act_shape(n, l), 4);
-    b["dx"] = Tensor::zeros(act_shape(n, l));
-    b["df"] = Tensor::zeros(act_shape(n, l));
-    b["dgamma"] = Tensor::zeros({l.c});
-    b["dbeta"] = Tensor::zeros({l.c});
-    return b;
-  };
-  g.run = [](Backend& be, const Bufs& b) {
-    be.lka_gate_bwd(b.at("dy"), b.at("x"), b.at("f"), b.at("gamma"), b.at("beta"), b.at("mean"), b.at("invstd"), true,
-                    b.at("dx"), b.at("df"), b.at("dgamma"), b.at("dbeta"));
-  };
-  g.outs = {"dx", "df", "dgamma", "dbeta"};
-  g.items = e, g.bytes = 7 * e * kF;  // read dy, x, f; read and write dx, df
-  add_op(std::move(g));
-}
-
-void add_activation(const char* name, Activation a, const Level& l) {
-  const int64_t e = shape_numel(act_shape(kBatch, l));
-  auto inputs = [l](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1, -4.f, 4.f)}, {"y", Tensor::zeros(act_shape(n, l))}};
-  };
-  OpDef f = op_def(std::string(name) + "_fwd", l.str(), "activation", true);
-  f.make = inputs;
-  f.run = [a](Backend& be, const Bufs& b) { be.activation_fwd(a, b.at("x"), b.at("y")); };
-  f.outs = {"y"};
-  f.items = e, f.bytes = 2 * e * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def(std::string(name) + "_bwd", l.str(), "activation", true);
-  g.make = [=](int64_t n) {
-    Bufs b = inputs(n);
-    cpu_backend().activation_fwd(a, b.at("x"), b.at("y"));
-    b["dy"] = rand_tensor(act_shape(n, l), 2);
-    b["dx"] = Tensor::zeros(act_shape(n, l));
-    return b;
-  };
-  g.run = [a](Backend& be, const Bufs& b) { be.activation_bwd(a, b.at("dy"), b.at("y"), b.at("dx")); };
-  g.outs = {"dx"};
-  g.items = e, g.bytes = 4 * e * kF;
-  add_op(std::move(g));
-}
-
-// The SE rescale: x (N, C, H, W) * s (N, C, 1, 1).
-void add_broadcast_mul(const Level& l) {
-  const int64_t e = shape_numel(act_shape(kBatch, l)), nc = kBatch * l.c;
-  auto sshape = [l](int64_t n) { return Shape{n, l.c, 1, 1}; };
-  OpDef f = op_def("mul_bcast_nc11_fwd", l.str(), "binary", true);
-  f.make = [=](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)},
-                {"s", rand_tensor(sshape(n), 2, 0.f, 1.f)},
-                {"y", Tensor::zeros(act_shape(n, l))}};
-  };
-  f.run = [](Backend& be, const Bufs& b) { be.binary_fwd(BinaryOp::Mul, b.at("x"), b.at("s"), b.at("y")); };
-  f.outs = {"y"};
-  f.items = e, f.bytes = (2 * e + nc) * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("mul_bcast_nc11_bwd", l.str(), "binary", true);
-  g.make = [=](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)},  {"s", rand_tensor(sshape(n), 2, 0.f, 1.f)},
-                {"dy", rand_tensor(act_shape(n, l), 3)}, {"dx", Tensor::zeros(act_shape(n, l))},
-                {"ds", Tensor::zeros(sshape(n))}};
-  };
-  g.run = [](Backend& be, const Bufs& b) {
-    be.binary_bwd(BinaryOp::Mul, b.at("dy"), b.at("s"), b.at("dx"));  // dx += dy * s
-    be.binary_bwd(BinaryOp::Mul, b.at("dy"), b.at("x"), b.at("ds"));  // ds += sum_hw dy * x
-  };
-  g.outs = {"dx", "ds"};
-  g.items = e, g.bytes = (4 * e + 3 * nc) * kF;
-  add_op(std::move(g));
-}
-
-void add_global_avg_pool(const Level& l) {
-  const int64_t e = shape_numel(act_shape(kBatch, l)), nc = kBatch * l.c;
-  OpDef f = op_def("global_avg_pool_fwd", l.str(), "global_avg_pool", true);
-  f.make = [l](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)}, {"y", Tensor::zeros({n, l.c, 1, 1})}};
-  };
-  f.run = [](Backend& be, const Bufs& b) { be.global_avg_pool_fwd(b.at("x"), b.at("y")); };
-  f.outs = {"y"};
-  f.items = e, f.bytes = (e + nc) * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("global_avg_pool_bwd", l.str(), "global_avg_pool", true);
-  g.make = [l](int64_t n) {
-    return Bufs{{"dy", rand_tensor({n, l.c, 1, 1}, 1)}, {"dx", Tensor::zeros(act_shape(n, l))}};
-  };
-  g.run = [](Backend& be, const Bufs& b) { be.global_avg_pool_bwd(b.at("dy"), b.at("dx")); };
-  g.outs = {"dx"};
-  g.items = e, g.bytes = (2 * e + nc) * kF;
-  add_op(std::move(g));
-}
-
-void add_max_pool(const Level& l) {
-  const int64_t e = shape_numel(act_shape(kBatch, l)), eo = e / 4;
-  auto oshape = [l](int64_t n) { return Shape{n, l.c, l.hw / 2, l.hw / 2}; };
-  auto inputs = [=](int64_t n) {
-    return Bufs{{"x", rand_tensor(act_shape(n, l), 1)},
-                {"y", Tensor::zeros(oshape(n))},
-                {"idx", Tensor::zeros(oshape(n), DType::I32)}};
-  };
-  OpDef f = op_def("max_pool2d_2x2_fwd", l.str(), "max_pool2d", false);
-  f.make = inputs;
-  f.run = [](Backend& be, const Bufs& b) { be.max_pool2d_fwd(2, 2, b.at("x"), b.at("y"), b.at("idx")); };
-  f.outs = {"y", "idx"};
-  f.items = e, f.bytes = (e + 2 * eo) * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("max_pool2d_2x2_bwd", l.str(), "max_pool2d", false);
-  g.make = [=](int64_t n) {
-    Bufs b = inputs(n);
-    cpu_backend().max_pool2d_fwd(2, 2, b.at("x"), b.at("y"), b.at("idx"));
-    b["dy"] = rand_tensor(oshape(n), 2);
-    b["dx"] = Tensor::zeros(act_shape(n, l));
-    return b;
-  };
-  g.run = [](Backend& be, const Bufs& b) { be.max_pool2d_bwd(2, 2, b.at("dy"), b.at("idx"), b.at("dx")); };
-  g.outs = {"dx"};
-  g.items = e, g.bytes = (2 * e + 2 * eo) * kF;
-  add_op(std::move(g));
-}
-
-// A decoder skip connection: two (N, C, H, W) blocks into (N, 2C, H, W).
-void add_concat(const Level& l) {
-  auto cat_shape = [l](int64_t n) { return Shape{n, 2 * l.c, l.hw, l.hw}; };
-  const int64_t e = shape_numel(cat_shape(kBatch));
-  const std::string label = l.str() + "+" + std::to_string(l.c);
-  OpDef f = op_def("concat_fwd", label, "concat", false);
-  f.make = [=](int64_t n) {
-    return Bufs{{"a", rand_tensor(act_shape(n, l), 1)},
-                {"b", rand_tensor(act_shape(n, l), 2)},
-                {"y", Tensor::zeros(cat_shape(n))}};
-  };
-  f.run = [c = l.c](Backend& be, const Bufs& b) {
-    be.concat_fwd(0, b.at("a"), b.at("y"));
-    be.concat_fwd(c, b.at("b"), b.at("y"));
-  };
-  f.outs = {"y"};
-  f.items = e, f.bytes = 2 * e * kF;
-  add_op(std::move(f));
-
-  OpDef g = op_def("concat_bwd", label, "concat", false);
-  g.make = [=](int64_t n) {
-    return Bufs{{"dy", rand_tensor(cat_shape(n), 1)},
-                {"da", Tensor::zeros(act_shape(n, l))},
-                {"db", Tensor::zeros(act_shape(n, l))}};
-  };
-  g.run = [c = l.c](Backend& be, const Bufs& b) {
-    be.concat_bwd(0, b.at("dy"), b.at("da"));
-    be.concat_bwd(c, b.at("dy"), b.at("db"));
-  };
-  g.outs = {"da", "db"};
-  g.items = e, g.bytes = 3 * e * kF;
-  add_op(std::move(g));
-}
-
-// The SE block's two fully connected layers: (N, C) -> (N, hidden) -> (N, C),
-// hidden = max(C / 16, 4) as in the default NetConfig.
-void add_linear(const Level& l) {
-  const int64_t hidden = std::max<int64_t>(l.c / 16, 4);
-  for (auto [in, out] : {std::pair{l.c, hidden}, std::pair{hidden, l.c}}) {
-    const std::string label = std::to_string(in) + "-" + std::to_string(out);
-    const double macs = static_cast<double>(kBatch) * in * out;
-    OpDef f = op_def("linear_se_fwd", label, "linear", false);
-    f.make = [=](int64_t n) {
-      return Bufs{{"x", rand_tensor({n, in}, 1)},
-                  {"w", rand_tensor({out, in}, 2, -0.2f, 0.2f)},
-                  {"b", rand_tensor({out}, 3)},
-                  {"y", Tensor::zeros({n, out})}};
-    };
-    f.run = [](Backend& be, const Bufs& b) { be.linear_fwd(b.at("x"), b.at("w"), b.at("b"), b.at("y")); };
-    f.outs = {"y"};
-    f.items = kBatch * out, f.bytes = (kBatch * in + out * in + out + kBatch * out) * kF;
-    f.flops = 2 * macs;
-    add_op(std::move(f));
-
-    OpDef g = op_def("linear_se_bwd", label, "linear", false);
-    g.make = [=](int64_t n) {
-      return Bufs{{"x", rand_tensor({n, in}, 1)},        {"w", rand_tensor({out, in}, 2, -0.2f, 0.2f)},
-                  {"dy", rand_tensor({n, out}, 4)},      {"dx", Tensor::zeros({n, in})},
-                  {"dw", Tensor::zeros({out, in})},      {"db", Tensor::zeros({out})}};
-    };
-    g.run = [](Backend& be, const Bufs& b) {
-      be.linear_bwd(b.at("dy"), b.at("x"), b.at("w"), b.at("dx"), b.at("dw"), b.at("db"));
-    };
-    g.outs = {"dx", "dw", "db"};
-    g.items = kBatch * out;
-    g.bytes = (kBatch * out + kBatch * in + out * in + 2 * (kBatch * in + out * in + out)) * kF;
-    g.flops = 4 * macs;
-    add_op(std::move(g));
-  }
-}
-
-// ------------------------------------------------------------------ loss head
-
-// The deep-supervision logits at 64, 32, 16 brought to 128x128 (bilinear).
-void add_upsample(int64_t hw) {
-  const int64_t f = kImage / hw;
-  auto in = [hw](int64_t n) { return Shape{n, kClasses, hw, hw}; };
-  auto out = [](int64_t n) { return Shape{n, kClasses, kImage, kImage}; };
-  const int64_t ei = shape_numel(in(kBatch)), eo = shape_numel(out(kBatch));
-  const std::string name = "upsample_bilinear_x" + std::to_string(f), label = Level{hw, kClasses}.str();
-
-  OpDef fw = op_def(name + "_fwd", label, "upsample", false);
-  fw.make = [=](int64_t n) { return Bufs{{"x", rand_tensor(in(n), 1)}, {"y", Tensor::zeros(out(n))}}; };
-  fw.run = [f](Backend& be, const Bufs& b) { be.upsample_fwd(UpsampleMode::Bilinear, f, b.at("x"), b.at("y")); };
-  fw.outs = {"y"};
-  fw.items = eo, fw.bytes = (ei + eo) * kF;
-  add_op(std::move(fw));
-
-  OpDef bw = op_def(name + "_bwd", label, "upsample", false);
-  bw.make = [=](int64_t n) { return Bufs{{"dy", rand_tensor(out(n), 1)}, {"dx", Tensor::zeros(in(n))}}; };
-  bw.run = [f](Backend& be, const Bufs& b) { be.upsample_bwd(UpsampleMode::Bilinear, f, b.at("dy"), b.at("dx")); };
-  bw.outs = {"dx"};
-  bw.items = eo, bw.bytes = (eo + 2 * ei) * kF;
-  add_op(std::move(bw));
-}
-
-void add_loss_head() {
-  auto lshape = [](int64_t n) { return Shape{n, kClasses, kImage, kImage}; };
-  auto tshape = [](int64_t n) { return Shape{n, kImage, kImage}; };
-  const int64_t e = shape_numel(lshape(kBatch)), et = shape_numel(tshape(kBatch));
-  const std::string label = Level{kImage, kClasses}.str();
-  auto logits = [=](int64_t n) { return rand_tensor(lshape(n), 1, -3.f, 3.f); };
-  auto probs_of = [=](const Tensor& x) {
-    Tensor p = Tensor::zeros(x.shape());
-    cpu_backend().softmax_fwd(x, p);
-    return p;
-  };
-  // The training loss's class weights (model::LossConfig).
-  auto class_weights = [] {
-    const model::LossConfig c;
-    return Tensor::from_vector(c.class_weights, {kClasses});
-  };
-
-  OpDef sf = op_def("softmax_fwd", label, "softmax", true);
-  sf.make = [=](int64_t n) { return Bufs{{"x", logits(n)}, {"y", Tensor::zeros(lshape(n))}}; };
-  sf.run = [](Backend& be, const Bufs& b) { be.softmax_fwd(b.at("x"), b.at("y")); };
-  sf.outs = {"y"};
-  sf.items = e, sf.bytes = 2 * e * kF;
-  add_op(std::move(sf));
-
-  OpDef sb = op_def("softmax_bwd", label, "softmax", true);
-  sb.make = [=](int64_t n) {
-    return Bufs{{"y", probs_of(logits(n))}, {"dy", rand_tensor(lshape(n), 2)}, {"dx", Tensor::zeros(lshape(n))}};
-  };
-  sb.run = [](Backend& be, const Bufs& b) { be.softmax_bwd(b.at("dy"), b.at("y"), b.at("dx")); };
-  sb.outs = {"dx"};
-  sb.items = e, sb.bytes = 4 * e * kF;
-  add_op(std::move(sb));
-
-  auto ce_inputs = [=](int64_t n) {
-    return Bufs{{"x", logits(n)},
-                {"t", labels(tshape(n), kClasses, 2)},
-                {"w", class_weights()},
-                {"loss", Tensor::zeros({1})},
-                {"probs", Tensor::zeros(lshape(n))},
-                {"wsum", Tensor::zeros({1})}};
-  };
-  auto ce_fwd = [](Backend& be, const Bufs& b) {
-    be.cross_entropy_fwd(b.at("x"), b.at("t"), b.at("w"), b.at("loss"), b.at("probs"), b.at("wsum"));
-  };
-  OpDef cf = op_def("cross_entropy_weighted_fwd", label, "cross_entropy", false);
-  cf.make = ce_inputs;
-  cf.run = ce_fwd;
-  cf.outs = {"loss", "probs", "wsum"};
-  cf.items = e, cf.bytes = (2 * e + et) * kF;
-  add_op(std::move(cf));
-
-  OpDef cb = op_def("cross_entropy_weighted_bwd", label, "cross_entropy", false);
-  cb.make = [=](int64_t n) {
-    Bufs b = ce_inputs(n);
-    ce_fwd(cpu_backend(), b);
-    b["dloss"] = Tensor::full({1}, 1.0);
-    b["dx"] = Tensor::zeros(lshape(n));
-    return b;
-  };
-  cb.run = [](Backend& be, const Bufs& b) {
-    be.cross_entropy_bwd(b.at("dloss"), b.at("probs"), b.at("t"), b.at("w"), b.at("wsum"), b.at("dx"));
-  };
-  cb.outs = {"dx"};
-  cb.items = e, cb.bytes = (3 * e + et) * kF;
-  add_op(std::move(cb));
-
-  const TverskyParams tp = model::LossConfig{}.tversky;
-  auto tv_inputs = [=](int64_t n) {
-    return Bufs{{"p", probs_of(logits(n))},
-                {"t", labels(tshape(n), kClasses, 2)},
-                {"loss", Tensor::zeros({1})},
-                {"stats", Tensor::zeros({4 * kClasses})}};
-  };
-  auto tv_fwd = [tp](Backend& be, const Bufs& b) { be.tversky_fwd(tp, b.at("p"), b.at("t"), b.at("loss"), b.at("stats")); };
-  OpDef tf = op_def("tversky_fwd", label, "tversky", false);
-  tf.make = tv_inputs;
-  tf.run = tv_fwd;
-  tf.outs = {"loss", "stats"};
-  tf.items = e, tf.bytes = (e + et) * kF;
-  add_op(std::move(tf));
-
-  OpDef tb = op_def("tversky_bwd", label, "tversky", false);
-  tb.make = [=](int64_t n) {
-    Bufs b = tv_inputs(n);
-    tv_fwd(cpu_backend(), b);
-    b["dloss"] = Tensor::full({1}, 1.0);
-    b["dp"] = Tensor::zeros(lshape(n));
-    return b;
-  };
-  tb.run = [tp](Backend& be, const Bufs& b) { be.tversky_bwd(tp, b.at("dloss"), b.at("t"), b.at("stats"), b.at("dp")); };
-  tb.outs = {"dp"};
-  tb.items = e, tb.bytes = (2 * e + et) * kF;
-  add_op(std::move(tb));
 }
 
 // ------------------------------------------------------------------ AdamW
@@ -878,7 +295,7 @@ constexpr int64_t kAdamWStep = 10;
 
 void adamw_bench(benchmark::State& st) {
   try {
-    const cpu::AdamWParams a{};
+    const AdamWParams a{};
     static const Validation val = [&] {
       Validation v{0, 0, "gpu vs cpu"};
       AdamWState c = adamw_state(cpu_device()), g = adamw_state(kGpu);
@@ -886,7 +303,8 @@ void adamw_bench(benchmark::State& st) {
       gpu().adamw_step(a, kAdamWStep, g.params, g.m, g.v);
       gpu().synchronize();
       for (size_t i = 0; i < c.params.size(); ++i)
-        v.err = std::max({v.err, compare(g.params[i], c.params[i]), compare(g.m[i], c.m[i]), compare(g.v[i], c.v[i])});
+        v.err = std::max({v.err, scaled_error(g.params[i], c.params[i]), scaled_error(g.m[i], c.m[i]),
+                                  scaled_error(g.v[i], c.v[i])});
       return v;
     }();
     if (!check_validation(st, val)) return;
@@ -915,7 +333,7 @@ struct TrainSetup {
     net.to_device(d);
     opt = std::make_unique<AdamW>(net.parameters(), AdamW::Options{.lr = 1e-4});
     x = rand_tensor({n, 4, kImage, kImage}, 7).to(d);
-    y = labels({n, kImage, kImage}, kClasses, 8).to(d);
+    y = rand_labels({n, kImage, kImage}, kClasses, 8).to(d);
   }
   Tensor forward_backward() {
     const model::LossTerms t = model::deep_supervision_loss(net.forward(x), y);
@@ -949,7 +367,7 @@ Validation validate_train_step(KernelVariant v) {
   double global = 0;
   for (const Tensor& p : pc)
     for (double x : p.grad().to_vector()) global = std::max(global, std::abs(x));
-  for (size_t i = 0; i < pc.size(); ++i) val.err = std::max(val.err, compare(pg[i].grad(), pc[i].grad(), 1e-2 * global));
+  for (size_t i = 0; i < pc.size(); ++i) val.err = std::max(val.err, scaled_error(pg[i].grad(), pc[i].grad(), 1e-2 * global));
   return memo[v] = val;
 }
 
@@ -975,24 +393,13 @@ void train_step_bench(benchmark::State& st, KernelVariant v) {
 }  // namespace
 
 void register_gpu_benchmarks() {
-  register_convs();
-  for (const Level& l : all_levels()) add_batch_norm(l);
-  for (const Level& l : all_levels()) add_lka_gate(l);
-  for (const Level& l : all_levels()) add_activation("relu", Activation::Relu, l);
-  for (const Level& l : all_levels()) add_activation("sigmoid", Activation::Sigmoid, l);
-  for (const Level& l : all_levels()) add_broadcast_mul(l);
-  for (const Level& l : all_levels()) add_global_avg_pool(l);
-  for (const Level& l : all_levels()) add_max_pool(l);
-  for (const Level& l : all_levels()) add_concat(l);
-  for (const Level& l : all_levels()) add_linear(l);
-  for (int64_t hw : {64, 32, 16}) add_upsample(hw);
-  add_loss_head();
-  benchmark::RegisterBenchmark("adamw_step/ours/resse_lka_unet", adamw_bench)
+  register_op_table();
+  benchmark::RegisterBenchmark("adamw_step/fast/resse_lka_unet", adamw_bench)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
-  for (KernelVariant v : {KernelVariant::Fast, KernelVariant::Reference})
+  for (KernelVariant v : {KernelVariant::Fast, KernelVariant::Cudnn})
     benchmark::RegisterBenchmark(
-        (std::string("resse_lka_unet_train_step/") + tag(v) + "/" + std::to_string(kBatch) + "x4x" +
+        (std::string("resse_lka_unet_train_step/") + variant_name(v) + "/" + std::to_string(kBatch) + "x4x" +
          std::to_string(kImage) + "x" + std::to_string(kImage))
             .c_str(),
         [v](benchmark::State& st) { train_step_bench(st, v); })

@@ -28,17 +28,19 @@
 
 namespace lk {
 
-using cpu::Activation;
-using cpu::AdamWParams;
-using cpu::BinaryOp;
-using cpu::ConvGeom;
-using cpu::TverskyParams;
-using cpu::UpsampleMode;
+// Which implementation of an op a backend runs. Every backend has Fast, the
+// path training takes; each has one other, named for what it is:
+//   Fast        CPU: the BLAS/OpenMP kernels; CUDA: our kernels (kernels/cuda)
+//   PlainLoops  CPU only: the plain nested loops (the kernels' *_ref), the
+//               reference every other implementation is tested against
+//   Cudnn       CUDA only: the cuDNN path where one exists
+//               (engine/cuda/backend_cuda.h; under the emulator, which has no
+//               cuDNN, our direct convolution kernel stands in)
+// Backend::variants() lists a backend's; set_variant refuses any other.
+enum class KernelVariant { Fast, PlainLoops, Cudnn };
 
-// Which implementation of the hand-written kernels a backend uses. On the CPU
-// Reference selects the plain nested loops, Fast the BLAS/OpenMP paths; on
-// CUDA Fast is our kernels, Reference the cuDNN path (engine/cuda/backend_cuda.h).
-enum class KernelVariant { Fast, Reference };
+// "fast", "plain_loops", "cudnn": the spelling in benchmark rows and messages.
+const char* variant_name(KernelVariant v);
 
 class UploadRing;
 
@@ -50,13 +52,17 @@ class Backend {
   virtual void synchronize() {}
   virtual std::string describe() const = 0;
 
+  // The variants this backend has: {Fast, PlainLoops} on the CPU, {Fast,
+  // Cudnn} on CUDA.
+  virtual std::vector<KernelVariant> variants() const = 0;
   // The variant for every op, and per-op overrides by op name ("conv2d",
   // "conv_transpose2d", "batch_norm", "activation", "binary",
   // "global_avg_pool", "softmax", ...; see each backend for the ops it has
-  // more than one implementation of). Not thread-safe against running ops.
-  void set_variant(KernelVariant v) { variant_ = v; }
+  // more than one implementation of). A variant the backend does not have
+  // throws std::invalid_argument. Not thread-safe against running ops.
+  void set_variant(KernelVariant v) { variant_ = checked(v); }
   KernelVariant variant() const { return variant_; }
-  void set_variant(const std::string& op, KernelVariant v) { per_op_[op] = v; }
+  void set_variant(const std::string& op, KernelVariant v) { per_op_[op] = checked(v); }
   void clear_op_variants() { per_op_.clear(); }
   KernelVariant variant(const std::string& op) const {
     auto it = per_op_.find(op);
@@ -74,9 +80,9 @@ class Backend {
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
   virtual void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
   virtual void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
-  virtual void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
-  virtual void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
-  virtual void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
+  virtual void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
+  virtual void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
+  virtual void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
 
   // Batch norm over (N, C, H*W)
   virtual void batch_norm_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -161,6 +167,7 @@ class Backend {
                                                        int slots) = 0;
 
  private:
+  KernelVariant checked(KernelVariant v) const;
   KernelVariant variant_ = KernelVariant::Fast;
   std::map<std::string, KernelVariant> per_op_;
 };

@@ -47,8 +47,8 @@ NC nc_of(const Tensor& t) {
   return {n, c, t.numel() / (n * c)};
 }
 
-cpu::Dims4 dims4(const Shape& s) {
-  cpu::Dims4 d{1, 1, 1, 1};
+Dims4 dims4(const Shape& s) {
+  Dims4 d{1, 1, 1, 1};
   const size_t off = 4 - s.size();
   for (size_t i = 0; i < s.size(); ++i) d[off + i] = s[i];
   return d;
@@ -62,7 +62,9 @@ class CpuBackend final : public Backend {
     return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS)";
   }
 
-  bool ref(const char* op = "conv2d") const { return variant(op) == KernelVariant::Reference; }
+  std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::PlainLoops}; }
+  // The plain nested loops are wanted for `op`.
+  bool plain_loops(const char* op = "conv2d") const { return variant(op) == KernelVariant::PlainLoops; }
 
   void copy(const Tensor& src, const Tensor& dst) override { std::memcpy(dst.raw(), src.raw(), dst.nbytes()); }
   void fill(const Tensor& y, double v) override {
@@ -76,35 +78,38 @@ class CpuBackend final : public Backend {
 
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv2d", [&]<typename T>() {
-      if (ref()) cpu::conv2d_fwd_ref<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+      if (plain_loops()) cpu::conv2d_fwd_ref<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
       else cpu::conv2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
     });
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
-      if (ref()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      if (plain_loops()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
       else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
     });
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
-      if (ref()) cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+      if (plain_loops()) cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
       else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
     });
   }
-  void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+  void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
-      cpu::conv_t2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), ref("conv_transpose2d"));
+      cpu::conv_transpose2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(),
+                                   plain_loops("conv_transpose2d"));
     });
   }
-  void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+  void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
-      cpu::conv_t2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), ref("conv_transpose2d"));
+      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(),
+                                        plain_loops("conv_transpose2d"));
     });
   }
-  void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+  void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
-      cpu::conv_t2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db), ref("conv_transpose2d"));
+      cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db),
+                                          plain_loops("conv_transpose2d"));
     });
   }
 
@@ -194,7 +199,7 @@ class CpuBackend final : public Backend {
     dispatch_float(dy, "binary_bwd", [&]<typename T>() {
       const T* o = op == BinaryOp::Mul ? other.data<T>() : nullptr;
       cpu::binary_bwd<T>(op, dims4(dy.shape()), dy.data<T>(), dims4(d_self.shape()), o,
-                         op == BinaryOp::Mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, d_self.data<T>());
+                         op == BinaryOp::Mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, d_self.data<T>());
     });
   }
 
@@ -387,8 +392,8 @@ std::array<Backend*, 2> g_registry{};  // indexed by DeviceType
 Backend& backend(Device d) {
   static CpuBackend cpu_backend;
   std::lock_guard<std::mutex> lock(g_registry_mutex);
-  if (d.type == DeviceType::CPU) return cpu_backend;
   Backend* b = g_registry[static_cast<size_t>(d.type)];
+  if (!b && d.type == DeviceType::CPU) return cpu_backend;  // unless a profiler stands in front of it
   if (!b) throw std::runtime_error("no backend registered for device " + d.str());
   return *b;
 }
@@ -396,6 +401,21 @@ Backend& backend(Device d) {
 void register_backend(Device d, Backend* b) {
   std::lock_guard<std::mutex> lock(g_registry_mutex);
   g_registry[static_cast<size_t>(d.type)] = b;
+}
+
+const char* variant_name(KernelVariant v) {
+  switch (v) {
+    case KernelVariant::Fast: return "fast";
+    case KernelVariant::PlainLoops: return "plain_loops";
+    case KernelVariant::Cudnn: return "cudnn";
+  }
+  return "?";
+}
+
+KernelVariant Backend::checked(KernelVariant v) const {
+  for (KernelVariant have : variants())
+    if (have == v) return v;
+  throw std::invalid_argument(describe() + ": no " + variant_name(v) + " kernels on this backend");
 }
 
 }  // namespace lk

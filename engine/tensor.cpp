@@ -90,6 +90,7 @@ std::atomic<bool> g_poison{[] {
 }()};
 
 std::atomic<size_t> g_current{0}, g_peak{0};
+std::atomic<uint64_t> g_allocations{0};
 
 class CpuAllocator final : public Allocator {
  public:
@@ -97,6 +98,7 @@ class CpuAllocator final : public Allocator {
     size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded ? rounded : 64);
     if (!p) throw std::bad_alloc();
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
     if (g_poison.load(std::memory_order_relaxed)) std::memset(p, 0xFF, rounded);
     const size_t now = g_current.fetch_add(bytes) + bytes;
     size_t peak = g_peak.load();
@@ -117,7 +119,7 @@ Allocator& cpu_allocator() {
   return a;
 }
 void set_poison_allocations(bool on) { g_poison.store(on); }
-MemoryStats cpu_memory_stats() { return {g_current.load(), g_peak.load()}; }
+MemoryStats cpu_memory_stats() { return {g_current.load(), g_peak.load(), g_allocations.load()}; }
 void reset_cpu_memory_peak() { g_peak.store(g_current.load()); }
 bool poison_allocations() { return g_poison.load(); }
 

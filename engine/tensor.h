@@ -52,9 +52,11 @@ Allocator& cpu_allocator();
 void set_poison_allocations(bool on);
 bool poison_allocations();
 
-// Bytes held by live host tensors now, and the peak since the last reset.
+// Bytes held by live host tensors now, the peak since the last reset, and the
+// number of host buffers allocated since the program started.
 struct MemoryStats {
   size_t current = 0, peak = 0;
+  uint64_t allocations = 0;
 };
 MemoryStats cpu_memory_stats();
 void reset_cpu_memory_peak();

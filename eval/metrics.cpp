@@ -7,6 +7,7 @@
 #include <map>
 
 #include "data/nifti_read.h"
+#include "util/dice.h"
 
 namespace lk::eval {
 
@@ -216,7 +217,7 @@ MaskMetrics finish(int64_t np, int64_t ng, int64_t tp, Hd hd) {
     m.dice = 0;
     m.hd95_mm = kEmptyHd95Mm;
   } else {
-    m.dice = 2.0 * static_cast<double>(tp) / static_cast<double>(np + ng);
+    m.dice = Overlap{np, ng, tp}.dice();
     m.hd95_mm = hd();
   }
   return m;

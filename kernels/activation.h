@@ -3,10 +3,9 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
-
-enum class Activation { Relu, Sigmoid };
 
 template <typename T>
 void activation_fwd(Activation a, i64 n, const T* x, T* y);

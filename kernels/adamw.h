@@ -6,12 +6,9 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
-
-struct AdamWParams {
-  double lr = 1e-4, beta1 = 0.9, beta2 = 0.999, eps = 1e-5, weight_decay = 0.01;
-};
 
 template <typename T>
 void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v);

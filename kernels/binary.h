@@ -5,14 +5,11 @@
 // Also the plain vector helpers fill and axpy.
 #pragma once
 
-#include <array>
-
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
 
-using Dims4 = std::array<i64, 4>;
-enum class BinaryOp { Add, Mul };
 
 template <typename T>
 void binary_fwd(BinaryOp op, const Dims4& out, const T* a, const Dims4& sa, const T* b,

@@ -7,12 +7,6 @@
 
 namespace lk::cpu {
 
-bool ConvGeom::finish() {
-  oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
-  ow = (w + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
-  return h + 2 * pad - dil * (kh - 1) - 1 >= 0 && w + 2 * pad - dil * (kw - 1) - 1 >= 0;
-}
-
 // ------------------------------------------------------------------ reference
 
 template <typename T>
@@ -111,8 +105,29 @@ static inline void tap_range(i64 k, i64 size, i64 out, i64 stride, i64 pad, i64 
   lo = std::min(lo, hi);
 }
 
+// Kernel tap (ky, kx): the output rows [y0, y1) and columns [x0, x1) whose
+// input lies inside the image; output (oy, ox) reads input
+// (oy*stride + offy, ox*stride + offx).
+struct Tap {
+  i64 ky, kx, y0, y1, x0, x1, offy, offx;
+};
+
+// f(tap) for every tap of the kernel, rows then columns.
+template <class F>
+static inline void for_each_tap(const ConvGeom& g, F&& f) {
+  for (i64 ky = 0; ky < g.kh; ++ky) {
+    i64 y0, y1;
+    tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
+    for (i64 kx = 0; kx < g.kw; ++kx) {
+      i64 x0, x1;
+      tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
+      f(Tap{ky, kx, y0, y1, x0, x1, ky * g.dil - g.pad, kx * g.dil - g.pad});
+    }
+  }
+}
+
 template <typename T>
-static void dw_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
+static void depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
 #pragma omp parallel for
   for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
     const i64 c = nc % g.c_in;
@@ -122,55 +137,41 @@ static void dw_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, 
     const T bias = b ? b[c] : T(0);
     if (!accumulate) std::fill(yp, yp + g.oh * g.ow, bias);
     else for (i64 i = 0; i < g.oh * g.ow; ++i) yp[i] += bias;
-    for (i64 ky = 0; ky < g.kh; ++ky) {
-      i64 y0, y1;
-      tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
-      for (i64 kx = 0; kx < g.kw; ++kx) {
-        i64 x0, x1;
-        tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
-        const T wv = wp[ky * g.kw + kx];
-        const i64 offy = ky * g.dil - g.pad, offx = kx * g.dil - g.pad;
-        for (i64 oy = y0; oy < y1; ++oy) {
-          const T* xr = xp + (oy * g.stride + offy) * g.w + offx;
-          T* yr = yp + oy * g.ow;
-          if (g.stride == 1)
-            for (i64 ox = x0; ox < x1; ++ox) yr[ox] += wv * xr[ox];
-          else
-            for (i64 ox = x0; ox < x1; ++ox) yr[ox] += wv * xr[ox * g.stride];
-        }
+    for_each_tap(g, [&](const Tap& t) {
+      const T wv = wp[t.ky * g.kw + t.kx];
+      for (i64 oy = t.y0; oy < t.y1; ++oy) {
+        const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
+        T* yr = yp + oy * g.ow;
+        if (g.stride == 1)
+          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox];
+        else
+          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox * g.stride];
       }
-    }
+    });
   }
 }
 
 template <typename T>
-static void dw_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
+static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
 #pragma omp parallel for
   for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
     const i64 c = nc % g.c_in;
     T* xp = dx + nc * g.h * g.w;
     const T* yp = dy + nc * g.oh * g.ow;
     const T* wp = w + c * g.kh * g.kw;
-    for (i64 ky = 0; ky < g.kh; ++ky) {
-      i64 y0, y1;
-      tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
-      for (i64 kx = 0; kx < g.kw; ++kx) {
-        i64 x0, x1;
-        tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
-        const T wv = wp[ky * g.kw + kx];
-        const i64 offy = ky * g.dil - g.pad, offx = kx * g.dil - g.pad;
-        for (i64 oy = y0; oy < y1; ++oy) {
-          T* xr = xp + (oy * g.stride + offy) * g.w + offx;
-          const T* yr = yp + oy * g.ow;
-          for (i64 ox = x0; ox < x1; ++ox) xr[ox * g.stride] += wv * yr[ox];
-        }
+    for_each_tap(g, [&](const Tap& t) {
+      const T wv = wp[t.ky * g.kw + t.kx];
+      for (i64 oy = t.y0; oy < t.y1; ++oy) {
+        T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
+        const T* yr = yp + oy * g.ow;
+        for (i64 ox = t.x0; ox < t.x1; ++ox) xr[ox * g.stride] += wv * yr[ox];
       }
-    }
+    });
   }
 }
 
 template <typename T>
-static void dw_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+static void depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
 #pragma omp parallel for
   for (i64 c = 0; c < g.c_in; ++c) {
     T* wp = dw + c * g.kh * g.kw;
@@ -182,22 +183,15 @@ static void dw_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* 
         for (i64 i = 0; i < g.oh * g.ow; ++i) s += yp[i];
         db[c] += s;
       }
-      for (i64 ky = 0; ky < g.kh; ++ky) {
-        i64 y0, y1;
-        tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
-        for (i64 kx = 0; kx < g.kw; ++kx) {
-          i64 x0, x1;
-          tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
-          const i64 offy = ky * g.dil - g.pad, offx = kx * g.dil - g.pad;
-          T s = 0;
-          for (i64 oy = y0; oy < y1; ++oy) {
-            const T* xr = xp + (oy * g.stride + offy) * g.w + offx;
-            const T* yr = yp + oy * g.ow;
-            for (i64 ox = x0; ox < x1; ++ox) s += yr[ox] * xr[ox * g.stride];
-          }
-          wp[ky * g.kw + kx] += s;
+      for_each_tap(g, [&](const Tap& t) {
+        T s = 0;
+        for (i64 oy = t.y0; oy < t.y1; ++oy) {
+          const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
+          const T* yr = yp + oy * g.ow;
+          for (i64 ox = t.x0; ox < t.x1; ++ox) s += yr[ox] * xr[ox * g.stride];
         }
-      }
+        wp[t.ky * g.kw + t.kx] += s;
+      });
     }
   }
 }
@@ -258,7 +252,7 @@ static bool is_pointwise(const ConvGeom& g) {
 
 template <typename T>
 void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
-  if (g.depthwise()) return dw_fwd(g, x, w, b, y, accumulate);
+  if (g.depthwise()) return depthwise_conv2d_fwd(g, x, w, b, y, accumulate);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -291,7 +285,7 @@ void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, boo
 
 template <typename T>
 void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
-  if (g.depthwise()) return dw_bwd_data(g, dy, w, dx);
+  if (g.depthwise()) return depthwise_conv2d_bwd_data(g, dy, w, dx);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
@@ -315,7 +309,7 @@ void conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
 
 template <typename T>
 void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
-  if (g.depthwise()) return dw_bwd_weight(g, dy, x, dw, db);
+  if (g.depthwise()) return depthwise_conv2d_bwd_weight(g, dy, x, dw, db);
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);

@@ -2,6 +2,7 @@
 // padding and dilation, grouped (groups == C_in == C_out is depthwise).
 //   x (N, C_in, H, W)  w (C_out, C_in/groups, KH, KW)  b (C_out) or null
 //   y (N, C_out, OH, OW), OH = (H + 2*pad - dil*(KH-1) - 1) / stride + 1
+//   (the geometry, ConvGeom, is in kernels/params.h)
 // Two variants of each pass:
 //   *_ref   plain nested loops: the reference every other variant is tested on
 //   (none)  the fast path: im2col + OpenBLAS sgemm for dense convolutions,
@@ -9,18 +10,9 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
-
-struct ConvGeom {
-  i64 n, c_in, h, w;      // input
-  i64 c_out, kh, kw;      // weight
-  i64 stride = 1, pad = 0, dil = 1, groups = 1;
-  i64 oh, ow;             // output, filled by finish()
-  // Computes oh/ow; returns false when the output would be empty.
-  bool finish();
-  bool depthwise() const { return groups == c_in && groups == c_out; }
-};
 
 // Forward. With accumulate, y += conv(x) (the bias is still added once).
 template <typename T>

@@ -11,15 +11,9 @@
 #include <cstdint>
 
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
-
-struct TverskyParams {
-  double alpha_min = 0.2, alpha_max = 0.8, eps = 1e-5;
-  // SPEC.md's reading: no gradient through alpha/beta. false differentiates
-  // through the (unclamped) alpha as well.
-  bool detach_alpha = true;
-};
 
 // Returns the first out-of-range label index, or -1.
 template <typename T>

@@ -6,10 +6,9 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/params.h"
 
 namespace lk::cpu {
-
-enum class UpsampleMode { Nearest, Bilinear };
 
 template <typename T>
 void upsample_fwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* x, T* y);

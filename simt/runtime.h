@@ -199,6 +199,21 @@ struct LaunchStats {
 };
 LaunchStats stats();
 
+// Runtime calls made through the CUDA spellings (the global names host code
+// uses; api_counts.h), counted since the program started. Profilers take
+// differences (bench/step_profile); exact because the emulator sees every call.
+struct ApiCounts {
+  uint64_t launches = 0;  // kernel launches (stats().launches)
+  uint64_t syncs = 0;     // host waits: cudaStreamSynchronize, cudaDeviceSynchronize,
+                          // cudaEventSynchronize, blocking cudaMemcpy / cudaMemset
+  uint64_t mallocs = 0;   // cudaMalloc, cudaMallocAsync, cudaMallocHost
+  uint64_t frees = 0;     // cudaFree, cudaFreeAsync, cudaFreeHost
+  uint64_t copies = 0;    // cudaMemcpyAsync
+  uint64_t memsets = 0;   // cudaMemsetAsync
+  uint64_t event_records = 0, stream_waits = 0;
+};
+ApiCounts api_counts();
+
 namespace detail {
 // Copies to/from a __constant__/__device__ global (a plain global here);
 // in_range false reports cudaErrorInvalidValue.
@@ -232,41 +247,30 @@ using cudaStream_t = lk::simt::StreamImpl*;
 using cudaEvent_t = lk::simt::EventImpl*;
 
 using lk::simt::cudaDeviceReset;
-using lk::simt::cudaDeviceSynchronize;
 using lk::simt::cudaEventCreate;
 using lk::simt::cudaEventCreateWithFlags;
 using lk::simt::cudaEventDestroy;
 using lk::simt::cudaEventElapsedTime;
 using lk::simt::cudaEventQuery;
-using lk::simt::cudaEventRecord;
-using lk::simt::cudaEventSynchronize;
-using lk::simt::cudaFree;
-using lk::simt::cudaFreeAsync;
-using lk::simt::cudaFreeHost;
 using lk::simt::cudaFuncSetAttribute;
 using lk::simt::cudaGetDevice;
 using lk::simt::cudaGetDeviceCount;
 using lk::simt::cudaGetErrorName;
 using lk::simt::cudaGetErrorString;
 using lk::simt::cudaGetLastError;
-using lk::simt::cudaMalloc;
-using lk::simt::cudaMallocAsync;
-using lk::simt::cudaMallocHost;
 using lk::simt::cudaMemGetInfo;
-using lk::simt::cudaMemcpy;
-using lk::simt::cudaMemcpyAsync;
 using lk::simt::cudaMemcpyFromSymbol;
 using lk::simt::cudaMemcpyToSymbol;
-using lk::simt::cudaMemset;
-using lk::simt::cudaMemsetAsync;
 using lk::simt::cudaPeekAtLastError;
 using lk::simt::cudaSetDevice;
 using lk::simt::cudaStreamCreate;
 using lk::simt::cudaStreamCreateWithFlags;
 using lk::simt::cudaStreamDestroy;
 using lk::simt::cudaStreamQuery;
-using lk::simt::cudaStreamSynchronize;
-using lk::simt::cudaStreamWaitEvent;
+
+// The calls that make the host wait, allocate, copy or order streams are
+// counted on their way in (api_counts.h); the rest are re-exported as is.
+#include "simt/api_counts.h"
 
 #define cudaStreamLegacy (reinterpret_cast<cudaStream_t>(0x1))
 #define cudaStreamPerThread (reinterpret_cast<cudaStream_t>(0x2))

@@ -8,7 +8,7 @@
 #   5. the benchmarks (CPU, and the GPU kernel suites when built)
 #   5b. end to end on the GPU: `lkaseg demo` and a short `lkaseg cv` (train,
 #      predict in the original grid, evaluate) on generated cases
-#   6. prints a short table and writes docs/gpu_runs/<date>-<card>.md
+#   6. prints a short table and writes docs/runs/<date>-<card>.md
 #      (also copied to $OUT when set, for the device tool)
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,7 +109,7 @@ fi
 # 6. report
 date_s="$(date -u +%Y-%m-%d)"
 slug="$(echo "${card:-cpu}" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
-report="$root/docs/gpu_runs/${date_s}-${slug}.md"
+report="$root/docs/runs/${date_s}-${slug}.md"
 mkdir -p "$(dirname "$report")"
 {
   echo "# GPU check, $date_s, ${card:-no GPU} (sm_${cc:-?}), driver ${driver:-?}"

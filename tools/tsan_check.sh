@@ -74,15 +74,15 @@ fi
 # the binary (one template instantiation excepted, below).
 # Binaries not listed run all their test cases. Timings (GCC 12 TSan,
 # RelWithDebInfo, LKASEG_SIMT_WORKERS=2; a quieter .. a busier shared machine):
-#   test_emu_k_elementwise: all 302 s .. over 420 s, of it the grid 234 .. 364 s;
+#   test_emu_k_binary: all 302 s .. over 420 s, of it the grid 234 .. 364 s;
 #   test_emu_k_upsample:    all 262 .. 323 s, of it the grid 239 .. 300 s;
-#   test_emu_k_depthwise:   all 215 .. 400 s, the grid 149 .. 292 s: runs whole;
+#   test_emu_k_depthwise_conv2d:   all 215 .. 400 s, the grid 149 .. 292 s: runs whole;
 #   every other binary under 2 minutes.
 declare -A KERNEL_SUBSETS=(
   # Left, about 70 s: add/mul forward and every backward strategy (own thread,
   # warp and block per destination, 1..4 reduced dims), fill, axpy, scale:
-  # every kernel of elementwise.cu (all with 32-bit indices, as in the grid).
-  [test_emu_k_elementwise]='~"emu elementwise: broadcast add/mul match binary_* on the shape grid"'
+  # every kernel of binary.cu (all with 32-bit indices, as in the grid).
+  [test_emu_k_binary]='~"emu binary: broadcast add/mul match binary_* on the shape grid"'
   # Left, about 25 s: nearest and bilinear, forward and backward, f = 2, 8 and
   # any f (F = 0); f = 4 bilinear (the threads-mode case). Not launched then:
   # upsample_{fwd,bwd}_kernel<4, nearest>, the same template body as

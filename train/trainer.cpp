@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
+#include "util/dice.h"
 #include "engine/autograd.h"
 #include "train/checkpoint.h"
 
@@ -80,72 +81,8 @@ void add_optional_fields(json& j, const TrainConfig& c) {
   if (c.dtype != DType::F32) j["dtype"] = dtype_name(c.dtype);
 }
 
-// Dice of one class over a case's slices; both empty -> 1.
-double dice_of(const std::vector<int32_t>& pred, const uint8_t* truth, int32_t cls) {
-  double tp = 0, fp = 0, fn = 0;
-  for (size_t i = 0; i < pred.size(); ++i) {
-    const bool p = pred[i] == cls, t = truth[i] == cls;
-    tp += p && t;
-    fp += p && !t;
-    fn += !p && t;
-  }
-  const double den = 2 * tp + fp + fn;
-  return den > 0 ? 2 * tp / den : 1.0;
-}
-
 // Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
 constexpr std::array<int32_t, 3> kColumnClass{3, 1, 2};
-
-json epoch_json(const EpochLog& e) {
-  json j = {{"epoch", e.epoch}, {"steps", e.steps}, {"loss", e.loss}, {"lr", e.lr},
-            {"seconds", e.seconds}, {"wait_ms", e.wait_ms}};
-  if (e.val)
-    j["val"] = {{"dice_ncr", e.val->dice[0]}, {"dice_et", e.val->dice[1]}, {"dice_ed", e.val->dice[2]},
-                {"mean", e.val->mean}, {"cases", e.val->cases}};
-  return j;
-}
-
-EpochLog epoch_from(const json& j) {
-  EpochLog e;
-  e.epoch = j.at("epoch").get<int64_t>();
-  e.steps = j.at("steps").get<int64_t>();
-  e.loss = j.at("loss").get<double>();
-  e.lr = j.at("lr").get<double>();
-  e.seconds = j.at("seconds").get<double>();
-  e.wait_ms = j.at("wait_ms").get<double>();
-  if (j.contains("val")) {
-    const json& v = j.at("val");
-    ValidationResult r;
-    r.dice = {v.at("dice_ncr").get<double>(), v.at("dice_et").get<double>(), v.at("dice_ed").get<double>()};
-    r.mean = v.at("mean").get<double>();
-    r.cases = v.at("cases").get<int64_t>();
-    e.val = r;
-  }
-  return e;
-}
-
-std::vector<EpochLog> read_log(const std::string& path) {
-  std::vector<EpochLog> out;
-  std::ifstream in(path);
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    try {
-      out.push_back(epoch_from(json::parse(line)));
-    } catch (const std::exception& e) {
-      throw std::runtime_error(path + ": line " + std::to_string(n) + ": " + e.what());
-    }
-  }
-  return out;
-}
-
-void write_log(const std::string& path, const std::vector<EpochLog>& log) {
-  std::string s;
-  for (const EpochLog& e : log) s += epoch_json(e).dump() + "\n";
-  write_file_atomically(path, s);
-}
 
 // The first field where two configurations differ ("epochs" excepted), or "".
 std::string first_difference(const json& a, const json& b, const std::string& at = "") {
@@ -295,7 +232,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                                   " (the training cases changed?); use a new run folder");
     step = st.step;
     r.resumed_from_step = step;
-    if (fs::exists(log_path)) r.log = read_log(log_path);
+    if (fs::exists(log_path)) r.log = read_run_log(log_path);
     std::erase_if(r.log, [&](const EpochLog& e) { return e.epoch > step / spe; });
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
@@ -408,7 +345,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       }
     }
     r.log.push_back(e);
-    if (lead) write_log(log_path, r.log);
+    if (lead) write_run_log(log_path, r.log);
     save_last(e.lr);
     say(line);
     if (comm) comm->barrier();  // the others sleep while rank 0 validates and writes
@@ -530,7 +467,7 @@ ValidationResult validate(SegNet& net, const data::SliceCache& cache, const std:
     if (std::find(val_ids.begin(), val_ids.end(), cc.id) == val_ids.end()) continue;
     if (!cc.has_labels) throw std::invalid_argument(cache.path() + ": validation case " + cc.id + " has no labels");
     const std::vector<int32_t> pred = predict_cached_case(net, cache, c, batch, dev);
-    for (size_t k = 0; k < 3; ++k) r.dice[k] += dice_of(pred, cache.labels(cc.first_slice), kColumnClass[k]);
+    for (size_t k = 0; k < 3; ++k) r.dice[k] += class_overlap(pred.data(), cache.labels(cc.first_slice), pred.size(), kColumnClass[k]).dice();
     ++r.cases;
   }
   if (r.cases == 0) throw std::invalid_argument("validate: none of the validation cases is in " + cache.path());

@@ -12,7 +12,7 @@
 //                          metadata: epoch, Dice, the network and
 //                          preprocessing configuration for `lkaseg predict`)
 //   log.jsonl              one JSON object per finished epoch (rewritten
-//                          atomically, so never a torn line)
+//                          atomically, so never a torn line; train/run_log.h)
 // Resuming: when last.safetensors.state exists, train_fold loads it and goes
 // on from the step it records - mid-epoch included, since the loader can
 // start at any batch and its batches depend only on (seed, epoch, index) -
@@ -52,6 +52,7 @@
 #include "engine/optim.h"
 #include "model/loss.h"
 #include "model/networks.h"
+#include "train/run_log.h"
 
 namespace lk::train {
 
@@ -77,22 +78,7 @@ struct TrainConfig {
   static TrainConfig from_json(const std::string& json);  // throws on a malformed or incomplete one
 };
 
-// Per class: index 0 NCR, 1 ET, 2 ED (the paper's column order).
-struct ValidationResult {
-  std::array<double, 3> dice{0, 0, 0};
-  double mean = 0;  // over the three classes
-  int64_t cases = 0;
-};
-
-struct EpochLog {
-  int64_t epoch = 0;        // 1-based: the epoch just finished
-  int64_t steps = 0;        // steps taken in this process during the epoch
-  double loss = 0;          // mean total loss over those steps
-  double lr = 0;            // at the epoch's last step
-  double seconds = 0;
-  double wait_ms = 0;       // mean time the loader kept a step waiting
-  std::optional<ValidationResult> val;
-};
+// ValidationResult and EpochLog: train/run_log.h (log.jsonl).
 
 struct TrainResult {
   std::vector<EpochLog> log;  // the whole run's, resumed epochs included

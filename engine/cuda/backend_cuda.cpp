@@ -11,6 +11,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 #include "engine/cuda/upload_ring.h"
+#include "engine/cuda/workspace.h"
 #include "kernels/augment.h"
 #include "kernels/cuda/augment.h"
 #include "kernels/conv_transpose2d.h"
@@ -20,18 +21,18 @@
 #include "kernels/cuda/concat.h"
 #include "kernels/cuda/conv2d_direct.h"
 #include "kernels/cuda/depthwise_conv2d.h"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/binary.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/cuda/lka_gate.h"
 #include "kernels/cuda/pooling.h"
-#include "kernels/cuda/softmax_ce.h"
+#include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/tversky.h"
 #include "kernels/cuda/upsample.h"
 #if !defined(LKASEG_SIMT)
 #include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/cudnn_ops.h"
-// The cuDNN reference of `op` is wanted (only GPU builds have cuDNN).
-#define LK_CUDNN_REF(op) (variant(op) == KernelVariant::Reference)
+// The cuDNN path of `op` is wanted (only GPU builds have cuDNN).
+#define LK_CUDNN_REF(op) (variant(op) == KernelVariant::Cudnn)
 #else
 #define LK_CUDNN_REF(op) false
 #endif
@@ -51,8 +52,8 @@ const float* cf(const Tensor& t) {
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
 
-cpu::Dims4 dims4(const Shape& s) {
-  cpu::Dims4 d{1, 1, 1, 1};
+Dims4 dims4(const Shape& s) {
+  Dims4 d{1, 1, 1, 1};
   const size_t off = 4 - s.size();
   for (size_t i = 0; i < s.size(); ++i) d[off + i] = s[i];
   return d;
@@ -79,15 +80,15 @@ class CudaBackend final : public Backend {
 #endif
   }
   ~CudaBackend() override {
-    if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
   Device device() const override { return {DeviceType::CUDA, device_}; }
+  cudaStream_t stream() const { return stream_; }
   Allocator& allocator() override { return alloc_; }
   void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
-  cudaStream_t stream() const { return stream_; }
   std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
+  std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::Cudnn}; }
 
   // ---------------------------------------------------------------- memory
   void copy(const Tensor& src, const Tensor& dst) override {
@@ -118,18 +119,18 @@ class CudaBackend final : public Backend {
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
-  void conv_t2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+  void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
     conv_bwd_data(g, cf(x), cf(w), mf(y));
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
-      const cpu::Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
-      LK_LAUNCHED(lk::cuda::binary_fwd(cpu::BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
+      const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
+      LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
     }
   }
-  void conv_t2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+  void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
   }
-  void conv_t2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
+  void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
     if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
   }
@@ -191,14 +192,14 @@ class CudaBackend final : public Backend {
   }
 
   // ---------------------------------------------------------------- the LKA gate
-  // Fast: the fused kernel. Reference: the composition of this backend's
-  // batch norm, sigmoid and multiply (cuDNN on a GPU under Reference).
+  // Fast: the fused kernel. Cudnn: the composition of this backend's batch
+  // norm, sigmoid and multiply (each on cuDNN on a GPU).
   void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
                     const Tensor& rv, bool training, double momentum, double eps, const Tensor& y,
                     const Tensor& save_mean, const Tensor& save_invstd) override {
     const NC s = nc_of(x);
     bn_eps_ = eps;
-    if (variant("lka_gate") == KernelVariant::Reference) {
+    if (variant("lka_gate") == KernelVariant::Cudnn) {
       Tensor z = Tensor::empty(x.shape(), DType::F32, device());
       batch_norm_fwd(f, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
       Tensor a = Tensor::empty(x.shape(), DType::F32, device());
@@ -215,7 +216,7 @@ class CudaBackend final : public Backend {
                     const Tensor& save_mean, const Tensor& save_invstd, bool training, const Tensor& dx,
                     const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) override {
     const NC s = nc_of(x);
-    if (variant("lka_gate") == KernelVariant::Reference) {
+    if (variant("lka_gate") == KernelVariant::Cudnn) {
       // Recompute A = sigmoid(gamma * (f - mean) * invstd + beta) in eval form
       // from the saved statistics, then the three backward passes.
       Tensor z = Tensor::empty(x.shape(), DType::F32, device()), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
@@ -271,10 +272,10 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                              mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, mf(d_self));
+                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self));
 #endif
     LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                                     mul ? dims4(other.shape()) : cpu::Dims4{1, 1, 1, 1}, mf(d_self), stream_));
+                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_));
   }
 
   // ---------------------------------------------------------------- pooling, resampling, layout
@@ -341,18 +342,19 @@ class CudaBackend final : public Backend {
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                          const Tensor& probs, const Tensor& wsum) override {
     const NC s = nc_of(logits);
-    const size_t ws = softmax_ce_workspace_bytes(s.n, s.hw);
+    const size_t ws = lk::cuda::cross_entropy_workspace_bytes(s.n, s.hw);
     int64_t bad = -1;
-    const cudaError_t e = softmax_ce_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight),
-                                                 mf(probs), mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
+    const cudaError_t e =
+        lk::cuda::cross_entropy_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs),
+                                            mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
     if (e == kErrorBadLabel) bad_label("cross_entropy", bad, s.c);
     LK_CUDA_CHECK(e);
   }
   void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
                          const Tensor& wsum, const Tensor& dlogits) override {
     const NC s = nc_of(probs);
-    LK_LAUNCHED(softmax_ce_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight), cf(wsum),
-                               mf(dlogits), stream_));
+    LK_LAUNCHED(lk::cuda::cross_entropy_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight),
+                                            cf(wsum), mf(dlogits), stream_));
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
                    const Tensor& stats) override {
@@ -403,17 +405,8 @@ class CudaBackend final : public Backend {
                                 " is outside [0, " + std::to_string(c) + ")");
   }
 
-  // A device scratch buffer for kernel workspaces: one at a time on the
-  // single stream, grown as needed.
-  void* scratch(size_t bytes) {
-    if (bytes == 0) return nullptr;
-    if (bytes > scratch_bytes_) {
-      if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
-      scratch_ = alloc_.allocate(bytes);
-      scratch_bytes_ = bytes;
-    }
-    return scratch_;
-  }
+  // The kernels' workspaces: one at a time on the single stream.
+  void* scratch(size_t bytes) { return scratch_.get(bytes); }
 
   bool use_ours_depthwise(const ConvGeom& g) const {
     return g.depthwise() && depthwise_conv2d_supported(g) && variant("conv2d") == KernelVariant::Fast;
@@ -454,8 +447,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   CachingAllocator alloc_;
   CachingAllocator pinned_;  // page-locked host memory of upload rings
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
+  Workspace scratch_{alloc_};
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;
@@ -463,9 +455,9 @@ class CudaBackend final : public Backend {
 #endif
 };
 
-}  // namespace
+CudaBackend* g_instance = nullptr;  // the one cuda_backend() made
 
-cudaStream_t compute_stream(int device) { return static_cast<CudaBackend&>(cuda_backend(device)).stream(); }
+}  // namespace
 
 Backend& cuda_backend(int device) {
   static std::mutex mu;
@@ -476,11 +468,17 @@ Backend& cuda_backend(int device) {
       throw std::runtime_error("cuda:" + std::to_string(device) + " is not available (" +
                                (device_count() ? std::to_string(device_count()) + " device(s)" : why_none()) + ")");
     instance = std::make_unique<CudaBackend>(device);
+    g_instance = instance.get();
     register_backend({DeviceType::CUDA, device}, instance.get());
   }
   return *instance;
 }
 
 void set_tf32(bool on) { g_tf32 = on; }
+
+cudaStream_t compute_stream(int device) {
+  cuda_backend(device);
+  return g_instance->stream();
+}
 
 LK_CUDA_NAMESPACE_END

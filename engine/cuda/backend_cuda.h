@@ -11,9 +11,12 @@
 //              resampling, concat, softmax + cross-entropy, Tversky, linear;
 //              dense convolutions (3x3, 1x1, transposed) through cuDNN on a
 //              GPU, through our direct kernel under emulation.
-//   Reference  the library path where one exists: cuDNN for every
-//              convolution, depthwise included (grouped convolution); under
-//              emulation (no cuDNN) our direct convolution kernel.
+//   Cudnn      the cuDNN path where one exists: every convolution, depthwise
+//              included (grouped convolution), training batch norm, relu and
+//              sigmoid, the broadcast add/multiply, global average pooling,
+//              softmax, and the LKA gate composed of those; under emulation
+//              (no cuDNN) our direct convolution kernel for the convolutions
+//              and our kernels for the rest.
 // Dense cuDNN math is float32 FMA by default; set_tf32(true) allows TF32
 // tensor-core math (see engine/cuda/cudnn_conv.h).
 // All work runs on one stream per device; memory comes from a caching
@@ -27,11 +30,11 @@ LK_CUDA_NAMESPACE_BEGIN
 
 // The backend of cuda:`device`, created and registered on first use.
 Backend& cuda_backend(int device = 0);
-// The stream every op of cuda:`device` runs on (other streams that read or
-// write its tensors, e.g. NCCL's in engine/cuda/dist_nccl.cpp, order
-// themselves against it with events).
-cudaStream_t compute_stream(int device = 0);
 // TF32 tensor-core math for cuDNN convolutions (no effect under emulation).
 void set_tf32(bool on);
+// The stream cuda:`device`'s backend computes on (profilers record events on
+// it; other streams that read or write its tensors, NCCL's in
+// engine/cuda/dist_nccl.cpp, order themselves against it with events).
+cudaStream_t compute_stream(int device = 0);
 
 LK_CUDA_NAMESPACE_END

@@ -35,29 +35,22 @@ struct CudnnConv::Descs {
   }
 };
 
-CudnnConv::CudnnConv(cudaStream_t stream, Allocator& workspace) : ws_alloc_(workspace) {
+CudnnConv::CudnnConv(cudaStream_t stream, Allocator& workspace) : ws_(workspace) {
   LK_CUDNN_CHECK(cudnnCreate(&handle_));
   LK_CUDNN_CHECK(cudnnSetStream(handle_, stream));
 }
 
 CudnnConv::~CudnnConv() {
-  if (ws_) ws_alloc_.deallocate(ws_, ws_bytes_);
   if (handle_) cudnnDestroy(handle_);
 }
 
-void* CudnnConv::workspace(size_t bytes) {
-  if (bytes <= ws_bytes_) return ws_;
-  if (ws_) ws_alloc_.deallocate(ws_, ws_bytes_);
-  ws_ = ws_alloc_.allocate(bytes);
-  ws_bytes_ = bytes;
-  return ws_;
-}
+void* CudnnConv::workspace(size_t bytes) { return ws_.get(bytes); }
 
-CudnnConv::Key CudnnConv::key(const cpu::ConvGeom& g) const {
+CudnnConv::Key CudnnConv::key(const ConvGeom& g) const {
   return {g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dil, g.groups, static_cast<int>(math_)};
 }
 
-CudnnConv::Descs CudnnConv::describe(const cpu::ConvGeom& g) const {
+CudnnConv::Descs CudnnConv::describe(const ConvGeom& g) const {
   Descs d;
   LK_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.x));
   LK_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d.y));
@@ -76,7 +69,7 @@ CudnnConv::Descs CudnnConv::describe(const cpu::ConvGeom& g) const {
   return d;
 }
 
-void CudnnConv::fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
+void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
   const Descs d = describe(g);
   const Key k = key(g);
   if (!fwd_algo_.count(k)) {
@@ -98,7 +91,7 @@ void CudnnConv::fwd(const cpu::ConvGeom& g, const float* x, const float* w, cons
   if (b) LK_CUDNN_CHECK(cudnnAddTensor(handle_, &one, d.b, b, &one, d.y, y));
 }
 
-void CudnnConv::bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx) {
+void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   const Descs d = describe(g);
   const Key k = key(g);
   if (!bwd_data_algo_.count(k)) {
@@ -119,7 +112,7 @@ void CudnnConv::bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w
                                               ws ? workspace(ws) : nullptr, ws, &one, d.x, dx));
 }
 
-void CudnnConv::bwd_filter(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
   const Descs d = describe(g);
   const Key k = key(g);
   if (!bwd_filter_algo_.count(k)) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <tuple>
 
+#include "engine/cuda/workspace.h"
 #include "engine/tensor.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/runtime_api.h"
@@ -44,25 +45,23 @@ class CudnnConv {
   MathMode math() const { return math_; }
 
   // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b
-  void fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
-  void bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
-  void bwd_filter(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
+  void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
+  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
+  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
 
  private:
   struct Descs;
-  Descs describe(const cpu::ConvGeom& g) const;
+  Descs describe(const ConvGeom& g) const;
   void* workspace(size_t bytes);
 
   cudnnHandle_t handle_ = nullptr;
-  Allocator& ws_alloc_;
-  void* ws_ = nullptr;
-  size_t ws_bytes_ = 0;
+  Workspace ws_;
   MathMode math_ = MathMode::FP32_FMA;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int>;
   std::map<Key, cudnnConvolutionFwdAlgo_t> fwd_algo_;
   std::map<Key, cudnnConvolutionBwdDataAlgo_t> bwd_data_algo_;
   std::map<Key, cudnnConvolutionBwdFilterAlgo_t> bwd_filter_algo_;
-  Key key(const cpu::ConvGeom& g) const;
+  Key key(const ConvGeom& g) const;
 };
 
 LK_CUDA_NAMESPACE_END

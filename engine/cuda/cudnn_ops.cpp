@@ -11,10 +11,10 @@ int to_int(int64_t v) {
   if (v > (int64_t(1) << 31) - 1) throw std::invalid_argument("cuDNN reference: a dimension exceeds int");
   return static_cast<int>(v);
 }
-bool same(const cpu::Dims4& a, const cpu::Dims4& b) { return a == b; }
+bool same(const Dims4& a, const Dims4& b) { return a == b; }
 }  // namespace
 
-CudnnOps::CudnnOps(cudnnHandle_t handle, Allocator& scratch) : handle_(handle), alloc_(scratch) {
+CudnnOps::CudnnOps(cudnnHandle_t handle, Allocator& scratch) : handle_(handle), scratch_(scratch) {
   for (auto& t : t_) LK_CUDNN_CHECK(cudnnCreateTensorDescriptor(&t));
   LK_CUDNN_CHECK(cudnnCreateActivationDescriptor(&act_));
   LK_CUDNN_CHECK(cudnnCreateOpTensorDescriptor(&op_));
@@ -22,66 +22,59 @@ CudnnOps::CudnnOps(cudnnHandle_t handle, Allocator& scratch) : handle_(handle), 
 }
 
 CudnnOps::~CudnnOps() {
-  if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
   for (auto& t : t_) cudnnDestroyTensorDescriptor(t);
   cudnnDestroyActivationDescriptor(act_);
   cudnnDestroyOpTensorDescriptor(op_);
   cudnnDestroyReduceTensorDescriptor(reduce_);
 }
 
-cudnnTensorDescriptor_t CudnnOps::desc(int slot, const cpu::Dims4& d) {
+cudnnTensorDescriptor_t CudnnOps::desc(int slot, const Dims4& d) {
   LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(t_[slot], CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(d[0]), to_int(d[1]),
                                             to_int(d[2]), to_int(d[3])));
   return t_[slot];
 }
 
-void* CudnnOps::scratch(size_t bytes) {
-  if (bytes <= scratch_bytes_) return scratch_;
-  if (scratch_) alloc_.deallocate(scratch_, scratch_bytes_);
-  scratch_ = alloc_.allocate(bytes);
-  scratch_bytes_ = bytes;
-  return scratch_;
-}
+void* CudnnOps::scratch(size_t bytes) { return scratch_.get(bytes); }
 
-void CudnnOps::activation_fwd(cpu::Activation a, int64_t n, const float* x, float* y) {
+void CudnnOps::activation_fwd(Activation a, int64_t n, const float* x, float* y) {
   LK_CUDNN_CHECK(cudnnSetActivationDescriptor(
-      act_, a == cpu::Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_SIGMOID, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      act_, a == Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_SIGMOID, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   const cudnnTensorDescriptor_t d = desc(0, {1, 1, 1, n});
   const float one = 1.f, zero = 0.f;
   LK_CUDNN_CHECK(cudnnActivationForward(handle_, act_, &one, d, x, &zero, d, y));
 }
 
-void CudnnOps::activation_bwd(cpu::Activation a, int64_t n, const float* dy, const float* y, float* dx) {
+void CudnnOps::activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx) {
   LK_CUDNN_CHECK(cudnnSetActivationDescriptor(
-      act_, a == cpu::Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_SIGMOID, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      act_, a == Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_SIGMOID, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   const cudnnTensorDescriptor_t d = desc(0, {1, 1, 1, n});
   const float one = 1.f;
   // Both derivatives are functions of y (relu: y > 0 iff x > 0), so y serves as x.
   LK_CUDNN_CHECK(cudnnActivationBackward(handle_, act_, &one, d, y, d, dy, d, y, &one, d, dx));
 }
 
-void CudnnOps::binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b,
-                          const cpu::Dims4& sb, float* y) {
+void CudnnOps::binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
+                          const Dims4& sb, float* y) {
   // cudnnOpTensor broadcasts B only: put the full-shape operand first (both
   // ops commute).
   if (!same(sa, out)) {
     if (!same(sb, out)) throw std::invalid_argument("cuDNN reference binary op: neither operand has the output shape");
     std::swap(a, b);
   }
-  const cpu::Dims4& small = same(sa, out) ? sb : sa;
-  LK_CUDNN_CHECK(cudnnSetOpTensorDescriptor(op_, op == cpu::BinaryOp::Add ? CUDNN_OP_TENSOR_ADD : CUDNN_OP_TENSOR_MUL,
+  const Dims4& small = same(sa, out) ? sb : sa;
+  LK_CUDNN_CHECK(cudnnSetOpTensorDescriptor(op_, op == BinaryOp::Add ? CUDNN_OP_TENSOR_ADD : CUDNN_OP_TENSOR_MUL,
                                             CUDNN_DATA_FLOAT, CUDNN_NOT_PROPAGATE_NAN));
   const float one = 1.f, zero = 0.f;
   LK_CUDNN_CHECK(cudnnOpTensor(handle_, op_, &one, desc(0, out), a, &one, desc(1, small), b, &zero, desc(2, out), y));
 }
 
-void CudnnOps::binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
-                          const float* other, const cpu::Dims4& s_other, float* d_self) {
+void CudnnOps::binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
+                          const float* other, const Dims4& s_other, float* d_self) {
   const float one = 1.f, zero = 0.f;
   const int64_t total = out[0] * out[1] * out[2] * out[3];
   const float* src = dy;
   size_t prod_bytes = 0;
-  if (op == cpu::BinaryOp::Mul) {
+  if (op == BinaryOp::Mul) {
     prod_bytes = static_cast<size_t>(total) * sizeof(float);
   }
   LK_CUDNN_CHECK(cudnnSetReduceTensorDescriptor(reduce_, CUDNN_REDUCE_TENSOR_ADD, CUDNN_DATA_FLOAT, CUDNN_NOT_PROPAGATE_NAN,
@@ -89,7 +82,7 @@ void CudnnOps::binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* 
   size_t ws = 0;
   LK_CUDNN_CHECK(cudnnGetReductionWorkspaceSize(handle_, reduce_, desc(0, out), desc(1, s_self), &ws));
   char* base = static_cast<char*>(scratch(prod_bytes + ws + 256));
-  if (op == cpu::BinaryOp::Mul) {
+  if (op == BinaryOp::Mul) {
     // dy * other (other broadcast), then reduce to self's shape.
     LK_CUDNN_CHECK(cudnnSetOpTensorDescriptor(op_, CUDNN_OP_TENSOR_MUL, CUDNN_DATA_FLOAT, CUDNN_NOT_PROPAGATE_NAN));
     float* prod = reinterpret_cast<float*>(base);

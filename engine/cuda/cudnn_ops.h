@@ -1,5 +1,5 @@
 // cuDNN reference paths of our hand-written non-convolution kernels (real GPU
-// builds only), selected with Backend::set_variant(op, Reference) or
+// builds only), selected with Backend::set_variant(op, Cudnn) or
 // globally. The CUDA backend (backend_cuda.cpp) routes:
 //   "activation"       relu / sigmoid        cudnnActivationForward/Backward
 //   "binary"           broadcast add / mul   cudnnOpTensor, backward through
@@ -16,6 +16,7 @@
 #include <cudnn.h>
 
 #include "engine/cuda/cudnn_conv.h"
+#include "engine/cuda/workspace.h"
 #include "kernels/activation.h"
 #include "kernels/binary.h"
 
@@ -28,12 +29,12 @@ class CudnnOps {
   CudnnOps(const CudnnOps&) = delete;
   CudnnOps& operator=(const CudnnOps&) = delete;
 
-  void activation_fwd(cpu::Activation a, int64_t n, const float* x, float* y);
-  void activation_bwd(cpu::Activation a, int64_t n, const float* dy, const float* y, float* dx);
-  void binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b,
-                  const cpu::Dims4& sb, float* y);
-  void binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
-                  const float* other, const cpu::Dims4& s_other, float* d_self);
+  void activation_fwd(Activation a, int64_t n, const float* x, float* y);
+  void activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx);
+  void binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
+                  const Dims4& sb, float* y);
+  void binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
+                  const float* other, const Dims4& s_other, float* d_self);
   void global_avg_pool_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float* y);
   void global_avg_pool_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, float* dx);
   void softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float* y);
@@ -46,17 +47,15 @@ class CudnnOps {
                             float* dbeta);
 
  private:
-  cudnnTensorDescriptor_t desc(int slot, const cpu::Dims4& d);
+  cudnnTensorDescriptor_t desc(int slot, const Dims4& d);
   void* scratch(size_t bytes);
 
   cudnnHandle_t handle_;
-  Allocator& alloc_;
   cudnnTensorDescriptor_t t_[3] = {nullptr, nullptr, nullptr};
   cudnnActivationDescriptor_t act_ = nullptr;
   cudnnOpTensorDescriptor_t op_ = nullptr;
   cudnnReduceTensorDescriptor_t reduce_ = nullptr;
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
+  Workspace scratch_;
 };
 
 LK_CUDA_NAMESPACE_END

@@ -42,19 +42,19 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
   if (w.size(0) != x.size(1)) shape_error(op, "weight must be (C_in, C_out, K, K)", x.shape(), w.shape());
   if (w.size(2) != w.size(3)) shape_error(op, "only square kernels", w.shape());
   if (stride < 1 || padding < 0) throw std::invalid_argument("conv_transpose2d: stride must be >= 1, padding >= 0");
-  const ConvGeom g = cpu::conv_t_geom(x.size(0), x.size(1), x.size(2), x.size(3), w.size(1), w.size(2), stride,
+  const ConvGeom g = conv_transpose2d_geom(x.size(0), x.size(1), x.size(2), x.size(3), w.size(1), w.size(2), stride,
                                       padding, 1);
   if (g.h < 1 || g.w < 1) shape_error(op, "output would be empty", x.shape(), w.shape());
   if (b.defined() && (b.ndim() != 1 || b.size(0) != w.size(1))) shape_error(op, "bias must be (C_out)", b.shape(), w.shape());
 
   Tensor y = new_like(x, {g.n, g.c_in, g.h, g.w});
-  be(x).conv_t2d_fwd(g, x, w, b, y);
+  be(x).conv_transpose2d_fwd(g, x, w, b, y);
   if (needs_grad({&x, &w, &b}))
     record(y, op, {x, w, b}, [g, x, w, b](const Tensor& dy) {
-      if (x.requires_grad()) be(dy).conv_t2d_bwd_data(g, dy, w, grad_buffer(x));
+      if (x.requires_grad()) be(dy).conv_transpose2d_bwd_data(g, dy, w, grad_buffer(x));
       if (w.requires_grad() || (b.defined() && b.requires_grad())) {
         Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::zeros(w.shape(), w.dtype(), w.device());
-        be(dy).conv_t2d_bwd_weight(g, dy, x, dw, grad_of(b));
+        be(dy).conv_transpose2d_bwd_weight(g, dy, x, dw, grad_of(b));
       }
     });
   return y;

@@ -49,20 +49,20 @@ int grid_for(int64_t n) {
 
 }  // namespace
 
-cudaError_t activation_fwd(cpu::Activation a, int64_t n, const float* x, float* y, cudaStream_t stream) {
+cudaError_t activation_fwd(Activation a, int64_t n, const float* x, float* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   const int grid = grid_for(n);
-  if (a == cpu::Activation::Relu) return LK_LAUNCH(relu_fwd_kernel, grid, kActivationThreads, 0, stream)(n, x, y);
+  if (a == Activation::Relu) return LK_LAUNCH(relu_fwd_kernel, grid, kActivationThreads, 0, stream)(n, x, y);
   return LK_LAUNCH(sigmoid_fwd_kernel, grid, kActivationThreads, 0, stream)(n, x, y);
 }
 
-cudaError_t activation_bwd(cpu::Activation a, int64_t n, const float* dy, const float* y, float* dx,
+cudaError_t activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx,
                            cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   const int grid = grid_for(n);
-  if (a == cpu::Activation::Relu) return LK_LAUNCH(relu_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx);
+  if (a == Activation::Relu) return LK_LAUNCH(relu_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx);
   return LK_LAUNCH(sigmoid_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx);
 }
 

@@ -12,9 +12,9 @@
 
 LK_CUDA_NAMESPACE_BEGIN
 
-cudaError_t activation_fwd(cpu::Activation a, int64_t n, const float* x, float* y, cudaStream_t stream = nullptr);
+cudaError_t activation_fwd(Activation a, int64_t n, const float* x, float* y, cudaStream_t stream = nullptr);
 // dx += dy * f'(x) expressed through y
-cudaError_t activation_bwd(cpu::Activation a, int64_t n, const float* dy, const float* y, float* dx,
+cudaError_t activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx,
                            cudaStream_t stream = nullptr);
 
 // Launch shape: kActivationThreads per block, grid-stride loops over at most

@@ -7,6 +7,7 @@
 // the shared code of kernels/augment.h, so this matches augment_cpu.
 #include "kernels/cuda/augment.h"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -23,12 +24,10 @@ struct Params {
 // gets the result. Contains __syncthreads (call from all threads).
 __device__ void block_reduce(double& a, double& b, float& mn, float& mx, double (*sd)[kWarps],
                              float (*sf)[kWarps]) {
-  for (int o = 16; o > 0; o >>= 1) {
-    a += __shfl_xor_sync(0xffffffffu, a, o);
-    b += __shfl_xor_sync(0xffffffffu, b, o);
-    mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  }
+  a = warp_sum(a);
+  b = warp_sum(b);
+  mn = warp_min(mn);
+  mx = warp_max(mx);
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   __syncthreads();  // the arrays may still be read from a previous call
   if (lane == 0) {

@@ -8,12 +8,12 @@
 
 #include "kernels/cuda/batch_norm.h"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kMaxWarps = kBatchNormMaxThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int64_t kMaxChannelBlocks = 65535;
 constexpr int64_t kMaxChunks = 1024;  // evaluation: blocks per channel
 
@@ -36,13 +36,6 @@ __device__ __forceinline__ void for_channel(int64_t n, int64_t c, int hw, int64_
       off += plane - hw;
     }
   }
-}
-
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
 }
 
 // Sums v[0..N) over the block; every thread gets the totals. scratch holds
@@ -73,10 +66,11 @@ __device__ __forceinline__ void block_sum(T (&v)[N], T* scratch) {
 
 // Training forward: one block per channel (grid-stride over channels).
 __global__ void __launch_bounds__(kBatchNormMaxThreads)
-    bn_fwd_train_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
-                        const float* __restrict__ beta, float* __restrict__ running_mean,
-                        float* __restrict__ running_var, double momentum, double eps, float* __restrict__ y,
-                        float* __restrict__ save_mean, float* __restrict__ save_invstd) {
+    batch_norm_fwd_train_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x,
+                                const float* __restrict__ gamma, const float* __restrict__ beta,
+                                float* __restrict__ running_mean, float* __restrict__ running_var, double momentum,
+                                double eps, float* __restrict__ y, float* __restrict__ save_mean,
+                                float* __restrict__ save_invstd) {
   LK_SHARED(float, scratch, [kMaxWarps + 1]);
   LK_SHARED(float, coef, [2]);
   const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
@@ -113,10 +107,11 @@ __global__ void __launch_bounds__(kBatchNormMaxThreads)
 // Evaluation forward: blockIdx.x picks the channel (grid-stride), blockIdx.y
 // the chunk of its n*hw elements (grid-stride).
 __global__ void __launch_bounds__(kBatchNormThreads)
-    bn_fwd_eval_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
-                       const float* __restrict__ beta, const float* __restrict__ running_mean,
-                       const float* __restrict__ running_var, double eps, float* __restrict__ y,
-                       float* __restrict__ save_mean, float* __restrict__ save_invstd) {
+    batch_norm_fwd_eval_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x,
+                               const float* __restrict__ gamma, const float* __restrict__ beta,
+                               const float* __restrict__ running_mean, const float* __restrict__ running_var,
+                               double eps, float* __restrict__ y, float* __restrict__ save_mean,
+                               float* __restrict__ save_invstd) {
   const int nt = static_cast<int>(blockDim.x);
   const int start = static_cast<int>(blockIdx.y) * nt + static_cast<int>(threadIdx.x);
   const int step = static_cast<int>(gridDim.y) * nt;
@@ -136,10 +131,10 @@ __global__ void __launch_bounds__(kBatchNormThreads)
 // Backward: one block per channel. sums: the two reductions are needed
 // (training, or dgamma/dbeta requested).
 __global__ void __launch_bounds__(kBatchNormMaxThreads)
-    bn_bwd_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ dy, const float* __restrict__ x,
-                  const float* __restrict__ gamma, const float* __restrict__ save_mean,
-                  const float* __restrict__ save_invstd, bool training, bool sums, float* __restrict__ dx,
-                  float* __restrict__ dgamma, float* __restrict__ dbeta) {
+    batch_norm_bwd_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ dy, const float* __restrict__ x,
+                          const float* __restrict__ gamma, const float* __restrict__ save_mean,
+                          const float* __restrict__ save_invstd, bool training, bool sums, float* __restrict__ dx,
+                          float* __restrict__ dgamma, float* __restrict__ dbeta) {
   LK_SHARED(float, scratch, [2 * (kMaxWarps + 1)]);
   const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
   const float m = static_cast<float>(n * hw);
@@ -238,14 +233,14 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, con
   const int h = static_cast<int>(hw);
   if (training) {
     if (m < 2) return cudaErrorInvalidValue;
-    return LK_LAUNCH(bn_fwd_train_kernel, channel_grid(c), channel_threads(m), 0, stream)(
+    return LK_LAUNCH(batch_norm_fwd_train_kernel, channel_grid(c), channel_threads(m), 0, stream)(
         n, c, h, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
   }
   const int64_t chunks = (m + kBatchNormThreads - 1) / kBatchNormThreads;
   const dim3 grid(static_cast<unsigned>(channel_grid(c)),
                   static_cast<unsigned>(chunks < kMaxChunks ? chunks : kMaxChunks));
-  return LK_LAUNCH(bn_fwd_eval_kernel, grid, kBatchNormThreads, 0, stream)(n, c, h, x, gamma, beta, running_mean,
-                                                                           running_var, eps, y, save_mean, save_invstd);
+  return LK_LAUNCH(batch_norm_fwd_eval_kernel, grid, kBatchNormThreads, 0, stream)(
+      n, c, h, x, gamma, beta, running_mean, running_var, eps, y, save_mean, save_invstd);
 }
 
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
@@ -255,7 +250,7 @@ cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, co
   if (n * c * hw == 0 || (!dx && !dgamma && !dbeta)) return cudaSuccess;
   const int64_t m = n * hw;
   const bool sums = (training && dx) || dgamma || dbeta;
-  return LK_LAUNCH(bn_bwd_kernel, channel_grid(c), channel_threads(m), 0, stream)(
+  return LK_LAUNCH(batch_norm_bwd_kernel, channel_grid(c), channel_threads(m), 0, stream)(
       n, c, static_cast<int>(hw), dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta);
 }
 

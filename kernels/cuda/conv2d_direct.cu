@@ -13,7 +13,7 @@ struct G {
   int n, ci, h, w, co, kh, kw, stride, pad, dil, groups, oh, ow;
 };
 
-G to_g(const cpu::ConvGeom& g) {
+G to_g(const ConvGeom& g) {
   return {int(g.n), int(g.c_in), int(g.h), int(g.w), int(g.c_out), int(g.kh), int(g.kw), int(g.stride),
           int(g.pad), int(g.dil), int(g.groups), int(g.oh), int(g.ow)};
 }
@@ -131,14 +131,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool fits_int(const cpu::ConvGeom& g) {
+bool fits_int(const ConvGeom& g) {
   const int64_t lim = int64_t(1) << 30;
   return g.n * g.c_in * g.h * g.w < lim && g.n * g.c_out * g.oh * g.ow < lim && g.c_out * g.c_in * g.kh * g.kw < lim;
 }
 
 }  // namespace
 
-cudaError_t conv2d_direct_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+cudaError_t conv2d_direct_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                               bool accumulate, cudaStream_t stream) {
   if (!fits_int(g)) return cudaErrorInvalidValue;
   const int64_t total = g.n * g.c_out * g.oh * g.ow;
@@ -146,7 +146,7 @@ cudaError_t conv2d_direct_fwd(const cpu::ConvGeom& g, const float* x, const floa
   return LK_LAUNCH(fwd_kernel, blocks_for(total), kThreads, 0, stream)(to_g(g), x, w, b, y, accumulate);
 }
 
-cudaError_t conv2d_direct_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+cudaError_t conv2d_direct_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
                                    cudaStream_t stream) {
   if (!fits_int(g)) return cudaErrorInvalidValue;
   const int64_t total = g.n * g.c_in * g.h * g.w;
@@ -154,7 +154,7 @@ cudaError_t conv2d_direct_bwd_data(const cpu::ConvGeom& g, const float* dy, cons
   return LK_LAUNCH(bwd_data_kernel, blocks_for(total), kThreads, 0, stream)(to_g(g), dy, w, dx);
 }
 
-cudaError_t conv2d_direct_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+cudaError_t conv2d_direct_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
                                      cudaStream_t stream) {
   if (!fits_int(g)) return cudaErrorInvalidValue;
   const int64_t weights = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;

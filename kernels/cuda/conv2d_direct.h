@@ -20,13 +20,13 @@
 LK_CUDA_NAMESPACE_BEGIN
 
 // y = conv(x, w) + b (b may be null); with accumulate, y += conv(x, w) + b.
-cudaError_t conv2d_direct_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+cudaError_t conv2d_direct_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                               bool accumulate = false, cudaStream_t stream = nullptr);
 // dx += conv2d_backward_data(dy, w)
-cudaError_t conv2d_direct_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+cudaError_t conv2d_direct_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
                                    cudaStream_t stream = nullptr);
 // dw += dL/dw; db += dL/db when db is not null
-cudaError_t conv2d_direct_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+cudaError_t conv2d_direct_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
                                      cudaStream_t stream = nullptr);
 // db[c] += sum over n and the plane of dy[n, c] (the transposed conv's bias)
 cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const float* dy, float* db, cudaStream_t stream = nullptr);

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "kernels/cuda/launch_observer.h"
 #include "kernels/cuda/runtime_api.h"
 
 #if defined(__CUDACC__)
@@ -68,12 +69,16 @@ struct KernelLaunch {
 
   template <typename... A>
   [[nodiscard]] cudaError_t operator()(A&&... args) const {
+    ::lk::cuda::LaunchObserver* observer = ::lk::cuda::g_launch_observer.load(std::memory_order_acquire);
+    if (observer) observer->before(name, stream);
 #if defined(__CUDACC__)
     kernel<<<grid, block, shmem, stream>>>(std::forward<A>(args)...);
 #else
     ::lk::simt::launch(name, kernel, grid, block, shmem, stream, std::forward<A>(args)...);
 #endif
-    return cudaGetLastError();
+    const cudaError_t result = cudaGetLastError();
+    if (observer) observer->after(name, stream, result);
+    return result;
   }
 };
 template <typename... P>

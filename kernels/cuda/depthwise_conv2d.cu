@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/depthwise_conv2d.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -20,9 +21,9 @@ constexpr size_t kSmemBudget = 48 * 1024;
 // Grid: (tiles along x, tiles along y, planes), block: (kTile, kTile).
 template <int K>
 __global__ void __launch_bounds__(kThreads)
-    dw_conv_tiled(const float* __restrict__ in, const float* __restrict__ w, const float* __restrict__ bias,
-                  float* __restrict__ out, int channels, int plane0, int in_h, int in_w, int out_h, int out_w, int pad,
-                  int dil, bool flip, bool accumulate) {
+    depthwise_conv2d_tiled(const float* __restrict__ in, const float* __restrict__ w, const float* __restrict__ bias,
+                           float* __restrict__ out, int channels, int plane0, int in_h, int in_w, int out_h, int out_w,
+                           int pad, int dil, bool flip, bool accumulate) {
   LK_SHARED(float, taps, [K * K]);
   float* tile = lk_dynamic_smem<float>();
   const int span = dil * (K - 1);
@@ -67,14 +68,14 @@ cudaError_t run(const float* in, const float* w, const float* bias, float* out, 
   for (int64_t p0 = 0; p0 < planes; p0 += kMaxPlanesPerLaunch) {
     const int64_t np = planes - p0 < kMaxPlanesPerLaunch ? planes - p0 : kMaxPlanesPerLaunch;
     const dim3 grid((out_w + kTile - 1) / kTile, (out_h + kTile - 1) / kTile, static_cast<unsigned>(np));
-    const cudaError_t e = LK_LAUNCH(dw_conv_tiled<K>, grid, block, smem, stream)(
+    const cudaError_t e = LK_LAUNCH(depthwise_conv2d_tiled<K>, grid, block, smem, stream)(
         in, w, bias, out, channels, static_cast<int>(p0), in_h, in_w, out_h, out_w, pad, dil, flip, accumulate);
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
 }
 
-cudaError_t dispatch(const cpu::ConvGeom& g, const float* in, const float* w, const float* bias, float* out, int in_h,
+cudaError_t dispatch(const ConvGeom& g, const float* in, const float* w, const float* bias, float* out, int in_h,
                      int in_w, int out_h, int out_w, int pad, bool flip, bool accumulate, cudaStream_t stream) {
   const int64_t planes = g.n * g.c_in;
   const int channels = static_cast<int>(g.c_in), dil = static_cast<int>(g.dil);
@@ -86,7 +87,6 @@ cudaError_t dispatch(const cpu::ConvGeom& g, const float* in, const float* w, co
 // ------------------------------------------------------------------ weight gradient
 
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
 constexpr int kMaxRows = 4;  // output rows per thread in the weight-gradient pass
 
 // Values per thread of the weight gradient: K*K taps and the dy sum, padded
@@ -107,7 +107,7 @@ __device__ __forceinline__ void reduce_scatter_step(float (&v)[N], int lane) {
   for (int j = 0; j < H; ++j) {
     const float keep = up ? v[Base + j + H] : v[Base + j];
     const float send = up ? v[Base + j] : v[Base + j + H];
-    v[Base + j] = keep + __shfl_xor_sync(kFull, send, H);
+    v[Base + j] = keep + __shfl_xor_sync(kFullWarpMask, send, H);
   }
   if constexpr (H > 1) reduce_scatter_step<Base, H / 2>(v, lane);
 }
@@ -125,8 +125,8 @@ __device__ __forceinline__ void warp_reduce_scatter(float (&v)[N], int lane) {
 // spills the 7x7 accumulators).
 template <int K>
 __global__ void __launch_bounds__(kThreads, 2)
-    dw_wgrad_tiled(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ part, int plane0,
-                   int in_h, int in_w, int out_h, int out_w, int pad, int dil, int rows) {
+    depthwise_conv2d_wgrad_tiled(const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ part,
+                                 int plane0, int in_h, int in_w, int out_h, int out_w, int pad, int dil, int rows) {
   constexpr int KK = K * K, NV = wgrad_values(K), G = wgrad_groups(K);
   LK_SHARED(float, red, [kWarps][32 * G]);
   float* tile = lk_dynamic_smem<float>();
@@ -178,8 +178,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 // images and tiles in order (double), then dw[c][i] += (db[c] for i == K*K).
 template <int K>
 __global__ void __launch_bounds__(64)
-    dw_wgrad_finalize(const float* __restrict__ part, int n, int channels, int tiles, float* __restrict__ dw,
-                      float* __restrict__ db) {
+    depthwise_conv2d_wgrad_finalize(const float* __restrict__ part, int n, int channels, int tiles,
+                                    float* __restrict__ dw, float* __restrict__ db) {
   constexpr int KK = K * K, NV = wgrad_values(K);
   const int c = static_cast<int>(blockIdx.x), i = static_cast<int>(threadIdx.x);
   if (i >= NV) return;
@@ -200,7 +200,7 @@ struct WgradShape {
   size_t smem = 0;
 };
 
-WgradShape wgrad_shape(const cpu::ConvGeom& g) {
+WgradShape wgrad_shape(const ConvGeom& g) {
   WgradShape s;
   if (!depthwise_conv2d_supported(g)) return s;
   const int64_t k = g.kh, span = g.dil * (k - 1);
@@ -220,25 +220,25 @@ WgradShape wgrad_shape(const cpu::ConvGeom& g) {
 }
 
 template <int K>
-cudaError_t run_wgrad(const cpu::ConvGeom& g, const WgradShape& sh, const float* dy, const float* x, float* dw,
+cudaError_t run_wgrad(const ConvGeom& g, const WgradShape& sh, const float* dy, const float* x, float* dw,
                       float* db, float* part, cudaStream_t stream) {
   const int64_t planes = g.n * g.c_in;
   const dim3 block(kTile, kTile);
   for (int64_t p0 = 0; p0 < planes; p0 += kMaxPlanesPerLaunch) {
     const int64_t np = planes - p0 < kMaxPlanesPerLaunch ? planes - p0 : kMaxPlanesPerLaunch;
     const dim3 grid(sh.tiles_x, sh.tiles_y, static_cast<unsigned>(np));
-    const cudaError_t e = LK_LAUNCH(dw_wgrad_tiled<K>, grid, block, sh.smem, stream)(
+    const cudaError_t e = LK_LAUNCH(depthwise_conv2d_wgrad_tiled<K>, grid, block, sh.smem, stream)(
         dy, x, part, static_cast<int>(p0), static_cast<int>(g.h), static_cast<int>(g.w), static_cast<int>(g.oh),
         static_cast<int>(g.ow), static_cast<int>(g.pad), static_cast<int>(g.dil), sh.rows);
     if (e != cudaSuccess) return e;
   }
-  return LK_LAUNCH(dw_wgrad_finalize<K>, static_cast<unsigned>(g.c_in), 64, 0, stream)(
+  return LK_LAUNCH(depthwise_conv2d_wgrad_finalize<K>, static_cast<unsigned>(g.c_in), 64, 0, stream)(
       part, static_cast<int>(g.n), static_cast<int>(g.c_in), static_cast<int>(sh.tiles_x * sh.tiles_y), dw, db);
 }
 
 }  // namespace
 
-bool depthwise_conv2d_supported(const cpu::ConvGeom& g) {
+bool depthwise_conv2d_supported(const ConvGeom& g) {
   if (!g.depthwise() || g.stride != 1 || g.kh != g.kw || (g.kh != 5 && g.kh != 7)) return false;
   if (g.dil < 1 || g.dil > 1024 || g.pad < 0 || g.oh <= 0 || g.ow <= 0 || g.n <= 0 || g.c_in <= 0) return false;
   if (tile_bytes(static_cast<int>(g.kh), g.dil) + g.kh * g.kw * sizeof(float) > kSmemBudget) return false;
@@ -247,14 +247,14 @@ bool depthwise_conv2d_supported(const cpu::ConvGeom& g) {
          span - g.pad >= INT_MIN;
 }
 
-cudaError_t depthwise_conv2d_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                                  bool accumulate, cudaStream_t stream) {
   if (!depthwise_conv2d_supported(g)) return cudaErrorInvalidValue;
   return dispatch(g, x, w, b, y, static_cast<int>(g.h), static_cast<int>(g.w), static_cast<int>(g.oh),
                   static_cast<int>(g.ow), static_cast<int>(g.pad), false, accumulate, stream);
 }
 
-cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
                                       cudaStream_t stream) {
   if (!depthwise_conv2d_supported(g)) return cudaErrorInvalidValue;
   // dx(iy, ix) = sum over taps of dy(iy - pad' + ky*dil, ...) * w(K-1-ky, K-1-kx), pad' = dil*(K-1) - pad.
@@ -264,14 +264,14 @@ cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, c
 }
 
 
-size_t depthwise_conv2d_bwd_weight_workspace_bytes(const cpu::ConvGeom& g) {
+size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g) {
   const WgradShape sh = wgrad_shape(g);
   if (sh.rows == 0) return 0;
   return static_cast<size_t>(g.n * g.c_in) * sh.tiles_x * sh.tiles_y * static_cast<size_t>(g.kh * g.kw + 1) *
          sizeof(float);
 }
 
-cudaError_t depthwise_conv2d_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
                                         void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   const WgradShape sh = wgrad_shape(g);
   if (sh.rows == 0 || !workspace || reinterpret_cast<uintptr_t>(workspace) % alignof(float) != 0 ||

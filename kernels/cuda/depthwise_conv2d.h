@@ -24,14 +24,14 @@ inline constexpr int kDepthwiseTile = 16;
 
 // Depthwise, stride 1, kh == kw in {5, 7}, dil >= 1, pad >= 0, the halo tile
 // within 48 KiB of shared memory (dilation up to 15 for 7x7), sizes in int.
-bool depthwise_conv2d_supported(const cpu::ConvGeom& g);
+bool depthwise_conv2d_supported(const ConvGeom& g);
 
 // y = conv(x, w) + b (b may be null); with accumulate y += conv(x, w) + b.
-cudaError_t depthwise_conv2d_fwd(const cpu::ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                                  bool accumulate = false, cudaStream_t stream = nullptr);
 
 // dx += conv2d_backward_data(dy, w)
-cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, const float* w, float* dx,
+cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
                                       cudaStream_t stream = nullptr);
 
 // Weight (and bias) gradient, deterministic: one block per output tile of
@@ -42,10 +42,10 @@ cudaError_t depthwise_conv2d_bwd_data(const cpu::ConvGeom& g, const float* dy, c
 // adds, per channel, the partials of every image and tile in a fixed order
 // (double) and ADDS the result to dw (and db).
 // Bytes of workspace depthwise_conv2d_bwd_weight needs for g (0 when unsupported).
-size_t depthwise_conv2d_bwd_weight_workspace_bytes(const cpu::ConvGeom& g);
+size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g);
 // dw += dL/dw, db += dL/db (db may be null); cudaErrorInvalidValue (nothing
 // launched) when unsupported or the workspace is too small / misaligned (4 bytes).
-cudaError_t depthwise_conv2d_bwd_weight(const cpu::ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
+cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
                                         void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 LK_CUDA_NAMESPACE_END

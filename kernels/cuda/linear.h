@@ -1,8 +1,8 @@
 // Fully connected layer on CUDA, float, the device twin of kernels/linear.h:
 // y = x @ w^T + b with x (N, IN), w (OUT, IN). The SE block's two tiny
 // layers (N = batch, IN/OUT <= 512): one thread per output element with a
-// sequential dot product (deterministic); the GPU backend may route large
-// shapes to cuBLAS instead.
+// sequential dot product (deterministic). Large shapes would want a GEMM
+// library; none is linked (the backend uses cuDNN only).
 #pragma once
 
 #include <cstdint>

@@ -7,13 +7,13 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/lka_gate.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kLkaGateThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
 
 int chunk_count(int64_t hw) {
   const int64_t per = int64_t(kThreads) * kLkaGateItems;
@@ -34,12 +34,6 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
   return l;
 }
 
-__device__ __forceinline__ double warp_sum(double v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-
 // Stable for large |z|: the exponential only sees a non-positive argument
 // (the formula of kernels/activation.cpp).
 __device__ __forceinline__ float sigmoid(float z) {
@@ -48,8 +42,8 @@ __device__ __forceinline__ float sigmoid(float z) {
 }
 
 // BN as an affine map z = scale * f + shift, in double as batch_norm_fwd.
-__device__ __forceinline__ void bn_affine(float gamma, float beta, double mean, double invstd, float& scale,
-                                          float& shift) {
+__device__ __forceinline__ void batch_norm_affine(float gamma, float beta, double mean, double invstd, float& scale,
+                                                  float& shift) {
   scale = static_cast<float>(gamma * invstd);
   shift = static_cast<float>(beta - mean * gamma * invstd);
 }
@@ -138,7 +132,7 @@ __global__ void __launch_bounds__(kThreads)
     save_mean[ch] = static_cast<float>(mean);
     save_invstd[ch] = static_cast<float>(invstd);
     float scale, shift;
-    bn_affine(gamma[ch], beta[ch], mean, invstd, scale, shift);
+    batch_norm_affine(gamma[ch], beta[ch], mean, invstd, scale, shift);
     coef[2 * ch] = scale;
     coef[2 * ch + 1] = shift;
   }
@@ -166,7 +160,7 @@ __device__ __forceinline__ BwdChannel bwd_channel(int ch, const float* gamma, co
   BwdChannel k;
   k.mean = __ldg(save_mean + ch);
   k.invstd = __ldg(save_invstd + ch);
-  bn_affine(__ldg(gamma + ch), __ldg(beta + ch), k.mean, k.invstd, k.scale, k.shift);
+  batch_norm_affine(__ldg(gamma + ch), __ldg(beta + ch), k.mean, k.invstd, k.scale, k.shift);
   return k;
 }
 

@@ -3,13 +3,13 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/pooling.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kPoolThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int64_t kMaxGridY = 65535;
 constexpr int64_t kMaxGridX = 1024;
 // Global average pooling gives a plane the whole block from this size on
@@ -17,17 +17,11 @@ constexpr int64_t kMaxGridX = 1024;
 constexpr int64_t kBlockPerPlaneMinHw = 4096;
 constexpr int64_t kBlockPerPlaneMaxPlanes = 2048;
 
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
-}
-
 // kTpp threads per plane: 32 (a warp each) or kThreads (the block). Lane l
 // sums elements l, l + kTpp, ... in order; a fixed tree combines the lanes.
 template <int kTpp>
 __global__ void __launch_bounds__(kThreads)
-    gap_fwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ x, float* __restrict__ y) {
+    global_avg_pool_fwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ x, float* __restrict__ y) {
   static_assert(kTpp == 32 || kTpp == kThreads, "a warp or the block per plane");
   LK_SHARED(float, warp_sums, [kWarps]);
   constexpr int kGroups = kThreads / kTpp;
@@ -42,25 +36,19 @@ __global__ void __launch_bounds__(kThreads)
       const float* xp = x + p * hw;
       for (int64_t k = lane; k < hw; k += kTpp) acc += xp[k];
     }
-    acc = warp_sum(acc);
     if constexpr (kTpp == 32) {
+      acc = warp_sum(acc);
       if (lane == 0 && p < planes) y[p] = acc / count;
     } else {
-      if ((tid & 31) == 0) warp_sums[tid >> 5] = acc;
-      __syncthreads();
-      if (tid < 32) {
-        float v = tid < kWarps ? warp_sums[tid] : 0.f;
-        v = warp_sum(v);
-        if (tid == 0) y[p] = v / count;  // kGroups == 1: p == p0 < planes
-      }
-      __syncthreads();  // warp_sums is reused by the next plane
+      acc = block_sum_in_thread0<kThreads>(acc, warp_sums);
+      if (tid == 0) y[p] = acc / count;  // kGroups == 1: p == p0 < planes
     }
   }
 }
 
 // Grid: (chunks of the plane, planes), both grid-stride.
 __global__ void __launch_bounds__(kThreads)
-    gap_bwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ dy, float* __restrict__ dx) {
+    global_avg_pool_bwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ dy, float* __restrict__ dx) {
   const int64_t start = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
     const float g = dy[p] / static_cast<float>(hw);
@@ -82,8 +70,8 @@ __device__ __forceinline__ void take_max(const float* xp, int at, int& best, flo
 // Grid: (chunks of the output plane, planes), both grid-stride.
 template <int K>
 __global__ void __launch_bounds__(kThreads)
-    max_pool_fwd_kernel(int64_t planes, int h, int w, int k_rt, int stride, int oh, int ow, const float* __restrict__ x,
-                        float* __restrict__ y, int32_t* __restrict__ idx) {
+    max_pool2d_fwd_kernel(int64_t planes, int h, int w, int k_rt, int stride, int oh, int ow,
+                          const float* __restrict__ x, float* __restrict__ y, int32_t* __restrict__ idx) {
   const int per_plane = oh * ow;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int step = static_cast<int>(gridDim.x * blockDim.x);
@@ -112,8 +100,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // Non-overlapping windows: each output adds into its own window.
 __global__ void __launch_bounds__(kThreads)
-    max_pool_bwd_scatter_kernel(int64_t planes, int hw, int per_plane, const float* __restrict__ dy,
-                                const int32_t* __restrict__ idx, float* __restrict__ dx) {
+    max_pool2d_bwd_scatter_kernel(int64_t planes, int hw, int per_plane, const float* __restrict__ dy,
+                                  const int32_t* __restrict__ idx, float* __restrict__ dx) {
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int step = static_cast<int>(gridDim.x * blockDim.x);
   for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
@@ -127,8 +115,9 @@ __global__ void __launch_bounds__(kThreads)
 // Overlapping windows: each input pixel gathers from the outputs whose window
 // covers it, in increasing output order (the CPU kernel's order).
 __global__ void __launch_bounds__(kThreads)
-    max_pool_bwd_gather_kernel(int64_t planes, int h, int w, int k, int stride, int oh, int ow,
-                               const float* __restrict__ dy, const int32_t* __restrict__ idx, float* __restrict__ dx) {
+    max_pool2d_bwd_gather_kernel(int64_t planes, int h, int w, int k, int stride, int oh, int ow,
+                                 const float* __restrict__ dy, const int32_t* __restrict__ idx,
+                                 float* __restrict__ dx) {
   const int hw = h * w, per_plane = oh * ow;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int step = static_cast<int>(gridDim.x * blockDim.x);
@@ -173,15 +162,16 @@ cudaError_t global_avg_pool_fwd(int64_t planes, int64_t hw, const float* x, floa
   if (planes == 0) return cudaSuccess;
   if (hw == 0) return cudaErrorInvalidValue;  // the mean of nothing
   if (hw >= kBlockPerPlaneMinHw && planes <= kBlockPerPlaneMaxPlanes)
-    return LK_LAUNCH(gap_fwd_kernel<kThreads>, planes, kThreads, 0, stream)(planes, hw, x, y);
+    return LK_LAUNCH(global_avg_pool_fwd_kernel<kThreads>, planes, kThreads, 0, stream)(planes, hw, x, y);
   const int64_t blocks = (planes + kWarps - 1) / kWarps;
-  return LK_LAUNCH(gap_fwd_kernel<32>, blocks < kMaxGridY ? blocks : kMaxGridY, kThreads, 0, stream)(planes, hw, x, y);
+  return LK_LAUNCH(global_avg_pool_fwd_kernel<32>, blocks < kMaxGridY ? blocks : kMaxGridY, kThreads, 0, stream)(
+      planes, hw, x, y);
 }
 
 cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const float* dy, float* dx, cudaStream_t stream) {
   if (planes < 0 || hw < 0) return cudaErrorInvalidValue;
   if (planes == 0 || hw == 0) return cudaSuccess;
-  return LK_LAUNCH(gap_bwd_kernel, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx);
+  return LK_LAUNCH(global_avg_pool_bwd_kernel, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx);
 }
 
 cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* x, float* y,
@@ -193,10 +183,10 @@ cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int6
   const int hi = static_cast<int>(h), wi = static_cast<int>(w);
   const int ki = static_cast<int>(k), si = static_cast<int>(stride);
   if (k == 2)
-    return LK_LAUNCH(max_pool_fwd_kernel<2>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
+    return LK_LAUNCH(max_pool2d_fwd_kernel<2>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
   if (k == 3)
-    return LK_LAUNCH(max_pool_fwd_kernel<3>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
-  return LK_LAUNCH(max_pool_fwd_kernel<0>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
+    return LK_LAUNCH(max_pool2d_fwd_kernel<3>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
+  return LK_LAUNCH(max_pool2d_fwd_kernel<0>, grid, kThreads, 0, stream)(planes, hi, wi, ki, si, oh, ow, x, y, idx);
 }
 
 cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* dy,
@@ -206,9 +196,9 @@ cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int6
   const int oh = static_cast<int>((h - k) / stride + 1), ow = static_cast<int>((w - k) / stride + 1);
   const int hi = static_cast<int>(h), wi = static_cast<int>(w);
   if (stride >= k)
-    return LK_LAUNCH(max_pool_bwd_scatter_kernel, plane_grid(int64_t(oh) * ow, planes), kThreads, 0, stream)(
+    return LK_LAUNCH(max_pool2d_bwd_scatter_kernel, plane_grid(int64_t(oh) * ow, planes), kThreads, 0, stream)(
         planes, hi * wi, oh * ow, dy, idx, dx);
-  return LK_LAUNCH(max_pool_bwd_gather_kernel, plane_grid(h * w, planes), kThreads, 0, stream)(
+  return LK_LAUNCH(max_pool2d_bwd_gather_kernel, plane_grid(h * w, planes), kThreads, 0, stream)(
       planes, hi, wi, static_cast<int>(k), static_cast<int>(stride), oh, ow, dy, idx, dx);
 }
 

@@ -6,19 +6,13 @@
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/se_pool.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 constexpr int kThreads = kSePoolThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFull = 0xffffffffu;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
 
 // Which plane this thread works on, its first element and its stride.
 struct PlaneMap {

@@ -176,7 +176,7 @@ bool bad_sizes(int64_t n, int64_t c, int64_t hw) {
 
 size_t tversky_workspace_bytes(int64_t n, int64_t c, int64_t hw) { return layout(n, c, hw).total; }
 
-cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                         const int32_t* target, float* loss, float* stats, int64_t* bad_label, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !stats || !workspace) return cudaErrorInvalidValue;
@@ -200,7 +200,7 @@ cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int6
       stats, bad);
 }
 
-cudaError_t tversky_fwd_checked(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                                 const int32_t* target, float* loss, float* stats, int64_t* first_bad,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   cudaError_t e = tversky_fwd(tp, n, c, hw, probs, target, loss, stats, nullptr, workspace, workspace_bytes, stream);
@@ -214,7 +214,7 @@ cudaError_t tversky_fwd_checked(const cpu::TverskyParams& tp, int64_t n, int64_t
   return bad >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
-cudaError_t tversky_bwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
+cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
                         const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !dloss || !stats) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;

@@ -21,7 +21,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/runtime_api.h"
-#include "kernels/cuda/softmax_ce.h"  // kErrorBadLabel
+#include "kernels/cuda/cross_entropy.h"  // kErrorBadLabel
 #include "kernels/tversky.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -32,20 +32,20 @@ size_t tversky_workspace_bytes(int64_t n, int64_t c, int64_t hw);
 // Writes loss[0], stats[0..4C) and bad_label[0] = the first (flat n*hw) index
 // of an out-of-range label or -1 (bad_label may be null). With a bad label the
 // loss is NaN (labels out of range count as "not this class" in the stats).
-cudaError_t tversky_fwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                         const int32_t* target, float* loss, float* stats, int64_t* bad_label, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // tversky_fwd, then reads the bad label index back (synchronises `stream`; not
 // for graph capture): kErrorBadLabel and *first_bad (host, may be null) set.
-cudaError_t tversky_fwd_checked(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
+cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                                 const int32_t* target, float* loss, float* stats, int64_t* first_bad,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // dprobs += dloss[0] * dL/dprobs, per class g_y (pixels of the class) and g_n
 // (the others) exactly as the CPU kernel computes them from stats, in both
 // detach_alpha modes. dloss and stats are device pointers.
-cudaError_t tversky_bwd(const cpu::TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
+cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
                         const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream = nullptr);
 
 // Launch shape: kTverskyThreads per block; a (image, class) plane is split

@@ -145,21 +145,21 @@ bool valid(int64_t planes, int64_t h, int64_t w, int64_t f) {
 
 }  // namespace
 
-cudaError_t upsample_fwd(cpu::UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
+cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
                          float* y, cudaStream_t stream) {
   if (!valid(planes, h, w, f)) return cudaErrorInvalidValue;
   if (planes * h * w == 0) return cudaSuccess;
   const int hi = static_cast<int>(h), wi = static_cast<int>(w), fi = static_cast<int>(f);
-  if (mode == cpu::UpsampleMode::Bilinear) return fwd<true>(planes, hi, wi, fi, x, y, stream);
+  if (mode == UpsampleMode::Bilinear) return fwd<true>(planes, hi, wi, fi, x, y, stream);
   return fwd<false>(planes, hi, wi, fi, x, y, stream);
 }
 
-cudaError_t upsample_bwd(cpu::UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
+cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
                          float* dx, cudaStream_t stream) {
   if (!valid(planes, h, w, f)) return cudaErrorInvalidValue;
   if (planes * h * w == 0) return cudaSuccess;
   const int hi = static_cast<int>(h), wi = static_cast<int>(w), fi = static_cast<int>(f);
-  if (mode == cpu::UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream);
+  if (mode == UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream);
   return bwd<false>(planes, hi, wi, fi, dy, dx, stream);
 }
 

@@ -24,10 +24,10 @@
 
 LK_CUDA_NAMESPACE_BEGIN
 
-cudaError_t upsample_fwd(cpu::UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
+cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
                          float* y, cudaStream_t stream = nullptr);
 // dx += adjoint(dy)
-cudaError_t upsample_bwd(cpu::UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
+cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
                          float* dx, cudaStream_t stream = nullptr);
 
 inline constexpr int kUpsampleThreads = 256;

@@ -202,13 +202,23 @@ TEST_CASE("safetensors round trip, and damaged files are refused by name", "[io]
 TEST_CASE("kernel variants are chosen globally or per op", "[backend]") {
   Backend& b = backend(cpu_device());
   b.set_variant(KernelVariant::Fast);
-  b.set_variant("conv_transpose2d", KernelVariant::Reference);
+  b.set_variant("conv_transpose2d", KernelVariant::PlainLoops);
   CHECK(b.variant("conv2d") == KernelVariant::Fast);
-  CHECK(b.variant("conv_transpose2d") == KernelVariant::Reference);
+  CHECK(b.variant("conv_transpose2d") == KernelVariant::PlainLoops);
   // The per-op choice changes which kernel runs, not the result.
   const Tensor x = randn({1, 3, 5, 4}, 1, DType::F64), w = randn({3, 2, 2, 2}, 2, DType::F64);
   const Tensor ref = conv_transpose2d(x, w, Tensor());
   b.clear_op_variants();
   CHECK(b.variant("conv_transpose2d") == KernelVariant::Fast);
   CHECK(scaled_error(conv_transpose2d(x, w, Tensor()), ref) < 1e-12);
+}
+
+TEST_CASE("a backend refuses a kernel variant it does not have", "[backend]") {
+  Backend& b = backend(cpu_device());
+  CHECK(b.variants() == std::vector<KernelVariant>{KernelVariant::Fast, KernelVariant::PlainLoops});
+  CHECK_THROWS_WITH(b.set_variant(KernelVariant::Cudnn), Contains("no cudnn kernels"));
+  CHECK_THROWS_WITH(b.set_variant("conv2d", KernelVariant::Cudnn), Contains("no cudnn kernels"));
+  CHECK(b.variant() == KernelVariant::Fast);
+  CHECK(b.variant("conv2d") == KernelVariant::Fast);
+  CHECK(std::string(variant_name(KernelVariant::PlainLoops)) == "plain_loops");
 }

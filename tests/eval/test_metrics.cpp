@@ -19,8 +19,9 @@
 #include <sstream>
 
 #include "data/brats_cases.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "eval/metrics.h"
+#include "tools/cli/evaluate.h"
 #include "data/nifti_read.h"
 #include "data/nifti_write.h"
 #include "data/synth.h"
@@ -573,7 +574,7 @@ TEST_CASE("cli: lkaseg evaluate on synthetic cases", "[metrics][cli]") {
     want.push_back(evaluate_labels(p, truth, g));
   }
 
-  EvaluateCommand cmd;
+  EvaluateOptions cmd;
   {
     CLI::App app;
     CLI::App* sub = add_evaluate_subcommand(app, cmd);
@@ -588,10 +589,10 @@ TEST_CASE("cli: lkaseg evaluate on synthetic cases", "[metrics][cli]") {
   cmd.warn = [&](const std::string& m) { warnings.push_back(m); };
 
   // A missing prediction is an error naming the case; --allow-missing warns.
-  CHECK_THROWS_WITH(run_evaluate(cmd), Contains(ds.cases[2].id) && Contains("no prediction"));
+  CHECK_THROWS_WITH(evaluate_and_report(cmd), Contains(ds.cases[2].id) && Contains("no prediction"));
   CHECK(!fs::exists(dir.file("r.csv")));
   cmd.allow_missing = true;
-  REQUIRE(run_evaluate(cmd) == 0);
+  REQUIRE_NOTHROW(evaluate_and_report(cmd));
   REQUIRE(warnings.size() == 1);
   CHECK_THAT(warnings[0], Contains(ds.cases[2].id));
 
@@ -628,18 +629,18 @@ TEST_CASE("cli: lkaseg evaluate on synthetic cases", "[metrics][cli]") {
   const std::vector<uint8_t> l0 = read_labels(ds.cases[0].seg, &g0);
   write_nifti((fs::path(pred) / (ds.cases[2].id + ".nii.gz")).string(), g0, l0);
   write_nifti((fs::path(pred) / "BraTS2021_99999.nii.gz").string(), g0, l0);
-  CHECK_THROWS_WITH(run_evaluate(cmd), Contains("BraTS2021_99999") && Contains("no ground-truth case"));
+  CHECK_THROWS_WITH(evaluate_and_report(cmd), Contains("BraTS2021_99999") && Contains("no ground-truth case"));
   fs::remove(fs::path(pred) / "BraTS2021_99999.nii.gz");
   // Case 2 now has case 0's labels: a grid mismatch names both files, or it evaluates.
   Geometry g2;
   read_labels(ds.cases[2].seg, &g2);
   if (g2.dims == g0.dims && same_grid(g2, g0)) {
-    REQUIRE(run_evaluate(cmd) == 0);
+    REQUIRE_NOTHROW(evaluate_and_report(cmd));
     CHECK(read_lines(dir.file("r.csv")).size() == 1 + 3 * kNumRegions);
   }
   // Two files for one case.
   write_nifti((fs::path(pred) / (ds.cases[0].id + ".nii")).string(), g0, l0);
-  CHECK_THROWS_WITH(run_evaluate(cmd), Contains("two predictions") && Contains(ds.cases[0].id));
+  CHECK_THROWS_WITH(evaluate_and_report(cmd), Contains("two predictions") && Contains(ds.cases[0].id));
 }
 
 TEST_CASE("metrics: a real BraTS 2021 case against itself", "[metrics][real]") {

@@ -6,43 +6,6 @@
 
 namespace lk::test {
 
-Tensor randn(const Shape& s, uint64_t seed, DType dt, double scale) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> d(0.0, scale);
-  std::vector<double> v(shape_numel(s));
-  for (double& x : v) x = d(rng);
-  return Tensor::from_vector(v, s, dt);
-}
-
-Tensor uniform(const Shape& s, uint64_t seed, double lo, double hi, DType dt) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> d(lo, hi);
-  std::vector<double> v(shape_numel(s));
-  for (double& x : v) x = d(rng);
-  return Tensor::from_vector(v, s, dt);
-}
-
-Tensor random_labels(const Shape& s, int classes, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> d(0, classes - 1);
-  std::vector<int32_t> v(shape_numel(s));
-  for (int32_t& x : v) x = d(rng);
-  return Tensor::from_labels(v, s);
-}
-
-double scaled_error(const Tensor& a, const Tensor& b, double floor) {
-  REQUIRE(a.shape() == b.shape());
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double num = 0, den = floor;
-  for (size_t i = 0; i < va.size(); ++i) {
-    const double d = std::abs(va[i] - vb[i]);
-    if (std::isnan(d)) return INFINITY;
-    num = std::max(num, d);
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return num / den;
-}
-
 bool all_finite(const Tensor& t) {
   for (double v : t.to_vector())
     if (!std::isfinite(v)) return false;

@@ -9,33 +9,26 @@
 //   * the same op in float32 must match the float64 output.
 #pragma once
 
-#include <functional>
-#include <string>
-#include <vector>
-
 #include "engine/ops.h"
+#include "tests/support/compare.h"
+#include "tests/support/layer_check.h"
+#include "tests/support/random.h"
 
 namespace lk::test {
 
-Tensor randn(const Shape& s, uint64_t seed, DType dt = DType::F64, double scale = 1.0);
-Tensor uniform(const Shape& s, uint64_t seed, double lo, double hi, DType dt = DType::F64);
-Tensor random_labels(const Shape& s, int classes, uint64_t seed);
-
-// max |a - b| / max(max |b|, floor): the value-scaled error used everywhere.
-double scaled_error(const Tensor& a, const Tensor& b, double floor = 1e-3);
 bool all_finite(const Tensor& t);
 
-using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+// Selects a backend's kernel variant for a scope, then restores the previous one.
+class VariantScope {
+ public:
+  VariantScope(Backend& b, KernelVariant v) : b_(b), prev_(b.variant()) { b.set_variant(v); }
+  ~VariantScope() { b_.set_variant(prev_); }
+  VariantScope(const VariantScope&) = delete;
+  VariantScope& operator=(const VariantScope&) = delete;
 
-struct LayerCheck {
-  std::string name;
-  std::vector<Tensor> inputs;     // float64 values; integer inputs pass through
-  std::vector<bool> differentiable;
-  OpFn fn;
-  double step = 1e-6;             // central-difference step
-  double grad_tol = 1e-6;         // scaled error, analytic vs numeric
-  double f32_tol = 1e-4;          // scaled error, float32 vs float64 output
-  int max_probes = 24;            // numeric probes per input (random elements)
+ private:
+  Backend& b_;
+  KernelVariant prev_;
 };
 
 // Runs the whole check; reports failures through Catch2 assertions.

@@ -18,7 +18,7 @@
 
 #include "eval/metrics.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "util/atomic_file.h"
 #include "util/progress.h"
@@ -60,7 +60,7 @@ int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
     }
   }
   progress.finish();
-  EvaluateCommand e;
+  eval::EvaluateOptions e;
   e.pred = pred_dir;
   e.gt = o.data;
   e.cases = p.split.selected;
@@ -69,8 +69,7 @@ int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
   std::printf("\nDice and HD95 in the original voxel grid, over the %zu cases (each predicted by the fold that "
               "held it out):\n", p.split.selected.size());
   std::fflush(stdout);
-  EvaluationResult er;
-  if (const int rc = run_evaluate(e, &er); rc != 0) return rc;
+  const eval::EvaluationResult er = eval::evaluate_and_report(e);
 
   // The paper's Table 3: per fold the mean over its validation cases, then
   // mean +- std over the folds (sample std), beside the paper's numbers.

@@ -24,11 +24,12 @@
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/evaluate.h"
+#include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "tools/cli/synth.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
+#include "util/dice.h"
 
 namespace lk::cli {
 
@@ -49,21 +50,16 @@ std::array<double, 3> class_dice(const Tensor& logits, const Tensor& labels) {
   const int64_t n = logits.size(0), c = logits.size(1), hw = logits.size(2) * logits.size(3);
   const std::vector<double> z = logits.to_vector();
   const std::vector<double> y = labels.to_vector();
-  std::vector<double> tp(c, 0), fp(c, 0), fn(c, 0);
+  std::vector<int64_t> pred(static_cast<size_t>(n * hw));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t p = 0; p < hw; ++p) {
       int64_t best = 0;
       for (int64_t k = 1; k < c; ++k)
         if (z[(i * c + k) * hw + p] > z[(i * c + best) * hw + p]) best = k;
-      const auto t = static_cast<int64_t>(y[i * hw + p]);
-      if (best == t) tp[t] += 1;
-      else fp[best] += 1, fn[t] += 1;
+      pred[i * hw + p] = best;
     }
   std::array<double, 3> d{};
-  for (int k = 1; k <= 3; ++k) {
-    const double den = 2 * tp[k] + fp[k] + fn[k];
-    d[k - 1] = den > 0 ? 2 * tp[k] / den : 1.0;
-  }
+  for (int k = 1; k <= 3; ++k) d[k - 1] = class_overlap(pred.data(), y.data(), pred.size(), k).dice();
   return d;
 }
 
@@ -203,14 +199,14 @@ int cmd_demo(const DemoOptions& o) {
     for (const data::BratsCase& bc : ds.cases)
       if (std::find(fold.val.begin(), fold.val.end(), bc.id) != fold.val.end())
         predict_case_file(*net, po, bc, pred_dir, 16, dev);
-    EvaluateCommand ec;
+    eval::EvaluateOptions ec;
     ec.pred = pred_dir;
     ec.gt = root;
     ec.cases = fold.val;
     ec.progress = nullptr;
     std::printf("validation cases in the original grid (%s):\n", pred_dir.c_str());
     std::fflush(stdout);
-    if (const int rc = run_evaluate(ec); rc != 0) return rc;
+    eval::evaluate_and_report(ec);
   }
   if (!o.save.empty()) {
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {

@@ -1,42 +1,15 @@
 // `lkaseg figures`: the paper's qualitative figures (Figs. 8-9) and training
-// curves, as PNG files (drawing conventions in eval/figures.h).
+// curves, as PNG files. This file parses the flags; eval/figures.h does the
+// work and documents the files, eval/overlay.h the drawing conventions.
 //
 //   lkaseg figures --data DIR [--pred DIR ...] [--names A B ...] [--cases ID ...]
 //                  [--slice Z] [--no-coronal] [--zoom N] [--alpha A]
 //                  [--pred-labels brats2021|brats2023] --out DIR
 //   lkaseg figures --run RUN --out DIR
 // (both at once are fine).
-//
-// Overlays: one <out>/<case id>.png per case: FLAIR alone, FLAIR + ground
-// truth, FLAIR + each --pred folder's prediction (<case id>.nii.gz or .nii,
-// in the case's grid, as `lkaseg predict` and `lkaseg cv` write them), in
-// the order given, titled by --names (default: the folder's name, or its
-// parent's when it is called "predictions"), an axial row and a coronal row.
-// Cases: --cases, else every prediction of the first --pred folder; every
-// case must be in --data and have a prediction in every --pred folder
-// (without --pred, --cases is required and only FLAIR and the ground truth
-// are shown). --slice: the axial slice (0-based voxel index along the
-// volume axis closest to superior) for every case; default per case the
-// slice with the largest ground-truth tumour area.
-//
-// Curves: <out>/curves_fold_<k>.png per fold with a log (training loss; the
-// validation Dice of NCR, ET, ED and their mean) and <out>/curves.png (every
-// fold's loss and mean validation Dice, one colour per fold), from
-// RUN/fold_<k>/log.jsonl (or RUN/log.jsonl when RUN is a fold folder).
-//
-// Every file is written atomically; stdout gets a line per file. Errors
-// (a missing prediction, a mismatched grid, bad labels, an unreadable log
-// line) name the file and the problem and make the command fail.
-//
-// Hook-up in tools/cli/lkaseg.cpp: register with add_figures_subcommand(app,
-// cmd) before app.parse, then `if (sub->parsed()) return run_figures(cmd);`.
 #pragma once
 
-#include <cstdint>
-#include <cstdio>
-#include <functional>
-#include <string>
-#include <vector>
+#include "eval/figures.h"
 
 namespace CLI {
 class App;
@@ -44,32 +17,8 @@ class App;
 
 namespace lk::cli {
 
-struct FiguresCommand {
-  std::string data, run, out;
-  std::vector<std::string> preds, names, cases;
-  int64_t slice = -1;  // -1: per case, the largest tumour area
-  bool no_coronal = false;
-  int zoom = 1;
-  double alpha = 0.5;
-  std::string pred_labels = "brats2021";
-  std::FILE* report = stdout;  // a line per written file; nullptr: silent
-  // Receives warnings (a fold without a log); by default they go to stderr.
-  std::function<void(const std::string&)> warn{};
-};
-
-// Adds the `figures` subcommand to `app`; its options fill `cmd`.
-CLI::App* add_figures_subcommand(CLI::App& app, FiguresCommand& cmd);
-
-// The display names of prediction folders: the folder's name, or its
-// parent's when it is named "predictions" (run/predictions → "run").
-std::vector<std::string> default_model_names(const std::vector<std::string>& pred_dirs);
-
-// Writes the figures; returns the paths written, in order. Throws
-// std::invalid_argument for bad options (naming the option), FigureError /
-// NiftiError / BratsError / MetricsError naming the file otherwise.
-std::vector<std::string> make_figures(const FiguresCommand& cmd);
-
-// make_figures; returns the exit code.
-int run_figures(const FiguresCommand& cmd);
+// Adds the `figures` subcommand to `app`; its flags fill `o`. (lkaseg.cpp
+// registers it through add_figures, commands.h.)
+CLI::App* add_figures_subcommand(CLI::App& app, eval::FiguresOptions& o);
 
 }  // namespace lk::cli

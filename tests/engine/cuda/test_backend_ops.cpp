@@ -1,14 +1,13 @@
-// Every op on the CUDA backend. Compiled twice (tests/backend/CMakeLists.txt):
-//  * label emu: against the emulated backend (kernels/simt), in CI;
+// Every op on the CUDA backend. Compiled twice (tests/engine/cuda/CMakeLists.txt):
+//  * label emu: against the emulated backend (simt/), in CI;
 //  * label gpu: against the real backend, skipped when no GPU is present.
-// Checks: each PyTorch fixture (tests/golden/ops) on the device, with both
-// kernel variants (ours, and cuDNN / the direct kernel); a ResSE-LKA encoder
-// level and the three small networks forward+backward on the device against
+// Checks: each op of the op table (tests/support/op_table.h) on each of its
+// PyTorch fixtures on the device, with both CUDA variants (ours, and cuDNN /
+// the direct kernel), one test case per op ("cuda golden <op>"); the fused LKA
+// gate, and the three small networks forward+backward on the device against
 // the CPU backend with the same weights.
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <functional>
-#include <map>
 
 #include "tests/engine/cuda/cuda_device.h"
 #include "engine/optim.h"
@@ -16,6 +15,7 @@
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tests/support/harness.h"
+#include "tests/support/op_tests.h"
 
 using namespace lk;
 using namespace lk::test;
@@ -25,95 +25,57 @@ namespace {
 using lk::test::have_device;
 using lk::test::kCuda;
 
-struct VariantScope {
-  explicit VariantScope(KernelVariant v) : prev(backend(kCuda).variant()) { backend(kCuda).set_variant(v); }
-  ~VariantScope() { backend(kCuda).set_variant(prev); }
-  KernelVariant prev;
-};
-
-using Named = std::map<std::string, Tensor>;
-using Meta = std::map<std::string, std::string>;
-
-int64_t mi(const Meta& m, const char* k) { return std::stoll(m.at(k)); }
-double md(const Meta& m, const char* k) { return std::stod(m.at(k)); }
-
-Tensor run_op(const std::string& op, Named& in, const Meta& m) {
-  if (op == "conv2d")
-    return conv2d(in["x"], in["weight"], in["bias"], {mi(m, "stride"), mi(m, "padding"), mi(m, "dilation"), mi(m, "groups")});
-  if (op == "conv_transpose2d") return conv_transpose2d(in["x"], in["weight"], in["bias"], mi(m, "stride"), mi(m, "padding"));
-  if (op == "batch_norm")
-    return batch_norm(in["x"], in["weight"], in["bias"], in["running_mean"], in["running_var"], mi(m, "training") != 0,
-                      md(m, "momentum"), md(m, "eps"));
-  if (op == "relu") return relu(in["x"]);
-  if (op == "sigmoid") return sigmoid(in["x"]);
-  if (op == "add") return add(in["a"], in["b"]);
-  if (op == "mul") return mul(in["a"], in["b"]);
-  if (op == "global_avg_pool") return global_avg_pool(in["x"]);
-  if (op == "linear") return linear(in["x"], in["weight"], in["bias"]);
-  if (op == "max_pool2d") return max_pool2d(in["x"], mi(m, "kernel"), mi(m, "stride"));
-  if (op == "upsample_bilinear") return upsample_bilinear(in["x"], mi(m, "scale"));
-  if (op == "upsample_nearest") return upsample_nearest(in["x"], mi(m, "scale"));
-  if (op == "concat") return concat({in["a"], in["b"]});
-  if (op == "softmax") return softmax(in["x"]);
-  if (op == "cross_entropy") return cross_entropy(in["logits"], in["target"], in["class_weight"]);
-  if (op == "tversky") {
-    TverskyParams p;
-    p.alpha_min = md(m, "alpha_min");
-    p.alpha_max = md(m, "alpha_max");
-    p.eps = md(m, "eps");
-    return tversky_loss(in["probs"], in["target"], p);
+void run_fixture(const OpEntry& op, const SafeTensors& st) {
+  Named in;
+  std::vector<std::string> diff;
+  for (const auto& [name, t] : st.tensors) {
+    if (!fixture_input(name)) continue;
+    Tensor x = (t.dtype() == DType::I32 ? t : t.to(DType::F32)).to(kCuda);
+    if (st.has("grad_" + name)) {
+      x.set_requires_grad(true);
+      diff.push_back(name);
+    }
+    in[name] = x;
   }
-  FAIL("no mapping for op " << op);
-  return {};
+  const Tensor out = op.golden(in, st.metadata);
+  REQUIRE(out.device() == kCuda);
+  CHECK(scaled_error(out, st.get("out")) <= op.tol.cuda);
+  for (const auto& [name, t] : st.tensors) {
+    if (name == "out" || fixture_input(name) || name.rfind("grad_", 0) == 0) continue;
+    INFO("extra output " << name);
+    REQUIRE(in.count(name) == 1);
+    CHECK(scaled_error(in[name], t) <= op.tol.cuda);
+  }
+  backward(out, st.get("grad_out").to(DType::F32).to(kCuda));
+  for (const std::string& name : diff) {
+    INFO("gradient of " << name);
+    REQUIRE(in[name].grad().defined());
+    CHECK(scaled_error(in[name].grad(), st.get("grad_" + name)) <= op.tol.cuda);
+  }
 }
 
-bool is_input(const std::string& name) {
-  return name != "out" && name != "alpha" && name.rfind("grad_", 0) != 0 && name.find("_after") == std::string::npos;
+void cuda_golden(const OpEntry& op) {
+  REQUIRE(std::filesystem::exists(fixture_path(op.fixtures.front())));
+  if (!have_device()) return;
+  for (KernelVariant v : backend(kCuda).variants()) {
+    VariantScope scope(backend(kCuda), v);
+    for (const std::string& f : op.fixtures) {
+      INFO(f << " (" << variant_name(v) << ")");
+      run_fixture(op, load_safetensors(fixture_path(f)));
+    }
+  }
 }
+
+[[maybe_unused]] const bool registered =
+    register_op_tests("cuda golden", "[cuda][golden]", [](const OpEntry& e) { return !e.fixtures.empty(); },
+                      cuda_golden);
 
 }  // namespace
 
-TEST_CASE("every op on the CUDA backend matches PyTorch, with both kernel variants", "[cuda][golden]") {
-  CHECK(std::filesystem::exists(LKASEG_GOLDEN_DIR "/ops"));
-  if (!have_device()) return;
-  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Reference);
-  VariantScope scope(variant);
-  int cases = 0;
-  for (const auto& e : std::filesystem::directory_iterator(LKASEG_GOLDEN_DIR "/ops")) {
-    if (e.path().extension() != ".safetensors") continue;
-    const SafeTensors st = load_safetensors(e.path().string());
-    INFO(st.path << (variant == KernelVariant::Fast ? " (fast)" : " (reference)"));
-    Named in;
-    std::vector<std::string> diff;
-    for (const auto& [name, t] : st.tensors) {
-      if (!is_input(name)) continue;
-      Tensor x = (t.dtype() == DType::I32 ? t : t.to(DType::F32)).to(kCuda);
-      if (st.has("grad_" + name)) {
-        x.set_requires_grad(true);
-        diff.push_back(name);
-      }
-      in[name] = x;
-    }
-    const Tensor out = run_op(st.meta("op"), in, st.metadata);
-    REQUIRE(out.device() == kCuda);
-    CHECK(scaled_error(out, st.get("out")) <= 1e-4);
-    for (const char* after : {"running_mean", "running_var"})
-      if (st.has(std::string(after) + "_after"))
-        CHECK(scaled_error(in[after], st.get(std::string(after) + "_after")) <= 1e-4);
-    backward(out, st.get("grad_out").to(DType::F32).to(kCuda));
-    for (const std::string& name : diff) {
-      INFO("gradient of " << name);
-      CHECK(scaled_error(in[name].grad(), st.get("grad_" + name)) <= 1e-4);
-    }
-    ++cases;
-  }
-  CHECK(cases >= 30);
-}
-
 TEST_CASE("the fused LKA gate on CUDA matches the CPU, with both variants", "[cuda]") {
   if (!have_device()) return;
-  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Reference);
-  VariantScope scope(variant);
+  const auto variant = GENERATE(KernelVariant::Fast, KernelVariant::Cudnn);
+  VariantScope scope(backend(kCuda), variant);
   for (bool training : {true, false}) {
     INFO((training ? "training" : "evaluation") << (variant == KernelVariant::Fast ? ", fused" : ", composed"));
     const Shape s{3, 17, 13, 11};

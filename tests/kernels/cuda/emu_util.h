@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -11,6 +12,7 @@
 
 #include "kernels/cuda/runtime_api.h"
 #include "simt/runtime.h"
+#include "tests/support/compare.h"
 
 namespace lk::emu_test {
 
@@ -43,17 +45,7 @@ class DeviceBuffer {
 };
 
 // max |a - b| / max |ref| (NaN anywhere, or a size mismatch, gives +inf).
-inline double scaled_error(const std::vector<float>& a, const std::vector<float>& ref) {
-  if (a.size() != ref.size()) return INFINITY;
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(double(a[i]) - double(ref[i]));
-    if (std::isnan(d)) return INFINITY;
-    diff = std::max(diff, d);
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
+using lk::test::scaled_error;
 
 // n floats uniform in [lo, hi), seeded.
 inline std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
@@ -62,6 +54,18 @@ inline std::vector<float> uniform(size_t n, unsigned seed, float lo, float hi) {
   std::vector<float> v(n);
   for (float& x : v) x = d(rng);
   return v;
+}
+
+// n labels in [0, c) that never use class `absent` (when c > 1), seeded.
+inline std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(c - 1));
+  std::vector<int32_t> t(n);
+  for (int32_t& v : t) {
+    do v = d(rng);
+    while (c > 1 && v == absent);
+  }
+  return t;
 }
 
 // float <-> double copies (references are often evaluated in double).

@@ -18,9 +18,9 @@
 #include "kernels/cuda/lka_gate.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::Activation;
-using lk::cpu::BinaryOp;
-using lk::cpu::Dims4;
+using lk::Activation;
+using lk::BinaryOp;
+using lk::Dims4;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;

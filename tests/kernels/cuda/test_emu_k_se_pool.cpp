@@ -14,8 +14,8 @@
 #include "kernels/global_avg_pool.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::BinaryOp;
-using lk::cpu::Dims4;
+using lk::BinaryOp;
+using lk::Dims4;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;

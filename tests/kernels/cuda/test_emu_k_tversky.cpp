@@ -17,7 +17,7 @@
 #include "kernels/tversky.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::TverskyParams;
+using lk::TverskyParams;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
@@ -25,18 +25,6 @@ using lk::emu_test::scaled_error;
 namespace {
 
 constexpr double kTol = 1e-5;
-
-// Labels in [0, c) that never use class `absent` (when c > 1).
-std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(c - 1));
-  std::vector<int32_t> t(n);
-  for (int32_t& v : t) {
-    do v = d(rng);
-    while (c > 1 && v == absent);
-  }
-  return t;
-}
 
 std::vector<float> slice(const std::vector<float>& v, size_t from, size_t count) {
   return {v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(from + count)};

@@ -9,7 +9,7 @@
 #include "kernels/upsample.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::UpsampleMode;
+using lk::UpsampleMode;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;

@@ -11,8 +11,8 @@
 #include "kernels/cuda/depthwise_conv2d.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::Activation;
-using lk::cpu::ConvGeom;
+using lk::Activation;
+using lk::ConvGeom;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;

@@ -1,6 +1,7 @@
-// Softmax over channels and the fused softmax + weighted cross-entropy loss on
-// CUDA (float): the device twins of kernels/softmax.h and
-// kernels/cross_entropy.h, same semantics and argument order, device pointers.
+// The weighted cross-entropy loss on CUDA (float), fused with the softmax it
+// starts from, and the softmax over channels itself (they share the per-pixel
+// code): the device twins of kernels/cross_entropy.h and kernels/softmax.h,
+// same semantics and argument order, device pointers.
 //   logits, probs (N, C, HW)   target (N, HW) int32 in [0, C)   weight (C)
 //   loss = sum_i w[t_i] * -log softmax(z_i)[t_i] / sum_i w[t_i]   (mean over summed weights)
 //
@@ -8,10 +9,10 @@
 // writes its partial sums (double) to the caller's workspace, and a one-block
 // final pass adds them in a fixed order; no floating-point atomics.
 //
-// Graph capture: softmax_ce_fwd writes the loss, the weight sum and the first
-// bad label index to DEVICE memory and softmax_ce_bwd reads dloss and wsum
+// Graph capture: cross_entropy_fwd writes the loss, the weight sum and the first
+// bad label index to DEVICE memory and cross_entropy_bwd reads dloss and wsum
 // from DEVICE memory, so a whole training step can be captured and replayed;
-// nothing synchronises with the host (softmax_ce_fwd_checked excepted).
+// nothing synchronises with the host (cross_entropy_fwd_checked excepted).
 //
 // Launchers return the (first failing) launch's cudaGetLastError(),
 // cudaErrorInvalidValue (nothing launched) for negative sizes, a too small
@@ -32,32 +33,32 @@ cudaError_t softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float*
 cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx,
                         cudaStream_t stream = nullptr);
 
-// Bytes of workspace softmax_ce_fwd needs (a function of n and hw only).
-size_t softmax_ce_workspace_bytes(int64_t n, int64_t hw);
+// Bytes of workspace cross_entropy_fwd needs (a function of n and hw only).
+size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw);
 
 // Writes probs = softmax(logits), loss[0], wsum[0] = sum_i w[t_i] and
 // bad_label[0] = the first (flat n*hw) index of an out-of-range label, or -1.
 // With a bad label loss[0] and wsum[0] are NaN (probs are still written, the
 // bad pixels contribute nothing). weight may be null (all weights 1). All
 // outputs are device pointers; bad_label may be null (not reported).
-cudaError_t softmax_ce_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
+cudaError_t cross_entropy_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                            const float* weight, float* probs, float* loss, float* wsum, int64_t* bad_label,
                            void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
-// What softmax_ce_fwd_checked returns for an out-of-range label (no kernel
+// What cross_entropy_fwd_checked returns for an out-of-range label (no kernel
 // faulted: the context stays usable, unlike a real device-side assert).
 inline constexpr cudaError_t kErrorBadLabel = cudaErrorAssert;
 
-// softmax_ce_fwd, then reads the bad label index back (synchronises `stream`;
+// cross_entropy_fwd, then reads the bad label index back (synchronises `stream`;
 // not for graph capture): returns kErrorBadLabel and stores the first bad
 // index in *first_bad (host pointer, may be null; -1 when all are valid).
-cudaError_t softmax_ce_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
+cudaError_t cross_entropy_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                                    const float* weight, float* probs, float* loss, float* wsum, int64_t* first_bad,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
 
 // dlogits += dloss[0] * w[t_i] * (probs_i - onehot(t_i)) / wsum[0], dloss and
 // wsum device scalars (pixels with an out-of-range label are left alone).
-cudaError_t softmax_ce_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
+cudaError_t cross_entropy_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
                            const int32_t* target, const float* weight, const float* wsum, float* dlogits,
                            cudaStream_t stream = nullptr);
 

@@ -6,9 +6,9 @@
 #include <climits>
 #include <cstdint>
 
+#include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/warp_reduce.cuh"
-#include "kernels/cuda/softmax_ce.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -19,7 +19,7 @@ constexpr int kFinalThreads = 256;
 
 // One block's share of the loss: sum w*(-log p), sum w, first bad label index
 // (INT64_MAX: none).
-struct CePartial {
+struct CrossEntropyPartial {
   double num, den;
   int64_t bad;
 };
@@ -37,7 +37,7 @@ size_t partial_count(int64_t n, int64_t hw) {
 }
 
 // The bad-label slot of the workspace follows the partials.
-size_t bad_slot_offset(int64_t n, int64_t hw) { return partial_count(n, hw) * sizeof(CePartial); }
+size_t bad_slot_offset(int64_t n, int64_t hw) { return partial_count(n, hw) * sizeof(CrossEntropyPartial); }
 
 // Max over the pixel's channels and sum of exp(z - max), in channel order as
 // the CPU kernel computes them.
@@ -51,7 +51,7 @@ __device__ __forceinline__ void pixel_max_sum(const float* __restrict__ z, int64
 
 // Block-wide (num, den, bad) reduction in a fixed order; thread 0 gets the
 // result. Every thread of the block (a multiple of 32, at most 32 warps) must call it.
-__device__ CePartial block_reduce(double num, double den, int64_t bad) {
+__device__ CrossEntropyPartial block_reduce(double num, double den, int64_t bad) {
   LK_SHARED(double, s_num, [32]);
   LK_SHARED(double, s_den, [32]);
   LK_SHARED(int64_t, s_bad, [32]);
@@ -61,7 +61,7 @@ __device__ CePartial block_reduce(double num, double den, int64_t bad) {
   bad = warp_min(bad);
   if (lane == 0) s_num[warp] = num, s_den[warp] = den, s_bad[warp] = bad;
   __syncthreads();
-  CePartial r{0.0, 0.0, INT64_MAX};
+  CrossEntropyPartial r{0.0, 0.0, INT64_MAX};
   if (threadIdx.x == 0) {
     const int warps = static_cast<int>(blockDim.x) >> 5;
     for (int i = 0; i < warps; ++i) {
@@ -102,8 +102,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // probs, and the block's partial of the loss (partials[blockIdx.y * gridDim.x + blockIdx.x]).
 __global__ void __launch_bounds__(kThreads)
-    ce_fwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ logits, const int32_t* __restrict__ target,
-                  const float* __restrict__ weight, float* __restrict__ probs, CePartial* __restrict__ partials) {
+    cross_entropy_fwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ logits,
+                             const int32_t* __restrict__ target, const float* __restrict__ weight,
+                             float* __restrict__ probs, CrossEntropyPartial* __restrict__ partials) {
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   double num = 0.0, den = 0.0;
   int64_t bad = INT64_MAX;
@@ -126,14 +127,14 @@ __global__ void __launch_bounds__(kThreads)
       num += -w * logp;
       den += w;
     }
-  const CePartial r = block_reduce(num, den, bad);
+  const CrossEntropyPartial r = block_reduce(num, den, bad);
   if (threadIdx.x == 0) partials[blockIdx.y * gridDim.x + blockIdx.x] = r;
 }
 
 // One block: the partials in a fixed order (thread i takes i, i + blockDim, ...).
 __global__ void __launch_bounds__(kFinalThreads)
-    ce_final_kernel(const CePartial* __restrict__ partials, int count, float* __restrict__ loss,
-                    float* __restrict__ wsum, int64_t* __restrict__ bad_label) {
+    cross_entropy_final_kernel(const CrossEntropyPartial* __restrict__ partials, int count, float* __restrict__ loss,
+                               float* __restrict__ wsum, int64_t* __restrict__ bad_label) {
   double num = 0.0, den = 0.0;
   int64_t bad = INT64_MAX;
   for (int i = static_cast<int>(threadIdx.x); i < count; i += kFinalThreads) {
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kFinalThreads)
     den += partials[i].den;
     bad = partials[i].bad < bad ? partials[i].bad : bad;
   }
-  const CePartial r = block_reduce(num, den, bad);
+  const CrossEntropyPartial r = block_reduce(num, den, bad);
   if (threadIdx.x == 0) {
     const bool ok = r.bad == INT64_MAX;
     loss[0] = ok ? static_cast<float>(r.num / r.den) : __int_as_float(0x7fc00000);
@@ -151,9 +152,10 @@ __global__ void __launch_bounds__(kFinalThreads)
 }
 
 __global__ void __launch_bounds__(kThreads)
-    ce_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dloss, const float* __restrict__ probs,
-                  const int32_t* __restrict__ target, const float* __restrict__ weight, const float* __restrict__ wsum,
-                  float* __restrict__ dlogits) {
+    cross_entropy_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dloss,
+                             const float* __restrict__ probs, const int32_t* __restrict__ target,
+                             const float* __restrict__ weight, const float* __restrict__ wsum,
+                             float* __restrict__ dlogits) {
   const float scale = __ldg(dloss) / __ldg(wsum);
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t img = blockIdx.y; img < n; img += gridDim.y)
@@ -184,30 +186,30 @@ cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const
                                                                                  dx);
 }
 
-size_t softmax_ce_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(int64_t); }
+size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(int64_t); }
 
-cudaError_t softmax_ce_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
+cudaError_t cross_entropy_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                            const float* weight, float* probs, float* loss, float* wsum, int64_t* bad_label,
                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !wsum || !workspace) return cudaErrorInvalidValue;
-  if (workspace_bytes < softmax_ce_workspace_bytes(n, hw) || reinterpret_cast<uintptr_t>(workspace) % 8 != 0)
+  if (workspace_bytes < cross_entropy_workspace_bytes(n, hw) || reinterpret_cast<uintptr_t>(workspace) % 8 != 0)
     return cudaErrorInvalidValue;
-  auto* partials = static_cast<CePartial*>(workspace);
+  auto* partials = static_cast<CrossEntropyPartial*>(workspace);
   auto* bad = bad_label ? bad_label : reinterpret_cast<int64_t*>(static_cast<char*>(workspace) + bad_slot_offset(n, hw));
   const int count = static_cast<int>(partial_count(n, hw));
   if (count > 0) {
-    const cudaError_t e = LK_LAUNCH(ce_fwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
+    const cudaError_t e = LK_LAUNCH(cross_entropy_fwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
         n, static_cast<int>(c), hw, logits, target, weight, probs, partials);
     if (e != cudaSuccess) return e;
   }
   // No pixel: loss = 0/0 (NaN, as the CPU kernel), wsum = 0.
-  return LK_LAUNCH(ce_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, loss, wsum, bad);
+  return LK_LAUNCH(cross_entropy_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, loss, wsum, bad);
 }
 
-cudaError_t softmax_ce_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
+cudaError_t cross_entropy_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                                    const float* weight, float* probs, float* loss, float* wsum, int64_t* first_bad,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  cudaError_t e = softmax_ce_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, nullptr, workspace,
+  cudaError_t e = cross_entropy_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, nullptr, workspace,
                                  workspace_bytes, stream);
   if (e != cudaSuccess) return e;
   int64_t bad = -1;
@@ -219,13 +221,13 @@ cudaError_t softmax_ce_fwd_checked(int64_t n, int64_t c, int64_t hw, const float
   return bad >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
-cudaError_t softmax_ce_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
+cudaError_t cross_entropy_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
                            const int32_t* target, const float* weight, const float* wsum, float* dlogits,
                            cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !dloss || !wsum) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
-  return LK_LAUNCH(ce_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(n, static_cast<int>(c), hw, dloss, probs,
-                                                                            target, weight, wsum, dlogits);
+  return LK_LAUNCH(cross_entropy_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
+      n, static_cast<int>(c), hw, dloss, probs, target, weight, wsum, dlogits);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -1,4 +1,4 @@
-// kernels/cuda/elementwise.cu under the SIMT emulator against kernels/binary.h.
+// kernels/cuda/binary.cu under the SIMT emulator against kernels/binary.h.
 // The references run in double (the same CPU template, double instantiation),
 // so the float kernels are held to the exact result, not to the float CPU
 // kernel's own rounding: value-scaled error max|a-b| / max|ref| <= 1e-5.
@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "kernels/binary.h"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/binary.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::BinaryOp;
-using lk::cpu::Dims4;
+using lk::BinaryOp;
+using lk::Dims4;
 using namespace lk::emu_test;  // DeviceBuffer, scaled_error, uniform, NoLeaks, ...
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
@@ -80,7 +80,7 @@ void check_vector_ops(int64_t n, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("emu elementwise: broadcast add/mul match binary_* on the shape grid", "[emu]") {
+TEST_CASE("emu binary: broadcast add/mul match binary_* on the shape grid", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 1000;
   for (int64_t n : {1, 3})
@@ -100,7 +100,7 @@ TEST_CASE("emu elementwise: broadcast add/mul match binary_* on the shape grid",
     }
 }
 
-TEST_CASE("emu elementwise: every backward reduction strategy", "[emu]") {
+TEST_CASE("emu binary: every backward reduction strategy", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 2000;
   for (BinaryOp op : {BinaryOp::Add, BinaryOp::Mul}) {
@@ -126,21 +126,21 @@ TEST_CASE("emu elementwise: every backward reduction strategy", "[emu]") {
   }
 }
 
-TEST_CASE("emu elementwise: backward reductions in threads mode", "[emu]") {
+TEST_CASE("emu binary: backward reductions in threads mode", "[emu]") {
   const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
   NoLeaks no_leaks;
   check_binary(BinaryOp::Mul, {2, 3, 9, 7}, {2, 3, 9, 7}, {2, 3, 1, 1}, 3000);     // warp per destination
   check_binary(BinaryOp::Add, {1, 2, 71, 61}, {1, 2, 71, 61}, {1, 2, 1, 1}, 3001);  // block per destination
 }
 
-TEST_CASE("emu elementwise: fill, axpy and scale", "[emu]") {
+TEST_CASE("emu binary: fill, axpy and scale", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 4000;
   // 270000 > 1024 blocks * 256 threads: the grid-stride loop wraps.
   for (int64_t n : {1, 7, 255, 257, 4099, 270000}) check_vector_ops(n, seed++);
 }
 
-TEST_CASE("emu elementwise: empty and invalid shapes", "[emu]") {
+TEST_CASE("emu binary: empty and invalid shapes", "[emu]") {
   NoLeaks no_leaks;
   CHECK(lk::cuda::binary_fwd(BinaryOp::Add, {0, 3, 4, 4}, nullptr, {0, 3, 4, 4}, nullptr, {1, 3, 1, 1}, nullptr) ==
         cudaSuccess);

@@ -17,14 +17,14 @@
 //    shuffle tree (plus a shared-memory stage across warps) combines the lanes.
 //    Used when the innermost dims are reduced ((N,C,1,1), (1,C,1,1)).
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/binary.h"
+#include "kernels/cuda/warp_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
-constexpr int kThreads = kElementwiseThreads;
+constexpr int kThreads = kBinaryThreads;
 constexpr int kWarps = kThreads / 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 // Coop reductions use the whole block per destination from this many
 // reduced elements on, when there are few destinations.
 constexpr int64_t kBlockReduceMinLength = 4096;
@@ -66,12 +66,6 @@ __device__ __forceinline__ void walk_offsets(const Walk<I>& w, I idx, I& oa, I& 
   oa = 0;
   ob = 0;
   walk_add<First>(w, idx, oa, ob);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  LK_UNROLL
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(kFullMask, v, off);
-  return v;  // complete in lane 0
 }
 
 // y = a op b; w: output dims with the strides of a and b (0 where broadcast).
@@ -149,18 +143,12 @@ __global__ void __launch_bounds__(kThreads)
         else acc += g;
       }
     }
-    acc = warp_sum(acc);
     if constexpr (kTpd == 32) {
+      acc = warp_sum(acc);
       if (lane == 0 && e < n_dest) d_self[e] += acc;
     } else {
-      if ((tid & 31) == 0) warp_sums[tid >> 5] = acc;
-      __syncthreads();
-      if (tid < 32) {
-        float v = tid < kWarps ? warp_sums[tid] : 0.f;
-        v = warp_sum(v);
-        if (tid == 0) d_self[e] += v;  // kGroups == 1: e == e0 < n_dest
-      }
-      __syncthreads();  // warp_sums is reused by the next destination
+      acc = block_sum_in_thread0<kThreads>(acc, warp_sums);
+      if (tid == 0) d_self[e] += acc;  // kGroups == 1: e == e0 < n_dest
     }
   }
 }
@@ -187,11 +175,11 @@ int grid_for(int64_t items, int64_t per_block, int64_t cap) {
   return static_cast<int>(blocks < cap ? blocks : cap);
 }
 
-int64_t numel(const cpu::Dims4& s) { return s[0] * s[1] * s[2] * s[3]; }
+int64_t numel(const Dims4& s) { return s[0] * s[1] * s[2] * s[3]; }
 
 // Contiguous element strides of a shape; 0 along its size-1 dims (broadcast).
-cpu::Dims4 bcast_strides(const cpu::Dims4& s) {
-  cpu::Dims4 st{};
+Dims4 bcast_strides(const Dims4& s) {
+  Dims4 st{};
   int64_t acc = 1;
   for (int d = 3; d >= 0; --d) {
     st[d] = s[d] == 1 ? 0 : acc;
@@ -201,7 +189,7 @@ cpu::Dims4 bcast_strides(const cpu::Dims4& s) {
 }
 
 // Operand shapes must be non-negative and broadcastable to out.
-bool broadcastable(const cpu::Dims4& s, const cpu::Dims4& out) {
+bool broadcastable(const Dims4& s, const Dims4& out) {
   for (int d = 0; d < 4; ++d)
     if (s[d] < 0 || out[d] < 0 || (s[d] != out[d] && s[d] != 1)) return false;
   return true;
@@ -211,7 +199,7 @@ bool broadcastable(const cpu::Dims4& s, const cpu::Dims4& out) {
 // merging a dim into the group inside it when it continues the group's run
 // in both operands.
 template <typename I>
-Walk<I> make_walk(const bool use[4], const cpu::Dims4& size, const cpu::Dims4& st_a, const cpu::Dims4& st_b) {
+Walk<I> make_walk(const bool use[4], const Dims4& size, const Dims4& st_a, const Dims4& st_b) {
   Walk<I> w{};
   int nd = 0;
   int64_t gsize = 0, ga = 0, gb = 0;  // the open group: size, base strides
@@ -234,7 +222,7 @@ Walk<I> make_walk(const bool use[4], const cpu::Dims4& size, const cpu::Dims4& s
 }
 
 template <typename I, bool kMul>
-cudaError_t fwd_impl(const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b, const cpu::Dims4& sb,
+cudaError_t fwd_impl(const Dims4& out, const float* a, const Dims4& sa, const float* b, const Dims4& sb,
                      float* y, cudaStream_t stream) {
   const bool all[4] = {true, true, true, true};
   const Walk<I> w = make_walk<I>(all, out, bcast_strides(sa), bcast_strides(sb));
@@ -244,13 +232,13 @@ cudaError_t fwd_impl(const cpu::Dims4& out, const float* a, const cpu::Dims4& sa
 }
 
 template <typename I, bool kMul>
-cudaError_t bwd_impl(const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self, const float* other,
-                     const cpu::Dims4& s_other, float* d_self, cudaStream_t stream) {
+cudaError_t bwd_impl(const Dims4& out, const float* dy, const Dims4& s_self, const float* other,
+                     const Dims4& s_other, float* d_self, cudaStream_t stream) {
   // Output strides (dy is dense) and other's broadcast strides.
-  cpu::Dims4 st_dy{};
+  Dims4 st_dy{};
   st_dy[3] = 1;
   for (int d = 2; d >= 0; --d) st_dy[d] = st_dy[d + 1] * out[d + 1];
-  const cpu::Dims4 st_other = bcast_strides(s_other);
+  const Dims4 st_other = bcast_strides(s_other);
   bool kept[4], reduced[4];
   for (int d = 0; d < 4; ++d) {
     reduced[d] = s_self[d] == 1 && out[d] > 1;
@@ -284,26 +272,26 @@ bool fits_int32(int64_t n) { return n < (int64_t(1) << 30); }
 
 }  // namespace
 
-cudaError_t binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b,
-                       const cpu::Dims4& sb, float* y, cudaStream_t stream) {
+cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
+                       const Dims4& sb, float* y, cudaStream_t stream) {
   if (!broadcastable(sa, out) || !broadcastable(sb, out)) return cudaErrorInvalidValue;
   const int64_t n = numel(out);
   if (n == 0) return cudaSuccess;
-  const bool mul = op == cpu::BinaryOp::Mul;
+  const bool mul = op == BinaryOp::Mul;
   if (fits_int32(n))
     return mul ? fwd_impl<int, true>(out, a, sa, b, sb, y, stream) : fwd_impl<int, false>(out, a, sa, b, sb, y, stream);
   return mul ? fwd_impl<int64_t, true>(out, a, sa, b, sb, y, stream)
              : fwd_impl<int64_t, false>(out, a, sa, b, sb, y, stream);
 }
 
-cudaError_t binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
-                       const float* other, const cpu::Dims4& s_other, float* d_self, cudaStream_t stream) {
-  const bool mul = op == cpu::BinaryOp::Mul;
+cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
+                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream) {
+  const bool mul = op == BinaryOp::Mul;
   if (!broadcastable(s_self, out) || (mul && (!broadcastable(s_other, out) || other == nullptr)))
     return cudaErrorInvalidValue;
   if (numel(out) == 0) return cudaSuccess;
   // Add never reads other: its shape is irrelevant.
-  const cpu::Dims4 so = mul ? s_other : cpu::Dims4{1, 1, 1, 1};
+  const Dims4 so = mul ? s_other : Dims4{1, 1, 1, 1};
   if (fits_int32(numel(out)))
     return mul ? bwd_impl<int, true>(out, dy, s_self, other, so, d_self, stream)
                : bwd_impl<int, false>(out, dy, s_self, other, so, d_self, stream);

@@ -15,7 +15,7 @@
 #include "simt/runtime.h"
 #include "tests/kernels/cuda/emu_util.h"
 
-using lk::cpu::ConvGeom;
+using lk::ConvGeom;
 using lk::emu_test::DeviceBuffer;
 using lk::emu_test::scaled_error;
 

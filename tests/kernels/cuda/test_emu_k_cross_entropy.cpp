@@ -1,4 +1,4 @@
-// kernels/cuda/softmax_ce.cu (softmax over channels, fused softmax + weighted
+// kernels/cuda/cross_entropy.cu (softmax over channels, fused softmax + weighted
 // cross-entropy) run by the SIMT emulator against kernels/softmax.h and
 // kernels/cross_entropy.h, through cudaMalloc/cudaMemcpy (NaN-poisoned,
 // guarded). Value-scaled error max|a-b| / max|ref| <= 1e-5 everywhere: the
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kernels/cross_entropy.h"
-#include "kernels/cuda/softmax_ce.h"
+#include "kernels/cuda/cross_entropy.h"
 #include "kernels/softmax.h"
 #include "tests/kernels/cuda/emu_util.h"
 
@@ -25,18 +25,6 @@ using lk::emu_test::scaled_error;
 namespace {
 
 constexpr double kTol = 1e-5;
-
-// Labels in [0, c) that never use class `absent` (when c > 1).
-std::vector<int32_t> labels(size_t n, int64_t c, unsigned seed, int64_t absent) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(c - 1));
-  std::vector<int32_t> t(n);
-  for (int32_t& v : t) {
-    do v = d(rng);
-    while (c > 1 && v == absent);
-  }
-  return t;
-}
 
 
 float download1(const DeviceBuffer<float>& b) {
@@ -84,12 +72,12 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
   const float dloss = 0.75f;
   lk::cpu::cross_entropy_bwd<float>(n, c, hw, &dloss, p_ref.data(), t.data(), w.data(), &wsum_f, dl_ref.data());
 
-  const size_t ws_bytes = lk::cuda::softmax_ce_workspace_bytes(n, hw);
+  const size_t ws_bytes = lk::cuda::cross_entropy_workspace_bytes(n, hw);
   DeviceBuffer<float> d_z(z), d_w(w), d_p(sz), d_loss(1), d_wsum(1), d_dl(dl0), d_dloss(std::vector<float>{dloss});
   DeviceBuffer<int32_t> d_t(t);
   DeviceBuffer<int64_t> d_bad(1);
   DeviceBuffer<unsigned char> ws(ws_bytes);
-  REQUIRE(lk::cuda::softmax_ce_fwd(n, c, hw, d_z.get(), d_t.get(), weighted ? d_w.get() : nullptr, d_p.get(),
+  REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), weighted ? d_w.get() : nullptr, d_p.get(),
                                    d_loss.get(), d_wsum.get(), d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
   CHECK(scaled_error(d_p.download(), p_ref) <= kTol);
   const float loss = download1(d_loss), wsum = download1(d_wsum);
@@ -99,7 +87,7 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
 
   // Bitwise reproducible: a second run gives the same bits.
   int64_t first_bad = 7;
-  REQUIRE(lk::cuda::softmax_ce_fwd_checked(n, c, hw, d_z.get(), d_t.get(), weighted ? d_w.get() : nullptr, d_p.get(),
+  REQUIRE(lk::cuda::cross_entropy_fwd_checked(n, c, hw, d_z.get(), d_t.get(), weighted ? d_w.get() : nullptr, d_p.get(),
                                            d_loss.get(), d_wsum.get(), &first_bad, ws.get(), ws_bytes) == cudaSuccess);
   CHECK(first_bad == -1);
   CHECK(std::bit_cast<uint32_t>(download1(d_loss)) == std::bit_cast<uint32_t>(loss));
@@ -107,7 +95,7 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
   // Backward from the reference probs and weight sum (dloss, wsum on the device).
   REQUIRE(d_p.upload(p_ref) == cudaSuccess);
   REQUIRE(d_wsum.upload(std::vector<float>{wsum_f}) == cudaSuccess);
-  REQUIRE(lk::cuda::softmax_ce_bwd(n, c, hw, d_dloss.get(), d_p.get(), d_t.get(), weighted ? d_w.get() : nullptr,
+  REQUIRE(lk::cuda::cross_entropy_bwd(n, c, hw, d_dloss.get(), d_p.get(), d_t.get(), weighted ? d_w.get() : nullptr,
                                    d_wsum.get(), d_dl.get()) == cudaSuccess);
   CHECK(scaled_error(d_dl.download(), dl_ref) <= kTol);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
@@ -115,7 +103,7 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("emu softmax_ce: softmax over channels matches softmax_fwd/bwd", "[emu]") {
+TEST_CASE("emu cross_entropy: softmax over channels matches softmax_fwd/bwd", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 1;
   for (int64_t n : {1, 3})
@@ -123,7 +111,7 @@ TEST_CASE("emu softmax_ce: softmax over channels matches softmax_fwd/bwd", "[emu
   check_softmax(2, 4, 1000, seed += 3);  // several blocks per image
 }
 
-TEST_CASE("emu softmax_ce: fused softmax + cross-entropy on the shape grid", "[emu]") {
+TEST_CASE("emu cross_entropy: fused softmax + cross-entropy on the shape grid", "[emu]") {
   NoLeaks no_leaks;
   unsigned seed = 100;
   for (int64_t n : {1, 3})
@@ -133,13 +121,13 @@ TEST_CASE("emu softmax_ce: fused softmax + cross-entropy on the shape grid", "[e
   check_ce(3, 4, 1000, true, seed += 4);
 }
 
-TEST_CASE("emu softmax_ce: cross-entropy in threads mode", "[emu]") {
+TEST_CASE("emu cross_entropy: cross-entropy in threads mode", "[emu]") {
   const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
   NoLeaks no_leaks;
   check_ce(2, 4, 300, true, 7);
 }
 
-TEST_CASE("emu softmax_ce: an out-of-range label is reported with its first index", "[emu]") {
+TEST_CASE("emu cross_entropy: an out-of-range label is reported with its first index", "[emu]") {
   NoLeaks no_leaks;
   const int64_t n = 3, c = 4, hw = 600;
   const size_t sz = static_cast<size_t>(n * c * hw);
@@ -155,29 +143,29 @@ TEST_CASE("emu softmax_ce: an out-of-range label is reported with its first inde
                                             &wsum_ref) == 700);
   lk::cpu::softmax_fwd<float>(n, c, hw, z.data(), p_ref.data());  // the CPU kernel stops before the softmax
 
-  const size_t ws_bytes = lk::cuda::softmax_ce_workspace_bytes(n, hw);
+  const size_t ws_bytes = lk::cuda::cross_entropy_workspace_bytes(n, hw);
   DeviceBuffer<float> d_z(z), d_w(w), d_p(sz), d_loss(1), d_wsum(1);
   DeviceBuffer<int32_t> d_t(t);
   DeviceBuffer<int64_t> d_bad(1);
   DeviceBuffer<unsigned char> ws(ws_bytes);
   int64_t first_bad = -7;
-  CHECK(lk::cuda::softmax_ce_fwd_checked(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(),
+  CHECK(lk::cuda::cross_entropy_fwd_checked(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(),
                                          d_wsum.get(), &first_bad, ws.get(), ws_bytes) == lk::cuda::kErrorBadLabel);
   CHECK(first_bad == 700);
   CHECK(std::isnan(download1(d_loss)));
   // The asynchronous launcher leaves the index in device memory.
-  REQUIRE(lk::cuda::softmax_ce_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
+  REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
                                    d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
   CHECK(d_bad.download() == std::vector<int64_t>{700});
   // The probabilities are still the softmax.
   CHECK(scaled_error(d_p.download(), p_ref) <= kTol);
   // A too small workspace or a missing output is refused before launching.
-  CHECK(lk::cuda::softmax_ce_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
+  CHECK(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
                                  d_bad.get(), ws.get(), ws_bytes - 1) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::softmax_ce_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), nullptr, d_wsum.get(),
+  CHECK(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), nullptr, d_wsum.get(),
                                  d_bad.get(), ws.get(), ws_bytes) == cudaErrorInvalidValue);
   // No pixel at all: loss 0/0 = NaN and wsum 0, as the CPU kernel.
-  REQUIRE(lk::cuda::softmax_ce_fwd(0, c, hw, nullptr, nullptr, nullptr, nullptr, d_loss.get(), d_wsum.get(), d_bad.get(),
+  REQUIRE(lk::cuda::cross_entropy_fwd(0, c, hw, nullptr, nullptr, nullptr, nullptr, d_loss.get(), d_wsum.get(), d_bad.get(),
                                    ws.get(), ws_bytes) == cudaSuccess);
   CHECK(std::isnan(download1(d_loss)));
   CHECK(download1(d_wsum) == 0.f);

@@ -1,4 +1,4 @@
-// Elementwise CUDA kernels (float), the device twins of kernels/binary.h:
+// Broadcasting binary ops on CUDA (float), the device twins of kernels/binary.h:
 // broadcasting add/multiply over shapes padded to 4 dims (each input dim equals
 // the output's or is 1), their backward, and the vector helpers fill, axpy and
 // scale. Same semantics and argument order as the CPU kernels, device pointers.
@@ -22,13 +22,13 @@
 LK_CUDA_NAMESPACE_BEGIN
 
 // y = a (+|*) b with broadcasting. y may alias an input of the output's shape.
-cudaError_t binary_fwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* a, const cpu::Dims4& sa, const float* b,
-                       const cpu::Dims4& sb, float* y, cudaStream_t stream = nullptr);
+cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
+                       const Dims4& sb, float* y, cudaStream_t stream = nullptr);
 
 // d_self += reduce_to(s_self, dy * (op == Mul ? other : 1)). `other` is read
 // only for Mul (it may be null for Add).
-cudaError_t binary_bwd(cpu::BinaryOp op, const cpu::Dims4& out, const float* dy, const cpu::Dims4& s_self,
-                       const float* other, const cpu::Dims4& s_other, float* d_self, cudaStream_t stream = nullptr);
+cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
+                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream = nullptr);
 
 // y[i] = value
 cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream = nullptr);
@@ -37,9 +37,9 @@ cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stre
 // y *= a (in place)
 cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream = nullptr);
 
-// Launch shape: kElementwiseThreads per block; grid-stride loops over at most
+// Launch shape: kBinaryThreads per block; grid-stride loops over at most
 // kElementwiseMaxBlocks blocks.
-inline constexpr int kElementwiseThreads = 256;
+inline constexpr int kBinaryThreads = 256;
 inline constexpr int kElementwiseMaxBlocks = 1024;
 
 LK_CUDA_NAMESPACE_END
