@@ -113,7 +113,9 @@ Volume read_nifti(const std::string& path) {
   for (int64_t i = 4; i <= h.dim[0]; ++i)
     if (h.dim[i] != 1) {
       const std::string f = "dim[" + std::to_string(i) + "]";
-      fail(path, f, f + " = " + std::to_string(h.dim[i]) + ": a 3-D volume is expected");
+      fail(path, f, f + " = " + std::to_string(h.dim[i]) + ": a " + std::to_string(h.dim[0]) + "-D image of " +
+                        std::to_string(h.nvox / (h.dim[1] * h.dim[2] * h.dim[3])) +
+                        " volumes, but a 3-D volume is expected (one modality per file)");
     }
 
   quiet_nifti_clib();

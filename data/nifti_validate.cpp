@@ -121,6 +121,7 @@ void take_nifti1(const std::string& path, const nifti_1_header& h, NiftiHeader& 
   out.scl_inter = h.scl_inter;
   out.qform_code = h.qform_code;
   out.sform_code = h.sform_code;
+  out.description.assign(h.descrip, strnlen(h.descrip, sizeof h.descrip));
 }
 
 // Copies the fields we use from a native-order NIfTI-2 header.
@@ -145,6 +146,7 @@ void take_nifti2(const std::string& path, const nifti_2_header& h, NiftiHeader& 
   out.scl_inter = h.scl_inter;
   out.qform_code = h.qform_code;
   out.sform_code = h.sform_code;
+  out.description.assign(h.descrip, strnlen(h.descrip, sizeof h.descrip));
 }
 
 // Checks shared by both versions: dims, voxel count, datatype, pixdim.
@@ -178,10 +180,13 @@ void check_fields(const std::string& path, NiftiHeader& h) {
   if (__builtin_add_overflow(h.vox_offset, h.data_bytes, &end))
     fail(path, "vox_offset", "vox_offset + data size overflows 64 bits");
 
+  // Voxel sizes must be positive; the steps of further dimensions (time
+  // in pixdim[4]) only finite: 0 is common there.
   for (int64_t i = 1; i <= nd; ++i) {
     const std::string f = "pixdim[" + std::to_string(i) + "]";
     const double p = h.pixdim[i];
-    if (!std::isfinite(p) || p <= 0) fail(path, f, f + " = " + num(p) + " must be finite and > 0");
+    if (!std::isfinite(p) || (i <= 3 && p <= 0))
+      fail(path, f, f + " = " + num(p) + (i <= 3 ? " must be finite and > 0" : " must be finite"));
   }
 }
 

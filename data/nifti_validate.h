@@ -6,7 +6,7 @@
 // recognised and swapped), dim[0] in 1..7 and each used dim >= 1, the voxel
 // count and byte size without overflow, a supported datatype whose bitpix
 // agrees, vox_offset (finite, whole, past the header and its 4-byte
-// extension flag) and pixdim (finite, > 0 for the used dims).
+// extension flag) and pixdim (finite; > 0 for the spatial dims 1..3).
 //
 // check_nifti_data() then makes sure the voxel data the header promises is
 // really there: the file size for .nii; for .nii.gz the whole stream is
@@ -52,6 +52,7 @@ struct NiftiHeader {
   int64_t vox_offset = 0;       // where the voxel data starts
   double scl_slope = 0, scl_inter = 0;
   int qform_code = 0, sform_code = 0;
+  std::string description;      // descrip (up to 80 characters)
   int64_t nvox = 0;             // product of dim[1..dim[0]]
   int64_t data_bytes = 0;       // nvox * bytes_per_voxel
   int64_t available_bytes = -1; // bytes in the (decompressed) file; -1 until check_nifti_data

@@ -13,6 +13,11 @@
 #include <memory>
 #include <stdexcept>
 
+#include <unistd.h>
+
+#include "util/atomic_file.h"
+#include "util/interrupt.h"
+
 namespace lk::data {
 
 namespace {
@@ -97,15 +102,18 @@ void write_bytes(const std::string& path, const std::string& tmp, bool gz, int l
     }
     int err = Z_OK;
     const std::string msg = ok ? "" : gzerror(f, &err);
-    const int close = gzclose(f);
-    if (!ok || close != Z_OK) fail(path, "gzip write failed" + (msg.empty() ? "" : ": " + msg));
+    errno = 0;
+    const int close = gzclose(f);  // flushes: a full disk often shows only here
+    const std::string why = !msg.empty() ? msg : close == Z_ERRNO && errno != 0 ? std::strerror(errno) : "";
+    if (!ok || close != Z_OK) fail(path, "gzip write failed" + (why.empty() ? "" : ": " + why));
   } else {
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (!f) fail(path, "cannot create " + tmp + ": " + std::strerror(errno));
     bool ok = std::fwrite(&h, sizeof h, 1, f) == 1 && std::fwrite(ext, 4, 1, f) == 1;
     ok = ok && (nbytes == 0 || std::fwrite(voxels, nbytes, 1, f) == 1);
+    const int saved = errno;
     const int close = std::fclose(f);
-    if (!ok || close != 0) fail(path, "write failed");
+    if (!ok || close != 0) fail(path, std::string("write failed: ") + std::strerror(ok ? errno : saved));
   }
 }
 
@@ -115,7 +123,11 @@ void write_any(const std::string& path, const Geometry& g, int datatype, const v
   if (!gz && !ends_with(path, ".nii")) fail(path, "the file name must end in .nii or .nii.gz");
   check_geometry(path, g, n);
   const nifti_1_header h = make_header(g, datatype, opt);
-  const std::string tmp = path + ".partial";
+  // A temporary beside the file (util/interrupt.h: removed by Ctrl-C, named
+  // after this process so a later run can tell a killed one's), renamed over it.
+  std::string tmp = temp_template(path);
+  ::close(make_temp_file(path, tmp));
+  const TempRegistration reg(tmp);
   try {
     write_bytes(path, tmp, gz, opt.gzip_level, h, voxels, n * elem_bytes);
     std::filesystem::rename(tmp, path);

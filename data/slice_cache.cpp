@@ -51,8 +51,9 @@ struct Header {
   uint32_t clahe;        // 0 or 1
   int32_t clahe_tiles;   // when clahe
   double clahe_clip;     // when clahe
+  uint64_t fingerprints_offset, fingerprints_bytes;
 };
-static_assert(sizeof(Header) == 168 && sizeof(Header) <= kHeaderBytes);
+static_assert(sizeof(Header) == 184 && sizeof(Header) <= kHeaderBytes);
 static_assert(offsetof(Header, checksum) == 16 && offsetof(Header, byte_order) == kChecksumEnd);
 static_assert(offsetof(Header, images_offset) == 72 && offsetof(Header, skipped_count) == 120 &&
               offsetof(Header, file_bytes) == 144);
@@ -142,6 +143,7 @@ struct SliceCacheWriter::Impl {
   uint32_t crc_images = crc_init(), crc_labels = crc_init();
   std::string records, skipped;
   uint64_t skipped_count = 0;
+  std::vector<CaseFingerprint> fingerprints;
   int64_t cases = 0;
   uint64_t slices = 0;
   bool closed = false;      // finished, or broken by a failed write
@@ -241,6 +243,12 @@ void SliceCacheWriter::add(const PreprocessedCase& c) {
   w.closed = false;
 }
 
+void SliceCacheWriter::add_fingerprint(const CaseFingerprint& fp) {
+  Impl& w = *impl_;
+  if (w.closed) fail(w.path, "add_fingerprint after finish() or a failed write");
+  w.fingerprints.push_back(fp);
+}
+
 void SliceCacheWriter::add_skipped(const SkippedCase& sk) {
   Impl& w = *impl_;
   if (w.closed) fail(w.path, "add_skipped after finish() or a failed write");
@@ -275,7 +283,10 @@ uint64_t SliceCacheWriter::finish() {
   h.skipped_count = w.skipped_count;
   h.skipped_offset = h.records_offset + h.records_bytes;
   h.skipped_bytes = w.skipped.size();
-  h.file_bytes = h.skipped_offset + h.skipped_bytes;
+  const std::string fps = fingerprints_to_json(w.fingerprints);
+  h.fingerprints_offset = h.skipped_offset + h.skipped_bytes;
+  h.fingerprints_bytes = fps.size();
+  h.file_bytes = h.fingerprints_offset + h.fingerprints_bytes;
   if (w.file.size() != h.labels_offset || w.labels_bytes != h.labels_bytes)
     fail(w.path, "internal error: written sections do not match the header");
 
@@ -284,6 +295,7 @@ uint64_t SliceCacheWriter::finish() {
   w.file.write(pad.data(), pad.size());
   w.file.write(w.records.data(), w.records.size());
   w.file.write(w.skipped.data(), w.skipped.size());
+  w.file.write(fps.data(), fps.size());
   if (w.file.size() != h.file_bytes) fail(w.path, "internal error: file size does not match the header");
 
   // The checksum of [24, end): the header's part, then the streamed body.
@@ -291,6 +303,7 @@ uint64_t SliceCacheWriter::finish() {
   body = crc_update(body, pad.data(), pad.size());
   body = crc_update(body, w.records.data(), w.records.size());
   body = crc_update(body, w.skipped.data(), w.skipped.size());
+  body = crc_update(body, fps.data(), fps.size());
   unsigned char header[kHeaderBytes] = {};
   std::memcpy(header, &h, sizeof h);
   const uint32_t head = crc_update(crc_init(), header + kChecksumEnd, kHeaderBytes - kChecksumEnd);
@@ -308,6 +321,21 @@ void write_slice_cache(const std::string& path, const std::vector<PreprocessedCa
   SliceCacheWriter w(path, o);
   for (const PreprocessedCase& c : cases) w.add(c);
   w.finish();
+}
+
+bool is_slice_cache_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  char magic[sizeof kMagic] = {};
+  ssize_t got = 0;
+  while (got < static_cast<ssize_t>(sizeof magic)) {
+    const ssize_t r = ::read(fd, magic + got, sizeof magic - static_cast<size_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += r;
+  }
+  ::close(fd);
+  return got == 0 || (got == static_cast<ssize_t>(sizeof magic) && std::memcmp(magic, kMagic, sizeof magic) == 0);
 }
 
 SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& expected) {
@@ -360,7 +388,8 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
       h.labels_bytes == h.slices * px && h.labels_bytes <= bytes - h.labels_offset &&
       h.records_offset == align_up(h.labels_offset + h.labels_bytes, 8) && h.records_offset <= bytes &&
       h.records_bytes <= bytes - h.records_offset && h.skipped_offset == h.records_offset + h.records_bytes &&
-      h.skipped_bytes == bytes - h.skipped_offset;
+      h.skipped_bytes <= bytes - h.skipped_offset && h.fingerprints_offset == h.skipped_offset + h.skipped_bytes &&
+      h.fingerprints_bytes == bytes - h.fingerprints_offset;
   if (!layout_ok) fail(path, "inconsistent section offsets/sizes in the header");
   PreprocessOptions found;
   found.size = h.size;
@@ -406,6 +435,12 @@ SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& ex
     sc.skipped_.push_back(std::move(k));
   }
   if (sk.at != sk.n) fail(path, "skipped section holds more than " + std::to_string(h.skipped_count) + " cases");
+  try {
+    sc.fingerprints_ = fingerprints_from_json(
+        std::string(reinterpret_cast<const char*>(sc.map_ + h.fingerprints_offset), h.fingerprints_bytes));
+  } catch (const std::exception& e) {
+    fail(path, e.what());
+  }
   sc.options_ = found;
   sc.slices_ = next;
   sc.images_ = reinterpret_cast<const float*>(sc.map_ + h.images_offset);
@@ -423,6 +458,7 @@ SliceCache& SliceCache::operator=(SliceCache&& o) noexcept {
     slices_ = std::exchange(o.slices_, 0);
     cases_ = std::move(o.cases_);
     skipped_ = std::move(o.skipped_);
+    fingerprints_ = std::move(o.fingerprints_);
     map_ = std::exchange(o.map_, nullptr);
     map_bytes_ = std::exchange(o.map_bytes_, 0);
     images_ = std::exchange(o.images_, nullptr);

@@ -2,7 +2,7 @@
 // written once (atomically) and memory-mapped read-only afterwards, so
 // training starts without re-reading and re-preprocessing the NIfTI files.
 //
-// File layout (version 2, written in one streaming pass: the sections are
+// File layout (version 3, written in one streaming pass: the sections are
 // appended as the cases arrive, the header is patched in at the end;
 // little-endian host byte order, checked by a tag):
 //   header, 256 bytes:
@@ -22,7 +22,8 @@
 //     144 u64      file bytes (the skipped section ends the file)
 //     152 u32      CLAHE (0 or 1), i32 CLAHE tiles per side (0 without)
 //     160 f64      CLAHE clip limit (0 without)
-//     168..255     zero
+//     168 u64 x 2  fingerprints offset (right after the skipped cases), bytes
+//     184..255     zero
 //   images: float32 (slices, 4, S, S), case after case
 //   labels: uint8 (slices, S, S), training classes 0..3 (0 where a case has
 //           no labels); gathered in an unlinked side file while the images
@@ -34,10 +35,13 @@
 //     i64 slice count n, u64 flags (bit 0: has labels), i64 z[n]
 //   skipped cases (a build with skip_bad), each: u64 id length, id bytes
 //     (zero-padded to 8), u64 reason length, reason bytes (zero-padded to 8)
+//   fingerprints: JSON text, the case files as they were when read
+//     (data/slice_cache_fingerprint.h), for the cases and the skipped ones
+//     that were found; it ends the file
 // The checksum is computed while writing (the header's part combined with
 // the streamed part by crc32_combine), never by reading the file back.
-// Version 1 (records before the images; needed the slice count up front) is
-// refused as stale and rebuilt.
+// Versions 1 (records before the images; needed the slice count up front)
+// and 2 (no fingerprints) are refused as stale and rebuilt.
 //
 // Building (SliceCacheWriter, ensure_slice_cache): the cases are loaded and
 // preprocessed on a pool of threads (data/preprocess_pool.h) and written in
@@ -47,7 +51,9 @@
 // open_slice_cache checks magic, version, header and section sizes against
 // the file size before reading any offset, then the options, then the
 // checksum, then every record; a failure throws SliceCacheError naming the
-// file and the reason, and the caller rebuilds (ensure_slice_cache does).
+// file and the reason, and the caller rebuilds (ensure_slice_cache does) -
+// unless the file is not a slice cache at all (another file named by
+// mistake): that is never overwritten.
 #pragma once
 
 #include <cstdint>
@@ -58,8 +64,9 @@
 #include <string>
 #include <vector>
 
-#include "data/preprocess.h"
 #include "data/batch.h"
+#include "data/preprocess.h"
+#include "data/slice_cache_fingerprint.h"
 
 namespace lk::data {
 
@@ -69,7 +76,7 @@ class SliceCacheError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-constexpr uint32_t kSliceCacheVersion = 2;
+constexpr uint32_t kSliceCacheVersion = 3;
 
 // One case of the cache: what maps its predictions back to the original grid.
 struct CachedCase {
@@ -99,6 +106,9 @@ class SliceCache {
   const std::vector<CachedCase>& cases() const { return cases_; }
   // Cases left out of a skip_bad build, with the reason.
   const std::vector<SkippedCase>& skipped() const { return skipped_; }
+  // The case files as they were read (cases, then skipped cases that were
+  // found); empty for a cache written from memory (write_slice_cache).
+  const std::vector<CaseFingerprint>& fingerprints() const { return fingerprints_; }
   uint64_t file_bytes() const { return map_bytes_; }
   const CachedCase& case_info(int64_t c) const;
   int64_t case_of_slice(int64_t slice) const;
@@ -125,6 +135,7 @@ class SliceCache {
   int64_t slices_ = 0;
   std::vector<CachedCase> cases_;
   std::vector<SkippedCase> skipped_;
+  std::vector<CaseFingerprint> fingerprints_;
   const unsigned char* map_ = nullptr;
   size_t map_bytes_ = 0;
   const float* images_ = nullptr;
@@ -149,6 +160,7 @@ class SliceCacheWriter {
   // anything of it is written (SliceCacheError naming the case).
   void add(const PreprocessedCase& c);
   void add_skipped(const SkippedCase& s);
+  void add_fingerprint(const CaseFingerprint& fp);
   // Returns the file's size in bytes.
   uint64_t finish();
 
@@ -164,6 +176,10 @@ class SliceCacheWriter {
 // atomically through a SliceCacheWriter.
 void write_slice_cache(const std::string& path, const std::vector<PreprocessedCase>& cases,
                        const PreprocessOptions& o);
+
+// True when `path` is absent, empty, or starts with the slice cache's magic
+// (any version): a file ensure_slice_cache may replace.
+bool is_slice_cache_file(const std::string& path);
 
 // Maps and validates a cache; throws SliceCacheError for a missing,
 // truncated, corrupt (checksum) or stale (options differ, other version) file.
@@ -192,17 +208,27 @@ struct CacheBuildSummary {
 };
 
 // Discovers the BraTS cases under `cases_root` (with skip_bad: bad folders
-// skipped and listed), loads and preprocesses them on b.threads workers and
-// streams them into a new cache at `path` (atomically), in case order.
-// Throws for a bad case (without skip_bad), naming its file; for a write
-// failure, naming `path`; or when no case is usable.
+// skipped and listed), fingerprints their files, loads and preprocesses them
+// on b.threads workers and streams them into a new cache at `path`
+// (atomically), in case order. Before reading any voxel the cache's size is
+// bounded from the headers: refused when it cannot fit the free space, a
+// warning when --size upsamples the volumes. A case that fails to load does
+// not stop the others: without skip_bad the cache is still written (the bad
+// cases listed as skipped, so the work is kept) and then BratsError is thrown
+// naming the bad cases, the first one's file and --skip-bad. Throws for a
+// write failure, naming `path`; when no case is usable; and, without writing
+// anything, when `path` exists and is not a slice cache (is_slice_cache_file).
 CacheBuildSummary build_slice_cache(const std::string& path, const std::string& cases_root,
                                     const PreprocessOptions& o, const CacheBuildOptions& b = {});
 
 // Opens `path` when it is valid and holds exactly the cases found under
-// `cases_root` (cases plus skipped ones; skipped ones only with skip_bad)
-// and b.force is off; otherwise (re)builds it (build_slice_cache) and opens
-// it. `summary`, when given, receives what happened.
+// `cases_root` (cases plus skipped ones; skipped ones only with skip_bad),
+// every case file still matches its fingerprint (size, modification time,
+// content hash) and b.force is off; otherwise (re)builds it, saying why
+// (e.g. "case BraTS2021_00006 (BraTS2021_00006_seg.nii.gz: size 1234 -> 5678
+// bytes) changed since ..."), copying the unchanged cases from the old cache
+// when its options match, and opens it. Never overwrites a file that is not
+// a slice cache. `summary`, when given, receives what happened.
 SliceCache ensure_slice_cache(const std::string& path, const std::string& cases_root, const PreprocessOptions& o,
                               const CacheBuildOptions& b, CacheBuildSummary* summary = nullptr);
 

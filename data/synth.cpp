@@ -1,14 +1,20 @@
 #include "data/synth.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "data/nifti_write.h"
 #include "data/synth_noise.h"
+#include "util/atomic_file.h"
+#include "util/interrupt.h"
 
 namespace lk::data {
 
@@ -456,30 +462,49 @@ SynthCase make_synthetic_case(uint64_t seed, int index, const SynthOptions& opt)
 }
 
 void write_synthetic_case(const std::string& dir, const SynthCase& c, const SynthOptions& opt) {
-  const std::filesystem::path folder = std::filesystem::path(dir) / c.info.id;
-  std::filesystem::create_directories(folder);
-  NiftiWriteOptions w;
-  w.gzip_level = opt.gzip_level;
-  w.description = "lkaseg synthetic BraTS-like case";
-  const char* keys[4] = {"flair", "t1", "t1ce", "t2"};
-  for (int m = 0; m < 4; ++m)
-    write_nifti((folder / (c.info.id + "_" + keys[m] + ".nii.gz")).string(), c.geom, c.images[m], w);
-  write_nifti((folder / (c.info.id + "_seg.nii.gz")).string(), c.geom, c.labels, w);
+  namespace fs = std::filesystem;
+  const fs::path folder = fs::path(dir) / c.info.id;
+  fs::create_directories(dir);
+  std::string tmp = temp_template(folder.string());
+  if (!::mkdtemp(tmp.data()))
+    throw std::runtime_error(folder.string() + ": cannot create a temporary folder: " + std::strerror(errno));
+  try {
+    NiftiWriteOptions w;
+    w.gzip_level = opt.gzip_level;
+    w.description = kSynthDescription;
+    const char* keys[4] = {"flair", "t1", "t1ce", "t2"};
+    for (int m = 0; m < 4; ++m)
+      write_nifti((fs::path(tmp) / (c.info.id + "_" + keys[m] + ".nii.gz")).string(), c.geom, c.images[m], w);
+    write_nifti((fs::path(tmp) / (c.info.id + "_seg.nii.gz")).string(), c.geom, c.labels, w);
+    if (fs::exists(folder)) {  // moved aside, then removed: never a mix of two cases
+      std::string old = temp_template(folder.string());
+      if (!::mkdtemp(old.data())) throw std::runtime_error(folder.string() + ": cannot replace it: " + std::strerror(errno));
+      fs::rename(folder, fs::path(old) / "old");
+      fs::rename(tmp, folder);
+      fs::remove_all(old);
+    } else {
+      fs::rename(tmp, folder);
+    }
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw std::runtime_error("case " + c.info.id + " not written (nothing of it is left): " + e.what());
+  }
 }
 
 std::vector<SynthCaseInfo> generate_synthetic_dataset(const std::string& dir, int n_cases, uint64_t seed,
-                                                      const SynthOptions& opt) {
+                                                      const SynthOptions& opt, const std::atomic<bool>* stop) {
   if (n_cases < 1) throw std::invalid_argument("synthetic dataset: the number of cases must be >= 1");
   std::filesystem::create_directories(dir);
   {
-    std::ofstream note(std::filesystem::path(dir) / "SYNTHETIC.txt");
+    std::ostringstream note;
     note << "lkaseg synthetic BraTS-like dataset (data/synth.h), generator version " << kGeneratorVersion << "\n"
          << "seed " << seed << ", cases " << n_cases << ", first id " << opt.first_id << "\n"
          << "dims " << dims_str(opt.dims) << ", spacing " << opt.spacing << " mm\n";
-    if (!note) throw std::runtime_error(dir + ": cannot write SYNTHETIC.txt");
+    write_file_atomically((std::filesystem::path(dir) / "SYNTHETIC.txt").string(), note.str());
   }
   std::vector<SynthCaseInfo> infos;
-  for (int i = 0; i < n_cases; ++i) {
+  for (int i = 0; i < n_cases && !(stop && stop->load()); ++i) {
     const SynthCase c = make_synthetic_case(seed, i, opt);
     write_synthetic_case(dir, c, opt);
     infos.push_back(c.info);

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,15 +60,25 @@ struct SynthCase {
   std::vector<uint8_t> labels;                 // {0, 1, 2, 4}
 };
 
+// The description in every file written (how `lkaseg synth` tells its own
+// cases from real ones).
+inline constexpr const char* kSynthDescription = "lkaseg synthetic BraTS-like case";
+
 // The case `index` of the dataset drawn with `seed`, in memory.
 SynthCase make_synthetic_case(uint64_t seed, int index, const SynthOptions& opt = {});
 
-// Writes <dir>/<id>/<id>_{flair,t1,t1ce,t2,seg}.nii.gz (BraTS 2021 layout).
+// Writes <dir>/<id>/<id>_{flair,t1,t1ce,t2,seg}.nii.gz (BraTS 2021 layout):
+// into a temporary folder beside it, renamed into place when complete, so a
+// failure (a full disk) or a kill never leaves a half-written case; an
+// existing <dir>/<id> is replaced.
 void write_synthetic_case(const std::string& dir, const SynthCase& c, const SynthOptions& opt = {});
 
 // Makes and writes cases 0..n_cases-1 into dir (created if needed), plus a
 // SYNTHETIC.txt note of the seed and options; returns what each case holds.
+// `stop` (may be null) is asked between cases: true ends the loop early
+// (the cases written so far are returned).
 std::vector<SynthCaseInfo> generate_synthetic_dataset(const std::string& dir, int n_cases, uint64_t seed,
-                                                      const SynthOptions& opt = {});
+                                                      const SynthOptions& opt = {},
+                                                      const std::atomic<bool>* stop = nullptr);
 
 }  // namespace lk::data

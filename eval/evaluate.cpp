@@ -8,6 +8,7 @@
 
 #include "data/brats_cases.h"
 #include "util/atomic_file.h"
+#include "util/csv.h"
 #include "util/progress.h"
 
 namespace lk::eval {
@@ -167,7 +168,7 @@ std::string format_metrics_csv(const std::vector<CaseMetrics>& cases) {
   for (const CaseMetrics& c : cases)
     for (Region r : kRegions) {
       const MaskMetrics& m = c[r];
-      s += c.id + "," + region_name(r) + "," + num("%.6f", m.dice) + "," + num("%.4f", m.hd95_mm) + "," +
+      s += csv_field(c.id) + "," + region_name(r) + "," + num("%.6f", m.dice) + "," + num("%.4f", m.hd95_mm) + "," +
            (m.gt_empty ? "1" : "0") + "," + (m.pred_empty ? "1" : "0") + "\n";
     }
   return s;

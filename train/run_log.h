@@ -28,7 +28,7 @@ struct ValidationResult {
 
 struct EpochLog {
   int64_t epoch = 0;        // 1-based: the epoch just finished
-  int64_t steps = 0;        // steps taken in this process during the epoch
+  int64_t steps = 0;        // steps of the epoch (a resumed one: before and after the stop)
   double loss = 0;          // mean total loss over those steps
   double lr = 0;            // at the epoch's last step
   double seconds = 0;

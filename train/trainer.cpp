@@ -6,13 +6,19 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
-#include "util/atomic_file.h"
 #include "util/dice.h"
 #include "engine/autograd.h"
+#include "engine/state_dict.h"
 #include "train/checkpoint.h"
+#include "train/train_progress.h"
+#include "util/atomic_file.h"
+#include "util/interrupt.h"
 
 namespace lk::train {
 
@@ -115,6 +121,39 @@ void check_config(const TrainConfig& c) {
     bad("the dtype must be float32, or float64 on the CPU");
 }
 
+// The network fits the slices: widths (SegNet checks them), the slice side
+// divisible by 2^(levels-1), and batch norm in training sees more than one
+// value per channel at the coarsest level.
+void check_fits(const TrainConfig& c, int64_t side) {
+  const size_t levels = c.net.widths.size();
+  if (levels < 2) throw std::invalid_argument("training configuration: the network needs at least 2 levels (widths)");
+  const int64_t stride = int64_t{1} << (levels - 1);
+  if (side % stride != 0)
+    throw std::invalid_argument("training configuration: slices of " + std::to_string(side) +
+                                " px do not divide by 2^(levels - 1) = " + std::to_string(stride) + " for " +
+                                std::to_string(levels) + " levels");
+  const int64_t coarsest = side / stride;
+  if (c.batch * coarsest * coarsest < 2)
+    throw std::invalid_argument("training configuration: batch " + std::to_string(c.batch) + " of " +
+                                std::to_string(side) + " px slices leaves batch norm one value per channel at the " +
+                                std::to_string(coarsest) + "x" + std::to_string(coarsest) +
+                                " coarsest level; use a batch of 2 or more, or fewer levels");
+}
+
+// The value at a dotted path of a JSON object, for messages ("?" if absent).
+std::string value_at(const json& j, const std::string& dotted) {
+  const json* at = &j;
+  size_t from = 0;
+  while (true) {
+    const size_t dot = dotted.find('.', from);
+    const std::string key = dotted.substr(from, dot == std::string::npos ? std::string::npos : dot - from);
+    if (!at->is_object() || !at->contains(key)) return "(none)";
+    at = &at->at(key);
+    if (dot == std::string::npos) return at->dump();
+    from = dot + 1;
+  }
+}
+
 std::string fmt(const char* f, double a) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, a);
@@ -154,25 +193,35 @@ void check_replicas(dist::Communicator& comm, const SegNet& net, const AdamW& op
 TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        const std::vector<std::string>& train_ids, const std::vector<std::string>& val_ids,
                        const std::string& run_dir, const TrainHooks& hooks) {
-  check_config(cfg);
+  // Everything is checked before anything is written: a run that cannot
+  // start leaves no config.json behind to refuse the corrected rerun.
+  check_trainable(cfg, cache.side());
   dist::Communicator* const comm = hooks.comm;  // one rank too: the data-parallel path on one process
   const int ranks = comm ? comm->size() : 1;
   const bool lead = !comm || comm->rank() == 0;  // logs, validates, writes
   const auto say = [&](const std::string& m) {
     if (hooks.log && lead) hooks.log(m);
   };
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  if (ec || !fs::is_directory(run_dir))
-    throw std::runtime_error(run_dir + ": cannot create the run folder" + (ec ? " (" + ec.message() + ")" : ""));
   const fs::path dir(run_dir);
-  const std::string config_path = (dir / "config.json").string(), last = (dir / "last.safetensors").string(),
-                    best = (dir / "best.safetensors").string(), log_path = (dir / "log.jsonl").string();
+  const std::string config_path = (dir / "config.json").string(), best = (dir / "best.safetensors").string(),
+                    log_path = (dir / "log.jsonl").string();
+  const Checkpoints checkpoints(run_dir, "last");
 
-  // One configuration per run folder.
+  const std::vector<int64_t> train_slices = cache.slices_of(train_ids);
+  const int64_t bpe = static_cast<int64_t>(train_slices.size()) / (cfg.batch * ranks);
+  if (bpe == 0)
+    throw std::invalid_argument("training: " + std::to_string(train_slices.size()) +
+                                " training slices make no batch of " + std::to_string(cfg.batch * ranks) +
+                                (ranks > 1 ? " (" + std::to_string(ranks) + " ranks x " + std::to_string(cfg.batch) + ")"
+                                           : std::string()));
+  const int64_t spe = cfg.steps_per_epoch > 0 ? cfg.steps_per_epoch : bpe, total = cfg.epochs * spe;
+
+  // One configuration per run folder: the training configuration and the
+  // preprocessing of the slices it trains on.
   json cj = config_json(cfg);
   add_optional_fields(cj, cfg);
   if (ranks > 1) cj["ranks"] = ranks, cj["sync_bn"] = cfg.sync_bn;
+  cj["preprocess"] = json::parse(preprocess_to_json(cache.options()));
   if (fs::exists(config_path)) {
     std::ifstream in(config_path);
     std::stringstream ss;
@@ -189,31 +238,12 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                                   std::to_string(ranks) + "; resume it with the same rank count (" +
                                   (was > 1 ? "mpirun -np " + std::to_string(was) : std::string("no mpirun")) +
                                   "), or use a new run folder");
-    const std::string d = first_difference(prev, cj);
-    if (!d.empty())
-      throw std::invalid_argument(config_path + ": this run folder was made with another configuration ('" + d +
-                                  "' differs); use a new folder, or remove it to start over");
+    json now = cj;
+    if (prev.is_object() && !prev.contains("preprocess")) now.erase("preprocess");  // written before it was recorded
+    if (const std::string d = config_difference(prev.dump(), now.dump()); !d.empty())
+      throw std::invalid_argument(config_path + ": this run folder was made with another configuration (" + d +
+                                  "); use the same settings, a new folder, or remove it to start over");
   }
-  if (lead) write_file_atomically(config_path, cj.dump(2) + "\n");
-
-  const std::vector<int64_t> train_slices = cache.slices_of(train_ids);
-  data::LoaderOptions lo;
-  lo.batch_size = cfg.batch;
-  lo.seed = cfg.seed;
-  lo.tumour_fraction = cfg.tumour_fraction;
-  lo.augment_on = cfg.augment_on;
-  lo.workers = cfg.workers;
-  lo.device = cfg.device;
-  lo.out_side = cache.side();
-  lo.rank = comm ? comm->rank() : 0;
-  lo.ranks = ranks;
-  const int64_t bpe = static_cast<int64_t>(train_slices.size()) / (cfg.batch * ranks);
-  if (bpe == 0)
-    throw std::invalid_argument("training: " + std::to_string(train_slices.size()) +
-                                " training slices make no batch of " + std::to_string(cfg.batch * ranks) +
-                                (ranks > 1 ? " (" + std::to_string(ranks) + " ranks x " + std::to_string(cfg.batch) + ")"
-                                           : std::string()));
-  const int64_t spe = cfg.steps_per_epoch > 0 ? cfg.steps_per_epoch : bpe, total = cfg.epochs * spe;
 
   SegNet net(cfg.net);
   net.to_device(cfg.device);
@@ -224,23 +254,38 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
 
   TrainResult r;
   int64_t step = 0;
-  if (fs::exists(last + ".state")) {
-    const TrainState st = load_checkpoint(last, net, opt);
-    if (st.schedule.steps_per_epoch != spe)
-      throw std::invalid_argument(last + ": saved with " + std::to_string(st.schedule.steps_per_epoch) +
+  double resumed_loss_sum = 0;  // of the unfinished epoch a stop left
+  int64_t resumed_steps = 0;
+  if (lead)
+    for (const std::string& f : remove_stale_temps(run_dir)) say("removed " + f + " (left by a killed run)");
+  if (const std::optional<TrainState> st = checkpoints.load_newest(net, opt, say)) {
+    if (st->schedule.steps_per_epoch != spe)
+      throw std::invalid_argument(run_dir + ": checkpoint saved with " + std::to_string(st->schedule.steps_per_epoch) +
                                   " steps per epoch, now " + std::to_string(spe) +
                                   " (the training cases changed?); use a new run folder");
-    step = st.step;
+    step = st->step;
     r.resumed_from_step = step;
+    if (step % spe != 0) resumed_loss_sum = st->epoch_loss_sum, resumed_steps = st->epoch_loss_steps;
     if (fs::exists(log_path)) r.log = read_run_log(log_path);
     std::erase_if(r.log, [&](const EpochLog& e) { return e.epoch > step / spe; });
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
+    if (lead)
+      for (const std::string& f : checkpoints.remove_others(step)) say("removed " + f + " (an unfinished save)");
     say("resuming " + run_dir + " at step " + std::to_string(step) + " (epoch " + std::to_string(step / spe + 1) +
         ", batch " + std::to_string(step % spe + 1) + " of " + std::to_string(spe) + ")");
+  } else if (fs::exists(log_path) || fs::exists(best)) {
+    say("no complete checkpoint in " + run_dir + " (the first save did not finish): starting the fold from step 0");
   }
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec || !fs::is_directory(run_dir))
+    throw std::runtime_error(run_dir + ": cannot create the run folder" + (ec ? " (" + ec.message() + ")" : ""));
+  if (lead) write_file_atomically(config_path, cj.dump(2) + "\n");
   if (step >= total) {
-    say(run_dir + ": already trained for " + std::to_string(cfg.epochs) + " epochs");
+    const int64_t done = step / spe;
+    say(run_dir + ": already trained for " + std::to_string(done) + (done == 1 ? " epoch" : " epochs") +
+        (done > cfg.epochs ? " (--epochs " + std::to_string(cfg.epochs) + " asks for fewer)" : ""));
     return r;
   }
   std::unique_ptr<dist::GradSync> grad_sync;
@@ -258,16 +303,33 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     return s > 0;
   };
 
-  const auto save_last = [&](double lr) {
+  // What `lkaseg predict` needs, in every weights file the run writes.
+  const std::map<std::string, std::string> weights_meta{{"lkaseg.train_config", cfg.to_json()},
+                                                        {"lkaseg.preprocess", preprocess_to_json(cache.options())}};
+  const auto save_last = [&](double lr, double loss_sum, int64_t loss_steps) {
     TrainState st;
+    st.epoch_loss_sum = loss_sum;
+    st.epoch_loss_steps = loss_steps;
     st.step = step;
     st.epoch = step / spe;
     st.lr = lr;
     st.schedule = sched;
     st.config = cj.dump();
-    if (lead) save_checkpoint(last, net, opt, st);
+    auto meta = weights_meta;
+    meta["lkaseg.epoch"] = std::to_string(st.epoch);
+    if (lead) checkpoints.save(net, opt, st, meta);
   };
 
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.batch;
+  lo.seed = cfg.seed;
+  lo.tumour_fraction = cfg.tumour_fraction;
+  lo.augment_on = cfg.augment_on;
+  lo.workers = cfg.workers;
+  lo.device = cfg.device;
+  lo.out_side = cache.side();
+  lo.rank = comm ? comm->rank() : 0;
+  lo.ranks = ranks;
   data::Loader loader(cache, train_slices, lo, step / bpe, step % bpe);
   say("training " + std::to_string(train_ids.size()) + " cases (" + std::to_string(train_slices.size()) +
       " slices), " + std::to_string(spe) + " steps per epoch, on " + cfg.device.str() + ", augmentation on the " +
@@ -275,14 +337,17 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       (comm ? ", " + std::to_string(ranks) + " ranks x batch " + std::to_string(cfg.batch) +
                   (cfg.sync_bn ? ", synchronised batch norm" : "") + " (" + comm->describe() + ")"
             : std::string()));
+  TrainProgress progress(lead ? hooks.progress : nullptr, cfg.epochs, spe, cfg.val_every, step);
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total) {
     EpochLog e;
     e.epoch = step / spe + 1;
-    double loss_sum = 0;
+    double loss_sum = std::exchange(resumed_loss_sum, 0.0);
+    e.steps = std::exchange(resumed_steps, 0);
     const auto t0 = Clock::now();
     loader.reset_stats();
+    progress.begin_epoch(e.epoch);
     do {
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
@@ -305,17 +370,21 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       if (!std::isfinite(l))
         throw std::runtime_error("training diverged: loss " + std::to_string(l) + " at step " +
                                  std::to_string(step + 1) + " (epoch " + std::to_string(e.epoch) +
-                                 "); the last good checkpoint is " + last);
+                                 "); the last good checkpoint is " + checkpoints.manifest_path());
       loss_sum += l;
       ++e.steps;
       ++step;
+      progress.step(l);
       if (stop_requested() && step % spe != 0) {
-        save_last(e.lr);
+        progress.end_epoch();
+        save_last(e.lr, loss_sum, e.steps);
         r.stopped = true;
-        say("stopped at step " + std::to_string(step) + ": " + last + " written; run again to resume");
+        say("stopped at step " + std::to_string(step) + ": checkpoint " + checkpoints.weights_path(step) +
+            " written; run again to resume");
         return r;
       }
     } while (step % spe != 0);
+    progress.end_epoch();
     e.loss = loss_sum / static_cast<double>(e.steps);
     e.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     e.wait_ms = loader.stats().mean_wait_ms();
@@ -330,32 +399,47 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       check_replicas(*comm, net, opt, step);
     }
     if (lead && (e.epoch % cfg.val_every == 0 || e.epoch == cfg.epochs)) {
+      const auto tv = Clock::now();
       e.val = validate(net, cache, val_ids, cfg.eval_batch, cfg.device);
+      progress.validated(std::chrono::duration<double>(Clock::now() - tv).count());
       line += "  val Dice NCR " + fmt("%.3f", e.val->dice[0]) + " ET " + fmt("%.3f", e.val->dice[1]) + " ED " +
               fmt("%.3f", e.val->dice[2]) + " mean " + fmt("%.3f", e.val->mean);
       if (e.val->mean > r.best_dice) {
         r.best_dice = e.val->mean;
         r.best_epoch = e.epoch;
-        save_state_dict(best, net,
-                        {{"lkaseg.train_config", cj.dump()},
-                         {"lkaseg.preprocess", preprocess_to_json(cache.options())},
-                         {"lkaseg.epoch", std::to_string(e.epoch)},
-                         {"lkaseg.val_dice_mean", fmt("%.6f", e.val->mean)}});
+        auto meta = weights_meta;
+        meta["format"] = "lkaseg-weights-1";
+        meta["lkaseg.epoch"] = std::to_string(e.epoch);
+        meta["lkaseg.val_dice_mean"] = fmt("%.6f", e.val->mean);
+        save_state_dict(best, net, meta);
         line += "  (best)";
       }
     }
     r.log.push_back(e);
     if (lead) write_run_log(log_path, r.log);
-    save_last(e.lr);
+    save_last(e.lr, 0, 0);
+    if (step < total) line += "  run ETA " + progress.run_eta();
     say(line);
     if (comm) comm->barrier();  // the others sleep while rank 0 validates and writes
     if (stop_requested() && step < total) {
       r.stopped = true;
-      say("stopped after epoch " + std::to_string(e.epoch) + ": " + last + " written; run again to resume");
+      say("stopped after epoch " + std::to_string(e.epoch) + ": checkpoint " + checkpoints.weights_path(step) +
+          " written; run again to resume");
       return r;
     }
   }
   return r;
+}
+
+std::string config_difference(const std::string& then, const std::string& now) {
+  const json a = json::parse(then), b = json::parse(now);
+  const std::string d = first_difference(a, b);
+  return d.empty() ? "" : "'" + d + "' differs: " + value_at(a, d) + " then, " + value_at(b, d) + " now";
+}
+
+void check_trainable(const TrainConfig& c, int64_t side) {
+  check_config(c);
+  check_fits(c, side);
 }
 
 std::string preprocess_to_json(const data::PreprocessOptions& o) {

@@ -5,20 +5,27 @@
 // best checkpoint kept by the mean Dice over NCR, ET and ED.
 //
 // A run lives in one folder:
-//   config.json            the run's configuration (TrainConfig::to_json)
-//   last.safetensors(.state)  weights + AdamW moments + position, written
-//                          atomically at every epoch end and on a stop
+//   config.json            the run's configuration (TrainConfig::to_json plus
+//                          the preprocessing of the cache it trains on),
+//                          written once everything was checked
+//   last.json, last-<step>.safetensors(.state)  the newest checkpoint
+//                          generation (train/checkpoint.h: weights + AdamW
+//                          moments + position), written at every epoch end
+//                          and on a stop; the weights file is a state_dict
+//                          that `lkaseg predict` also takes
 //   best.safetensors       the weights of the best validation so far (its
 //                          metadata: epoch, Dice, the network and
 //                          preprocessing configuration for `lkaseg predict`)
 //   log.jsonl              one JSON object per finished epoch (rewritten
 //                          atomically, so never a torn line; train/run_log.h)
-// Resuming: when last.safetensors.state exists, train_fold loads it and goes
-// on from the step it records - mid-epoch included, since the loader can
-// start at any batch and its batches depend only on (seed, epoch, index) -
-// so a resumed run takes the same steps as an uninterrupted one. A run
-// folder whose config.json differs in anything but `epochs` is refused
-// (naming the field) rather than silently mixed.
+// Order at an epoch end: best.safetensors, log.jsonl, then the checkpoint,
+// so whatever generation a crash leaves, the files agree with it.
+// Resuming: train_fold loads the newest complete generation and goes on from
+// the step it records - mid-epoch included, since the loader can start at any
+// batch and its batches depend only on (seed, epoch, index) - so a resumed
+// run takes the same steps as an uninterrupted one. A run folder whose
+// config.json differs in anything but `epochs` is refused (naming the field
+// and both values) rather than silently mixed.
 //
 // Data-parallel (TrainHooks::comm of N ranks, engine/dist.h): `batch` is each
 // rank's share; the loader gives every rank its rows of each global batch of
@@ -41,6 +48,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
@@ -89,14 +97,26 @@ struct TrainResult {
 };
 
 struct TrainHooks {
-  // Asked between steps; true stops after writing last.safetensors.
+  // Asked between steps; true stops after writing a checkpoint.
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const std::string&)> log;  // progress lines; may be empty
+  // The live progress inside epochs (train/train_progress.h); nullptr: none.
+  std::FILE* progress = nullptr;
   // Data-parallel training: this process is comm->rank() of comm->size()
   // (null or one rank: a single process). The stop request is agreed on by
   // all ranks at each step.
   dist::Communicator* comm = nullptr;
 };
+
+// Throws std::invalid_argument for a configuration that cannot train on
+// slices of `side` px: bad numbers, too few levels, a side not divisible by
+// 2^(levels-1), or batch norm left one value per channel at the coarsest
+// level. train_fold checks this before writing anything.
+void check_trainable(const TrainConfig& c, int64_t side);
+
+// Two configurations as JSON objects: "" when they agree in everything but a
+// top-level "epochs", else "'<dotted field>' differs: <then> then, <now> now".
+std::string config_difference(const std::string& then, const std::string& now);
 
 // The preprocessing options as JSON (kept in best.safetensors' metadata so
 // `lkaseg predict` preprocesses new cases the same way), and back.

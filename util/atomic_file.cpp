@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "util/interrupt.h"
+
 namespace lk {
 
 namespace {
@@ -35,13 +37,23 @@ mode_t process_umask() {
 }
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp.XXXXXX") {
-  fd_ = mkstemp(tmp_.data());
-  if (fd_ < 0) fail(path_, std::string("cannot create a temporary file: ") + std::strerror(errno));
+int make_temp_file(const std::string& path, std::string& tmpl) {
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
   // mkstemp makes the file 0600; the result should get what any new file
   // gets (0666 less the umask), like a checkpoint written by open(2).
-  if (::fchmod(fd_, 0666 & ~process_umask()) != 0)
-    fail(path_, std::string("cannot set the file mode: ") + std::strerror(errno));
+  if (::fchmod(fd, 0666 & ~process_umask()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    fail(path, "cannot set the file mode: " + why);
+  }
+  return fd;
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(temp_template(path_)) {
+  fd_ = make_temp_file(path_, tmp_);
+  reg_ = std::make_unique<TempRegistration>(tmp_);
 }
 
 AtomicFile::~AtomicFile() {

@@ -1,16 +1,21 @@
-// A file written atomically: bytes go to a temporary file beside `path`;
-// commit() fsyncs it, renames it over `path` and fsyncs the directory. Until
-// commit() succeeds the previous file is untouched, and a destroyed
-// uncommitted AtomicFile removes its temporary file. Failures (a full disk,
-// a missing folder) throw std::runtime_error "<path>: <what failed and why>".
+// A file written atomically: bytes go to a temporary file beside `path`
+// ("<path>.tmp.lkaseg-<pid>.XXXXXX", util/interrupt.h); commit() fsyncs it, renames
+// it over `path` and fsyncs the directory. Until commit() succeeds the
+// previous file is untouched; a destroyed uncommitted AtomicFile removes its
+// temporary file, and so does a signal that ends the process (the temporary
+// is registered with util/interrupt.h). Failures (a full disk, a missing
+// folder) throw std::runtime_error "<path>: <what failed and why>".
 // Used by checkpoints (safetensors), splits and the slice cache.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace lk {
+
+class TempRegistration;
 
 class AtomicFile {
  public:
@@ -33,7 +38,13 @@ class AtomicFile {
   std::string path_, tmp_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  std::unique_ptr<TempRegistration> reg_;
 };
+
+// mkstemp on `tmpl` (a temp_template of util/interrupt.h) with the mode any
+// new file gets (0666 less the umask, not mkstemp's 0600); returns the
+// descriptor, or throws naming `path`.
+int make_temp_file(const std::string& path, std::string& tmpl);
 
 // The whole of `bytes` to `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& bytes);

@@ -23,7 +23,8 @@ Progress::Progress(std::string what, int64_t total, std::string unit, std::FILE*
       total_(std::max<int64_t>(total, 0)),
       out_(out),
       style_(style),
-      t0_(std::chrono::steady_clock::now()) {
+      t0_(std::chrono::steady_clock::now()),
+      last_line_(t0_) {
   if (style_ == Style::Auto) style_ = out_ && ::isatty(::fileno(out_)) ? Style::Terminal : Style::Lines;
   if (out_ && style_ == Style::Terminal) {
     std::lock_guard<std::mutex> l(m_);
@@ -66,15 +67,21 @@ std::string Progress::duration(double s) {
 
 std::string Progress::line_locked(bool final_line) const {
   const double secs = seconds();
-  const double rate = secs > 0 ? static_cast<double>(done_) / secs : 0;
-  std::string s = what_ + ": " + std::to_string(done_) + "/" + std::to_string(total_) + " " + unit_;
+  const double rate = secs > 0 ? static_cast<double>(done_ - base_) / secs : 0;
+  const double frac = total_ > 0 ? static_cast<double>(done_) / static_cast<double>(total_) : 1.0;
+  std::string s = what_ + ": ";
+  if (bar_ && style_ == Style::Terminal && !final_line) {
+    const int full = static_cast<int>(frac * 20);
+    s = what_ + " [" + std::string(static_cast<size_t>(full), '#') + std::string(static_cast<size_t>(20 - full), '.') + "] ";
+  }
+  s += std::to_string(done_) + "/" + std::to_string(total_) + " " + unit_;
   if (final_line) return s + " in " + duration(secs) + " (" + rate_str(rate) + " " + unit_ + "/s)";
   char pct[32];
-  std::snprintf(pct, sizeof pct, " (%.0f%%)", total_ > 0 ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0);
+  std::snprintf(pct, sizeof pct, " (%.0f%%)", 100.0 * frac);
   s += pct;
-  if (done_ == 0) return s + ", ETA ?";
-  s += ", " + rate_str(rate) + " " + unit_ + "/s, ETA " + duration(static_cast<double>(total_ - done_) / rate);
-  return s;
+  if (done_ == base_) s += ", ETA ?";
+  else s += ", " + rate_str(rate) + " " + unit_ + "/s, ETA " + duration(static_cast<double>(total_ - done_) / rate);
+  return detail_.empty() ? s : s + "  " + detail_;
 }
 
 void Progress::clear_locked() {
@@ -103,11 +110,30 @@ void Progress::advance(int64_t n) {
     draw_locked(done_ == total_);
     return;
   }
-  // Lines: when another tenth is done; the last one is finish()'s line.
-  if (done_ < total_ && done_ * 10 / total_ > before * 10 / total_) {
+  // Lines: when another tenth is done, or 30 s after the last line; the
+  // last one is finish()'s line.
+  const auto now = std::chrono::steady_clock::now();
+  if (done_ < total_ && (done_ * 10 / total_ > before * 10 / total_ || now - last_line_ >= std::chrono::seconds(30))) {
+    last_line_ = now;
     std::fprintf(out_, "%s\n", line_locked(false).c_str());
     std::fflush(out_);
   }
+}
+
+void Progress::set_detail(std::string detail) {
+  std::lock_guard<std::mutex> l(m_);
+  detail_ = std::move(detail);
+}
+
+void Progress::start_at(int64_t done) {
+  std::lock_guard<std::mutex> l(m_);
+  done_ = base_ = std::clamp<int64_t>(done, 0, total_);
+  if (out_ && style_ == Style::Terminal && !finished_) draw_locked(true);
+}
+
+void Progress::set_bar(bool on) {
+  std::lock_guard<std::mutex> l(m_);
+  bar_ = on;
 }
 
 void Progress::note(const std::string& line) {
@@ -119,13 +145,13 @@ void Progress::note(const std::string& line) {
   std::fflush(out_);
 }
 
-void Progress::finish() {
+void Progress::finish(bool closing_line) {
   std::lock_guard<std::mutex> l(m_);
   if (finished_) return;
   finished_ = true;
   if (!out_) return;
   clear_locked();
-  std::fprintf(out_, "%s\n", line_locked(true).c_str());
+  if (closing_line) std::fprintf(out_, "%s\n", line_locked(true).c_str());
   std::fflush(out_);
 }
 

@@ -2,12 +2,14 @@
 // epochs): "<what>: 12/204 cases (5.9%), 3.1 cases/s, ETA 1m03s".
 //
 // On a terminal the line is redrawn in place with '\r' (at most every
-// 100 ms); elsewhere (a log file, a pipe, ctest) one line is printed each
-// time another tenth of the total is done, so at most about ten lines,
-// one per item when there are ten items or fewer. finish() prints the
-// closing "<what>: 204/204 cases in 1m05s (3.1 cases/s)". note() prints a
-// message (a warning) without breaking the progress line. advance() and
-// note() may be called from any thread.
+// 100 ms), with a bar when asked for (set_bar); elsewhere (a log file, a
+// pipe, ctest) one line is printed each time another tenth of the total is
+// done, or when 30 s passed since the last line, so about ten lines for a
+// quick loop and one per item when there are ten items or fewer. finish()
+// prints the closing "<what>: 204/204 cases in 1m05s (3.1 cases/s)". note()
+// prints a message (a warning) without breaking the progress line.
+// set_detail() appends text to the line (the training loss, the run's ETA).
+// advance(), note() and set_detail() may be called from any thread.
 #pragma once
 
 #include <chrono>
@@ -35,8 +37,16 @@ class Progress {
 
   void advance(int64_t n = 1);
   void note(const std::string& line);
-  // The closing line (once; the destructor calls it when nobody did).
-  void finish();
+  // Appended to the progress line as "  <detail>" (not to the closing line).
+  void set_detail(std::string detail);
+  // Units already done before this process (a resumed epoch): counted in
+  // done() and the ETA, not in the rate. Call before the first advance().
+  void start_at(int64_t done);
+  // A 20-character bar on a terminal: "<what> [#####.....] ...".
+  void set_bar(bool on);
+  // The closing line (once; the destructor calls it when nobody did);
+  // closing_line false only clears the progress line.
+  void finish(bool closing_line = true);
 
   int64_t done() const;
   int64_t total() const { return total_; }
@@ -57,10 +67,11 @@ class Progress {
   Style style_;
   const std::chrono::steady_clock::time_point t0_;
   mutable std::mutex m_;
-  int64_t done_ = 0;
-  bool finished_ = false;
+  int64_t done_ = 0, base_ = 0;
+  bool finished_ = false, bar_ = false;
+  std::string detail_;
   size_t drawn_ = 0;  // characters of the line on screen (Terminal)
-  std::chrono::steady_clock::time_point last_draw_{};
+  std::chrono::steady_clock::time_point last_draw_{}, last_line_{};
 };
 
 }  // namespace lk

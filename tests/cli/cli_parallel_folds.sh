@@ -42,7 +42,8 @@ rc=$?
 [ $rc = 130 ] || fail "SIGINT exit $rc, expected 130: $(cat "$dir/out")"
 grep -q "stopped: run the same command again" "$dir/out" || fail "stop not reported: $(cat "$dir/out")"
 for k in 0 1; do
-  [ -f "$dir/long/fold_$k/last.safetensors.state" ] || fail "fold $k: no checkpoint"
+  [ -f "$dir/long/fold_$k/last.json" ] && ls "$dir/long/fold_$k"/last-*.safetensors.state >/dev/null 2>&1 ||
+    fail "fold $k: no checkpoint"
 done
 timeout --preserve-status -s INT 4 "$bin" cv --data "$dir/data" --out "$dir/long" $opts --epochs 100000 \
   --steps-per-epoch 2 --val-every 1000 --parallel-folds 2 >"$dir/out" 2>&1

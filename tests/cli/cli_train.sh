@@ -15,7 +15,7 @@ tiny="$base --lr 3e-3"
 "$bin" synth --out "$dir/data" --cases 6 --seed 5 --size 48 48 16 >/dev/null || fail "synth exited $?"
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny >"$dir/out" 2>&1 || fail "cv exited $?: $(cat "$dir/out")"
-for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.safetensors.state fold_1/log.jsonl \
+for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.json fold_1/log.jsonl run.json \
   evaluation.csv evaluation.json table3.json predictions/BraTS2021_00000.nii.gz; do
   [ -f "$dir/run/$f" ] || fail "no $f after cv: $(cat "$dir/out")"
 done
@@ -30,7 +30,7 @@ grep -q "HD95 mm" "$dir/out" || fail "no original-grid evaluation: $(cat "$dir/o
 # Another configuration in the same folder is refused, naming the field.
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $base --lr 1e-2 >"$dir/out" 2>&1 && fail "changed lr accepted"
-grep -q "'adamw.lr' differs" "$dir/out" || fail "lr change not named: $(cat "$dir/out")"
+grep -q "'train.adamw.lr' differs: 0.003 then, 0.01 now" "$dir/out" || fail "lr change not named: $(cat "$dir/out")"
 
 # SIGINT: exit 130 with a checkpoint; the next run resumes from it.
 "$bin" train --data "$dir/data" --out "$dir/long" --fraction 1 --folds 2 --fold 1 --epochs 100000 --steps-per-epoch 2 \
@@ -43,7 +43,7 @@ kill -INT $pid
 wait $pid
 rc=$?
 [ $rc = 130 ] || fail "SIGINT exit $rc, expected 130: $(cat "$dir/out")"
-[ -f "$dir/long/fold_1/last.safetensors.state" ] || fail "no checkpoint after SIGINT"
+[ -f "$dir/long/fold_1/last.json" ] || fail "no checkpoint after SIGINT"
 grep -q "stopped" "$dir/out" || fail "stop not reported: $(cat "$dir/out")"
 timeout --preserve-status -s INT 3 "$bin" train --data "$dir/data" --out "$dir/long" --fraction 1 --folds 2 --fold 1 --epochs 100000 \
   --steps-per-epoch 2 --val-every 1000 $tiny >"$dir/out" 2>&1
@@ -51,10 +51,14 @@ rc=$?
 [ $rc = 130 ] || fail "second SIGINT exit $rc: $(cat "$dir/out")"
 grep -q "resuming .* at step" "$dir/out" || fail "did not resume: $(cat "$dir/out")"
 
-# predict: one mask per case.
+# predict: one mask per case; also from a fold folder and from its newest checkpoint (last.json).
 "$bin" predict --model "$dir/run/fold_0/best.safetensors" --data "$dir/data" --out "$dir/pred" --device cpu \
   >"$dir/out" 2>&1 || fail "predict exited $?: $(cat "$dir/out")"
 [ "$(ls "$dir/pred" | grep -c '\.nii\.gz$')" = 6 ] || fail "predict wrote $(ls "$dir/pred")"
+for m in "$dir/run/fold_0" "$dir/run/fold_1/last.json"; do
+  "$bin" predict --model "$m" --data "$dir/data" --out "$dir/pred2" --cases BraTS2021_00001 --device cpu >"$dir/out" 2>&1 ||
+    fail "predict --model $m exited $?: $(cat "$dir/out")"
+done
 # In the original geometry: evaluate refuses any other grid.
 "$bin" evaluate --pred "$dir/pred" --gt "$dir/data" >"$dir/out" 2>&1 || fail "evaluate of predict's output: $(cat "$dir/out")"
 "$bin" predict --model "$dir/run/split.json" --data "$dir/data" --out "$dir/pred" >"$dir/out" 2>&1 &&

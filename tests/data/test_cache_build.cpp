@@ -79,7 +79,12 @@ TEST_CASE("cache build: the streamed cache equals the in-memory path", "[cache_b
   CHECK(sum.bytes == fs::file_size(streamed));
 
   const std::vector<PreprocessedCase> mem = load_preprocessed(root, po);
-  write_slice_cache(inmem, mem, po);
+  {
+    SliceCacheWriter w(inmem, po);
+    for (const PreprocessedCase& c : mem) w.add(c);
+    for (const BratsCase& c : discover_brats_cases(root).cases) w.add_fingerprint(fingerprint_case(c));
+    w.finish();
+  }
   CHECK(read_all(streamed) == read_all(inmem));  // byte for byte
 
   // Record for record, slice for slice.
@@ -228,7 +233,7 @@ TEST_CASE("cache build: a cache of another format version is refused and rebuilt
   CHECK(sum.built);
   const std::string good = read_all(path);
 
-  for (uint32_t version : {1u, 3u}) {
+  for (uint32_t version : {2u, 4u}) {
     write_at(path, 8, &version, sizeof version);  // before the checksummed bytes
     CHECK_THROWS_WITH(open_slice_cache(path.string(), po),
                       Contains(path.string()) && Contains("stale: format version " + std::to_string(version)));
@@ -288,13 +293,27 @@ TEST_CASE("cache build: a write failure leaves no file behind and names the file
   CHECK_NOTHROW(open_slice_cache(path.string(), old));
   CHECK(temp_files(dir.path()) == 0);
 
-  // A bad case (no skip_bad) in the middle: nothing is left either.
+  // A bad case (no skip_bad) in the middle: the build fails naming it and
+  // --skip-bad, but the other cases' work is kept (the bad one listed as
+  // skipped), and a run with skip_bad reuses it without preprocessing again.
   const fs::path fresh = dir.path() / "fresh.lkslc";
   const std::string flair = root + "/BraTS2021_00001/BraTS2021_00001_flair.nii.gz";
   fs::resize_file(flair, fs::file_size(flair) / 2);
-  CHECK_THROWS_WITH(build_slice_cache(fresh.string(), root, po, quiet(3)), Contains(flair));
-  CHECK(!fs::exists(fresh));
+  CHECK_THROWS_WITH(build_slice_cache(fresh.string(), root, po, quiet(3)),
+                    Contains(flair) && Contains("--skip-bad") && Contains("the other 2 are preprocessed and kept"));
   CHECK(temp_files(dir.path()) == 0);
+  REQUIRE(fs::exists(fresh));
+  {
+    const SliceCache kept = open_slice_cache(fresh.string(), po);
+    CHECK(kept.num_cases() == 2);
+    REQUIRE(kept.skipped().size() == 1);
+    CHECK(kept.skipped()[0].id == "BraTS2021_00001");
+  }
+  CacheBuildOptions skip = quiet(2);
+  skip.skip_bad = true;
+  CacheBuildSummary sum;
+  CHECK(ensure_slice_cache(fresh.string(), root, po, skip, &sum).num_cases() == 2);
+  CHECK_FALSE(sum.built);
 }
 
 TEST_CASE("cache build: skip_bad skips and lists bad cases, and the cache remembers them", "[cache_build]") {
@@ -390,4 +409,82 @@ TEST_CASE("cache build: only the selected cases, reused only for the same select
   CHECK_THAT(s.reason, Contains("other cases than the selection"));
   b.only = {"BraTS2021_99999"};
   CHECK_THROWS_WITH(ensure_slice_cache(path, root, po, b, &s), Contains("BraTS2021_99999 is not there"));
+}
+
+TEST_CASE("cache build: a changed case file is noticed, named, and only that case is preprocessed again",
+          "[cache_build]") {
+  const lk::test::TempDir dir;
+  const std::string root = dir.file("brats"), other = dir.file("other");
+  generate_synthetic_dataset(root, 3, 7, small_synth());
+  generate_synthetic_dataset(other, 3, 8, small_synth());  // same ids, other content
+  PreprocessOptions po;
+  po.size = 16;
+  const std::string path = dir.file("c.lkslc");
+  std::vector<std::string> log;
+  CacheBuildOptions b = quiet(2);
+  b.log = [&](const std::string& s) { log.push_back(s); };
+  CacheBuildSummary sum;
+  ensure_slice_cache(path, root, po, b, &sum);
+  REQUIRE(sum.built);
+  REQUIRE(open_slice_cache(path, po).fingerprints().size() == 3);
+
+  // The segmentation of case 1 replaced (size and time change): rebuilt,
+  // naming the case and the file; the other two cases are copied over.
+  const std::string seg = "/BraTS2021_00001/BraTS2021_00001_seg.nii.gz";
+  fs::copy_file(other + seg, root + seg, fs::copy_options::overwrite_existing);
+  log.clear();
+  ensure_slice_cache(path, root, po, b, &sum);
+  CHECK(sum.built);
+  CHECK_THAT(sum.reason, Contains("case BraTS2021_00001") && Contains("BraTS2021_00001_seg.nii.gz") && Contains("changed"));
+  bool reused = false;
+  for (const std::string& l : log) reused = reused || l.find("reused 2 unchanged case(s)") != std::string::npos;
+  CHECK(reused);
+  // What the incremental rebuild wrote is what a build from scratch writes.
+  const std::string scratch = dir.file("scratch.lkslc");
+  build_slice_cache(scratch, root, po, quiet(1));
+  CHECK(read_all(path) == read_all(scratch));
+  // And it holds the new labels.
+  const std::vector<PreprocessedCase> now = load_preprocessed(root, po);
+  const SliceCache sc = open_slice_cache(path, po);
+  const PreprocessedCase cached = sc.load_case(1);
+  CHECK(cached.labels == now[1].labels);
+
+  // The same size and modification time, other bytes (the gzip trailer: the
+  // CRC of the uncompressed data): the content hash notices, and the case
+  // (now corrupt) is read again and fails instead of being reused.
+  ensure_slice_cache(path, root, po, b, &sum);
+  REQUIRE_FALSE(sum.built);
+  const std::string t2 = root + "/BraTS2021_00002/BraTS2021_00002_t2.nii.gz";
+  const auto when = fs::last_write_time(t2);
+  const uint32_t garbage = 0x12345678;
+  write_at(t2, static_cast<std::streamoff>(fs::file_size(t2) - 8), &garbage, sizeof garbage);
+  fs::last_write_time(t2, when);
+  log.clear();
+  CHECK_THROWS_WITH(ensure_slice_cache(path, root, po, b, &sum), Contains(t2) && Contains("--skip-bad"));
+  REQUIRE_FALSE(log.empty());
+  CHECK_THAT(log.front(), Contains("BraTS2021_00002_t2.nii.gz: content changed"));
+}
+
+TEST_CASE("cache build: a file that is not a slice cache is never overwritten", "[cache_build]") {
+  const lk::test::TempDir dir;
+  const std::string root = dir.file("brats");
+  generate_synthetic_dataset(root, 2, 7, small_synth());
+  PreprocessOptions po;
+  po.size = 16;
+  // Arguments swapped by mistake: --cache names a case file.
+  const std::string victim = root + "/BraTS2021_00000/BraTS2021_00000_flair.nii.gz";
+  const std::string before = read_all(victim);
+  CHECK_FALSE(is_slice_cache_file(victim));
+  CHECK_THROWS_WITH(ensure_slice_cache(victim, root, po, quiet(2)),
+                    Contains(victim) && Contains("is not a slice cache") && Contains("not overwriting"));
+  CHECK_THROWS_WITH(build_slice_cache(victim, root, po, quiet(2)), Contains("not overwriting"));
+  CHECK(read_all(victim) == before);
+  // An empty file, or a damaged cache (its magic intact), is ours to replace.
+  const std::string empty = dir.file("empty.lkslc");
+  std::ofstream(empty).close();
+  CHECK(is_slice_cache_file(empty));
+  CHECK(ensure_slice_cache(empty, root, po, quiet(2)).num_cases() == 2);
+  fs::resize_file(empty, 300);
+  CHECK(is_slice_cache_file(empty));
+  CHECK(ensure_slice_cache(empty, root, po, quiet(2)).num_cases() == 2);
 }

@@ -123,9 +123,13 @@ TEST_CASE("nifti validate: an unused pixdim may be anything; a used one may not"
   h.pixdim[5] = kNaN;
   test::write_bytes(dir.file("ok.nii.gz"), test::gzip(test::nifti_bytes(h, test::ramp_int16(24))));
   CHECK_NOTHROW(read_nifti(dir.file("ok.nii.gz")));
-  h.dim[0] = 4;  // now dim[4] = 1 and pixdim[4] = 0 is used
+  // dim[4] = 1 is used now: a time step of 0 (common) is fine, NaN is not.
+  h.dim[0] = 4;
+  test::write_bytes(dir.file("zero_step.nii.gz"), test::gzip(test::nifti_bytes(h, test::ramp_int16(24))));
+  CHECK_NOTHROW(read_nifti(dir.file("zero_step.nii.gz")));
+  h.pixdim[4] = kNaN;
   test::write_bytes(dir.file("bad.nii.gz"), test::gzip(test::nifti_bytes(h, test::ramp_int16(24))));
-  expect_error(dir.file("bad.nii.gz"), "pixdim[4]");
+  expect_error(dir.file("bad.nii.gz"), "pixdim[4]", "must be finite");
 }
 
 TEST_CASE("nifti validate: a 4-D volume passes validation but is not a 3-D Volume", "[nifti]") {
@@ -137,6 +141,16 @@ TEST_CASE("nifti validate: a 4-D volume passes validation but is not a 3-D Volum
   test::write_bytes(path, test::gzip(test::nifti_bytes(h, test::ramp_int16(48))));
   CHECK(validate_nifti(path).nvox == 48);
   expect_error(path, "dim[4]", "3-D volume is expected");
+  // As most tools write one: no time step (pixdim[4] = 0). The message says
+  // what the file is, not that pixdim[4] is bad.
+  h.pixdim[4] = 0;
+  test::write_bytes(path, test::gzip(test::nifti_bytes(h, test::ramp_int16(48))));
+  CHECK(validate_nifti(path).nvox == 48);
+  expect_error(path, "dim[4]", "a 4-D image of 2 volumes, but a 3-D volume is expected");
+  // A voxel size of 0 is still refused.
+  h.pixdim[2] = 0;
+  test::write_bytes(path, test::gzip(test::nifti_bytes(h, test::ramp_int16(48))));
+  CHECK_THROWS_WITH(validate_nifti(path), Catch::Contains("pixdim[2] = 0 must be finite and > 0"));
 }
 
 TEST_CASE("nifti validate: missing or short data is refused without allocating it", "[nifti]") {

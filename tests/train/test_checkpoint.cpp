@@ -1,17 +1,29 @@
 // Training checkpoints (train/checkpoint.h) and the LR schedule
 // (train/schedule.h): a checkpoint resumes bit-identically, and damaged,
-// foreign or mismatched files are refused by name.
+// foreign or mismatched files are refused by name; generations: a kill at
+// any stage of a save, a full disk half way or a second Ctrl-C never leave
+// the folder without a complete generation.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "engine/optim.h"
 #include "model/loss.h"
 #include "model/networks.h"
+#include "tests/support/file_size_limit.h"
+#include "tests/support/child_process.h"
 #include "tests/support/harness.h"
 #include "tests/support/toy_blobs.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
+#include "util/interrupt.h"
 
 using namespace lk;
 using namespace lk::model;
@@ -121,5 +133,160 @@ TEST_CASE("damaged, foreign or mismatched checkpoints are refused by name", "[io
   // weights and state from different steps
   save_state_dict(path, net, {{"step", "8"}});
   CHECK_THROWS_WITH(load_checkpoint(path, net, opt), Contains("different steps"));
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A checkpoint generation of `net` at `step` (AdamW moments from one step).
+TrainState state_at(int64_t step) {
+  TrainState st;
+  st.step = step;
+  st.epoch = step / 3;
+  st.lr = 1e-3;
+  st.schedule = {.base_lr = 1e-3, .warmup_epochs = 1, .start_factor = 0.1, .decay = 0.9, .steps_per_epoch = 3};
+  return st;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint generations: the newest complete one is kept and loaded", "[train][io]") {
+  const auto dir = scratch("generations");
+  SegNet net(small(Arch::UNet));
+  AdamW opt(net.parameters(), {.lr = 1e-3});
+  const Checkpoints ck(dir.string());
+  CHECK_FALSE(ck.load_newest(net, opt).has_value());  // an empty folder: a fresh run
+  ck.save(net, opt, state_at(3));
+  train_step(net, opt, data::make_toy_batch(2, 32, 11, 1));
+  ck.save(net, opt, state_at(6), {{"lkaseg.note", "x"}});
+  CHECK(ck.generations() == std::vector<int64_t>{6});  // the older one went once the new one was complete
+  CHECK(std::filesystem::exists(ck.manifest_path()));
+  // The weights file is a plain state_dict with the caller's metadata.
+  SegNet plain(small(Arch::UNet));
+  CHECK(load_state_dict(ck.weights_path(6), plain).at("lkaseg.note") == "x");
+  SegNet net2(small(Arch::UNet));
+  AdamW opt2(net2.parameters(), {});
+  const auto st = ck.load_newest(net2, opt2);
+  REQUIRE(st.has_value());
+  CHECK(st->step == 6);
+  CHECK(opt2.steps() == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("checkpoint generations: a kill at any stage of a save leaves a complete generation", "[train][io]") {
+  using Stage = Checkpoints::Stage;
+  for (const Stage kill_at : {Stage::Weights, Stage::State, Stage::Manifest, Stage::Cleanup}) {
+    const auto dir = scratch("kill_" + std::to_string(static_cast<int>(kill_at)));
+    SegNet net(small(Arch::UNet));
+    AdamW opt(net.parameters(), {.lr = 1e-3});
+    const Checkpoints ck(dir.string());
+    ck.save(net, opt, state_at(3));
+    train_step(net, opt, data::make_toy_batch(2, 32, 11, 1));
+    const int how = test::run_child([&] {
+      ck.save(net, opt, state_at(6), {}, [&](Stage s) {
+        if (s == kill_at) ::raise(SIGKILL);
+      });
+    });
+    INFO("killed after stage " << static_cast<int>(kill_at));
+    CHECK(how == SIGKILL);
+    // After the weights only: generation 3; from the state file on: 6.
+    SegNet net2(small(Arch::UNet));
+    AdamW opt2(net2.parameters(), {});
+    std::vector<std::string> notes;
+    const auto st = ck.load_newest(net2, opt2, [&](const std::string& n) { notes.push_back(n); });
+    REQUIRE(st.has_value());
+    CHECK(st->step == (kill_at == Stage::Weights ? 3 : 6));
+    CHECK(notes.empty());
+    ck.remove_others(st->step);
+    CHECK(ck.generations() == std::vector<int64_t>{st->step});
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST_CASE("checkpoint generations: a full disk in the middle of a save keeps the previous one", "[train][io]") {
+  const auto dir = scratch("full");
+  SegNet net(small(Arch::UNet));
+  AdamW opt(net.parameters(), {.lr = 1e-3});
+  const Checkpoints ck(dir.string());
+  ck.save(net, opt, state_at(3));
+  const auto weights = std::filesystem::file_size(ck.weights_path(3));
+  const auto state = std::filesystem::file_size(ck.weights_path(3) + ".state");
+  REQUIRE(state > weights + 4096);
+  {
+    // The weights file fits, the state file does not: the save fails half way.
+    const test::FileSizeLimit full(weights + 2048);
+    CHECK_THROWS_WITH(ck.save(net, opt, state_at(6)),
+                      Contains(ck.weights_path(6) + ".state") && Contains(std::strerror(EFBIG)));
+  }
+  SegNet net2(small(Arch::UNet));
+  AdamW opt2(net2.parameters(), {});
+  const auto st = ck.load_newest(net2, opt2);
+  REQUIRE(st.has_value());
+  CHECK(st->step == 3);  // not 0, not a half-written 6
+  CHECK(ck.remove_others(3) == std::vector<std::string>{ck.weights_path(6)});
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("checkpoint generations: a pair from two saves is passed over, and unreadable ones are refused",
+          "[train][io]") {
+  const auto dir = scratch("mixed"), b = scratch("mixed_b"), c = scratch("mixed_c");
+  SegNet net(small(Arch::UNet));
+  AdamW opt(net.parameters(), {.lr = 1e-3});
+  Checkpoints(dir.string()).save(net, opt, state_at(3));
+  Checkpoints(b.string()).save(net, opt, state_at(6));
+  Checkpoints(c.string()).save(net, opt, state_at(6));
+  const Checkpoints ck(dir.string());
+  std::filesystem::copy_file(Checkpoints(b.string()).weights_path(6), ck.weights_path(6));
+  std::filesystem::copy_file(Checkpoints(c.string()).weights_path(6) + ".state", ck.weights_path(6) + ".state");
+  std::vector<std::string> notes;
+  const auto st = ck.load_newest(net, opt, [&](const std::string& n) { notes.push_back(n); });
+  REQUIRE(st.has_value());
+  CHECK(st->step == 3);
+  REQUIRE(notes.size() == 1);
+  CHECK_THAT(notes[0], Contains(ck.weights_path(6)) && Contains("different saves"));
+  // Nothing loadable at all: an error with the way out, not a silent restart.
+  std::filesystem::resize_file(ck.weights_path(3) + ".state", 100);
+  CHECK_THROWS_WITH(ck.load_newest(net, opt), Contains("no checkpoint there can be loaded") && Contains("start this fold over"));
+  for (const auto& d : {dir, b, c}) std::filesystem::remove_all(d);
+}
+
+TEST_CASE("checkpoint generations: a second Ctrl-C during a save waits for it to complete", "[train][io]") {
+  const auto dir = scratch("double_sigint");
+  SegNet net(small(Arch::UNet));
+  AdamW opt(net.parameters(), {.lr = 1e-3});
+  const Checkpoints ck(dir.string());
+  ck.save(net, opt, state_at(3));
+  const int how = test::run_child([&] {
+    install_interrupt_handlers();
+    const StopScope stoppable;
+    ::raise(SIGINT);  // the first: a stop request
+    if (!stop_requested()) ::_exit(2);
+    ck.save(net, opt, state_at(6), {}, [](Checkpoints::Stage s) {
+      if (s == Checkpoints::Stage::Weights) ::raise(SIGINT);  // the second, half way through the save
+    });
+    ::_exit(3);  // not reached: the deferred exit happens as the save ends
+  });
+  CHECK(how == 1000 + 130);
+  SegNet net2(small(Arch::UNet));
+  AdamW opt2(net2.parameters(), {});
+  const auto st = ck.load_newest(net2, opt2);
+  REQUIRE(st.has_value());
+  CHECK(st->step == 6);
+  CHECK(ck.generations() == std::vector<int64_t>{6});
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("checkpoints holding NaN are refused", "[train][io]") {
+  const auto dir = scratch("nan");
+  SegNet net(small(Arch::UNet));
+  AdamW opt(net.parameters(), {.lr = 1e-3});
+  auto params = net.named_parameters();
+  params[2].second.data<float>()[5] = std::nanf("");
+  const Checkpoints ck(dir.string());
+  ck.save(net, opt, state_at(3));
+  CHECK_THROWS_WITH(ck.load_newest(net, opt), Contains("'" + params[2].first + "' holds 1 non-finite value"));
+  CHECK(nonfinite_tensor(net.named_parameters()) != "");
   std::filesystem::remove_all(dir);
 }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "train/checkpoint.h"
 #include "engine/safetensors.h"
@@ -68,6 +69,18 @@ void same_weights(const std::string& a, const std::string& b) {
   }
 }
 
+// The weights file of the newest checkpoint generation (last.json names it).
+std::string last_weights(const fs::path& run) {
+  std::ifstream in(run / "last.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const size_t at = text.find("\"weights\": \"");
+  REQUIRE(at != std::string::npos);
+  const size_t from = at + 12;
+  return (run / text.substr(from, text.find('"', from) - from)).string();
+}
+
 struct Dirs {
   fs::path root = fs::temp_directory_path() / ("lkaseg_trainer_" + std::to_string(::getpid()));
   Dirs() { fs::remove_all(root); }
@@ -106,8 +119,12 @@ TEST_CASE("trainer: a run writes its folder, validates and keeps the best checkp
   CHECK(r.log[0].lr == Approx(3e-3 * (0.1 + 0.9 * 2.0 / 3.0)));
   CHECK(r.log[2].lr == Approx(3e-3 * 0.95));
 
-  for (const char* name : {"config.json", "last.safetensors", "last.safetensors.state", "best.safetensors", "log.jsonl"})
+  for (const char* name : {"config.json", "last.json", "last-00000009.safetensors", "last-00000009.safetensors.state",
+                           "best.safetensors", "log.jsonl"})
     CHECK(fs::exists(d.root / "run" / name));
+  // Only the newest generation is kept.
+  CHECK_FALSE(fs::exists(d.root / "run" / "last-00000006.safetensors"));
+  CHECK(Checkpoints(d("run")).generations() == std::vector<int64_t>{9});
   CHECK(count_lines(d.root / "run" / "log.jsonl") == 3);
   // best.safetensors is a strict state_dict of the configured net, with what predict needs.
   SegNet net(tiny_config().net);
@@ -163,7 +180,8 @@ TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted ru
   CHECK(third.resumed_from_step == 2);
   CHECK(third.stopped);
   REQUIRE(third.log.size() == 1);
-  CHECK(third.log[0].steps == 1);
+  CHECK(third.log[0].steps == 3);  // the whole epoch, across the two stops
+  CHECK(third.log[0].loss == whole.log[0].loss);
   REQUIRE(third.log[0].val.has_value());
   stop = false;
   const TrainResult fourth = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
@@ -175,7 +193,7 @@ TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted ru
     CHECK(fourth.log[e].val->mean == whole.log[e].val->mean);
   }
   CHECK(fourth.log[0].val->mean == whole.log[0].val->mean);
-  same_weights(d("whole/last.safetensors"), d("parts/last.safetensors"));
+  same_weights(last_weights(d.root / "whole"), last_weights(d.root / "parts"));
   same_weights(d("whole/best.safetensors"), d("parts/best.safetensors"));
 }
 
@@ -210,7 +228,8 @@ TEST_CASE("trainer: a checkpoint that cannot be written (full disk) stops the ru
   // One good epoch, then the disk "fills": the next checkpoint write fails.
   c.epochs = 1;
   REQUIRE(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")).log.size() == 1);
-  const auto good = fs::file_size(d.root / "run" / "last.safetensors");
+  const std::string good_weights = last_weights(d.root / "run");
+  const auto good = fs::file_size(good_weights);
   c.epochs = 2;
   {
     const test::FileSizeLimit full(8 * 1024);  // config.json and log.jsonl fit, a checkpoint does not
@@ -218,7 +237,8 @@ TEST_CASE("trainer: a checkpoint that cannot be written (full disk) stops the ru
                       Catch::Contains((d.root / "run").string()) && Catch::Contains(std::strerror(EFBIG)));
   }
   // The last good checkpoint is intact and no temporary file is left.
-  CHECK(fs::file_size(d.root / "run" / "last.safetensors") == good);
+  CHECK(last_weights(d.root / "run") == good_weights);
+  CHECK(fs::file_size(good_weights) == good);
   for (const auto& e : fs::directory_iterator(d.root / "run"))
     CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
   // With space again the run resumes from it and ends where an uninterrupted run ends.
@@ -226,5 +246,112 @@ TEST_CASE("trainer: a checkpoint that cannot be written (full disk) stops the ru
   CHECK(resumed.resumed_from_step == 3);
   REQUIRE(resumed.log.size() == 2);
   CHECK(resumed.log[1].loss == whole.log[1].loss);
-  same_weights(d("whole/last.safetensors"), d("run/last.safetensors"));
+  same_weights(last_weights(d.root / "whole"), last_weights(d.root / "run"));
+}
+
+TEST_CASE("trainer: a run that cannot start writes nothing, so the corrected run is not refused", "[train]") {
+  test::LoaderFixture f("trainer_nostart", 3, 8, 16);
+  const Dirs d;
+  TrainConfig one_level = tiny_config();
+  one_level.net.widths = {8};
+  one_level.net.deep_supervision = false;
+  CHECK_THROWS_WITH(train_fold(one_level, f.cache, ids(0, 2), ids(2, 3), d("run")), Catch::Contains("2 levels"));
+  CHECK_FALSE(fs::exists(d.root / "run"));
+  // Batch norm in training needs more than one value per channel: batch 1 at
+  // a 1x1 coarsest level (16 px, 5 levels) cannot train.
+  TrainConfig batch_one = tiny_config();
+  batch_one.net.widths = {4, 8, 16, 32, 64};
+  batch_one.batch = 1;
+  CHECK_THROWS_WITH(train_fold(batch_one, f.cache, ids(0, 2), ids(2, 3), d("run")),
+                    Catch::Contains("batch 1") && Catch::Contains("batch norm"));
+  CHECK_FALSE(fs::exists(d.root / "run" / "config.json"));
+  TrainConfig fixed = batch_one;
+  fixed.batch = 2;
+  fixed.epochs = 1;
+  CHECK_NOTHROW(train_fold(fixed, f.cache, ids(0, 2), ids(2, 3), d("run")));
+}
+
+TEST_CASE("trainer: the slices' preprocessing is part of the run's configuration", "[train]") {
+  test::LoaderFixture at32("trainer_pp32", 3, 8, 32), at16("trainer_pp16", 3, 8, 16);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 1;
+  train_fold(c, at32.cache, ids(0, 2), ids(2, 3), d("run"));
+  // The same run folder on 16 px slices would mix two preprocessings.
+  CHECK_THROWS_WITH(train_fold(c, at16.cache, ids(0, 2), ids(2, 3), d("run")),
+                    Catch::Contains("'preprocess.size' differs: 32 then, 16 now"));
+}
+
+TEST_CASE("trainer: a full disk in the middle of a save resumes from the previous checkpoint, not step 0", "[train]") {
+  test::LoaderFixture f("trainer_half_save", 3, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 10;
+  const TrainResult whole = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("whole"));
+  c.epochs = 1;
+  train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"));
+  const Checkpoints ck(d("run"));
+  const auto weights = fs::file_size(ck.weights_path(3)), state = fs::file_size(ck.weights_path(3) + ".state");
+  REQUIRE(state > weights + 4096);
+  c.epochs = 2;
+  {
+    const test::FileSizeLimit full(weights + 2048);  // the weights of step 6 fit, its state does not
+    CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")), Catch::Contains(std::strerror(EFBIG)));
+  }
+  CHECK(fs::exists(ck.weights_path(6)));  // the half of the failed save
+  std::vector<std::string> lines;
+  TrainHooks h;
+  h.log = [&](const std::string& m) { lines.push_back(m); };
+  const TrainResult resumed = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"), h);
+  CHECK(resumed.resumed_from_step == 3);
+  CHECK(resumed.log[1].loss == whole.log[1].loss);
+  same_weights(last_weights(d.root / "whole"), last_weights(d.root / "run"));
+  // Finished: a rerun says how far it went, in words that fit the number.
+  lines.clear();
+  c.epochs = 1;
+  train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"), h);
+  REQUIRE_FALSE(lines.empty());
+  CHECK_THAT(lines.back(), Catch::Contains("already trained for 2 epochs (--epochs 1 asks for fewer)"));
+}
+
+TEST_CASE("trainer: the first save failing starts over from step 0 and says so", "[train]") {
+  test::LoaderFixture f("trainer_first_save", 3, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 5;  // no validation after epoch 1: log.jsonl is written, then the checkpoint fails
+  {
+    const test::FileSizeLimit full(8 * 1024);
+    CHECK_THROWS(train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run")));
+  }
+  REQUIRE(fs::exists(d.root / "run" / "log.jsonl"));
+  std::vector<std::string> lines;
+  TrainHooks h;
+  h.log = [&](const std::string& m) { lines.push_back(m); };
+  const TrainResult r = train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"), h);
+  CHECK(r.resumed_from_step == -1);
+  REQUIRE_FALSE(lines.empty());
+  CHECK_THAT(lines.front(), Catch::Contains("no complete checkpoint") && Catch::Contains("step 0"));
+}
+
+TEST_CASE("trainer: progress inside epochs: step, loss, steps/s and the run's ETA", "[train]") {
+  test::LoaderFixture f("trainer_progress", 3, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.steps_per_epoch = 10;
+  std::FILE* out = std::tmpfile();
+  TrainHooks h;
+  h.progress = out;
+  train_fold(c, f.cache, ids(0, 2), ids(2, 3), d("run"), h);
+  std::rewind(out);
+  std::string text;
+  for (int ch; (ch = std::fgetc(out)) != EOF;) text += static_cast<char>(ch);
+  std::fclose(out);
+  // Off a terminal: plain lines, one per tenth of an epoch.
+  CHECK(text.find('\r') == std::string::npos);
+  CHECK_THAT(text, Catch::Contains("epoch 1/2: 1/10 steps (10%), ") && Catch::Contains("steps/s, ETA "));
+  CHECK_THAT(text, Catch::Contains("epoch 2/2: 9/10 steps (90%)"));
+  CHECK_THAT(text, Catch::Contains("loss ") && Catch::Contains("run ETA "));
 }

@@ -2,6 +2,7 @@
 // off a terminal, '\r' redraws on one, the closing line, notes, durations.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -110,4 +111,32 @@ TEST_CASE("progress: durations", "[progress]") {
   CHECK(Progress::duration(185) == "3m05s");
   CHECK(Progress::duration(3720) == "1h02m");
   CHECK(Progress::duration(-1) == "?");
+}
+
+TEST_CASE("progress: a bar and details on a terminal, a resumed start, a quiet finish", "[progress]") {
+  Capture cap;
+  {
+    Progress p("epoch 2/5", 10, "steps", cap.f, Progress::Style::Terminal);
+    p.set_bar(true);
+    p.start_at(4);  // 4 steps were done before this process
+    CHECK(p.done() == 4);
+    p.set_detail("loss 0.5000, run ETA 1m00s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));  // redraws are at most every 100 ms
+    p.advance();
+    p.finish(false);
+  }
+  const std::string t = cap.text();
+  // start_at redraws: 40%, no rate yet (the resumed steps do not count in it).
+  CHECK_THAT(t, Contains("\repoch 2/5 [########............] 4/10 steps (40%), ETA ?"));
+  CHECK_THAT(t, Contains("[##########..........] 5/10 steps (50%), ") && Contains("steps/s, ETA ") &&
+                    Contains("  loss 0.5000, run ETA 1m00s"));
+  CHECK(t.find(" in ") == std::string::npos);  // no closing line
+  CHECK(t.find('\n') == std::string::npos);
+  // Off a terminal the details follow the line; no bar.
+  Capture lines;
+  Progress q("epoch 1/1", 2, "steps", lines.f, Progress::Style::Lines);
+  q.set_bar(true);
+  q.set_detail("loss 1.0");
+  q.advance();
+  CHECK_THAT(lines.text(), StartsWith("epoch 1/1: 1/2 steps (50%), ") && Contains("  loss 1.0\n"));
 }

@@ -47,4 +47,7 @@ Subcommand add_figures(CLI::App& app);
 // --device: cpu, cuda, cuda:N, or auto (the first usable GPU, else the CPU, saying why).
 Device resolve_device(const std::string& want);
 
+// "lkaseg 0.1.0 (CUDA 13.0 | CPU only), C++20": `lkaseg --version`, `lkaseg info`.
+std::string version_line();
+
 }  // namespace lk::cli

@@ -21,6 +21,7 @@
 #include "eval/evaluate.h"
 #include "tools/cli/run.h"
 #include "util/atomic_file.h"
+#include "util/interrupt.h"
 #include "util/progress.h"
 
 namespace lk::cli {
@@ -36,15 +37,14 @@ using json = nlohmann::json;
 // (RUN/evaluation.csv, .json, the Table 3 layout on stdout).
 int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
   const std::string pred_dir = (fs::path(o.out) / "predictions").string();
-  std::error_code ec;
-  fs::create_directories(pred_dir, ec);
-  if (ec) throw std::runtime_error(pred_dir + ": cannot create the folder (" + ec.message() + ")");
+  prepare_prediction_folder(pred_dir, o.force);
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
   const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
   std::printf("\npredicting each fold's validation cases in the original geometry -> %s\n", pred_dir.c_str());
   std::fflush(stdout);
   Progress progress("predict", static_cast<int64_t>(p.split.selected.size()), "cases");
+  const StopScope stoppable("the current case");
   for (size_t k = 0; k < p.split.folds.size(); ++k) {
     const fs::path model_path = fs::path(o.out) / ("fold_" + std::to_string(k)) / "best.safetensors";
     std::unique_ptr<LoadedModel> m;
@@ -57,6 +57,12 @@ int evaluate_cv(const RunOptions& o, const Prepared& p, Device dev) {
         predict_case_file(*m->net, m->preprocess, *it, pred_dir, o.batch * 2, dev);
       }
       progress.advance();
+      if (stop_requested()) {
+        progress.finish(false);
+        std::printf("stopped: %lld of %zu predictions in %s; run the same command again to go on\n",
+                    static_cast<long long>(progress.done()), p.split.selected.size(), pred_dir.c_str());
+        return 130;
+      }
     }
   }
   progress.finish();

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "model/networks.h"
 #include "tools/cli/commands.h"
 #include "eval/evaluate.h"
+#include "tools/cli/output_guard.h"
 #include "tools/cli/run.h"
 #include "tools/cli/synth.h"
 #include "train/checkpoint.h"
@@ -42,6 +44,7 @@ struct DemoOptions {
   double lr = 3e-3;
   uint64_t seed = 42;
   std::string optimizer = "adamw", device = "auto", augment_on = "auto";
+  bool force = false;
 };
 
 // Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
@@ -64,13 +67,34 @@ std::array<double, 3> class_dice(const Tensor& logits, const Tensor& labels) {
 }
 
 int cmd_demo(const DemoOptions& o) {
+  // Everything that could refuse the run is checked before it starts.
+  if (!o.save.empty()) {
+    check_parent_exists(o.save, "--save");
+    for (const std::string& f : {o.save, o.save + ".state"})
+      check_replaceable(f, is_lkaseg_safetensors(f), "not a safetensors file written by lkaseg");
+  }
+  model::NetConfig cfg;
+  cfg.arch = model::parse_arch(o.net);
+  cfg.widths = o.widths;
+  cfg.deep_supervision = cfg.widths.size() >= 4;
+  cfg.seed = o.seed;
+  if (cfg.widths.size() < 2) throw std::invalid_argument("--widths: the networks need at least 2 levels");
+  const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
+  if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
+  check_network_memory(cfg, 4, "--widths");
   const Device dev = resolve_device(o.device);
   // The data: BraTS-layout cases, generated unless --data names a folder.
   // The work folder holds the generated cases (data/), the slice cache, the
   // split and the predictions; a --data folder is only read.
   const std::filesystem::path work =
       o.work.empty() ? std::filesystem::temp_directory_path() / ("lkaseg-demo-" + std::to_string(o.seed)) : std::filesystem::path(o.work);
-  std::filesystem::create_directories(work);
+  check_output_folder(
+      work.string(),
+      [](const std::filesystem::directory_entry& e) {
+        const std::string n = e.path().filename().string();
+        return e.is_directory() ? n == "data" || n == "predictions" : n == "slices.lkcache" || n == "split.json";
+      },
+      o.force, "--work folder");
   std::string root = o.data;
   if (root.empty()) {
     root = (work / "data").string();
@@ -78,6 +102,7 @@ int cmd_demo(const DemoOptions& o) {
     synth.out = root;
     synth.cases = o.cases;
     synth.seed = o.seed;
+    synth.force = o.force;
     std::printf("generating %d synthetic BraTS-like cases in %s\n", o.cases, root.c_str());
     if (run_synth(synth) != 0) return 1;
   }
@@ -110,15 +135,8 @@ int cmd_demo(const DemoOptions& o) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_pre).count(), split_path.c_str(),
               fold.train.size(), train_slices.size(), fold.val.size(), val_slices.size());
 
-  model::NetConfig cfg;
-  cfg.arch = model::parse_arch(o.net);
-  cfg.widths = o.widths;
-  cfg.deep_supervision = cfg.widths.size() >= 4;
-  cfg.seed = o.seed;
   auto net = std::make_unique<model::SegNet>(cfg);
   net->to_device(dev);
-  const int64_t stride = int64_t{1} << (cfg.widths.size() - 1);
-  if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
   std::printf("demo: %s (widths", o.net.c_str());
   for (int64_t w : o.widths) std::printf(" %lld", static_cast<long long>(w));
   std::printf(", %lld parameters), %dx%d slices, batch %d, %d steps, %s lr %.g with warmup, on %s\n",
@@ -193,7 +211,7 @@ int cmd_demo(const DemoOptions& o) {
   // original geometry (NIfTI masks), Dice and HD95 per region.
   {
     const std::string pred_dir = (work / "predictions").string();
-    std::filesystem::create_directories(pred_dir);
+    prepare_prediction_folder(pred_dir, o.force);
     data::BratsOptions bo;
     const data::BratsDataset ds = data::discover_brats_cases(root, bo);
     for (const data::BratsCase& bc : ds.cases)
@@ -209,14 +227,23 @@ int cmd_demo(const DemoOptions& o) {
     eval::evaluate_and_report(ec);
   }
   if (!o.save.empty()) {
+    // With what `lkaseg predict --model` needs: the network and the preprocessing.
+    train::TrainConfig tc;
+    tc.net = cfg;
+    tc.batch = o.batch;
+    tc.adamw.lr = o.lr;
+    tc.seed = o.seed;
+    const std::map<std::string, std::string> meta{{"format", "lkaseg-weights-1"},
+                                                  {"lkaseg.train_config", tc.to_json()},
+                                                  {"lkaseg.preprocess", train::preprocess_to_json(po)}};
     if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
       TrainState st;
       st.step = o.steps;
       st.lr = opt->lr();
       st.schedule = sched;
-      save_checkpoint(o.save, *net, *adamw, st);
+      save_checkpoint(o.save, *net, *adamw, st, meta);
     } else {
-      save_state_dict(o.save, *net);
+      save_state_dict(o.save, *net, meta);
     }
     std::printf("saved %s\n", o.save.c_str());
   }
@@ -230,22 +257,30 @@ Subcommand add_demo(CLI::App& app) {
   CLI::App* d = app.add_subcommand(
       "demo", "train a network on BraTS-layout cases (synthetic by default) with the paper's loss; report Dice");
   d->add_option("--net", o->net, "resse_lka_unet, unet or attention_unet")
-      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}));
+      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}))
+      ->capture_default_str();
   d->add_option("--widths", o->widths, "channels per level (deep supervision with 4 or more)")
-      ->check(CLI::Range(1, 4096));
-  d->add_option("--steps", o->steps, "training steps")->check(CLI::Range(1, 1000000));
-  d->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096));
-  d->add_option("--size", o->size, "image side")->check(CLI::Range(4, 4096));
-  d->add_option("--save", o->save, "write a checkpoint (weights + training state) here at the end");
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  d->add_option("--steps", o->steps, "training steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  d->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  d->add_option("--size", o->size, "image side")->check(CLI::Range(4, 4096))->capture_default_str();
+  d->add_option("--save", o->save,
+                "write the weights (a state_dict that `lkaseg predict --model` takes) and <save>.state (the "
+                "optimiser) here at the end; checked before training");
   d->add_option("--data", o->data, "a folder of BraTS cases, only read (default: generate --cases synthetic ones)");
   d->add_option("--work", o->work, "folder for generated cases, cache, split and predictions (default: <tmp>/lkaseg-demo-<seed>)");
-  d->add_option("--cases", o->cases, "synthetic cases to generate (the last is held out)")->check(CLI::Range(2, 10000));
-  d->add_option("--lr", o->lr, "learning rate")->check(CLI::PositiveNumber);
-  d->add_option("--seed", o->seed, "random seed");
-  d->add_option("--optimizer", o->optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}));
-  d->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
+  d->add_flag("--force", o->force, "use a --work folder that holds other files (never over them)");
+  d->add_option("--cases", o->cases, "synthetic cases to generate (the last is held out)")
+      ->check(CLI::Range(2, 10000))
+      ->capture_default_str();
+  d->add_option("--lr", o->lr, "learning rate")->check(positive_number())->capture_default_str();
+  add_seed_option(d, o->seed, "random seed");
+  d->add_option("--optimizer", o->optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  d->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   d->add_option("--augment-on", o->augment_on, "where augmentation runs: auto (the device on a GPU), cpu (loader workers) or device")
-      ->check(CLI::IsMember({"auto", "cpu", "device"}));
+      ->check(CLI::IsMember({"auto", "cpu", "device"}))
+      ->capture_default_str();
   return {d, [o] { return cmd_demo(*o); }};
 }
 

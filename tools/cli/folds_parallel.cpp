@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tools/cli/run.h"
+#include "util/interrupt.h"
 
 extern char** environ;
 
@@ -123,12 +124,15 @@ int train_folds_in_parallel(const RunOptions& o, const Prepared& p) {
               threads.empty() ? "" : (", " + threads + " thread(s) each").c_str());
   std::fflush(stdout);
 
+  // The first Ctrl-C only asks for a stop: the children stop after their
+  // step with a checkpoint, and this process waits for them.
+  const StopScope stoppable("the folds' current steps (each writes a checkpoint)");
   std::vector<Child> running;
   std::vector<char> slot_busy(slots.size(), 0);
   int next = 0, failed = 0, stopped = 0;
   bool forwarded = false;
   while (next < folds || !running.empty()) {
-    while (!g_stop.load() && next < folds) {
+    while (!stop_requested() && next < folds) {
       const auto free = std::find(slot_busy.begin(), slot_busy.end(), 0);
       if (free == slot_busy.end()) break;
       Child c;
@@ -145,7 +149,7 @@ int train_folds_in_parallel(const RunOptions& o, const Prepared& p) {
       std::fflush(stdout);
       running.push_back(c);
     }
-    if (g_stop.load() && !forwarded) {  // Ctrl-C reached them too; a SIGTERM to us alone did not
+    if (stop_requested() && !forwarded) {  // Ctrl-C reached them too; a SIGTERM to us alone did not
       for (const Child& c : running) kill(c.pid, SIGTERM);
       forwarded = true;
     }
@@ -179,7 +183,7 @@ int train_folds_in_parallel(const RunOptions& o, const Prepared& p) {
     std::printf("%d fold(s) failed; the others are kept (run again to resume)\n", failed);
     return 1;
   }
-  if (stopped || g_stop.load()) {
+  if (stopped || stop_requested()) {
     std::printf("stopped: run the same command again to resume\n");
     return 130;
   }

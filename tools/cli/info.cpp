@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string>
 
 #include "engine/backend.h"
 #include "tools/cli/commands.h"
@@ -14,7 +15,7 @@ namespace lk::cli {
 namespace {
 
 int cmd_info() {
-  std::printf("lkaseg 0.1.0\ncpu backend: %s\n", backend(cpu_device()).describe().c_str());
+  std::printf("%s\ncpu backend: %s\n", version_line().c_str(), backend(cpu_device()).describe().c_str());
 #ifdef LKASEG_HAVE_CUDA
   const int n = cuda::device_count();
   if (n == 0) std::printf("cuda: built for this toolkit, no device (%s)\n", cuda::why_none().c_str());
@@ -26,6 +27,15 @@ int cmd_info() {
 }
 
 }  // namespace
+
+std::string version_line() {
+#ifdef LKASEG_HAVE_CUDA
+  const char* cuda = "with CUDA";
+#else
+  const char* cuda = "CPU only";
+#endif
+  return std::string("lkaseg ") + LKASEG_VERSION + " (" + cuda + ")";
+}
 
 Subcommand add_info(CLI::App& app) {
   return {app.add_subcommand("info", "show backends and devices"), cmd_info};

@@ -24,7 +24,7 @@ struct PredictOptions {
   std::string model, data, out, device = "auto";
   std::vector<std::string> cases;
   int64_t batch = 16;
-  bool skip_bad = false;
+  bool skip_bad = false, force = false;
 };
 
 int cmd_predict(const PredictOptions& o) {
@@ -44,9 +44,7 @@ int cmd_predict(const PredictOptions& o) {
     }
     ds.cases = keep;
   }
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec || !fs::is_directory(o.out)) throw std::runtime_error(o.out + ": cannot create the output folder");
+  prepare_prediction_folder(o.out, o.force);
   Progress progress("predict", static_cast<int64_t>(ds.cases.size()), "cases");
   int failed = 0;
   for (const data::BratsCase& bc : ds.cases) {
@@ -70,15 +68,17 @@ int cmd_predict(const PredictOptions& o) {
 Subcommand add_predict(CLI::App& app) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* p = app.add_subcommand("predict", "segment BraTS cases with a trained model: NIfTI masks in the original geometry");
-  p->add_option("--model", o->model, "a best.safetensors written by train/cv")->required();
+  p->add_option("--model", o->model, "a best.safetensors written by train/cv (or a fold folder, or its last.json)")
+      ->required();
   p->add_option("--data", o->data, "folder of BraTS case folders (segmentations not needed)")
       ->required()
       ->check(CLI::ExistingDirectory);
   p->add_option("--out", o->out, "output folder: <case id>.nii.gz per case")->required();
   p->add_option("--cases", o->cases, "only these case ids");
-  p->add_option("--batch", o->batch, "slices per forward pass")->check(CLI::Range(1, 4096));
-  p->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
+  p->add_option("--batch", o->batch, "slices per forward pass")->check(CLI::Range(1, 4096))->capture_default_str();
+  p->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   p->add_flag("--skip-bad", o->skip_bad, "skip cases that fail (listed) instead of stopping");
+  p->add_flag("--force", o->force, "write into an --out folder that holds other files (never over them)");
   return {p, [o] { return cmd_predict(*o); }};
 }
 

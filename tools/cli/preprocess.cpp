@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 
 #include <memory>
+#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 
 #include "data/slice_cache.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/output_guard.h"
 
 namespace lk::cli {
 
@@ -18,7 +20,9 @@ CLI::App* add_preprocess_subcommand(CLI::App& app, PreprocessCommand& cmd) {
       "preprocess", "build the slice cache of a BraTS folder (or check and reuse a valid one) and print its summary");
   s->add_option("--data", cmd.data, "folder of BraTS case folders")->required()->check(CLI::ExistingDirectory);
   s->add_option("--cache", cmd.cache, "the slice cache file (written atomically; its folder must exist)")->required();
-  s->add_option("--size", cmd.size, "slice side in pixels")->check(CLI::Range(4, 4096))->capture_default_str();
+  s->add_option("--size", cmd.size, "slice side in pixels (the cache's size is checked against the free space first)")
+      ->check(CLI::Range(4, 4096))
+      ->capture_default_str();
   s->add_option("--clip-lo", cmd.clip_lo, "lower intensity percentile")
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();
@@ -50,6 +54,9 @@ int run_preprocess(const PreprocessCommand& cmd) {
   if (!parent.empty() && !fs::is_directory(parent))
     throw std::invalid_argument(cmd.cache + ": --cache's folder " + parent.string() + " does not exist");
   if (fs::is_directory(cmd.cache)) throw std::invalid_argument(cmd.cache + ": --cache is a folder, not a file");
+  check_replaceable(cmd.cache, is_slice_cache_file(cmd.cache), "not a slice cache");
+  // What an interrupted build left (a Ctrl-C removes its own; a kill cannot).
+  clean_stale_temps(parent.empty() ? "." : parent.string());
   PreprocessOptions o;
   o.size = cmd.size;
   o.clip_lo = cmd.clip_lo;

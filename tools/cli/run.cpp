@@ -1,17 +1,21 @@
 // Shared by train, cv, predict and demo (tools/cli/run.h).
 #include "tools/cli/run.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -19,10 +23,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "data/nifti_validate.h"
 #include "data/nifti_write.h"
 #include "engine/safetensors.h"
 #include "engine/state_dict.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/output_guard.h"
+#include "train/checkpoint.h"
 #ifdef LKASEG_HAVE_CUDA
 #include "engine/cuda/device_info.h"
 #endif
@@ -30,74 +37,88 @@
 #include "engine/cuda/dist_nccl.h"
 #endif
 #include "util/atomic_file.h"
+#include "util/interrupt.h"
 
 namespace lk::cli {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::atomic<bool> g_stop{false};
 std::vector<std::string> g_argv;
 
-namespace {
-// Written by the signal handler on a data-parallel rank (async-signal-safe).
-char g_signal_note[256];
-size_t g_signal_note_len = 0;
+void install_stop_handlers() { install_interrupt_handlers(); }
 
-extern "C" void on_stop_signal(int) {
-  g_stop.store(true);
-  if (g_signal_note_len) {
-    const ssize_t w = ::write(2, g_signal_note, g_signal_note_len);
-    (void)w;
-  }
-  // A second signal ends the process the default way.
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const double x = std::stod(v, &used);
+          if (used == v.size() && std::isfinite(x) && x > 0) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a positive number, got " + v;
+      },
+      "POSITIVE");
 }
-}  // namespace
 
-void install_stop_handlers() {
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+void add_seed_option(CLI::App* s, uint64_t& seed, const std::string& help) {
+  s->add_option("--seed", seed, help)
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            const bool digits = !v.empty() && v.size() <= 20 && std::all_of(v.begin(), v.end(), ::isdigit);
+            if (digits && (v.size() < 20 || v <= "18446744073709551615")) return "";
+            return "must be a whole number from 0 to 18446744073709551615, got " + v;
+          },
+          "UINT64"))
+      ->capture_default_str();
 }
 
 void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--data", o.data, "folder of BraTS case folders")->required()->check(CLI::ExistingDirectory);
-  s->add_option("--out", o.out, "run folder (split.json, slices.lkcache, fold_<k>/)")->required();
+  s->add_option("--out", o.out, "run folder (run.json, split.json, slices.lkcache, fold_<k>/)")->required();
   if (one_fold) s->add_option("--fold", o.fold, "the fold to train (0-based)")->check(CLI::Range(0, 99))->capture_default_str();
+  else o.fold = -1;  // every fold
   s->add_option("--folds", o.folds, "number of folds")->check(CLI::Range(2, 100))->capture_default_str();
   s->add_option("--fraction", o.fraction, "fraction of the cases selected (SPEC: 10%)")
       ->check(CLI::Range(1e-9, 1.0))
       ->capture_default_str();
   s->add_option("--split", o.split, "split JSON (default RUN/split.json; written when absent, honoured when present)");
   s->add_option("--cache", o.cache, "slice cache (default RUN/slices.lkcache)");
-  s->add_option("--threads", o.threads, "preprocessing workers (0: all cores)")->check(CLI::Range(0, 4096));
+  s->add_option("--threads", o.threads, "preprocessing workers (0: all cores)")->check(CLI::Range(0, 4096))->capture_default_str();
   s->add_flag("--skip-bad", o.skip_bad, "skip bad cases (listed) instead of failing");
+  s->add_flag("--force", o.force, "write into a run folder that holds files lkaseg did not write (never over them)");
   s->add_option("--size", o.size, "slice side")->check(CLI::Range(16, 4096))->capture_default_str();
   s->add_flag("--clahe", o.clahe, "CLAHE in preprocessing (clip 2, 8x8 tiles)");
   s->add_option("--net", o.net, "resse_lka_unet, unet or attention_unet")
       ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}))
       ->capture_default_str();
-  s->add_option("--widths", o.widths, "channels per level (SPEC: 32 64 128 256 512)");
+  s->add_option("--widths", o.widths, "channels per level, 2 to 8 levels (SPEC: 32 64 128 256 512)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   s->add_option("--lka-dilation", o.lka_dilation, "dilation of the LKA's 7x7 (1 as written, 3 as VAN)")
-      ->check(CLI::Range(1, 16));
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
   s->add_option("--epochs", o.epochs, "epochs")->check(CLI::Range(1, 100000))->capture_default_str();
   s->add_option("--batch", o.batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-  s->add_option("--lr", o.lr, "AdamW learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  s->add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->check(CLI::Range(0.0, 10.0));
-  s->add_option("--warmup-epochs", o.warmup_epochs, "linear warmup epochs")->check(CLI::Range(0, 100000));
+  s->add_option("--lr", o.lr, "AdamW learning rate")->check(positive_number())->capture_default_str();
+  s->add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->check(CLI::Range(0.0, 10.0))->capture_default_str();
+  s->add_option("--warmup-epochs", o.warmup_epochs, "linear warmup epochs")->check(CLI::Range(0, 100000))->capture_default_str();
   s->add_option("--val-every", o.val_every, "validate every N epochs (and after the last)")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   s->add_option("--steps-per-epoch", o.steps_per_epoch, "steps per epoch (0: one pass over the training slices)")
-      ->check(CLI::Range(0, 100000000));
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
   s->add_option("--oversample", o.oversample, "probability of a tumour slice at each batch position (0: none)")
-      ->check(CLI::Range(0.0, 1.0));
-  s->add_option("--seed", o.seed, "seed of the split, the initialisation, the order and the augmentation");
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  add_seed_option(s, o.seed, "seed of the split, the initialisation, the order and the augmentation");
   s->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   s->add_option("--augment-on", o.augment_on, "auto (the device on a GPU), cpu or device")
-      ->check(CLI::IsMember({"auto", "cpu", "device"}));
-  s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256));
+      ->check(CLI::IsMember({"auto", "cpu", "device"}))
+      ->capture_default_str();
+  s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
   s->add_flag("--sync-bn", o.sync_bn,
               "data-parallel (mpirun -np N): batch-norm statistics over all ranks' batches (default: per rank)");
   s->add_option("--comm", o.comm,
@@ -110,7 +131,36 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->capture_default_str();
 }
 
+int64_t min_parameters(const model::NetConfig& cfg) {
+  // Every level's block starts with two 3x3 convolutions (model/blocks.h):
+  // c_in -> w and w -> w; the rest of the network only adds to this.
+  double n = 0;
+  double c_in = static_cast<double>(cfg.in_channels);
+  for (int64_t w : cfg.widths) {
+    n += 9.0 * (c_in * static_cast<double>(w) + static_cast<double>(w) * static_cast<double>(w));
+    c_in = static_cast<double>(w);
+  }
+  return n > 9e18 ? INT64_MAX : static_cast<int64_t>(n);
+}
+
+void check_network_memory(const model::NetConfig& cfg, int copies, const std::string& what) {
+  const double params = static_cast<double>(min_parameters(cfg));
+  const double need = params * 4.0 * copies;
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (ram > 0 && need > ram) {
+    char b[256];
+    std::snprintf(b, sizeof b, "%s: the network has at least %.3g parameters; %s needs at least %.1f GB (%d float32 "
+                  "cop%s of them) and this machine has %.1f GB: use smaller --widths",
+                  what.c_str(), params, copies > 1 ? "training" : "holding it", need / 1e9, copies,
+                  copies == 1 ? "y" : "ies", ram / 1e9);
+    throw std::invalid_argument(b);
+  }
+}
+
 train::TrainConfig train_config(const RunOptions& o, Device dev) {
+  if (o.widths.size() < 2 || o.widths.size() > 8)
+    throw std::invalid_argument("--widths: " + std::to_string(o.widths.size()) +
+                                " level(s); the networks need 2 to 8 levels (SPEC: 32 64 128 256 512)");
   train::TrainConfig c;
   c.net.arch = model::parse_arch(o.net);
   c.net.widths = o.widths;
@@ -132,45 +182,144 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
   c.device = dev;
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
-  if (o.widths.empty() || o.size % stride != 0)
+  if (o.size % stride != 0)
     throw std::invalid_argument("--size " + std::to_string(o.size) + " must be divisible by 2^(levels - 1) = " +
                                 std::to_string(stride) + " for " + std::to_string(o.widths.size()) + " levels");
+  const int64_t coarsest = o.size / stride;
+  if (o.batch * coarsest * coarsest < 2)
+    throw std::invalid_argument("--batch 1 with --size " + std::to_string(o.size) + " and " +
+                                std::to_string(o.widths.size()) + " levels leaves batch norm one value per channel "
+                                "at the 1x1 coarsest level; use --batch 2 or more, or fewer levels");
+  train::check_trainable(c, o.size);
+  check_network_memory(c.net, 4, "--widths");
   return c;
 }
 
+namespace {
+
+// The run's whole configuration, as recorded in RUN/run.json.
+json run_record(const RunOptions& o, const data::PreprocessOptions& po, const train::TrainConfig& tc) {
+  return {{"format", "lkaseg-run-1"},
+          {"split", {{"fraction", o.fraction}, {"folds", o.folds}, {"seed", o.seed}}},
+          {"preprocess", json::parse(train::preprocess_to_json(po))},
+          {"train", json::parse(tc.to_json())}};
+}
+
+// What lkaseg writes into a run folder.
+bool run_entry(const fs::directory_entry& e, const RunOptions& o) {
+  const std::string n = e.path().filename().string();
+  static const std::set<std::string> files{"run.json",       "split.json",      "slices.lkcache", "cv_summary.json",
+                                           "evaluation.csv", "evaluation.json", "table3.json"};
+  if (e.is_regular_file() && files.count(n)) return true;
+  if (e.is_directory() && n == "predictions") return true;
+  if (e.is_directory() && n.size() > 5 && n.compare(0, 5, "fold_") == 0 &&
+      std::all_of(n.begin() + 5, n.end(), ::isdigit))
+    return true;
+  for (const std::string& mine : {o.cache, o.split}) {  // given inside the run folder
+    std::error_code ec;
+    if (!mine.empty() && fs::equivalent(e.path(), mine, ec)) return true;
+  }
+  return false;
+}
+
+// What the trainer writes into a fold folder (train/trainer.h).
+bool fold_entry(const fs::directory_entry& e) {
+  const std::string n = e.path().filename().string();
+  if (!e.is_regular_file()) return false;
+  if (n == "config.json" || n == "log.jsonl" || n == "best.safetensors" || n == "last.json" ||
+      n == "last.safetensors" || n == "last.safetensors.state" || n == "train.out")  // train.out: cv --parallel-folds
+    return true;
+  return n.rfind("last-", 0) == 0 && (n.ends_with(".safetensors") || n.ends_with(".safetensors.state"));
+}
+
+// Sum of the slice counts (dim[3]) of the cases' FLAIR headers: at least
+// the slices the cache will hold.
+int64_t slices_at_most(const data::BratsDataset& ds, const std::vector<std::string>& ids) {
+  int64_t n = 0;
+  for (const data::BratsCase& c : ds.cases)
+    if (std::find(ids.begin(), ids.end(), c.id) != ids.end()) {
+      try {
+        n += data::read_nifti_header(c.images[0]).dim[3];
+      } catch (const std::exception&) {  // a bad case fails when it is loaded
+      }
+    }
+  return n;
+}
+
+}  // namespace
+
 Prepared prepare(const RunOptions& o) {
+  // Every flag first, then the folder, the cases and the split, then the
+  // recorded configuration: nothing is written, and nothing slow runs,
+  // until all of it holds.
+  const train::TrainConfig tc = train_config(o, cpu_device());
+  data::PreprocessOptions po;
+  po.size = o.size;
+  po.clahe = o.clahe;
+  const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
+  const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
+  const std::string record_path = (fs::path(o.out) / "run.json").string();
+  check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
   std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec || !fs::is_directory(o.out)) throw std::runtime_error(o.out + ": cannot create the run folder");
+  for (fs::directory_iterator it(o.out, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory() && it->path().filename().string().rfind("fold_", 0) == 0)
+      check_output_folder(it->path().string(), fold_entry, o.force, "fold folder");
+  check_parent_exists(cache_path, "--cache");
+  check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
+  if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
+    clean_stale_temps(cache_dir.string());
+
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
   const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
   std::vector<std::string> ids;
   for (const data::BratsCase& c : ds.cases) ids.push_back(c.id);
-  const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
   Prepared p;
-  if (fs::exists(split_path)) {
-    p.split = data::read_split_json(split_path, ids);
-    std::printf("split: %s (%zu cases selected, %zu folds)\n", split_path.c_str(), p.split.selected.size(),
-                p.split.folds.size());
-  } else {
-    p.split = data::make_split(ids, o.fraction, o.seed, o.folds);
-    data::write_split_json(split_path, p.split);
-    std::printf("split: %zu of %zu cases (fraction %g, seed %llu) in %zu folds -> %s\n", p.split.selected.size(),
-                ids.size(), o.fraction, static_cast<unsigned long long>(o.seed), p.split.folds.size(),
-                split_path.c_str());
+  const bool split_exists = fs::exists(split_path);
+  p.split = split_exists ? data::read_split_json(split_path, ids) : data::make_split(ids, o.fraction, o.seed, o.folds);
+  const int n_folds = static_cast<int>(p.split.folds.size());
+  if (o.fold >= n_folds)
+    throw std::invalid_argument("--fold " + std::to_string(o.fold) + ": the split has " + std::to_string(n_folds) +
+                                " folds (0.." + std::to_string(n_folds - 1) + ")");
+  for (int k = std::max(o.fold, 0); k < (o.fold >= 0 ? o.fold + 1 : n_folds); ++k) {
+    const std::vector<std::string>& train_ids = p.split.folds[static_cast<size_t>(k)].train;
+    if (const int64_t most = slices_at_most(ds, train_ids); most > 0 && most < o.batch)
+      throw std::invalid_argument("--batch " + std::to_string(o.batch) + ": fold " + std::to_string(k) + "'s " +
+                                  std::to_string(train_ids.size()) + " training case(s) hold at most " +
+                                  std::to_string(most) + " slices, not one batch");
   }
+  json record = run_record(o, po, tc);
+  if (fs::exists(record_path)) {
+    json then;
+    try {
+      std::ifstream in(record_path);
+      then = json::parse(in);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(record_path + ": not valid JSON (" + e.what() + ")");
+    }
+    json now = record;
+    for (json* j : {&then, &now})
+      if (j->contains("train") && (*j)["train"].is_object()) (*j)["train"].erase("epochs");  // may grow
+    if (const std::string d = train::config_difference(then.dump(), now.dump()); !d.empty())
+      throw std::invalid_argument(record_path + ": this run folder was made with other settings (" + d +
+                                  "); use the same flags (only --epochs may change), a new --out folder, or remove " +
+                                  o.out + " to start over");
+  }
+
+  if (!split_exists) data::write_split_json(split_path, p.split);
+  write_file_atomically(record_path, record.dump(2) + "\n");
+  if (split_exists)
+    std::printf("split: %s (%zu cases selected, %d folds)\n", split_path.c_str(), p.split.selected.size(), n_folds);
+  else
+    std::printf("split: %zu of %zu cases (fraction %g, seed %llu) in %d folds -> %s\n", p.split.selected.size(),
+                ids.size(), o.fraction, static_cast<unsigned long long>(o.seed), n_folds, split_path.c_str());
   std::fflush(stdout);  // before the build's progress lines on stderr
-  data::PreprocessOptions po;
-  po.size = o.size;
-  po.clahe = o.clahe;
   data::CacheBuildOptions b;
   b.threads = o.threads;
   b.skip_bad = o.skip_bad;
   b.only = p.split.selected;
   b.log = [](const std::string& m) { std::printf("  %s\n", m.c_str()); };
   data::CacheBuildSummary s;
-  const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
   p.cache = data::ensure_slice_cache(cache_path, o.data, po, b, &s);
   if (!s.skipped.empty())
     throw std::invalid_argument(cache_path + ": " + std::to_string(s.skipped.size()) +
@@ -193,13 +342,18 @@ FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev, 
               out.dir.c_str());
   std::fflush(stdout);
   train::TrainHooks h;
-  h.stop = &g_stop;
+  h.stop = &stop_flag();
+  h.progress = stderr;
   // One process trains as always unless --comm asks for the data-parallel path.
   h.comm = comm && (comm->size() > 1 || o.comm != "auto") ? comm : nullptr;
   h.log = [](const std::string& m) {
     std::printf("  %s\n", m.c_str());
     std::fflush(stdout);
   };
+  const StopScope stoppable(h.comm && h.comm->size() > 1
+                                ? "the current step on every rank (a checkpoint is written; when a rank has died, "
+                                  "the launcher ends the others instead, keeping the last complete checkpoint)"
+                                : "the current step (a checkpoint is written)");
   out.result = train::train_fold(train_config(o, dev), p.cache, f.train, f.val, out.dir, h);
   return out;
 }
@@ -345,11 +499,7 @@ int run_on_ranks(const RunOptions& o, const std::function<int(Ranks&)>& body) {
     const int threads = set_rank_threads(l);
     r.device = rank_device(o.device, l);
     r.comm = start_comm(o, l, r.device, std::move(r.comm));
-    std::snprintf(g_signal_note, sizeof g_signal_note,
-                  "lkaseg: rank %d of %d: signal received: stopping after this step (when another rank failed, the "
-                  "launcher ends this one too; the last complete checkpoint stays)\n",
-                  rank, size);
-    g_signal_note_len = std::strlen(g_signal_note);
+    set_interrupt_name("rank " + std::to_string(rank) + " of " + std::to_string(size));  // in Ctrl-C/SIGTERM messages
     std::printf("%d ranks (%s), %s, %d thread(s) each, rank 0 on %s\n", size, l.launcher.c_str(),
                 r.comm->describe().c_str(), threads, r.device.str().c_str());
     std::fflush(stdout);
@@ -374,26 +524,66 @@ Prepared prepare_all(const RunOptions& o, Ranks& r) {
   return std::move(*p);
 }
 
-LoadedModel load_model(const std::string& path, Device dev) {
+namespace {
+// A fold folder: its best.safetensors; a last.json: the weights it names.
+std::string model_file(const std::string& path) {
+  if (fs::is_directory(path)) return (fs::path(path) / "best.safetensors").string();
+  if (path.ends_with(".json") && fs::is_regular_file(path)) {
+    try {
+      std::ifstream in(path);
+      const json j = json::parse(in);
+      return (fs::path(path).parent_path() / j.at("weights").get<std::string>()).string();
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(path + ": not a checkpoint manifest (last.json) of a run (" + e.what() + ")");
+    }
+  }
+  return path;
+}
+}  // namespace
+
+LoadedModel load_model(const std::string& given, Device dev) {
+  const std::string path = model_file(given);
   if (!fs::is_regular_file(path)) throw std::invalid_argument(path + ": the model is not a file");
-  const std::map<std::string, std::string> meta = load_safetensors(path).metadata;
+  const SafeTensors file = load_safetensors(path);
+  const std::map<std::string, std::string>& meta = file.metadata;
   if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
     throw std::invalid_argument(path + ": no lkaseg training metadata (use a best.safetensors written by "
                                 "`lkaseg train`/`cv`)");
   LoadedModel m;
   m.config = train::TrainConfig::from_json(meta.at("lkaseg.train_config"));
   m.preprocess = train::preprocess_from_json(meta.at("lkaseg.preprocess"));
+  // The metadata is checked against the file before a network is built from it.
+  int64_t stored = 0;
+  for (const auto& [key, t] : file.tensors) stored += t.numel();
+  if (const int64_t least = min_parameters(m.config.net); least > stored)
+    throw std::invalid_argument(path + ": its metadata describes a network of at least " + std::to_string(least) +
+                                " parameters, but the file holds " + std::to_string(stored) +
+                                " values: damaged or foreign metadata");
+  if (const std::string bad = nonfinite_tensor(file.tensors); !bad.empty())
+    throw std::invalid_argument(path + ": " + bad + " (saved from a diverged run?); its predictions would be "
+                                "meaningless");
   m.net = std::make_unique<model::SegNet>(m.config.net);
   load_state_dict(path, *m.net);
   m.net->to_device(dev);
   return m;
 }
 
+void prepare_prediction_folder(const std::string& dir, bool force) {
+  check_output_folder(
+      dir,
+      [](const fs::directory_entry& e) {
+        return e.is_regular_file() && e.path().filename().string().ends_with(".nii.gz") &&
+               nifti_described(e.path().string(), kPredictionDescription);
+      },
+      force, "predictions folder");
+}
 
 // One case: load, preprocess as in training, predict, map back to the
 // original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
 void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
                        const std::string& out_dir, int64_t batch, Device dev) {
+  const std::string out = (fs::path(out_dir) / (bc.id + ".nii.gz")).string();
+  check_replaceable(out, nifti_described(out, kPredictionDescription), "not an lkaseg prediction");
   const data::BratsCaseData c = data::load_brats_case(bc);
   const data::PreprocessedCase p = data::preprocess_case(c, po);
   const std::vector<int32_t> cls = train::predict_classes(net, p.images.data(), p.slices(), p.size, batch, dev);
@@ -401,8 +591,8 @@ void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, co
   if (bc.naming == data::BratsNaming::Brats2023)
     for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
   data::NiftiWriteOptions wo;
-  wo.description = "lkaseg prediction";
-  data::write_nifti((fs::path(out_dir) / (bc.id + ".nii.gz")).string(), c.geom, labels, wo);
+  wo.description = kPredictionDescription;
+  data::write_nifti(out, c.geom, labels, wo);
 }
 
 }  // namespace lk::cli

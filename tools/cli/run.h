@@ -3,12 +3,17 @@
 // fold's training, the stop flag set by SIGINT/SIGTERM, loading a trained
 // model and predicting one case into its original geometry.
 //
-// A run folder RUN holds split.json (the case selection and folds: written
-// once, honoured when edited), slices.lkcache (the selected cases only),
-// fold_<k>/ (train/trainer.h: config.json, last/best checkpoints, log.jsonl)
-// and, after cv, cv_summary.json. Every command resumes: a finished fold is
-// skipped, an interrupted one (Ctrl-C, SIGTERM: the current step finishes
-// and last.safetensors is written; exit 130) goes on from its last step.
+// A run folder RUN holds run.json (the run's whole configuration: split,
+// preprocessing, network and training; a rerun that changes any of it but
+// --epochs is refused, naming the field, before anything is built),
+// split.json (the case selection and folds: written once, honoured when
+// edited), slices.lkcache (the selected cases only), fold_<k>/
+// (train/trainer.h: config.json, checkpoints, best.safetensors, log.jsonl)
+// and, after cv, cv_summary.json, predictions/, evaluation.* and table3.json.
+// A folder holding anything else is refused unless --force. Every flag is
+// checked before the cache is built. Every command resumes: a finished fold
+// is skipped, an interrupted one (Ctrl-C, SIGTERM: the current step
+// finishes and a checkpoint is written; exit 130) goes on from its last step.
 //
 // Data-parallel: train and cv started by mpirun / srun with N > 1 ranks run
 // on the ranks (run_on_ranks): rank 0 prepares the split and the cache first,
@@ -19,7 +24,6 @@
 // several folds at once, one child process each (train_folds_in_parallel).
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,6 +40,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace lk::cli {
@@ -45,6 +50,7 @@ struct RunOptions {
   int fold = 0, folds = 5, threads = 0;
   double fraction = 0.1;
   bool skip_bad = false;
+  bool force = false;    // write into a run folder that holds other files
   bool no_eval = false;  // cv: skip predicting and evaluating in the original grid
   // preprocessing
   int64_t size = 128;
@@ -61,8 +67,8 @@ struct RunOptions {
   int workers = 0;
   // data-parallel ranks (mpirun / srun)
   bool sync_bn = false;
-  std::string comm = "auto";
-  std::string dtype = "f32";  // f64: double precision on the CPU (checks)  // auto (NCCL for GPU ranks when built), mpi, nccl (also with one rank)
+  std::string comm = "auto";   // auto (NCCL for GPU ranks when built), mpi, nccl (also with one rank)
+  std::string dtype = "f32";   // f64: double precision on the CPU (checks)
   // cv: folds trained at once, one child process each (CPU), or one per device listed
   int parallel_folds = 0;
   std::vector<std::string> devices;
@@ -70,8 +76,23 @@ struct RunOptions {
 
 // Registers the options of train (one_fold) and cv on `s`.
 void add_run_options(CLI::App* s, RunOptions& o, bool one_fold);
-// The trainer's configuration; throws for flags that cannot work together.
+// The trainer's configuration; throws for flags that cannot work together
+// (naming them), before anything is read or written.
 train::TrainConfig train_config(const RunOptions& o, Device dev);
+
+// "must be a positive number, got -1" (CLI11's PositiveNumber prints its
+// range up to DBL_MAX in full).
+CLI::Validator positive_number();
+
+// --seed: a whole number 0 .. 2^64-1 ("-1" is refused, not wrapped).
+void add_seed_option(CLI::App* s, uint64_t& seed, const std::string& help);
+
+// Throws when a network of `cfg` with `copies` float32 copies of its
+// parameters (1: weights; 4: training with AdamW) cannot fit this machine's
+// memory, saying how much it would need, before anything is allocated.
+void check_network_memory(const model::NetConfig& cfg, int copies, const std::string& what);
+// A lower bound of the parameter count (the encoder's 3x3 convolutions).
+int64_t min_parameters(const model::NetConfig& cfg);
 
 // The split (made once, then honoured) and the cache of the selected cases.
 struct Prepared {
@@ -123,12 +144,15 @@ int train_folds_in_parallel(const RunOptions& o, const Prepared& p);
 // children of train_folds_in_parallel copy.
 extern std::vector<std::string> g_argv;
 
-// Set by SIGINT/SIGTERM once install_stop_handlers ran; a second signal ends
-// the process the default way.
-extern std::atomic<bool> g_stop;
+// Ctrl-C and SIGTERM (util/interrupt.h; lkaseg.cpp installs the handlers
+// for every command): training stops after the current step with a
+// checkpoint, other phases end at once with their temporary files removed.
 void install_stop_handlers();
 
-// A trained model with its preprocessing, from a best.safetensors.
+// A trained model with its preprocessing, from a best.safetensors (or any
+// weights file a run writes, its last.json, or a fold folder: its
+// best.safetensors). Refused, by name, when its tensors hold NaN/Inf or its
+// metadata claims a network larger than the file.
 struct LoadedModel {
   train::TrainConfig config;
   data::PreprocessOptions preprocess;
@@ -136,9 +160,14 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& path, Device dev);
 
+// A predictions folder (predict --out, RUN/predictions): created, or checked
+// to hold only lkaseg predictions unless `force` (tools/cli/output_guard.h).
+void prepare_prediction_folder(const std::string& dir, bool force);
+
 // One case: load, preprocess with `po` (as in training), predict slice by
 // slice, map back to the original grid, write <out_dir>/<id>.nii.gz (BraTS
-// labels in the case's naming).
+// labels in the case's naming); a file there that is not an lkaseg
+// prediction is never overwritten.
 void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
                        const std::string& out_dir, int64_t batch, Device dev);
 

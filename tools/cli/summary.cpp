@@ -9,6 +9,7 @@
 
 #include "model/networks.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/run.h"
 
 namespace lk::cli {
 
@@ -24,6 +25,7 @@ int cmd_summary(const std::string& net, const std::vector<int64_t>& widths, int6
   model::NetConfig cfg;
   cfg.arch = model::parse_arch(net);
   if (!widths.empty()) cfg.widths = widths;
+  check_network_memory(cfg, 2, "--widths");  // weights and gradients, before the activations
   const model::SegNet model(cfg);
   std::fputs(model.summary(batch, size).c_str(), stdout);
   return 0;
@@ -35,10 +37,12 @@ Subcommand add_summary(CLI::App& app) {
   auto o = std::make_shared<SummaryOptions>();
   CLI::App* sm = app.add_subcommand("summary", "print a network's layers, output shapes, parameters and training memory");
   sm->add_option("--net", o->net, "resse_lka_unet, unet or attention_unet")
-      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}));
-  sm->add_option("--widths", o->widths, "channels per level, e.g. 32 64 128 256 512");
-  sm->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096));
-  sm->add_option("--size", o->size, "input side")->check(CLI::Range(8, 4096));
+      ->check(CLI::IsMember({"resse_lka_unet", "unet", "attention_unet"}))
+      ->capture_default_str();
+  sm->add_option("--widths", o->widths, "channels per level (default: the paper's 32 64 128 256 512)")
+      ->check(CLI::Range(1, 65536));
+  sm->add_option("--batch", o->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
+  sm->add_option("--size", o->size, "input side")->check(CLI::Range(8, 4096))->capture_default_str();
   return {sm, [o] { return cmd_summary(o->net, o->widths, o->batch, o->size); }};
 }
 

@@ -1,7 +1,12 @@
 // `lkaseg synth`: writes a synthetic BraTS-like dataset (data/synth.h).
 //
 //   lkaseg synth --out DIR [--cases N] [--seed S] [--size X Y Z]
-//                [--spacing MM] [--gzip-level L] [--first-id I]
+//                [--spacing MM] [--gzip-level L] [--first-id I] [--force]
+//
+// A folder holding anything but synth's own output (SYNTHETIC.txt, case
+// folders of synth's NIfTIs) is refused unless --force; a case folder or
+// note that synth did not write is never replaced. Ctrl-C stops after the
+// current case (exit 130); each case appears whole or not at all.
 //
 // Hook-up in tools/cli/lkaseg.cpp: register with add_synth_subcommand(app, cmd)
 // before app.parse, then `if (sub->parsed()) return run_synth(cmd);`.
@@ -25,6 +30,7 @@ struct SynthCommand {
   double spacing = 1.0;
   int gzip_level = 1;
   int first_id = 0;
+  bool force = false;  // write into a folder holding other files (never over them)
 };
 
 // Adds the `synth` subcommand to `app`; its options fill `cmd`.
