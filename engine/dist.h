@@ -19,9 +19,14 @@
 // replicas stay identical; train/ checks that at every epoch end.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -83,6 +88,50 @@ bool mpi_built();
 // MPI_COMM_WORLD (MPI_Init_thread on first use, MPI_Finalize when the last
 // MPI communicator goes). Throws when the build has no MPI.
 std::unique_ptr<Communicator> make_mpi();
+
+// Watches the processes of the other ranks on this node: a rank that dies
+// (killed, crashed) leaves the others waiting inside a collective forever,
+// and MPI does not tell them; the launcher ends them later (mpirun: SIGTERM,
+// then SIGKILL) without saying why on their side. A PeerWatch polls the
+// peers' processes from a thread of its own (no MPI calls) and calls
+// `on_death` once, naming the first one found gone.
+//
+// Which processes: the MPI communicator hands every rank's host, PID
+// namespace and pid to every rank; the peers in this host and PID namespace
+// are watched (ranks on other nodes are not: their death reaches this rank
+// through the launcher's SIGTERM). A peer is told apart from a later process
+// reusing its pid by its start time (/proc/<pid>/stat).
+struct Peer {
+  int rank = 0;
+  long pid = 0;
+};
+// "<host name>/<PID namespace>", equal for processes that see each other's pids.
+std::string process_space();
+
+class PeerWatch {
+ public:
+  // Peers not alive now are dropped (see watched()).
+  PeerWatch(std::vector<Peer> peers, std::function<void(const Peer&)> on_death,
+            std::chrono::milliseconds period = std::chrono::milliseconds(100));
+  ~PeerWatch();  // stops the thread (on_death is not called after it returns)
+  PeerWatch(const PeerWatch&) = delete;
+  PeerWatch& operator=(const PeerWatch&) = delete;
+  size_t watched() const { return peers_.size(); }
+
+ private:
+  struct Watched {
+    Peer peer;
+    unsigned long long start = 0;  // start time in clock ticks after boot; 0: unknown
+  };
+  void run();
+  std::vector<Watched> peers_;
+  std::function<void(const Peer&)> on_death_;
+  std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 // Sums the parameters' gradients over the ranks after each backward, so every
 // rank holds the gradient of the whole (global) batch's loss - the ops reduce

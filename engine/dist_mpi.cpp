@@ -7,6 +7,10 @@
 // abort(), so the other ranks do not wait forever).
 // Threads: MPI_THREAD_FUNNELED - only the thread that made the communicator
 // calls MPI (the training loop); the loader's workers never do.
+// A rank that dies: with several ranks, each watches the others on its node
+// (PeerWatch, engine/dist.h); the first death found ends this rank too, with
+// a message naming the dead rank and exit code 1, after a checkpoint being
+// written is complete (util/interrupt.h: exit_process).
 // The C API only: Open MPI's and MPICH's mpi.h pull in the deprecated C++
 // bindings (a library of their own) when compiled as C++.
 #define OMPI_SKIP_MPICXX 1
@@ -22,11 +26,13 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <unistd.h>
 #include <string>
 #include <thread>
 
 #include "engine/backend.h"
 #include "engine/dist.h"
+#include "util/interrupt.h"
 
 namespace lk::dist {
 
@@ -102,8 +108,15 @@ class Mpi final : public Communicator {
     LK_MPI_CHECK(MPI_Get_library_version(lib, &len));
     library_ = std::string(lib, static_cast<size_t>(len));
     if (const size_t cut = library_.find_first_of(",\n"); cut != std::string::npos) library_.resize(cut);
+    if (size_ > 1) watch_neighbours();
   }
   ~Mpi() override {
+    if (watch_) {
+      // Every rank stops watching before any may end: a rank that finished
+      // normally is no death.
+      watch_.reset();
+      MPI_Barrier(MPI_COMM_WORLD);
+    }
     std::lock_guard lk(g_mu);
     if (--g_users == 0) MPI_Finalize();
   }
@@ -172,8 +185,36 @@ class Mpi final : public Communicator {
   }
 
  private:
+  // Every rank's process space and pid to every rank; the neighbours watched.
+  void watch_neighbours() {
+    struct Id {
+      char space[240];
+      long long pid;
+    };
+    Id me{};
+    const std::string space = process_space();
+    std::snprintf(me.space, sizeof me.space, "%s", space.c_str());
+    me.pid = ::getpid();
+    std::vector<Id> all(static_cast<size_t>(size_));
+    LK_MPI_CHECK(MPI_Allgather(&me, sizeof me, MPI_BYTE, all.data(), sizeof me, MPI_BYTE, MPI_COMM_WORLD));
+    std::vector<Peer> peers;
+    for (int r = 0; r < size_; ++r)
+      if (r != rank_ && !space.empty() && space == all[static_cast<size_t>(r)].space)
+        peers.push_back({r, static_cast<long>(all[static_cast<size_t>(r)].pid)});
+    const int rank = rank_, size = size_;
+    watch_ = std::make_unique<PeerWatch>(std::move(peers), [rank, size](const Peer& dead) {
+      std::fprintf(stderr,
+                   "lkaseg: rank %d of %d: error: rank %d (pid %ld, this node) has died; ending this rank too "
+                   "(the newest complete checkpoint is kept: run the same command again to resume)\n",
+                   rank, size, dead.rank, dead.pid);
+      std::fflush(stderr);
+      exit_process(1);
+    });
+  }
+
   int rank_ = 0, size_ = 1;
   std::string library_;
+  std::unique_ptr<PeerWatch> watch_;
 };
 
 }  // namespace

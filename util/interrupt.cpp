@@ -19,6 +19,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signals{0}, g_scopes{0}, g_critical{0};
 std::atomic<bool> g_exit_pending{false}, g_installed{false};
+std::atomic<int> g_exit_code{130};  // 130 after a signal; exit_process sets another
 std::atomic<const char*> g_what{"the current step"};
 
 constexpr int kSlots = 64;
@@ -63,9 +64,12 @@ void say_who() {
 
 [[noreturn]] void exit_now() {
   remove_registered();
-  say_who();
-  say("interrupted\n");
-  ::_exit(130);
+  const int code = g_exit_code.load();
+  if (code == 130) {
+    say_who();
+    say("interrupted\n");
+  }
+  ::_exit(code);
 }
 
 extern "C" void on_interrupt(int) {
@@ -129,6 +133,16 @@ StopScope::StopScope(const char* what) {
   g_scopes.fetch_add(1);
 }
 StopScope::~StopScope() { g_scopes.fetch_sub(1); }
+
+void exit_process(int code) {
+  g_exit_code.store(code);
+  g_exit_pending.store(true);  // first: a section closing from now on exits
+  // Polled rather than waited for: the section's owner exits when it closes
+  // it, and this thread never returns either way.
+  while (g_critical.load() > 0) ::usleep(10000);
+  std::fflush(nullptr);
+  exit_now();
+}
 
 CriticalSection::CriticalSection() { g_critical.fetch_add(1); }
 CriticalSection::~CriticalSection() {

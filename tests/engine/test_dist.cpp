@@ -7,7 +7,16 @@
 //   - GradSync: buckets start while the backward runs, in order, and after
 //     finish() each rank holds the gradient of the whole batch.
 //   - The launcher's environment is read (Open MPI, Slurm, PMI).
+//   - PeerWatch reports a neighbour process that dies, naming its rank, and
+//     nothing while it lives.
 #include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 
 #include <cmath>
 #include <cstdlib>
@@ -221,4 +230,35 @@ TEST_CASE("dist: the launcher's environment gives the rank, the size and the loc
   l = with({{"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "2"}});  // a rank outside the size: no launcher
   CHECK(l.size == 1);
   with({});
+}
+
+TEST_CASE("dist: PeerWatch names a neighbour that dies, and is silent while it lives", "[dist]") {
+  using namespace std::chrono;
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  std::atomic<int> dead_rank{-1}, calls{0};
+  {
+    dist::PeerWatch w({{3, static_cast<long>(child)}, {5, 0}}, [&](const dist::Peer& p) {
+      dead_rank = p.rank;
+      ++calls;
+    }, milliseconds(10));
+    CHECK(w.watched() == 1);  // pid 0: no process to watch
+    std::this_thread::sleep_for(milliseconds(100));
+    CHECK(calls == 0);
+    // Killed and not yet reaped (a zombie, as a rank whose launcher is slow).
+    REQUIRE(::kill(child, SIGKILL) == 0);
+    const auto t0 = steady_clock::now();
+    while (calls == 0 && steady_clock::now() - t0 < seconds(5)) std::this_thread::sleep_for(milliseconds(5));
+    CHECK(calls == 1);
+    CHECK(dead_rank == 3);
+  }
+  ::waitpid(child, nullptr, 0);
+  // A process gone before the watch starts is not watched (it was never a live peer).
+  dist::PeerWatch none({{1, static_cast<long>(child)}}, [](const dist::Peer&) { FAIL("called"); }, milliseconds(1));
+  CHECK(none.watched() == 0);
+  CHECK_FALSE(dist::process_space().empty());
 }

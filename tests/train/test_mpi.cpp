@@ -6,8 +6,9 @@
 //     rounding);
 //   - without --sync-bn two ranks train and converge on the synthetic data,
 //     resume exactly with the same rank count, and another count is refused;
-//   - a rank killed mid-run ends the job with a message from every other
-//     rank, and the checkpoint left behind is whole (the job resumes from it).
+//   - a rank killed mid-run (rank 1, then rank 0) ends the job: the other
+//     rank names the dead one and exits with an error, and the checkpoint
+//     left behind is whole (the job resumes from it).
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -223,34 +224,9 @@ TEST_CASE("mpi: without --sync-bn two ranks converge, resume exactly with the sa
   CHECK(out.find("now 1") != std::string::npos);
 }
 
-TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a whole checkpoint", "[mpi]") {
-  Dirs d("kill");
-  make_data(d);
-  const std::string args = kCommon + " --lr 3e-3 --batch 4 --steps-per-epoch 2 --val-every 1000 --data " + d("data") +
-                           " --out " + d("run");
-  // mpirun in the background, its output in a file.
-  const std::string log = d("mpirun.out");
-  pid_t mpirun = -1;
-  {
-    const std::string cmd = "exec " + kMpirun + " " + kBin + " train" + args + " --epochs 100000 >" + log + " 2>&1";
-    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
-    REQUIRE(posix_spawn(&mpirun, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
-  }
-  int status = 0;
-  bool ended = false;
-  const auto alive = [&] {
-    if (!ended && ::waitpid(mpirun, &status, WNOHANG) == mpirun) ended = true;
-    return !ended;
-  };
-  // Wait for two epochs (so a checkpoint exists), then find rank 1 among mpirun's children.
-  const fs::path epochs = d("run/fold_0/log.jsonl");
-  const auto t0 = std::chrono::steady_clock::now();
-  while (read_log(epochs.string()).size() < 2 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  INFO(slurp(log));
-  REQUIRE(read_log(epochs.string()).size() >= 2);
-  REQUIRE(alive());
-  pid_t rank1 = -1;
+namespace {
+// The pid of mpirun's child process with OMPI_COMM_WORLD_RANK=`rank`, or -1.
+pid_t rank_pid(pid_t mpirun, int rank) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
@@ -265,28 +241,71 @@ TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a
     rest >> state >> ppid;
     if (ppid != mpirun) continue;
     const std::string env = slurp((e.path() / "environ").string());
-    if (env.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') != std::string::npos) rank1 = std::stoi(name);
+    if (env.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos) return std::stoi(name);
   }
-  REQUIRE(rank1 > 0);
-  REQUIRE(::kill(rank1, SIGKILL) == 0);
-  const auto t1 = std::chrono::steady_clock::now();
-  while (alive() && std::chrono::steady_clock::now() - t1 < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  if (alive()) {
-    ::kill(mpirun, SIGKILL);
-    ::waitpid(mpirun, &status, 0);
-    FAIL("the job did not end within 60 s of a rank's death");
+  return -1;
+}
+}  // namespace
+
+// Rank 1 killed (rank 0 waits in a collective for it), then, resumed, rank 0
+// killed (the rank that writes the checkpoints): each time the other rank
+// names the dead one and ends with an error, the job ends non-zero within
+// seconds, and the checkpoint left is whole and resumes.
+TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a whole checkpoint", "[mpi]") {
+  Dirs d("kill");
+  make_data(d);
+  const std::string args = kCommon + " --lr 3e-3 --batch 4 --steps-per-epoch 2 --val-every 1000 --data " + d("data") +
+                           " --out " + d("run");
+  const fs::path epochs = d("run/fold_0/log.jsonl");
+  for (const int victim : {1, 0}) {
+    INFO("rank " << victim << " killed");
+    const size_t before = read_log(epochs.string()).size();
+    // mpirun in the background, its output in a file.
+    const std::string log = d("mpirun" + std::to_string(victim) + ".out");
+    pid_t mpirun = -1;
+    {
+      const std::string cmd = "exec " + kMpirun + " " + kBin + " train" + args + " --epochs 100000 >" + log + " 2>&1";
+      const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+      REQUIRE(posix_spawn(&mpirun, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) == 0);
+    }
+    int status = 0;
+    bool ended = false;
+    const auto alive = [&] {
+      if (!ended && ::waitpid(mpirun, &status, WNOHANG) == mpirun) ended = true;
+      return !ended;
+    };
+    // Two more epochs (so a checkpoint of this run exists), then the victim dies.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (read_log(epochs.string()).size() < before + 2 && alive() &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    INFO(slurp(log));
+    REQUIRE(read_log(epochs.string()).size() >= before + 2);
+    REQUIRE(alive());
+    const pid_t pid = rank_pid(mpirun, victim);
+    REQUIRE(pid > 0);
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    const auto t1 = std::chrono::steady_clock::now();
+    while (alive() && std::chrono::steady_clock::now() - t1 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (alive()) {
+      ::kill(mpirun, SIGKILL);
+      ::waitpid(mpirun, &status, 0);
+      FAIL("the job did not end within 60 s of a rank's death");
+    }
+    const std::string out = slurp(log);
+    INFO(out);
+    CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    // The survivor names the dead rank (its PeerWatch, before mpirun ends it).
+    const int survivor = 1 - victim;
+    CHECK(out.find("lkaseg: rank " + std::to_string(survivor) + " of 2: error: rank " + std::to_string(victim) +
+                   " (pid " + std::to_string(pid) + ", this node) has died") != std::string::npos);
+    // The checkpoint is whole: both files load, from the same step.
+    const std::string last = last_weights(d("run/fold_0"));
+    const SafeTensors w = load_safetensors(last), st = load_safetensors(last + ".state");
+    CHECK(w.metadata.at("step") == st.metadata.at("step"));
   }
-  const std::string out = slurp(log);
-  INFO(out);
-  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  // Rank 0 says it ends (when mpirun passes the end on), naming itself; mpirun names the rank that died.
-  CHECK(out.find("lkaseg: rank 0 of 2: ") != std::string::npos);
-  CHECK(out.find("rank 1") != std::string::npos);
-  // The checkpoint is whole: both files load, from the same step, and the job resumes from it.
-  const std::string last = last_weights(d("run/fold_0"));
-  const SafeTensors w = load_safetensors(last), st = load_safetensors(last + ".state");
-  CHECK(w.metadata.at("step") == st.metadata.at("step"));
+  // The job resumes from it.
   const size_t done = read_log(epochs.string()).size();
   std::string again;
   CHECK(run(kMpirun + " " + kBin + " train" + args + " --epochs " + std::to_string(done + 1), &again) == 0);

@@ -351,8 +351,7 @@ FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev, 
     std::fflush(stdout);
   };
   const StopScope stoppable(h.comm && h.comm->size() > 1
-                                ? "the current step on every rank (a checkpoint is written; when a rank has died, "
-                                  "the launcher ends the others instead, keeping the last complete checkpoint)"
+                                ? "the current step on every rank (a checkpoint is written)"
                                 : "the current step (a checkpoint is written)");
   out.result = train::train_fold(train_config(o, dev), p.cache, f.train, f.val, out.dir, h);
   return out;
