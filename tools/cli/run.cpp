@@ -248,7 +248,7 @@ int64_t slices_at_most(const data::BratsDataset& ds, const std::vector<std::stri
 
 }  // namespace
 
-Prepared prepare(const RunOptions& o) {
+Prepared prepare(const RunOptions& o, bool writer) {
   // Every flag first, then the folder, the cases and the split, then the
   // recorded configuration: nothing is written, and nothing slow runs,
   // until all of it holds.
@@ -259,15 +259,17 @@ Prepared prepare(const RunOptions& o) {
   const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
   const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
   const std::string record_path = (fs::path(o.out) / "run.json").string();
-  check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
-  std::error_code ec;
-  for (fs::directory_iterator it(o.out, ec), end; !ec && it != end; it.increment(ec))
-    if (it->is_directory() && it->path().filename().string().rfind("fold_", 0) == 0)
-      check_output_folder(it->path().string(), fold_entry, o.force, "fold folder");
-  check_parent_exists(cache_path, "--cache");
-  check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
-  if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
-    clean_stale_temps(cache_dir.string());
+  if (writer) {
+    check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
+    std::error_code ec;
+    for (fs::directory_iterator it(o.out, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_directory() && it->path().filename().string().rfind("fold_", 0) == 0)
+        check_output_folder(it->path().string(), fold_entry, o.force, "fold folder");
+    check_parent_exists(cache_path, "--cache");
+    check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
+    if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
+      clean_stale_temps(cache_dir.string());
+  }
 
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
@@ -306,8 +308,8 @@ Prepared prepare(const RunOptions& o) {
                                   o.out + " to start over");
   }
 
-  if (!split_exists) data::write_split_json(split_path, p.split);
-  write_file_atomically(record_path, record.dump(2) + "\n");
+  if (writer && !split_exists) data::write_split_json(split_path, p.split);
+  if (writer) write_file_atomically(record_path, record.dump(2) + "\n");
   if (split_exists)
     std::printf("split: %s (%zu cases selected, %d folds)\n", split_path.c_str(), p.split.selected.size(), n_folds);
   else
@@ -519,7 +521,9 @@ Prepared prepare_all(const RunOptions& o, Ranks& r) {
   std::optional<Prepared> p;
   if (r.lead()) p.emplace(prepare(o));
   r.comm->barrier();  // the split and the cache exist now
-  if (!r.lead()) p.emplace(prepare(o));
+  // The others only read: on a cluster's shared folder a temporary of rank 0
+  // (another node's pid) would look stale to them.
+  if (!r.lead()) p.emplace(prepare(o, false));
   return std::move(*p);
 }
 

@@ -99,7 +99,9 @@ struct Prepared {
   data::Split split;
   data::SliceCache cache;
 };
-Prepared prepare(const RunOptions& o);
+// writer false (data-parallel ranks but rank 0): only reads what rank 0's
+// prepare made; no folder is cleaned, no file written.
+Prepared prepare(const RunOptions& o, bool writer = true);
 
 struct FoldOutcome {
   train::TrainResult result;
