@@ -141,8 +141,9 @@ double max_rel_weights(const std::string& a, const std::string& b, std::string* 
 // itself noise (a conv bias right before a batch norm has a gradient of
 // exactly 0 in exact arithmetic): at lr 3e-3 the tiny net's weights drift
 // apart by ~1e-4 within 10 steps; at the paper's 1e-4 the losses stay the
-// same bits and the weights agree to ~4e-6 (asserted: losses 1e-5, weights
-// 5e-5 of max(|w|, 1)).
+// same bits and the weights agree to 4.4e-6 (measured 2026-12-07, worst: a
+// batch norm's running mean; asserted, as issue 16 asks: losses 1e-5
+// relative, weights 1e-5 of max(|w|, 1)).
 TEST_CASE("mpi: two ranks at batch 4 with --sync-bn take the steps of one process at batch 8", "[mpi]") {
   Dirs d("equiv");
   make_data(d);
@@ -152,7 +153,7 @@ TEST_CASE("mpi: two ranks at batch 4 with --sync-bn take the steps of one proces
     const char* lr;
     double loss_tol, weight_tol;
   };
-  for (const Case& c : {Case{"f64", "3e-3", 1e-9, 1e-9}, Case{"f32", "1e-4", 1e-5, 5e-5}}) {
+  for (const Case& c : {Case{"f64", "3e-3", 1e-9, 1e-9}, Case{"f32", "1e-4", 1e-5, 1e-5}}) {
     INFO(c.dtype);
     const std::string steps = std::string(" --dtype ") + c.dtype + " --lr " + c.lr +
                               " --epochs 10 --steps-per-epoch 1 --val-every 100 --data " + d("data");
