@@ -6,6 +6,7 @@
 //     rounding);
 //   - without --sync-bn two ranks train and converge on the synthetic data,
 //     resume exactly with the same rank count, and another count is refused;
+//   - Ctrl-C to mpirun stops both ranks with a checkpoint that resumes;
 //   - a rank killed mid-run (rank 1, then rank 0) ends the job: the other
 //     rank names the dead one and exits with an error, and the checkpoint
 //     left behind is whole (the job resumes from it).
@@ -248,18 +249,19 @@ pid_t rank_pid(pid_t mpirun, int rank) {
 }
 }  // namespace
 
-// Rank 1 killed (rank 0 waits in a collective for it), then, resumed, rank 0
-// killed (the rank that writes the checkpoints): each time the other rank
-// names the dead one and ends with an error, the job ends non-zero within
-// seconds, and the checkpoint left is whole and resumes.
-TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a whole checkpoint", "[mpi]") {
+// Ctrl-C to mpirun stops both ranks after the same step with a checkpoint;
+// resumed, rank 1 killed (rank 0 waits in a collective for it); resumed,
+// rank 0 killed (the rank that writes the checkpoints): each time the other
+// rank names the dead one and ends with an error, the job ends non-zero
+// within seconds, and the checkpoint left is whole and resumes.
+TEST_CASE("mpi: Ctrl-C stops every rank, a rank that dies ends the job naming it; each leaves a whole checkpoint", "[mpi]") {
   Dirs d("kill");
   make_data(d);
   const std::string args = kCommon + " --lr 3e-3 --batch 4 --steps-per-epoch 2 --val-every 1000 --data " + d("data") +
                            " --out " + d("run");
   const fs::path epochs = d("run/fold_0/log.jsonl");
-  for (const int victim : {1, 0}) {
-    INFO("rank " << victim << " killed");
+  for (const int victim : {-1, 1, 0}) {  // -1: Ctrl-C to mpirun
+    INFO((victim < 0 ? std::string("SIGINT to mpirun") : "rank " + std::to_string(victim) + " killed"));
     const size_t before = read_log(epochs.string()).size();
     // mpirun in the background, its output in a file.
     const std::string log = d("mpirun" + std::to_string(victim) + ".out");
@@ -283,9 +285,9 @@ TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a
     INFO(slurp(log));
     REQUIRE(read_log(epochs.string()).size() >= before + 2);
     REQUIRE(alive());
-    const pid_t pid = rank_pid(mpirun, victim);
+    const pid_t pid = victim < 0 ? mpirun : rank_pid(mpirun, victim);
     REQUIRE(pid > 0);
-    REQUIRE(::kill(pid, SIGKILL) == 0);
+    REQUIRE(::kill(pid, victim < 0 ? SIGINT : SIGKILL) == 0);
     const auto t1 = std::chrono::steady_clock::now();
     while (alive() && std::chrono::steady_clock::now() - t1 < std::chrono::seconds(60))
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -297,6 +299,16 @@ TEST_CASE("mpi: a rank that dies ends the job with a message on every rank and a
     const std::string out = slurp(log);
     INFO(out);
     CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (before > 0) CHECK(out.find("resuming") != std::string::npos);
+    if (victim < 0) {
+      // Both ranks stop after the same step, rank 0 writing its checkpoint.
+      CHECK(out.find("lkaseg: rank 0 of 2: stopping after the current step on every rank") != std::string::npos);
+      CHECK(out.find("lkaseg: rank 1 of 2: stopping after the current step on every rank") != std::string::npos);
+      CHECK(out.find("stopped: run the same command again to resume") != std::string::npos);
+      const json last = json::parse(slurp(d("run/fold_0/last.json")));
+      CHECK(last.at("step").get<int64_t>() >= 2 * static_cast<int64_t>(read_log(epochs.string()).size()));
+      continue;
+    }
     // The survivor names the dead rank (its PeerWatch, before mpirun ends it).
     const int survivor = 1 - victim;
     CHECK(out.find("lkaseg: rank " + std::to_string(survivor) + " of 2: error: rank " + std::to_string(victim) +
