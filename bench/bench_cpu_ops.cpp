@@ -99,6 +99,8 @@ void register_cpu_benchmarks() {
       if (!bc.cpu) continue;
       const auto c = std::make_shared<const BenchCase>(bc);
       std::vector<KernelVariant> variants{KernelVariant::Fast};
+      // Dense convolutions also as im2col + OpenBLAS, beside oneDNN's Fast.
+      if (op.plain_loops && op.name != "depthwise_conv2d") variants.push_back(KernelVariant::Im2colBlas);
       if (c->cpu_plain_loops) variants.push_back(KernelVariant::PlainLoops);
       for (KernelVariant v : variants) {
         const double min_time = v == KernelVariant::PlainLoops ? 0.1 : c->flops > 0 ? 0.3 : 0.2;

@@ -108,15 +108,20 @@ void convert_any(const std::string& path, int datatype, const void* src, float* 
 
 }  // namespace
 
-Volume read_nifti(const std::string& path) {
+namespace {
+
+// The file as one Volume whose data holds `frames` volumes one after the
+// other (dim[4] of them when `allow_4d`, else exactly one).
+Volume read_frames(const std::string& path, bool allow_4d, int64_t& frames) {
   const NiftiHeader h = validate_nifti(path);
-  for (int64_t i = 4; i <= h.dim[0]; ++i)
+  for (int64_t i = allow_4d ? 5 : 4; i <= h.dim[0]; ++i)
     if (h.dim[i] != 1) {
       const std::string f = "dim[" + std::to_string(i) + "]";
       fail(path, f, f + " = " + std::to_string(h.dim[i]) + ": a " + std::to_string(h.dim[0]) + "-D image of " +
-                        std::to_string(h.nvox / (h.dim[1] * h.dim[2] * h.dim[3])) +
-                        " volumes, but a 3-D volume is expected (one modality per file)");
+                        std::to_string(h.nvox / (h.dim[1] * h.dim[2] * h.dim[3])) + " volumes, but a " +
+                        (allow_4d ? "3-D or 4-D image is expected" : "3-D volume is expected (one modality per file)"));
     }
+  frames = allow_4d && h.dim[0] >= 4 ? h.dim[4] : 1;
 
   quiet_nifti_clib();
   const ClibPath clib_path(path);
@@ -174,6 +179,36 @@ Volume read_nifti(const std::string& path) {
   v.data.resize(static_cast<size_t>(h.nvox));
   convert_any(path, h.datatype, nim->data, v.data.data(), h.nvox, scale, st.scl_slope, inter);
   return v;
+}
+
+}  // namespace
+
+Volume read_nifti(const std::string& path) {
+  int64_t frames = 1;
+  return read_frames(path, false, frames);
+}
+
+std::vector<Volume> read_nifti_channels(const std::string& path) {
+  int64_t frames = 1;
+  Volume all = read_frames(path, true, frames);
+  const size_t n = static_cast<size_t>(all.geom.numel());
+  std::vector<Volume> out(static_cast<size_t>(frames));
+  for (size_t t = 0; t < out.size(); ++t) {
+    out[t].geom = all.geom;
+    out[t].path = all.path;
+    out[t].storage = all.storage;
+    out[t].data.assign(all.data.begin() + static_cast<std::ptrdiff_t>(t * n),
+                       all.data.begin() + static_cast<std::ptrdiff_t>((t + 1) * n));
+  }
+  // The file's non-finite count goes with the volume holding the first one
+  // (its index taken within that volume); the others report none.
+  const int64_t first = all.storage.first_nonfinite;
+  for (size_t t = 0; t < out.size(); ++t) {
+    const bool holds = first >= 0 && static_cast<size_t>(first) / n == t;
+    out[t].storage.nonfinite_voxels = holds ? all.storage.nonfinite_voxels : 0;
+    out[t].storage.first_nonfinite = holds ? first % static_cast<int64_t>(n) : -1;
+  }
+  return out;
 }
 
 }  // namespace lk::data

@@ -15,10 +15,16 @@
 //   * NaN/Inf float voxels: nifti_clib replaces them by 0; their count and
 //     the first index are in storage.nonfinite_voxels / first_nonfinite.
 // Only 3-D data is accepted: dim[4..7] must be 1.
+// read_nifti_channels(path): the same for a 3-D or 4-D file (dim[5..7] = 1):
+// one Volume per index of the 4th dimension (dim[4] of them; a 3-D file gives
+// one), all on the file's grid. Multi-channel images such as the Medical
+// Segmentation Decathlon's (x, y, z, modality) are stored this way. The
+// file's NaN/Inf count goes with the volume holding the first such voxel.
 // Errors throw NiftiError naming the file and the field.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "data/nifti_validate.h"
 #include "data/volume.h"
@@ -26,5 +32,6 @@
 namespace lk::data {
 
 Volume read_nifti(const std::string& path);
+std::vector<Volume> read_nifti_channels(const std::string& path);
 
 }  // namespace lk::data

@@ -30,7 +30,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void check_geometry(const std::string& path, const Geometry& g, size_t n) {
+void check_geometry(const std::string& path, const Geometry& g, size_t n, int frames) {
+  if (frames < 1 || frames > 32767) fail(path, "frames = " + std::to_string(frames) + " must be in 1..32767");
   for (int i = 0; i < 3; ++i) {
     if (g.dims[i] < 1 || g.dims[i] > 32767)
       fail(path, "dims[" + std::to_string(i) + "] = " + std::to_string(g.dims[i]) + " must be in 1..32767");
@@ -40,18 +41,20 @@ void check_geometry(const std::string& path, const Geometry& g, size_t n) {
   for (const auto& row : g.affine)
     for (double v : row)
       if (!std::isfinite(v)) fail(path, "the affine holds a non-finite value");
-  if (static_cast<int64_t>(n) != g.numel())
-    fail(path, std::to_string(n) + " voxels given for a " + dims_str(g.dims) + " volume");
+  if (static_cast<int64_t>(n) != g.numel() * frames)
+    fail(path, std::to_string(n) + " voxels given for " + (frames > 1 ? std::to_string(frames) + " volumes of " : "a ") +
+                   dims_str(g.dims) + (frames > 1 ? "" : " volume"));
 }
 
 // The 348-byte header for the geometry, built by nifti_clib.
 nifti_1_header make_header(const Geometry& g, int datatype, const NiftiWriteOptions& opt) {
-  const int64_t dims[8] = {3, g.dims[0], g.dims[1], g.dims[2], 1, 1, 1, 1};
+  const int64_t dims[8] = {opt.frames > 1 ? 4 : 3, g.dims[0], g.dims[1], g.dims[2], opt.frames, 1, 1, 1};
   std::unique_ptr<nifti_1_header, decltype(&std::free)> made(nifti_make_new_n1_header(dims, datatype), &std::free);
   if (!made) throw std::runtime_error("nifti_make_new_n1_header failed");
   nifti_1_header h = *made;
 
   for (int i = 0; i < 3; ++i) h.pixdim[i + 1] = static_cast<float>(g.spacing[i]);
+  h.pixdim[4] = 1.0f;  // a 4-D file's volumes are channels, not time points
   h.xyzt_units = NIFTI_UNITS_MM;
   h.scl_slope = 1.0f;
   h.scl_inter = 0.0f;
@@ -121,7 +124,7 @@ void write_any(const std::string& path, const Geometry& g, int datatype, const v
                size_t elem_bytes, const NiftiWriteOptions& opt) {
   const bool gz = ends_with(path, ".nii.gz");
   if (!gz && !ends_with(path, ".nii")) fail(path, "the file name must end in .nii or .nii.gz");
-  check_geometry(path, g, n);
+  check_geometry(path, g, n, opt.frames);
   const nifti_1_header h = make_header(g, datatype, opt);
   // A temporary beside the file (util/interrupt.h: removed by Ctrl-C, named
   // after this process so a later run can tell a killed one's), renamed over it.

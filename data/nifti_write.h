@@ -25,9 +25,10 @@ struct NiftiWriteOptions {
   int gzip_level = 6;        // 1 (fast) .. 9 (small); .nii.gz only
   std::string description{}; // the header's descrip field (up to 79 characters)
   int xform_code = 1;        // NIFTI_XFORM_SCANNER_ANAT, for sform and qform
+  int frames = 1;            // > 1: a 4-D file of `frames` volumes (dim[4], pixdim[4] = 1), one after the other
 };
 
-// `voxels` holds g.numel() values, x fastest. The path must end in .nii.gz
+// `voxels` holds g.numel() * opt.frames values, x fastest, volume after volume. The path must end in .nii.gz
 // or .nii. Throws std::runtime_error (naming the file) on bad geometry
 // (dims must be 1..32767 for NIfTI-1, spacing finite > 0, affine finite) or
 // an I/O failure.

@@ -155,22 +155,14 @@ PreprocessedCase preprocess_case(const BratsCaseData& c, const PreprocessOptions
 }
 
 std::vector<uint8_t> map_back_labels(const PreprocessedCase& p, const std::vector<int32_t>& classes) {
-  const int64_t S = p.size, W = p.box.extent(0), H = p.box.extent(1);
+  const int64_t S = p.size;
   if (static_cast<int64_t>(classes.size()) != p.slices() * S * S)
     throw std::invalid_argument("map_back_labels: " + std::to_string(classes.size()) + " values for " +
                                 std::to_string(p.slices()) + " slices of " + std::to_string(S) + "x" + std::to_string(S));
   std::vector<uint8_t> out(static_cast<size_t>(p.geom.numel()), 0);
-  for (int64_t s = 0; s < p.slices(); ++s)
-    for (int64_t y = 0; y < H; ++y) {
-      // The output pixel whose nearest source is y (ceil(y*S/H)) when
-      // upsampling; the nearest one otherwise.
-      const int64_t oy = std::min(S - 1, (y * S + H - 1) / H);
-      for (int64_t x = 0; x < W; ++x) {
-        const int64_t ox = std::min(S - 1, (x * S + W - 1) / W);
-        out[p.geom.index(p.box.lo[0] + x, p.box.lo[1] + y, p.z[s])] =
-            static_cast<uint8_t>(brats_class_to_label(classes[(s * S + oy) * S + ox]));
-      }
-    }
+  for_each_mapped_voxel(p, [&](int64_t voxel, int64_t s, int64_t pixel) {
+    out[static_cast<size_t>(voxel)] = static_cast<uint8_t>(brats_class_to_label(classes[static_cast<size_t>(s * S * S + pixel)]));
+  });
   return out;
 }
 

@@ -16,6 +16,7 @@
 // mapped back to the original grid (map_back_labels).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -60,5 +61,23 @@ PreprocessedCase preprocess_case(const BratsCaseData& c, const PreprocessOptions
 // a BraTS label volume on the original grid (nearest resampling into the
 // crop box; 0 outside it and on dropped slices).
 std::vector<uint8_t> map_back_labels(const PreprocessedCase& p, const std::vector<int32_t>& classes);
+
+// The nearest-neighbour map map_back_labels uses: f(voxel, slice, pixel) for
+// every original-grid voxel of a kept slice inside the crop box, with its
+// source `pixel` (row * size + column) of slice `slice`.
+template <typename F>
+void for_each_mapped_voxel(const PreprocessedCase& p, F&& f) {
+  const int64_t S = p.size, W = p.box.extent(0), H = p.box.extent(1);
+  for (int64_t s = 0; s < p.slices(); ++s)
+    for (int64_t y = 0; y < H; ++y) {
+      // The output pixel whose nearest source is y (ceil(y*S/H)) when
+      // upsampling; the nearest one otherwise.
+      const int64_t oy = std::min(S - 1, (y * S + H - 1) / H);
+      for (int64_t x = 0; x < W; ++x) {
+        const int64_t ox = std::min(S - 1, (x * S + W - 1) / W);
+        f(p.geom.index(p.box.lo[0] + x, p.box.lo[1] + y, p.z[static_cast<size_t>(s)]), s, oy * S + ox);
+      }
+    }
+}
 
 }  // namespace lk::data

@@ -29,17 +29,23 @@
 namespace lk {
 
 // Which implementation of an op a backend runs. Every backend has Fast, the
-// path training takes; each has one other, named for what it is:
-//   Fast        CPU: the BLAS/OpenMP kernels; CUDA: our kernels (kernels/cuda)
+// path training takes; the others are named for what they are:
+//   Fast        CPU: oneDNN for float32 dense convolutions (when built with
+//               it), our OpenMP kernels and BLAS for the rest; CUDA: our
+//               kernels (kernels/cuda)
 //   PlainLoops  CPU only: the plain nested loops (the kernels' *_ref), the
 //               reference every other implementation is tested against
+//   Im2colBlas  CPU only: dense convolutions as im2col + OpenBLAS sgemm (the
+//               fallback where oneDNN is missing or refuses a geometry); the
+//               other ops as Fast
 //   Cudnn       CUDA only: the cuDNN path where one exists
 //               (engine/cuda/backend_cuda.h; under the emulator, which has no
 //               cuDNN, our direct convolution kernel stands in)
 // Backend::variants() lists a backend's; set_variant refuses any other.
-enum class KernelVariant { Fast, PlainLoops, Cudnn };
+enum class KernelVariant { Fast, PlainLoops, Cudnn, Im2colBlas };
 
-// "fast", "plain_loops", "cudnn": the spelling in benchmark rows and messages.
+// "fast", "plain_loops", "cudnn", "im2col_blas": the spelling in benchmark
+// rows and messages.
 const char* variant_name(KernelVariant v);
 
 class UploadRing;
@@ -52,8 +58,8 @@ class Backend {
   virtual void synchronize() {}
   virtual std::string describe() const = 0;
 
-  // The variants this backend has: {Fast, PlainLoops} on the CPU, {Fast,
-  // Cudnn} on CUDA.
+  // The variants this backend has: {Fast, PlainLoops, Im2colBlas} on the
+  // CPU, {Fast, Cudnn} on CUDA.
   virtual std::vector<KernelVariant> variants() const = 0;
   // The variant for every op, and per-op overrides by op name ("conv2d",
   // "conv_transpose2d", "batch_norm", "activation", "binary",

@@ -18,6 +18,7 @@
 #include "kernels/linear.h"
 #include "kernels/lka_gate.h"
 #include "kernels/max_pool2d.h"
+#include "kernels/onednn_conv.h"
 #include "kernels/softmax.h"
 
 namespace lk {
@@ -59,12 +60,21 @@ class CpuBackend final : public Backend {
   Device device() const override { return cpu_device(); }
   Allocator& allocator() override { return cpu_allocator(); }
   std::string describe() const override {
-    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS)";
+    const std::string dnnl = cpu::onednn_available() ? std::string(", oneDNN ") + cpu::onednn_version() : "";
+    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS" + dnnl + ")";
   }
 
-  std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::PlainLoops}; }
-  // The plain nested loops are wanted for `op`.
-  bool plain_loops(const char* op = "conv2d") const { return variant(op) == KernelVariant::PlainLoops; }
+  std::vector<KernelVariant> variants() const override {
+    return {KernelVariant::Fast, KernelVariant::PlainLoops, KernelVariant::Im2colBlas};
+  }
+  // The convolution implementation for `op` ("conv2d", "conv_transpose2d").
+  cpu::ConvImpl conv_impl(const char* op) const {
+    switch (variant(op)) {
+      case KernelVariant::PlainLoops: return cpu::ConvImpl::PlainLoops;
+      case KernelVariant::Im2colBlas: return cpu::ConvImpl::Im2colBlas;
+      default: return cpu::ConvImpl::OneDnn;
+    }
+  }
 
   void copy(const Tensor& src, const Tensor& dst) override { std::memcpy(dst.raw(), src.raw(), dst.nbytes()); }
   void fill(const Tensor& y, double v) override {
@@ -78,38 +88,33 @@ class CpuBackend final : public Backend {
 
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv2d", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_fwd_ref<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
-      else cpu::conv2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
+      cpu::conv2d_fwd<T>(conv_impl("conv2d"), g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>());
     });
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_bwd_data_ref<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
-      else cpu::conv2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      cpu::conv2d_bwd_data<T>(conv_impl("conv2d"), g, dy.data<T>(), w.data<T>(), dx.data<T>());
     });
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
-      if (plain_loops()) cpu::conv2d_bwd_weight_ref<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
-      else cpu::conv2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+      cpu::conv2d_bwd_weight<T>(conv_impl("conv2d"), g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
     });
   }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
-      cpu::conv_transpose2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(),
-                                   plain_loops("conv_transpose2d"));
+      cpu::conv_transpose2d_fwd<T>(g, x.data<T>(), w.data<T>(), ptr<T>(b), y.data<T>(), conv_impl("conv_transpose2d"));
     });
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
-      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(),
-                                        plain_loops("conv_transpose2d"));
+      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), conv_impl("conv_transpose2d"));
     });
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
       cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db),
-                                          plain_loops("conv_transpose2d"));
+                                          conv_impl("conv_transpose2d"));
     });
   }
 
@@ -408,6 +413,7 @@ const char* variant_name(KernelVariant v) {
     case KernelVariant::Fast: return "fast";
     case KernelVariant::PlainLoops: return "plain_loops";
     case KernelVariant::Cudnn: return "cudnn";
+    case KernelVariant::Im2colBlas: return "im2col_blas";
   }
   return "?";
 }

@@ -3,9 +3,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
@@ -92,13 +95,20 @@ std::atomic<bool> g_poison{[] {
 std::atomic<size_t> g_current{0}, g_peak{0};
 std::atomic<uint64_t> g_allocations{0};
 
+// Freed buffers are kept by size and handed to the next request of that
+// size (a training step asks for the same sizes every step), so after the
+// first step no buffer comes from the system and none is page-faulted in
+// again; at most kCacheBytes are kept, beyond that a freed buffer goes back.
 class CpuAllocator final : public Allocator {
  public:
   void* allocate(size_t bytes) override {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) throw std::bad_alloc();
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
+    void* p = take(rounded);
+    if (!p) {
+      p = std::aligned_alloc(64, rounded);
+      if (!p) throw std::bad_alloc();
+      g_allocations.fetch_add(1, std::memory_order_relaxed);
+    }
     if (g_poison.load(std::memory_order_relaxed)) std::memset(p, 0xFF, rounded);
     const size_t now = g_current.fetch_add(bytes) + bytes;
     size_t peak = g_peak.load();
@@ -108,9 +118,33 @@ class CpuAllocator final : public Allocator {
   }
   void deallocate(void* p, size_t bytes) override {
     g_current.fetch_sub(bytes);
+    const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (cached_ + rounded <= kCacheBytes) {
+        free_[rounded].push_back(p);
+        cached_ += rounded;
+        return;
+      }
+    }
     std::free(p);
   }
   Device device() const override { return cpu_device(); }
+
+ private:
+  static constexpr size_t kCacheBytes = size_t{4} << 30;
+  void* take(size_t rounded) {
+    std::lock_guard<std::mutex> lock(m_);
+    auto it = free_.find(rounded);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= rounded;
+    return p;
+  }
+  std::mutex m_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
 };
 }  // namespace
 

@@ -53,7 +53,9 @@ void set_poison_allocations(bool on);
 bool poison_allocations();
 
 // Bytes held by live host tensors now, the peak since the last reset, and the
-// number of host buffers allocated since the program started.
+// number of host buffers allocated from the system since the program started
+// (the CPU allocator keeps freed buffers for the next request of the same
+// size, so a steady training step allocates none).
 struct MemoryStats {
   size_t current = 0, peak = 0;
   uint64_t allocations = 0;

@@ -106,7 +106,9 @@ const char* jbool(bool b) { return b ? "true" : "false"; }
 }  // namespace
 
 EvaluationResult evaluate_folders(const EvaluateOptions& cmd) {
-  const BratsNaming pred_coding = parse_label_coding(cmd.pred_labels);
+  // "auto": each prediction in its ground truth's coding (what predict writes).
+  const bool auto_coding = cmd.pred_labels == "auto";
+  const BratsNaming pred_coding = auto_coding ? BratsNaming::Brats2021 : parse_label_coding(cmd.pred_labels);
   if (cmd.ddof < 0 || cmd.ddof > 1) throw std::invalid_argument("--ddof must be 0 or 1");
   const std::map<std::string, std::string> preds = prediction_files(cmd.pred);
   BratsOptions bo;
@@ -150,7 +152,7 @@ EvaluationResult evaluate_folders(const EvaluateOptions& cmd) {
 
   Progress progress("evaluate", static_cast<int64_t>(todo.size()), "cases", cmd.progress);
   for (const BratsCase* c : todo) {
-    CaseMetrics m = evaluate_label_files(preds.at(c->id), pred_coding, c->seg, c->naming);
+    CaseMetrics m = evaluate_label_files(preds.at(c->id), auto_coding ? c->naming : pred_coding, c->seg, c->naming);
     m.id = c->id;
     r.cases.push_back(std::move(m));
     progress.advance();

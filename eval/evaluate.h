@@ -4,11 +4,12 @@
 //
 // Predictions: one NIfTI label file per case, named <case id>.nii.gz (or
 // <case id>.nii) directly in --pred, in the case's original geometry (the
-// ground truth's dimensions, spacing and affine), labels in BraTS 2021
-// values {0, 1, 2, 4} (what `lkaseg predict` writes) or, with --pred-labels
-// brats2023, {0, 1, 2, 3}. Other files in --pred are ignored.
-// Ground truth: a BraTS folder (data/brats_cases.h discovery, 2021 or 2023
-// naming); each case's seg file, its labels in that naming's coding.
+// ground truth's dimensions, spacing and affine), labels in the ground
+// truth's coding (--pred-labels auto, the default: what `lkaseg predict`
+// writes) or the one --pred-labels names (brats2021 {0, 1, 2, 4}, brats2023
+// {0, 1, 2, 3}, msd). Other files in --pred are ignored.
+// Ground truth: a BraTS folder or MSD task (data/brats_cases.h discovery);
+// each case's seg file, its labels in that naming's coding.
 // A ground-truth case without a prediction, or a prediction without a
 // ground-truth case, is an error listing them all; with --allow-missing a
 // warning, and such cases are left out.
@@ -41,7 +42,7 @@ struct EvaluateOptions {
   std::string pred, gt, out, json;  // out, json: files to write (empty: none)
   std::vector<std::string> cases;  // when not empty: only these ground-truth cases
   bool allow_missing = false;
-  std::string pred_labels = "brats2021";  // or brats2023 (data::parse_label_coding)
+  std::string pred_labels = "auto";  // each case's ground-truth coding, or brats2021, brats2023, msd (parse_label_coding)
   bool include_empty = false;
   int ddof = 0;
   std::FILE* progress = stderr;  // nullptr: silent (tests)

@@ -53,7 +53,8 @@ std::vector<std::string> make_figures(const FiguresOptions& cmd) {
     throw std::invalid_argument("figures: --data needs --pred folders, or --cases to show the ground truth alone");
   if (cmd.zoom < 1 || cmd.zoom > 8) throw std::invalid_argument("figures: --zoom must be 1..8");
   if (!(cmd.alpha >= 0 && cmd.alpha <= 1)) throw std::invalid_argument("figures: --alpha must be in [0, 1]");
-  const BratsNaming pred_coding = parse_label_coding(cmd.pred_labels);
+  const bool auto_coding = cmd.pred_labels == "auto";  // each case's own coding
+  const BratsNaming pred_coding = auto_coding ? BratsNaming::Brats2021 : parse_label_coding(cmd.pred_labels);
 
   // Everything is paired and checked before the first figure is drawn.
   struct Job {
@@ -108,7 +109,7 @@ std::vector<std::string> make_figures(const FiguresOptions& cmd) {
   oo.zoom = cmd.zoom;
   oo.style.alpha = cmd.alpha;
   for (const Job& j : jobs) {
-    const OverlayCase oc = load_overlay_case(j.c, j.preds, pred_coding);
+    const OverlayCase oc = load_overlay_case(j.c, j.preds, auto_coding ? j.c.naming : pred_coding);
     const OverlayFigure fig = render_overlay(oc, oo);
     const std::string path = (fs::path(cmd.out) / (j.c.id + ".png")).string();
     write_png(path, fig.image);

@@ -47,7 +47,7 @@ struct FiguresOptions {
   bool no_coronal = false;
   int zoom = 1;
   double alpha = 0.5;
-  std::string pred_labels = "brats2021";
+  std::string pred_labels = "auto";  // auto: each case's own coding (what predict writes)
   std::FILE* report = stdout;  // a line per written file; nullptr: silent
   // Receives warnings (a fold without a log); by default they go to stderr.
   std::function<void(const std::string&)> warn{};

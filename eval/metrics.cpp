@@ -368,40 +368,18 @@ bool region_contains(Region r, uint8_t label) {
 BratsNaming parse_label_coding(const std::string& s) {
   if (s == "2021" || s == "brats2021") return BratsNaming::Brats2021;
   if (s == "2023" || s == "brats2023") return BratsNaming::Brats2023;
+  if (s == "msd") return BratsNaming::Msd;
   throw std::invalid_argument("label coding '" + s +
-                              "': expected brats2021 ({0, 1, 2, 4}) or brats2023 ({0, 1, 2, 3})");
+                              "': expected brats2021 ({0, 1, 2, 4}), brats2023 ({0, 1, 2, 3}) or msd ({0, 1 edema, "
+                              "2 non-enhancing, 3 enhancing})");
 }
 
 std::vector<uint8_t> to_brats_labels(const std::vector<float>& voxels, BratsNaming coding, const std::string& path) {
-  const bool y2023 = coding == BratsNaming::Brats2023;
-  const float et = y2023 ? 3.0f : 4.0f;
-  std::vector<uint8_t> out(voxels.size());
-  std::map<float, int64_t> bad;
-  int64_t nan = 0;
-  for (size_t i = 0; i < voxels.size(); ++i) {
-    const float v = voxels[i];
-    if (v == 0.0f || v == 1.0f || v == 2.0f)
-      out[i] = static_cast<uint8_t>(v);
-    else if (v == et)
-      out[i] = 4;
-    else if (std::isnan(v))
-      ++nan;
-    else
-      bad[v] += 1;
+  try {
+    return data::labels_to_brats2021(voxels, coding, path);
+  } catch (const data::BratsError& e) {
+    throw MetricsError(e.what());
   }
-  if (bad.empty() && nan == 0) return out;
-  std::string list;
-  if (nan > 0) list = "nan (" + std::to_string(nan) + " voxels)";
-  int shown = 0;
-  for (const auto& [value, count] : bad) {
-    if (shown++ == 5) {
-      list += ", ...";
-      break;
-    }
-    list += (list.empty() ? "" : ", ") + fmt_g(static_cast<double>(value)) + " (" + std::to_string(count) + " voxels)";
-  }
-  throw MetricsError(path + ": label values outside " +
-                     (y2023 ? "{0, 1, 2, 3} (BraTS 2023)" : "{0, 1, 2, 4} (BraTS 2021)") + ": " + list);
 }
 
 CaseMetrics evaluate_labels(const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt, const Geometry& g) {

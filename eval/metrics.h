@@ -114,11 +114,13 @@ const char* region_name(Region r);  // "NCR", "ET", "ED", "WT", "TC"
 bool region_contains(Region r, uint8_t label);
 
 // The label coding of a file: BraTS 2021 {0, 1, 2, 4}, BraTS 2023 {0, 1, 2, 3}
-// (ET written as 3). "2021"/"brats2021" or "2023"/"brats2023"; throws
-// std::invalid_argument otherwise.
+// (ET written as 3), MSD {0, 1 edema, 2 non-enhancing, 3 enhancing} (see
+// data/brats_cases.h). "2021"/"brats2021", "2023"/"brats2023" or "msd";
+// throws std::invalid_argument otherwise.
 data::BratsNaming parse_label_coding(const std::string& s);
 
-// Label voxels (as read_nifti gives them) → BraTS 2021 values {0, 1, 2, 4}.
+// Label voxels (as read_nifti gives them) → BraTS 2021 values {0, 1, 2, 4}
+// (data::labels_to_brats2021, its error as a MetricsError).
 // Any other value (a label outside the coding's set, a fraction, NaN)
 // throws MetricsError "<path>: label values outside {0, 1, 2, 4} (BraTS
 // 2021): 3 (12 voxels), ..." naming up to five values with their counts.

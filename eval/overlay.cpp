@@ -276,7 +276,7 @@ OverlayCase load_overlay_case(const BratsCase& c, const std::vector<std::string>
   if (c.seg.empty()) throw FigureError(c.dir, "no segmentation file (the ground truth panel needs one)");
   OverlayCase oc;
   oc.id = c.id;
-  Volume flair = read_nifti(c.images[0]);
+  Volume flair = data::load_brats_channel(c, 0);
   check_finite(flair);
   const Volume seg = read_nifti(c.seg);
   check_finite(seg);

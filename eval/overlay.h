@@ -109,7 +109,7 @@ struct OverlayFigure {
 // the predictions, or a slice outside the volume.
 OverlayFigure render_overlay(const OverlayCase& c, const OverlayOptions& opt);
 
-// Reads a case's FLAIR and segmentation (c.images[0], c.seg) and the
+// Reads a case's FLAIR and segmentation (data::load_brats_channel(c, 0): for MSD the first volume of the 4-D image; c.seg) and the
 // prediction files (one per model, in the case's grid: dimensions, spacing
 // and affine; labels in `pred_coding`). Errors name the file and the problem.
 OverlayCase load_overlay_case(const data::BratsCase& c, const std::vector<std::string>& pred_files, data::BratsNaming pred_coding);

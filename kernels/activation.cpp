@@ -2,20 +2,19 @@
 
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 namespace lk::cpu {
 
 template <typename T>
 void activation_fwd(Activation a, i64 n, const T* x, T* y) {
   if (a == Activation::Relu) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n > kGrain)
     for (i64 i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
   } else {
     // Stable for large |x|: exp only ever sees a non-positive argument.
-#pragma omp parallel for
-    for (i64 i = 0; i < n; ++i) {
-      const T e = std::exp(-std::abs(x[i]));
-      y[i] = x[i] >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-    }
+#pragma omp parallel for simd if (n > kGrain)
+    for (i64 i = 0; i < n; ++i) y[i] = sigmoid(x[i]);
   }
 }
 
@@ -23,10 +22,10 @@ template <typename T>
 void activation_bwd(Activation a, i64 n, const T* dy, const T* y, T* dx) {
   if (a == Activation::Relu) {
     // Branch-free, so it vectorises (a branch on random signs mispredicts).
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n > kGrain)
     for (i64 i = 0; i < n; ++i) dx[i] += static_cast<T>(y[i] > T(0)) * dy[i];
   } else {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n > kGrain)
     for (i64 i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
   }
 }

@@ -6,15 +6,22 @@ namespace lk::cpu {
 
 template <typename T>
 void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v) {
+  // The step's scalars in double, rounded to T once; the update in T (as the
+  // CUDA kernel and PyTorch's float32 AdamW), so it vectorises.
   const double bc1 = 1 - std::pow(a.beta1, static_cast<double>(step));
   const double bc2 = 1 - std::pow(a.beta2, static_cast<double>(step));
-  const double lr_step = a.lr / bc1, sq = std::sqrt(bc2), decay = 1 - a.lr * a.weight_decay;
-#pragma omp parallel for
+  const T decay = static_cast<T>(1 - a.lr * a.weight_decay), b1 = static_cast<T>(a.beta1),
+          b2 = static_cast<T>(a.beta2), c1 = static_cast<T>(1 - a.beta1), c2 = static_cast<T>(1 - a.beta2),
+          step_size = static_cast<T>(a.lr / bc1), sqrt_bc2 = static_cast<T>(std::sqrt(bc2)),
+          eps = static_cast<T>(a.eps);
+#pragma omp parallel for simd schedule(static)
   for (i64 k = 0; k < n; ++k) {
-    p[k] = static_cast<T>(p[k] * decay);
-    m[k] = static_cast<T>(a.beta1 * m[k] + (1 - a.beta1) * g[k]);
-    v[k] = static_cast<T>(a.beta2 * v[k] + (1 - a.beta2) * g[k] * g[k]);
-    p[k] = static_cast<T>(p[k] - lr_step * m[k] / (std::sqrt(static_cast<double>(v[k])) / sq + a.eps));
+    const T gk = g[k];
+    const T mk = b1 * m[k] + c1 * gk;
+    const T vk = b2 * v[k] + c2 * gk * gk;
+    m[k] = mk;
+    v[k] = vk;
+    p[k] = p[k] * decay - step_size * mk / (std::sqrt(vk) / sqrt_bc2 + eps);
   }
 }
 

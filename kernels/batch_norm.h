@@ -15,6 +15,14 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
                     T* running_mean, T* running_var, bool training, double momentum, double eps,
                     T* y, T* save_mean, T* save_invstd);
 
+// One channel's statistics (training: from the batch, updating the running
+// ones; evaluation: the running ones) into save_mean[ch], save_invstd[ch],
+// returning the mean in double:
+// the first half of batch_norm_fwd, shared with the fused ops (lka_gate).
+template <typename T>
+double batch_norm_channel_stats(i64 n, i64 c, i64 hw, i64 ch, const T* x, T* running_mean, T* running_var,
+                              bool training, double momentum, double eps, T* save_mean, T* save_invstd);
+
 // dx += ..., dgamma += ..., dbeta += ... (each may be null). In training the
 // batch statistics are functions of x; in evaluation they are constants.
 template <typename T>
@@ -24,8 +32,9 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
 
 // Synchronised batch norm (statistics over several processes' batches,
 // engine/ops/norm.cpp): the pieces of the training forward and backward
-// around the sums the processes add up, computed as batch_norm_fwd/_bwd
-// compute them (one process gets the same bits).
+// around the sums the processes add up, in double (two passes: the sum, then
+// the squares around the whole batch's mean); one process agrees with
+// batch_norm_fwd/_bwd to rounding.
 // batch_norm_sums, per channel in double: with dy null and mean null, sum x
 // (c values); with mean (c doubles), sum (x - mean)^2 (c values); with dy,
 // sum dy then sum dy * (x - save_mean) * save_invstd (2c values).

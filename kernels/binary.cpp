@@ -89,13 +89,13 @@ void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
 
 template <typename T>
 void fill(i64 n, T value, T* y) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n > kGrain)
   for (i64 i = 0; i < n; ++i) y[i] = value;
 }
 
 template <typename T>
 void axpy(i64 n, T a, const T* x, T* y) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (n > kGrain)
   for (i64 i = 0; i < n; ++i) y[i] += a * x[i];
 }
 

@@ -14,4 +14,8 @@
 
 namespace lk::cpu {
 using i64 = int64_t;
+
+// Elementwise loops shorter than this run on the calling thread: waking the
+// OpenMP team costs more than it saves (PyTorch's grain size).
+constexpr i64 kGrain = 32768;
 }  // namespace lk::cpu

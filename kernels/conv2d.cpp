@@ -1,9 +1,12 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/depthwise_conv2d.h"
 #include "kernels/gemm.h"
+#include "kernels/onednn_conv.h"
 
 namespace lk::cpu {
 
@@ -90,109 +93,6 @@ void channel_sum_acc(i64 n, i64 c, i64 hw, const T* dy, T* db) {
       for (i64 k = 0; k < hw; ++k) s += p[k];
     }
     db[ch] += s;
-  }
-}
-
-// ------------------------------------------------------------------ depthwise
-
-// Valid output range [lo, hi) along one axis for kernel tap k: the outputs
-// whose input coordinate o*stride - pad + k*dil lies in [0, size).
-static inline void tap_range(i64 k, i64 size, i64 out, i64 stride, i64 pad, i64 dil, i64& lo, i64& hi) {
-  const i64 off = k * dil - pad;  // input = o*stride + off
-  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-  hi = size - off <= 0 ? 0 : (size - off - 1) / stride + 1;
-  hi = std::min(hi, out);
-  lo = std::min(lo, hi);
-}
-
-// Kernel tap (ky, kx): the output rows [y0, y1) and columns [x0, x1) whose
-// input lies inside the image; output (oy, ox) reads input
-// (oy*stride + offy, ox*stride + offx).
-struct Tap {
-  i64 ky, kx, y0, y1, x0, x1, offy, offx;
-};
-
-// f(tap) for every tap of the kernel, rows then columns.
-template <class F>
-static inline void for_each_tap(const ConvGeom& g, F&& f) {
-  for (i64 ky = 0; ky < g.kh; ++ky) {
-    i64 y0, y1;
-    tap_range(ky, g.h, g.oh, g.stride, g.pad, g.dil, y0, y1);
-    for (i64 kx = 0; kx < g.kw; ++kx) {
-      i64 x0, x1;
-      tap_range(kx, g.w, g.ow, g.stride, g.pad, g.dil, x0, x1);
-      f(Tap{ky, kx, y0, y1, x0, x1, ky * g.dil - g.pad, kx * g.dil - g.pad});
-    }
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
-#pragma omp parallel for
-  for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
-    const i64 c = nc % g.c_in;
-    const T* xp = x + nc * g.h * g.w;
-    T* yp = y + nc * g.oh * g.ow;
-    const T* wp = w + c * g.kh * g.kw;
-    const T bias = b ? b[c] : T(0);
-    if (!accumulate) std::fill(yp, yp + g.oh * g.ow, bias);
-    else for (i64 i = 0; i < g.oh * g.ow; ++i) yp[i] += bias;
-    for_each_tap(g, [&](const Tap& t) {
-      const T wv = wp[t.ky * g.kw + t.kx];
-      for (i64 oy = t.y0; oy < t.y1; ++oy) {
-        const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-        T* yr = yp + oy * g.ow;
-        if (g.stride == 1)
-          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox];
-        else
-          for (i64 ox = t.x0; ox < t.x1; ++ox) yr[ox] += wv * xr[ox * g.stride];
-      }
-    });
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_bwd_data(const ConvGeom& g, const T* dy, const T* w, T* dx) {
-#pragma omp parallel for
-  for (i64 nc = 0; nc < g.n * g.c_in; ++nc) {
-    const i64 c = nc % g.c_in;
-    T* xp = dx + nc * g.h * g.w;
-    const T* yp = dy + nc * g.oh * g.ow;
-    const T* wp = w + c * g.kh * g.kw;
-    for_each_tap(g, [&](const Tap& t) {
-      const T wv = wp[t.ky * g.kw + t.kx];
-      for (i64 oy = t.y0; oy < t.y1; ++oy) {
-        T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-        const T* yr = yp + oy * g.ow;
-        for (i64 ox = t.x0; ox < t.x1; ++ox) xr[ox * g.stride] += wv * yr[ox];
-      }
-    });
-  }
-}
-
-template <typename T>
-static void depthwise_conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
-#pragma omp parallel for
-  for (i64 c = 0; c < g.c_in; ++c) {
-    T* wp = dw + c * g.kh * g.kw;
-    for (i64 n = 0; n < g.n; ++n) {
-      const T* xp = x + (n * g.c_in + c) * g.h * g.w;
-      const T* yp = dy + (n * g.c_in + c) * g.oh * g.ow;
-      if (db) {
-        T s = 0;
-        for (i64 i = 0; i < g.oh * g.ow; ++i) s += yp[i];
-        db[c] += s;
-      }
-      for_each_tap(g, [&](const Tap& t) {
-        T s = 0;
-        for (i64 oy = t.y0; oy < t.y1; ++oy) {
-          const T* xr = xp + (oy * g.stride + t.offy) * g.w + t.offx;
-          const T* yr = yp + oy * g.ow;
-          for (i64 ox = t.x0; ox < t.x1; ++ox) s += yr[ox] * xr[ox * g.stride];
-        }
-        wp[t.ky * g.kw + t.kx] += s;
-      });
-    }
   }
 }
 
@@ -326,6 +226,34 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
   if (db) channel_sum_acc(g.n, g.c_out, P, dy, db);
 }
 
+// ------------------------------------------------------------------ dispatch
+
+// oneDNN takes float32 convolutions that are not depthwise (our direct
+// loops run those) when it accepts the geometry (it returns false if not).
+template <typename T>
+void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_fwd_ref(g, x, w, b, y, accumulate);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_fwd(g, x, w, b, y, accumulate)) return;
+  conv2d_fwd(g, x, w, b, y, accumulate);
+}
+
+template <typename T>
+void conv2d_bwd_data(ConvImpl impl, const ConvGeom& g, const T* dy, const T* w, T* dx) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_data_ref(g, dy, w, dx);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_data(g, dy, w, dx)) return;
+  conv2d_bwd_data(g, dy, w, dx);
+}
+
+template <typename T>
+void conv2d_bwd_weight(ConvImpl impl, const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
+  if (impl == ConvImpl::PlainLoops) return conv2d_bwd_weight_ref(g, dy, x, dw, db);
+  if constexpr (std::is_same_v<T, float>)
+    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_weight(g, dy, x, dw, db)) return;
+  conv2d_bwd_weight(g, dy, x, dw, db);
+}
+
 #define LK_INST(T)                                                                     \
   template void conv2d_fwd_ref<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool); \
   template void conv2d_fwd<T>(const ConvGeom&, const T*, const T*, const T*, T*, bool);     \
@@ -333,7 +261,10 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
   template void conv2d_bwd_data<T>(const ConvGeom&, const T*, const T*, T*);                \
   template void conv2d_bwd_weight_ref<T>(const ConvGeom&, const T*, const T*, T*, T*);      \
   template void conv2d_bwd_weight<T>(const ConvGeom&, const T*, const T*, T*, T*);          \
-  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);
+  template void channel_sum_acc<T>(i64, i64, i64, const T*, T*);                         \
+  template void conv2d_fwd<T>(ConvImpl, const ConvGeom&, const T*, const T*, const T*, T*, bool); \
+  template void conv2d_bwd_data<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*);      \
+  template void conv2d_bwd_weight<T>(ConvImpl, const ConvGeom&, const T*, const T*, T*, T*);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

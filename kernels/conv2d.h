@@ -3,10 +3,13 @@
 //   x (N, C_in, H, W)  w (C_out, C_in/groups, KH, KW)  b (C_out) or null
 //   y (N, C_out, OH, OW), OH = (H + 2*pad - dil*(KH-1) - 1) / stride + 1
 //   (the geometry, ConvGeom, is in kernels/params.h)
-// Two variants of each pass:
+// Three implementations of each pass (ConvImpl, the CPU backend's variants):
 //   *_ref   plain nested loops: the reference every other variant is tested on
-//   (none)  the fast path: im2col + OpenBLAS sgemm for dense convolutions,
-//           direct OpenMP loops for depthwise ones
+//   (none)  im2col + OpenBLAS sgemm for dense convolutions, direct OpenMP
+//           loops for depthwise ones
+//   oneDNN  float32 dense convolutions through oneDNN (kernels/onednn_conv.h),
+//           everything else as above; the conv2d_*(ConvImpl, ...) entry points
+//           below choose
 #pragma once
 
 #include "kernels/common.h"
@@ -31,6 +34,16 @@ template <typename T>
 void conv2d_bwd_weight_ref(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
 template <typename T>
 void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
+
+// Which implementation the conv2d_*(ConvImpl, ...) entry points run.
+enum class ConvImpl { PlainLoops, Im2colBlas, OneDnn };
+
+template <typename T>
+void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate = false);
+template <typename T>
+void conv2d_bwd_data(ConvImpl impl, const ConvGeom& g, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_bwd_weight(ConvImpl impl, const ConvGeom& g, const T* dy, const T* x, T* dw, T* db);
 
 // db[c] += sum over n, h, w of dy[n, c, h, w]
 template <typename T>

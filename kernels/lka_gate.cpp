@@ -1,48 +1,60 @@
 #include "kernels/lka_gate.h"
 
-#include <cmath>
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/vec_math.h"
 
 namespace lk::cpu {
-
-namespace {
-template <typename T>
-T sigmoid(T z) {
-  const T e = std::exp(-std::abs(z));
-  return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-}
-}  // namespace
 
 template <typename T>
 void lka_gate_fwd(i64 n, i64 c, i64 hw, const T* x, const T* f, const T* gamma, const T* beta, T* running_mean,
                   T* running_var, bool training, double momentum, double eps, T* y, T* save_mean, T* save_invstd) {
-  // z = BN(f) into y, then y = x * sigmoid(z) in place.
-  batch_norm_fwd<T>(n, c, hw, f, gamma, beta, running_mean, running_var, training, momentum, eps, y, save_mean,
-                    save_invstd);
-#pragma omp parallel for
-  for (i64 i = 0; i < n * c * hw; ++i) y[i] = x[i] * sigmoid(y[i]);
+  // Per channel: the statistics of f, then y = x * sigmoid(a f + b) in one pass.
+#pragma omp parallel for schedule(static)
+  for (i64 ch = 0; ch < c; ++ch) {
+    const double mean = batch_norm_channel_stats(n, c, hw, ch, f, running_mean, running_var, training, momentum, eps,
+                                                 save_mean, save_invstd);
+    const double invstd = save_invstd[ch];
+    const T a = static_cast<T>(gamma[ch] * invstd), b = static_cast<T>(beta[ch] - mean * gamma[ch] * invstd);
+    for (i64 i = 0; i < n; ++i) {
+      const i64 o = (i * c + ch) * hw;
+#pragma omp simd
+      for (i64 k = 0; k < hw; ++k) y[o + k] = x[o + k] * sigmoid(a * f[o + k] + b);
+    }
+  }
 }
 
 template <typename T>
 void lka_gate_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* f, const T* gamma, const T* beta,
                   const T* save_mean, const T* save_invstd, bool training, T* dx, T* df, T* dgamma, T* dbeta) {
   // dz = dy * x * A (1 - A) with A recomputed; then the batch-norm backward.
-  std::vector<T> dz(static_cast<size_t>(n * c * hw));
-#pragma omp parallel for collapse(2)
+  // dz lives in a grow-only buffer (no allocation per call after the first).
+  thread_local std::vector<T> dz_buf;
+  if (dz_buf.size() < static_cast<size_t>(n * c * hw)) dz_buf.resize(static_cast<size_t>(n * c * hw));
+  T* dz = dz_buf.data();
+#pragma omp parallel for collapse(2) schedule(static)
   for (i64 i = 0; i < n; ++i)
     for (i64 ch = 0; ch < c; ++ch) {
       const T a = static_cast<T>(gamma[ch] * save_invstd[ch]);
       const T b = static_cast<T>(beta[ch] - save_mean[ch] * gamma[ch] * save_invstd[ch]);
-      for (i64 k = 0; k < hw; ++k) {
-        const i64 idx = (i * c + ch) * hw + k;
-        const T s = sigmoid(a * f[idx] + b);
-        if (dx) dx[idx] += dy[idx] * s;
-        dz[static_cast<size_t>(idx)] = dy[idx] * x[idx] * s * (T(1) - s);
+      const i64 o = (i * c + ch) * hw;
+      if (dx) {
+#pragma omp simd
+        for (i64 k = 0; k < hw; ++k) {
+          const T s = sigmoid(a * f[o + k] + b);
+          dx[o + k] += dy[o + k] * s;
+          dz[o + k] = dy[o + k] * x[o + k] * s * (T(1) - s);
+        }
+      } else {
+#pragma omp simd
+        for (i64 k = 0; k < hw; ++k) {
+          const T s = sigmoid(a * f[o + k] + b);
+          dz[o + k] = dy[o + k] * x[o + k] * s * (T(1) - s);
+        }
       }
     }
-  batch_norm_bwd<T>(n, c, hw, dz.data(), f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
+  batch_norm_bwd<T>(n, c, hw, dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
 }
 
 #define LK_INST(T)                                                                                            \

@@ -41,7 +41,8 @@ LK_SIMT_COUNTED_CALL(cudaDeviceSynchronize, Sync, (), ());
 LK_SIMT_COUNTED_CALL(cudaStreamSynchronize, Sync, (cudaStream_t s), (s));
 LK_SIMT_COUNTED_CALL(cudaEventSynchronize, Sync, (cudaEvent_t e), (e));
 LK_SIMT_COUNTED_CALL(cudaMemcpy, Sync, (void* dst, const void* src, size_t bytes, cudaMemcpyKind kind), (dst, src, bytes, kind));
-LK_SIMT_COUNTED_CALL(cudaMemset, Sync, (void* p, int value, size_t bytes), (p, value, bytes));
+// Asynchronous for device memory (CUDA's API synchronisation behaviour): stream work, not a host wait.
+LK_SIMT_COUNTED_CALL(cudaMemset, Memset, (void* p, int value, size_t bytes), (p, value, bytes));
 LK_SIMT_COUNTED_CALL(cudaMemcpyAsync, Copy, (void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr), (dst, src, bytes, kind, s));
 LK_SIMT_COUNTED_CALL(cudaMemsetAsync, Memset, (void* p, int value, size_t bytes, cudaStream_t s = nullptr), (p, value, bytes, s));
 LK_SIMT_COUNTED_CALL(cudaFree, Free, (void* p), (p));

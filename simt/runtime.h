@@ -133,6 +133,8 @@ cudaError cudaEventElapsedTime(float* ms, EventImpl* start, EventImpl* end);
 
 // Function attributes are keyed by the kernel's address.
 cudaError func_set_attribute(void (*key)(), cudaFuncAttribute attr, int value);
+// A kernel's __launch_bounds__ thread limit (kMaxThreadsPerBlock without one).
+unsigned launch_bound(void (*key)());
 template <class F>
 cudaError cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
   return func_set_attribute(reinterpret_cast<void (*)()>(kernel), attr, value);
@@ -166,6 +168,62 @@ const char* mode_name(Mode m);
 // Host threads that run blocks concurrently (0: LKASEG_SIMT_WORKERS, else the
 // hardware concurrency up to 8 in fibers mode, 2 block groups in threads mode).
 void set_workers(int n);
+
+// The order in which the threads of a block run (fibers mode: the order the
+// scheduler resumes them in, each round) and in which blocks are handed to
+// the workers, so that a race whose outcome depends on it fails under some
+// order (README.md "Thread order"):
+//   Forward  thread 0 first, block 0 first (the default)
+//   Reverse  the last thread and the last block first
+//   Shuffle  a permutation drawn from `seed`, per block and per round
+// Chosen per launch: set_thread_order() override, else
+// LKASEG_SIMT_ORDER=forward|reverse|shuffle[:SEED], else Forward.
+enum class Order { Forward, Reverse, Shuffle };
+struct ThreadOrder {
+  Order order = Order::Forward;
+  uint64_t seed = 0;
+};
+ThreadOrder thread_order();
+void set_thread_order(std::optional<ThreadOrder> o);  // nullopt: back to env / default
+std::string thread_order_name(ThreadOrder o);        // "forward", "shuffle:7", ...
+// Parses LKASEG_SIMT_ORDER's syntax; nullopt if it is not valid.
+std::optional<ThreadOrder> parse_thread_order(const std::string& s);
+
+struct ScopedOrder {
+  explicit ScopedOrder(ThreadOrder o);
+  ~ScopedOrder();
+  ScopedOrder(const ScopedOrder&) = delete;
+  ScopedOrder& operator=(const ScopedOrder&) = delete;
+
+ private:
+  std::optional<ThreadOrder> saved_;
+};
+
+// How stream work runs (README.md "Streams and events"). Every stream has a
+// worker thread that runs its queue in order, after what CUDA orders it
+// after (event waits, the legacy default stream's implicit barriers).
+//   Deferred  nothing runs until the host waits for something (a
+//             synchronise, a blocking copy, a query, cudaFree); then the
+//             newest runnable operation of any stream runs first, one at a
+//             time. A missing event wait or host memory reused too early
+//             fails every time. The default.
+//   Eager     each stream runs its operations as soon as their dependencies
+//             have, concurrently (as a GPU does).
+// set_stream_policy() override, else LKASEG_SIMT_STREAMS=deferred|eager.
+enum class StreamPolicy { Deferred, Eager };
+StreamPolicy stream_policy();
+void set_stream_policy(std::optional<StreamPolicy> p);  // waits for all streams first
+const char* stream_policy_name(StreamPolicy p);
+
+// Emulated devices (default 1, or LKASEG_SIMT_DEVICES): each has its own
+// legacy default stream; streams and events belong to the device current
+// when they were made, and a launch on another device's stream fails as on a
+// GPU. They share one memory. device_contexts() has bit d set once a runtime
+// call has run with device d current (as CUDA initialises that device's
+// primary context): a thread that forgets cudaSetDevice touches device 0.
+void set_device_count(int n);  // 0: back to LKASEG_SIMT_DEVICES / 1
+unsigned device_contexts();
+void reset_device_contexts();
 
 // The emulated device's limits (an sm_89 part: the smallest we target).
 inline constexpr unsigned kMaxThreadsPerBlock = 1024;
@@ -205,11 +263,11 @@ LaunchStats stats();
 struct ApiCounts {
   uint64_t launches = 0;  // kernel launches (stats().launches)
   uint64_t syncs = 0;     // host waits: cudaStreamSynchronize, cudaDeviceSynchronize,
-                          // cudaEventSynchronize, blocking cudaMemcpy / cudaMemset
+                          // cudaEventSynchronize, blocking cudaMemcpy
   uint64_t mallocs = 0;   // cudaMalloc, cudaMallocAsync, cudaMallocHost
   uint64_t frees = 0;     // cudaFree, cudaFreeAsync, cudaFreeHost
   uint64_t copies = 0;    // cudaMemcpyAsync
-  uint64_t memsets = 0;   // cudaMemsetAsync
+  uint64_t memsets = 0;   // cudaMemsetAsync, cudaMemset (asynchronous for device memory)
   uint64_t event_records = 0, stream_waits = 0;
 };
 ApiCounts api_counts();

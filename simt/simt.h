@@ -5,7 +5,8 @@
 // the CUDA qualifiers are no-ops, threadIdx & co. read the current emulated
 // thread's context, __syncthreads and the warp intrinsics synchronise the
 // emulated threads of a block, and launches run every block on the CPU
-// (simt.cpp). README.md explains the execution model and its limits.
+// (the .cpp files of this directory; internal.h lists them). README.md
+// explains the execution model and its limits.
 //
 // Do not include this from ordinary host code: it defines macros with CUDA's
 // names (threadIdx, __shared__, ...). Host code wants simt/runtime.h
@@ -25,6 +26,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -66,9 +69,11 @@ inline thread_local ThreadCtx* t_cur = nullptr;
 
 enum class WarpOp : int { Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All };
 
-// Block-wide barrier; kind 0 plain, 1 count, 2 and, 3 or (returns the reduction).
-int block_sync(int kind, int pred);
-// A warp-synchronous operation among the lanes of mask (see simt.cpp).
+// Block-wide barrier; kind 0 plain, 1 count, 2 and, 3 or (returns the
+// reduction). `site` is where the kernel calls it: every thread of the block
+// must wait at the same one.
+int block_sync(int kind, int pred, const std::source_location& site);
+// A warp-synchronous operation among the lanes of mask (see block.cpp).
 uint64_t warp_op(WarpOp op, unsigned mask, uint64_t value, int param, int width);
 unsigned active_mask();
 void* shared_static(SharedSite& site);
@@ -134,11 +139,13 @@ inline int warp_size() { return kWarpSize; }  // not a constant expression, as i
 }  // namespace detail
 
 // The kernel launch behind LK_LAUNCH: copies the arguments once (as CUDA
-// copies them to the parameter buffer), then every emulated thread calls the
-// kernel with them. Errors go where cudaGetLastError() finds them.
+// copies them to the parameter buffer), then, when the stream gets to the
+// launch, every emulated thread calls the kernel with them. Configuration
+// errors go where cudaGetLastError() finds them at once, execution errors to
+// the next synchronising call.
 struct KernelInvoker {
   void (*invoke)(const void* data);
-  const void* data;
+  std::shared_ptr<const void> data;  // the copied arguments
 };
 void launch_kernel(const char* name, void (*key)(), dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
                    KernelInvoker body);
@@ -151,13 +158,13 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> args;
   };
-  const Pack pack{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-  const KernelInvoker body{[](const void* d) {
-                             const Pack& p = *static_cast<const Pack*>(d);
-                             std::apply(p.kernel, p.args);
-                           },
-                           &pack};
-  launch_kernel(name, reinterpret_cast<void (*)()>(kernel), grid, block, shmem, stream, body);
+  auto pack = std::make_shared<const Pack>(Pack{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
+  KernelInvoker body{[](const void* d) {
+                       const Pack& p = *static_cast<const Pack*>(d);
+                       std::apply(p.kernel, p.args);
+                     },
+                     std::move(pack)};
+  launch_kernel(name, reinterpret_cast<void (*)()>(kernel), grid, block, shmem, stream, std::move(body));
 }
 
 }  // namespace lk::simt
@@ -172,7 +179,14 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
 #define __grid_constant__
 #define __forceinline__ inline
 #define __align__(n) __attribute__((aligned(n)))
-#define __launch_bounds__(...)
+// __launch_bounds__(max_threads[, min_blocks[, max_cluster]]): the thread
+// limit, rounded up to whole warps, is written into the kernel's code as that
+// many single-byte NOPs at its entry (patchable_function_entry), where the
+// launch reads it back (launch_bound): a launch over it fails as on a GPU.
+constexpr unsigned lk_simt_bound_warps(unsigned max_threads, unsigned = 0, unsigned = 0) {
+  return (max_threads + 31) / 32;
+}
+#define __launch_bounds__(...) __attribute__((patchable_function_entry(::lk_simt_bound_warps(__VA_ARGS__), 0)))
 // Static shared memory must be declared with LK_SHARED (cuda_compat.cuh), so
 // that each emulated block gets its own copy; a bare __shared__ fails here.
 #define __shared__ LK_SIMT_declare_static_shared_memory_with_LK_SHARED
@@ -187,10 +201,19 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
 
 // ----------------------------------------------------------------- synchronisation
 
-inline void __syncthreads() { ::lk::simt::detail::block_sync(0, 0); }
-inline int __syncthreads_count(int pred) { return ::lk::simt::detail::block_sync(1, pred); }
-inline int __syncthreads_and(int pred) { return ::lk::simt::detail::block_sync(2, pred); }
-inline int __syncthreads_or(int pred) { return ::lk::simt::detail::block_sync(3, pred); }
+// The default argument records the call site (a barrier instruction).
+inline void __syncthreads(std::source_location site = std::source_location::current()) {
+  ::lk::simt::detail::block_sync(0, 0, site);
+}
+inline int __syncthreads_count(int pred, std::source_location site = std::source_location::current()) {
+  return ::lk::simt::detail::block_sync(1, pred, site);
+}
+inline int __syncthreads_and(int pred, std::source_location site = std::source_location::current()) {
+  return ::lk::simt::detail::block_sync(2, pred, site);
+}
+inline int __syncthreads_or(int pred, std::source_location site = std::source_location::current()) {
+  return ::lk::simt::detail::block_sync(3, pred, site);
+}
 
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   ::lk::simt::detail::warp_op(::lk::simt::detail::WarpOp::Sync, mask, 0, 0, 32);

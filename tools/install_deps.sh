@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # sgemm/dgemm (OpenMP build: cooperates with our OpenMP loops)
+  libdnnl-dev              # oneDNN 2.6: the CPU's float32 convolutions (GNU OpenMP build, same pool)
   catch2                   # unit tests (Catch2 v2, single header + CMake glue)
   libbenchmark-dev         # Google Benchmark suites in bench/
   nlohmann-json3-dev       # safetensors headers (fixtures, checkpoints)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ThreadSanitizer check of the SIMT emulator's threads mode and of our real
-# CUDA kernels under it (not part of CI).
+# CUDA kernels under it. CI runs it with --ci (tools/test.sh).
 #
 # Builds the emulated targets with -fsanitize=thread (LKASEG_EMU_SANITIZE=
 # thread: only the emulated targets are instrumented) in build-tsan/, then,
@@ -14,6 +14,11 @@
 # With --kernels (implied by --all) it builds every emulated kernel test
 # binary (test_emu_kernels and test_emu_k_*, one per tests/kernels/cuda/test_emu_k_*.cpp)
 # and runs each in threads mode: each must pass with no ThreadSanitizer report.
+# With --ci (what CI runs, about two minutes on 2 cores, build included): the
+# checks 1 and 2, the emulator's stream self-tests (eager policy: the stream
+# workers run concurrently), and every kernel test binary's threads-mode test
+# cases ("*threads mode*": each binary has one, a small shape launching its
+# barrier and shared-memory kernels) - each must pass with no report.
 # With --loader (implied by --all) it builds the data loader's tests with the
 # whole program under TSan (build-tsan-loader/: the loader's worker threads,
 # its upload ring on the CPU and on the emulated CUDA backend) and runs them:
@@ -29,7 +34,7 @@
 # between blocks show when the two blocks run in different block groups
 # (LKASEG_SIMT_WORKERS groups at once, default the core count).
 #
-# Usage: tools/tsan_check.sh [--kernels] [--loader] [--all]
+# Usage: tools/tsan_check.sh [--ci] [--kernels] [--loader] [--all]
 # Environment: LKASEG_TSAN_BUILD_DIR (default build-tsan/), LKASEG_TSAN_JOBS
 # (build parallelism, default nproc), LKASEG_TSAN_FULL=1 (no subsets),
 # LKASEG_TSAN_TIMEOUT (seconds per kernel binary, default 1800).
@@ -41,8 +46,10 @@ jobs="${LKASEG_TSAN_JOBS:-$(nproc)}"
 all=0
 kernels=0
 loader=0
+ci=0
 for arg in "$@"; do
   case "$arg" in
+    --ci) ci=1 kernels=1 ;;
     --all) all=1 kernels=1 loader=1 ;;
     --loader) loader=1 ;;
     --kernels) kernels=1 ;;
@@ -51,7 +58,7 @@ for arg in "$@"; do
       exit 0
       ;;
     *)
-      echo "tsan_check: unknown argument '$arg' (usage: tools/tsan_check.sh [--kernels] [--loader] [--all])" >&2
+      echo "tsan_check: unknown argument '$arg' (usage: tools/tsan_check.sh [--ci] [--kernels] [--loader] [--all])" >&2
       exit 2
       ;;
   esac
@@ -134,6 +141,18 @@ else
   status=1
 fi
 
+if [[ "$ci" == 1 && "$all" == 0 ]]; then
+  echo "== 3. stream self-tests under TSan, streams running concurrently (eager): expecting no report"
+  log="$log_dir/streams.log"
+  rc=$(export LKASEG_SIMT_STREAMS=eager; run "$log" "emu streams*")
+  if [[ "$rc" == 0 ]] && ! grep -q "ThreadSanitizer" "$log"; then
+    echo "   OK: $(grep -E '^All tests passed' "$log" | tail -1)"
+  else
+    echo "   FAIL: exit $rc or a ThreadSanitizer report; see $log"
+    status=1
+  fi
+fi
+
 if [[ "$all" == 1 ]]; then
   echo "== 3. whole emulator self-test under TSan: expecting no report"
   log="$log_dir/all.log"
@@ -165,7 +184,10 @@ if [[ "$kernels" == 1 ]]; then
     log="$log_dir/kernels/$bin.log"
     spec=()
     what="all test cases"
-    if [[ -z "${LKASEG_TSAN_FULL:-}" && -n "${KERNEL_SUBSETS[$bin]:-}" ]]; then
+    if [[ "$ci" == 1 && "$all" == 0 ]]; then
+      spec=("*threads mode*")
+      what="the threads-mode test cases (--ci)"
+    elif [[ -z "${LKASEG_TSAN_FULL:-}" && -n "${KERNEL_SUBSETS[$bin]:-}" ]]; then
       spec=("${KERNEL_SUBSETS[$bin]}")
       what="SUBSET (all of it is too slow under TSan): ${KERNEL_SUBSETS[$bin]}"
       k_subset=$((k_subset + 1))
@@ -178,6 +200,8 @@ if [[ "$kernels" == 1 ]]; then
     dt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
     reports=$(grep -c "WARNING: ThreadSanitizer" "$log" || true)
     cases=$(grep -oE '[0-9]+ test cases?' "$log" | tail -1 || true)
+    # A binary without a threads-mode test case would check nothing here.
+    [[ -z "$cases" && "$rc" == 0 ]] && rc="no test case matched"
     if [[ "$rc" == 0 && "$reports" == 0 ]] && ! grep -q "ThreadSanitizer" "$log"; then
       k_ok=$((k_ok + 1))
       printf "   OK    %-24s %7ss  %s, %s\n" "$bin" "$dt" "${cases:-? test cases}" "$what"

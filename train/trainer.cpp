@@ -16,6 +16,7 @@
 #include "engine/autograd.h"
 #include "engine/state_dict.h"
 #include "train/checkpoint.h"
+#include "train/predict.h"
 #include "train/train_progress.h"
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
@@ -277,6 +278,14 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   } else if (fs::exists(log_path) || fs::exists(best)) {
     say("no complete checkpoint in " + run_dir + " (the first save did not finish): starting the fold from step 0");
   }
+  if (comm) {  // every rank resumes the checkpoint rank 0 resumes (its weights are broadcast below)
+    int64_t step0 = step;
+    comm->broadcast_host(&step0, sizeof step0, 0);
+    if (step0 != step)
+      throw std::runtime_error(run_dir + ": rank " + std::to_string(comm->rank()) + " found the checkpoint of step " +
+                               std::to_string(step) + ", rank 0 that of step " + std::to_string(step0) +
+                               " (the folder changed while the ranks read it?)");
+  }
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec || !fs::is_directory(run_dir))
@@ -507,40 +516,6 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("training configuration: ") + e.what());
   }
-}
-
-std::vector<int32_t> predict_classes(SegNet& net, const float* images, int64_t n, int64_t side, int64_t batch,
-                                     Device dev) {
-  if (n < 0 || side < 1 || batch < 1) throw std::invalid_argument("predict_classes: bad sizes");
-  const bool was_training = net.is_training();
-  net.train(false);
-  NoGradGuard ng;
-  const int64_t C = net.config().in_channels, K = net.config().classes, px = side * side;
-  std::vector<int32_t> out(static_cast<size_t>(n * px));
-  for (int64_t b0 = 0; b0 < n; b0 += batch) {
-    const int64_t m = std::min(batch, n - b0);
-    Tensor x = Tensor::empty({m, C, side, side});
-    std::copy(images + b0 * C * px, images + (b0 + m) * C * px, x.data<float>());
-    const DType dt = net.parameters().front().dtype();  // float32, or float64 when trained so
-    Tensor logits = net.forward((dt == DType::F32 ? x : x.to(dt)).to(dev))[0].to(cpu_device());
-    if (dt != DType::F32) logits = logits.to(DType::F32);
-    const float* z = logits.data<float>();
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t p = 0; p < px; ++p) {
-        int32_t best = 0;
-        for (int32_t k = 1; k < K; ++k)
-          if (z[(i * K + k) * px + p] > z[(i * K + best) * px + p]) best = k;
-        out[static_cast<size_t>((b0 + i) * px + p)] = best;
-      }
-  }
-  net.train(was_training);
-  return out;
-}
-
-std::vector<int32_t> predict_cached_case(SegNet& net, const data::SliceCache& cache, int64_t c, int64_t batch,
-                                         Device dev) {
-  const data::CachedCase& cc = cache.case_info(c);
-  return predict_classes(net, cache.images(cc.first_slice), cc.slices(), cache.side(), batch, dev);
 }
 
 ValidationResult validate(SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,

@@ -129,16 +129,6 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        const std::vector<std::string>& train_ids, const std::vector<std::string>& val_ids,
                        const std::string& run_dir, const TrainHooks& hooks = {});
 
-// argmax class of the main output for n host slices (n, C, S, S) float32,
-// in eval mode without gradients, `batch` slices at a time on `dev`;
-// returns (n, S, S) classes. The network's mode is restored.
-std::vector<int32_t> predict_classes(model::SegNet& net, const float* images, int64_t n, int64_t side, int64_t batch,
-                                     Device dev);
-
-// The slices of cache case `c`, predicted.
-std::vector<int32_t> predict_cached_case(model::SegNet& net, const data::SliceCache& cache, int64_t c, int64_t batch,
-                                         Device dev);
-
 // Dice per class (NCR, ET, ED) and their mean, averaged over the cases.
 ValidationResult validate(model::SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
                           int64_t batch, Device dev);

@@ -1,6 +1,7 @@
 // The CUDA backend (see backend_cuda.h): Tensors -> launchers in kernels/cuda.
 #include "engine/cuda/backend_cuda.h"
 
+#include <map>
 #include <memory>
 #include <vector>
 #include <mutex>
@@ -42,6 +43,7 @@ LK_CUDA_NAMESPACE_BEGIN
 namespace {
 
 bool g_tf32 = false;
+bool g_deterministic = true;
 
 const float* cf(const Tensor& t) {
   if (!t.defined()) return nullptr;
@@ -74,6 +76,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device), alloc_(device), pinned_(device, true) {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
+    alloc_.set_stream(stream_);  // device blocks are reused in this stream's order
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
     ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
@@ -418,6 +421,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_fwd(g, x, w, b, y, acc, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->fwd(g, x, w, b, y, acc);
 #endif
   }
@@ -427,6 +431,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->bwd_data(g, dy, w, dx);
 #endif
   }
@@ -439,6 +444,7 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
+    cudnn_->set_deterministic(g_deterministic);
     cudnn_->bwd_filter(g, dy, x, dw, db);
 #endif
   }
@@ -455,30 +461,26 @@ class CudaBackend final : public Backend {
 #endif
 };
 
-CudaBackend* g_instance = nullptr;  // the one cuda_backend() made
-
 }  // namespace
 
 Backend& cuda_backend(int device) {
   static std::mutex mu;
-  static std::unique_ptr<CudaBackend> instance;
+  static std::map<int, std::unique_ptr<CudaBackend>> instances;  // one per device
   std::lock_guard lock(mu);
+  std::unique_ptr<CudaBackend>& instance = instances[device];
   if (!instance) {
     if (device_count() <= device)
       throw std::runtime_error("cuda:" + std::to_string(device) + " is not available (" +
                                (device_count() ? std::to_string(device_count()) + " device(s)" : why_none()) + ")");
     instance = std::make_unique<CudaBackend>(device);
-    g_instance = instance.get();
     register_backend({DeviceType::CUDA, device}, instance.get());
   }
   return *instance;
 }
 
 void set_tf32(bool on) { g_tf32 = on; }
+void set_deterministic(bool on) { g_deterministic = on; }
 
-cudaStream_t compute_stream(int device) {
-  cuda_backend(device);
-  return g_instance->stream();
-}
+cudaStream_t compute_stream(int device) { return static_cast<CudaBackend&>(cuda_backend(device)).stream(); }
 
 LK_CUDA_NAMESPACE_END

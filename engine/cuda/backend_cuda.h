@@ -18,7 +18,10 @@
 //              (no cuDNN) our direct convolution kernel for the convolutions
 //              and our kernels for the rest.
 // Dense cuDNN math is float32 FMA by default; set_tf32(true) allows TF32
-// tensor-core math (see engine/cuda/cudnn_conv.h).
+// tensor-core math. cuDNN convolutions use deterministic algorithms only by
+// default (bit-exact resumes); set_deterministic(false) - lkaseg
+// --fast-nondeterministic - lets cuDNN's fastest pick add with atomics (see
+// engine/cuda/cudnn_conv.h). Our own kernels are deterministic either way.
 // All work runs on one stream per device; memory comes from a caching
 // allocator (engine/cuda/caching_allocator.h). Float64 tensors are refused.
 #pragma once
@@ -32,6 +35,9 @@ LK_CUDA_NAMESPACE_BEGIN
 Backend& cuda_backend(int device = 0);
 // TF32 tensor-core math for cuDNN convolutions (no effect under emulation).
 void set_tf32(bool on);
+// Deterministic cuDNN convolution algorithms only (the default), or any (no
+// effect under emulation, where convolutions are our deterministic kernels).
+void set_deterministic(bool on);
 // The stream cuda:`device`'s backend computes on (profilers record events on
 // it; other streams that read or write its tensors, NCCL's in
 // engine/cuda/dist_nccl.cpp, order themselves against it with events).

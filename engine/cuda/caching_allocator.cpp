@@ -25,6 +25,10 @@ CachingAllocator::~CachingAllocator() {
   // in the cache and leave live blocks alone (the process is ending).
   try {
     release_cached();
+    std::lock_guard lock(mu_);
+    for (cudaEvent_t e : spare_events_) LK_CUDA_CHECK(cudaEventDestroy(e));
+    for (auto& [p, b] : blocks_)
+      for (const Use& u : b.uses) LK_CUDA_CHECK(cudaEventDestroy(u.event));
   } catch (...) {
   }
 }
@@ -50,17 +54,50 @@ void CachingAllocator::driver_free(void* p) {
 
 void* CachingAllocator::allocate(size_t bytes) {
   void* p = take(bytes);
-  // Tests poison every new buffer (engine/tensor.h), cached blocks included.
+  // Tests poison every new buffer (engine/tensor.h), cached blocks included:
+  // in stream order, so the poison lands before the new owner's work and
+  // after the previous owner's.
   if (poison_allocations()) {
     if (pinned_) std::memset(p, 0xFF, bytes);
-    else LK_CUDA_CHECK(cudaMemset(p, 0xFF, bytes));
+    else LK_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, bytes, stream_));
   }
   return p;
+}
+
+void CachingAllocator::collect_locked(bool wait) {
+  for (size_t i = 0; i < pending_.size();) {
+    Pending& q = pending_[i];
+    bool done = true;
+    for (const Use& u : q.uses) {
+      if (wait) {
+        LK_CUDA_CHECK(cudaEventSynchronize(u.event));
+        continue;
+      }
+      const cudaError_t e = cudaEventQuery(u.event);
+      if (e == cudaErrorNotReady) {
+        done = false;
+        break;
+      }
+      LK_CUDA_CHECK(e);
+    }
+    if (!done) {
+      ++i;
+      continue;
+    }
+    for (const Use& u : q.uses) spare_events_.push_back(u.event);
+    const size_t size = blocks_.at(q.p).size;
+    free_.emplace(size, q.p);
+    stats_.pending -= size;
+    stats_.cached += size;
+    pending_[i] = std::move(pending_.back());
+    pending_.pop_back();
+  }
 }
 
 void* CachingAllocator::take(size_t bytes) {
   const size_t size = round_size(bytes);
   std::unique_lock lock(mu_);
+  if (!pending_.empty()) collect_locked(false);
   auto it = free_.lower_bound(size);
   if (it != free_.end() && it->first <= 2 * size) {
     void* p = it->second;
@@ -86,11 +123,28 @@ void* CachingAllocator::take(size_t bytes) {
                              ": requested " + mib(bytes) + "; device free " + mib(free_b) + " of total " +
                              mib(total_b) + "; this allocator holds " + mib(stats_.in_use) + " in use");
   }
-  blocks_[p] = size;
+  blocks_[p] = Block{size, {}};
   ++stats_.driver_allocs;
   stats_.in_use += size;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
   return p;
+}
+
+void CachingAllocator::record_stream(void* p, cudaStream_t stream) {
+  std::lock_guard lock(mu_);
+  auto it = blocks_.find(p);
+  if (it == blocks_.end()) throw std::logic_error("CachingAllocator::record_stream: not a block it handed out");
+  if (!pinned_ && stream == stream_) return;  // its own stream: ordered anyway
+  for (const Use& u : it->second.uses)
+    if (u.stream == stream) return;
+  cudaEvent_t e = nullptr;
+  if (!spare_events_.empty()) {
+    e = spare_events_.back();
+    spare_events_.pop_back();
+  } else {
+    LK_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  }
+  it->second.uses.push_back({stream, e});
 }
 
 void CachingAllocator::deallocate(void* p, size_t) {
@@ -98,13 +152,24 @@ void CachingAllocator::deallocate(void* p, size_t) {
   std::lock_guard lock(mu_);
   auto it = blocks_.find(p);
   if (it == blocks_.end()) throw std::logic_error("CachingAllocator: freeing a block it does not own");
-  free_.emplace(it->second, p);
-  stats_.in_use -= it->second;
-  stats_.cached += it->second;
+  Block& b = it->second;
+  stats_.in_use -= b.size;
+  if (b.uses.empty()) {
+    free_.emplace(b.size, p);
+    stats_.cached += b.size;
+    return;
+  }
+  // Reuse waits until the other streams' work queued so far has run.
+  for (const Use& u : b.uses) LK_CUDA_CHECK(cudaEventRecord(u.event, u.stream));
+  pending_.push_back({p, std::move(b.uses)});
+  b.uses.clear();
+  stats_.pending += b.size;
+  ++stats_.cross_stream_frees;
 }
 
 void CachingAllocator::release_cached() {
   std::lock_guard lock(mu_);
+  collect_locked(true);
   for (auto& [size, p] : free_) {
     blocks_.erase(p);
     driver_free(p);

@@ -11,14 +11,26 @@
 // mantissa) - faster, ~1e-3 relative error. Switch with set_math() or the
 // backend option (engine/cuda/backend_cuda.h).
 //
-// Algorithms come from cuDNN's heuristics (cudnnGet*Algorithm_v7), the first
-// one that succeeds within the workspace limit, cached per geometry; the
-// workspace is taken from the backend's caching allocator.
+// Determinism, stated because the trainer promises bit-exact resumes: by
+// default only algorithms cuDNN reports deterministic are used (cuDNN's
+// "Reproducibility" section: backward filter ALGO_0 and ALGO_3 and backward
+// data ALGO_0 add with atomics, in an order that changes from run to run),
+// and the choice itself is a heuristic (cudnnGet*Algorithm_v7), never a
+// timing, so a resumed run picks what the first run picked. With
+// set_deterministic(false) (lkaseg --fast-nondeterministic) the fastest
+// heuristic choice is taken whatever its determinism: two runs of the same
+// step may then differ in the last bits.
+//
+// Per geometry (and math mode and determinism) a Plan holds the descriptors,
+// the three algorithms and their workspace sizes: made once, on the first
+// call of that shape, and reused; the workspace comes from the backend's
+// caching allocator.
 #pragma once
 
 #include <cudnn.h>
 
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "engine/cuda/workspace.h"
@@ -32,6 +44,9 @@ enum class MathMode { FP32_FMA, TF32 };
 
 void cudnn_check(cudnnStatus_t s, const char* expr, const char* file, int line);
 #define LK_CUDNN_CHECK(expr) ::lk::cuda::cudnn_check((expr), #expr, __FILE__, __LINE__)
+// For destructors, which must not throw: prints the failure instead.
+void cudnn_check_nothrow(cudnnStatus_t s, const char* expr, const char* file, int line) noexcept;
+#define LK_CUDNN_CHECK_NOTHROW(expr) ::lk::cuda::cudnn_check_nothrow((expr), #expr, __FILE__, __LINE__)
 
 class CudnnConv {
  public:
@@ -43,25 +58,29 @@ class CudnnConv {
   cudnnHandle_t handle() const { return handle_; }
   void set_math(MathMode m) { math_ = m; }
   MathMode math() const { return math_; }
+  void set_deterministic(bool on) { deterministic_ = on; }
+  bool deterministic() const { return deterministic_; }
 
   // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b
   void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
   void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
   void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
 
+  size_t plans() const { return plans_.size(); }  // geometries seen so far
+
+  struct Plan;  // descriptors, algorithms and workspace sizes of one geometry (cudnn_conv.cpp)
+
  private:
-  struct Descs;
-  Descs describe(const ConvGeom& g) const;
+  Plan& plan(const ConvGeom& g);
   void* workspace(size_t bytes);
 
   cudnnHandle_t handle_ = nullptr;
   Workspace ws_;
   MathMode math_ = MathMode::FP32_FMA;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int>;
-  std::map<Key, cudnnConvolutionFwdAlgo_t> fwd_algo_;
-  std::map<Key, cudnnConvolutionBwdDataAlgo_t> bwd_data_algo_;
-  std::map<Key, cudnnConvolutionBwdFilterAlgo_t> bwd_filter_algo_;
-  Key key(const ConvGeom& g) const;
+  bool deterministic_ = true;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int, bool>;
+  std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 
 LK_CUDA_NAMESPACE_END

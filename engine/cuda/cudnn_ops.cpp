@@ -22,10 +22,10 @@ CudnnOps::CudnnOps(cudnnHandle_t handle, Allocator& scratch) : handle_(handle), 
 }
 
 CudnnOps::~CudnnOps() {
-  for (auto& t : t_) cudnnDestroyTensorDescriptor(t);
-  cudnnDestroyActivationDescriptor(act_);
-  cudnnDestroyOpTensorDescriptor(op_);
-  cudnnDestroyReduceTensorDescriptor(reduce_);
+  for (auto& t : t_) LK_CUDNN_CHECK_NOTHROW(cudnnDestroyTensorDescriptor(t));
+  LK_CUDNN_CHECK_NOTHROW(cudnnDestroyActivationDescriptor(act_));
+  LK_CUDNN_CHECK_NOTHROW(cudnnDestroyOpTensorDescriptor(op_));
+  LK_CUDNN_CHECK_NOTHROW(cudnnDestroyReduceTensorDescriptor(reduce_));
 }
 
 cudnnTensorDescriptor_t CudnnOps::desc(int slot, const Dims4& d) {

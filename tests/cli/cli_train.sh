@@ -2,7 +2,9 @@
 # The training protocol end to end through the lkaseg binary: cv on a tiny
 # network (split, cache of the selection, folds, summary), a finished fold is
 # skipped, SIGINT stops a run with exit 130 and a checkpoint that the next run
-# resumes from, predict writes one NIfTI per case, bad flags fail.
+# resumes from, predict writes one NIfTI per case (one model, the last checkpoint,
+# the run's folds as an ensemble with mirrored views, post-processing and
+# probability maps), bad flags fail.
 # Usage: cli_train.sh <path to lkaseg>
 set -u
 bin=$1
@@ -16,11 +18,15 @@ tiny="$base --lr 3e-3"
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny >"$dir/out" 2>&1 || fail "cv exited $?: $(cat "$dir/out")"
 for f in split.json slices.lkcache cv_summary.json fold_0/best.safetensors fold_1/last.json fold_1/log.jsonl run.json \
-  evaluation.csv evaluation.json table3.json predictions/BraTS2021_00000.nii.gz; do
+  evaluation.csv evaluation.json table3.json predictions/BraTS2021_00000.nii.gz fold_0/selected.json \
+  postprocessing.json predictions_postprocessed/BraTS2021_00005.nii.gz; do
   [ -f "$dir/run/$f" ] || fail "no $f after cv: $(cat "$dir/out")"
 done
 grep -q "mean +- sample std over folds" "$dir/out" || fail "no summary: $(cat "$dir/out")"
 grep -q "HD95 mm" "$dir/out" || fail "no original-grid evaluation: $(cat "$dir/out")"
+grep -q "^fold 1: [a-z]* (.*safetensors, epoch [0-9]*)" "$dir/out" || fail "no checkpoint choice: $(cat "$dir/out")"
+grep -q "post-processing on the cross-validation predictions" "$dir/out" || fail "no post-processing table: $(cat "$dir/out")"
+grep -q '"checkpoints"' "$dir/run/cv_summary.json" || fail "cv_summary.json without the choices"
 # 6 cases x 5 regions + the header
 [ "$(wc -l <"$dir/run/evaluation.csv")" = 31 ] || fail "evaluation.csv: $(cat "$dir/run/evaluation.csv")"
 # Again: both folds are done, nothing is trained.
@@ -63,6 +69,20 @@ done
 "$bin" evaluate --pred "$dir/pred" --gt "$dir/data" >"$dir/out" 2>&1 || fail "evaluate of predict's output: $(cat "$dir/out")"
 "$bin" predict --model "$dir/run/split.json" --data "$dir/data" --out "$dir/pred" >"$dir/out" 2>&1 &&
   fail "predict accepted a JSON file as a model"
+# The whole run as an ensemble, mirrored views, cv's post-processing, probability maps.
+"$bin" predict --run "$dir/run" --tta --save-probabilities --data "$dir/data" --out "$dir/ens" --device cpu \
+  >"$dir/out" 2>&1 || fail "predict --run exited $?: $(cat "$dir/out")"
+grep -q "with 2 model(s) x 2 views" "$dir/out" || fail "predict --run: $(cat "$dir/out")"
+grep -q "post-processing $dir/run/postprocessing.json" "$dir/out" || fail "predict --run without post-processing: $(cat "$dir/out")"
+grep -q "s per case" "$dir/out" || fail "no time per case: $(cat "$dir/out")"
+[ "$(ls "$dir/ens/probabilities" | grep -c '\.nii\.gz$')" = 6 ] || fail "probabilities: $(ls "$dir/ens/probabilities")"
+"$bin" evaluate --pred "$dir/ens" --gt "$dir/data" >"$dir/out" 2>&1 || fail "evaluate of the ensemble: $(cat "$dir/out")"
+# Any checkpoint a run wrote: the last one too (its manifest), mixed with a best.
+"$bin" predict --model "$dir/run/fold_0/last.json" --model "$dir/run/fold_1/best.safetensors" --data "$dir/data" \
+  --out "$dir/pair" --cases BraTS2021_00001 --device cpu >"$dir/out" 2>&1 || fail "predict with last: $(cat "$dir/out")"
+[ -f "$dir/pair/BraTS2021_00001.nii.gz" ] || fail "no prediction from the last checkpoint"
+"$bin" predict --run "$dir/run" --model "$dir/run/fold_0/best.safetensors" --data "$dir/data" --out "$dir/x" \
+  >"$dir/out" 2>&1 && fail "--run with --model accepted"
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --fold 7 $tiny >"$dir/out" 2>&1 &&
   fail "--fold 7 of 2 accepted"
 grep -q "the split has 2 folds" "$dir/out" || fail "--fold 7 not explained: $(cat "$dir/out")"

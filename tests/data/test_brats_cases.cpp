@@ -2,13 +2,18 @@
 // ET 3 → 4 for 2023, and every bad-case check (missing modality, shape,
 // affine, NaN/Inf, labels) as an error or, with skip_bad, a listed skip.
 // Small cases are written with write_nifti; the real cases are read too.
+// Every input layout (2017-2020 with .nii and grade folders, 2021, 2023, MSD)
+// is written by tests/support/layouts and read back.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
 #include "data/brats_cases.h"
 #include "data/nifti_write.h"
+#include "tests/support/layouts.h"
 #include "tests/support/nifti_craft.h"
 #include "tests/support/shared_data.h"
 
@@ -239,4 +244,104 @@ TEST_CASE("brats: the six real cases are discovered and load as valid cases", "[
     const std::set<uint8_t> labels(d.labels.begin(), d.labels.end());
     CHECK(labels == (i == 0 ? std::set<uint8_t>{0, 1, 2, 4} : std::set<uint8_t>{0, 1, 2}));
   }
+}
+
+// ---- every input layout ---------------------------------------------------
+
+TEST_CASE("brats: every layout (2017-2020, 2021, 2023, MSD) is discovered and loaded alike", "[brats][layouts]") {
+  for (const test::Layout l : test::kLayouts) {
+    INFO(test::layout_name(l));
+    test::TempDir root;
+    std::vector<test::LayoutCase> cases;
+    for (int i = 1; i <= 2; ++i) {
+      cases.push_back(test::make_layout_case(test::layout_case_id(l, i), {12, 10, 6}, i));
+      test::write_layout_case(root.path(), l, cases.back());
+    }
+    const BratsDataset ds = discover_brats_cases(root.path().string());
+    REQUIRE(ds.cases.size() == 2);
+    for (size_t i = 0; i < 2; ++i) {
+      const BratsCase& bc = ds.cases[i];
+      CHECK(bc.id == cases[i].id);
+      CHECK(bc.naming == test::layout_naming(l));
+      const BratsCaseData d = load_brats_case(bc);
+      CHECK(d.geom.dims == cases[i].geom.dims);
+      CHECK(same_grid(d.geom, cases[i].geom));
+      for (int ch = 0; ch < kBratsChannels; ++ch) CHECK(d.images[ch] == cases[i].images[ch]);
+      CHECK(d.labels == cases[i].labels);  // each coding back to BraTS 2021 labels
+      CHECK(load_brats_channel(bc, 2).data == cases[i].images[2]);
+    }
+    if (l == test::Layout::Brats2018) {  // grade folders: one case in each
+      CHECK(ds.cases[0].dir.find("HGG") != std::string::npos);
+      CHECK(ds.cases[1].dir.find("LGG") != std::string::npos);
+    }
+    if (l == test::Layout::Brats2020) CHECK(ds.cases[0].images[0].ends_with("_flair.nii"));
+  }
+}
+
+TEST_CASE("brats: MSD test images come with require_seg = false, the images folder itself is a root", "[brats][layouts]") {
+  test::TempDir root;
+  test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_001", {8, 8, 4}, 1));
+  test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_485", {8, 8, 4}, 2), false);
+  CHECK(discover_brats_cases(root.path().string()).cases.size() == 1);  // training cases only
+  const BratsDataset all = discover_brats_cases(root.path().string(), {.require_seg = false});
+  REQUIRE(all.cases.size() == 2);
+  CHECK(all.cases[1].id == "BRATS_485");
+  CHECK(all.cases[1].seg.empty());
+  const BratsDataset tr = discover_brats_cases((root.path() / "imagesTr").string());
+  REQUIRE(tr.cases.size() == 1);
+  CHECK(tr.cases[0].seg.ends_with("labelsTr/BRATS_001.nii.gz"));
+  CHECK(discover_brats_cases((root.path() / "imagesTs").string(), {.require_seg = false}).cases.size() == 1);
+}
+
+TEST_CASE("brats: layout errors name the file and the problem", "[brats][layouts]") {
+  test::TempDir root;
+  const std::string r = root.path().string();
+  SECTION("MSD: a dataset.json with other modalities") {
+    test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_001", {8, 8, 4}, 1));
+    std::ofstream(root.path() / "dataset.json") << R"({"modality": {"0": "T1w", "1": "FLAIR", "2": "t1gd", "3": "T2w"}})";
+    expect_bad([&] { discover_brats_cases(r); }, "dataset.json", "modality 0 is 'T1w', expected flair");
+  }
+  SECTION("MSD: a 3-D image") {
+    test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_001", {8, 8, 4}, 1));
+    write_nifti((root.path() / "imagesTr" / "BRATS_001.nii.gz").string(), small_geometry(), std::vector<float>(120, 1.0f));
+    expect_bad([&] { load_brats_case(discover_brats_cases(r).cases.at(0)); }, "imagesTr/BRATS_001.nii.gz",
+               "1 volume(s) in the 4th dimension, expected 4 channels");
+  }
+  SECTION("MSD: a missing label file") {
+    test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_001", {8, 8, 4}, 1));
+    fs::remove(root.path() / "labelsTr" / "BRATS_001.nii.gz");
+    expect_bad([&] { discover_brats_cases(r); }, "labelsTr/BRATS_001.nii.gz", "missing segmentation");
+  }
+  SECTION("MSD: label 4 is not an MSD label") {
+    const Geometry g = test::make_layout_case("BRATS_001", {8, 8, 4}, 1).geom;
+    test::write_layout_case(root.path(), test::Layout::Msd, test::make_layout_case("BRATS_001", {8, 8, 4}, 1));
+    std::vector<uint8_t> seg(static_cast<size_t>(g.numel()), 4);
+    write_nifti((root.path() / "labelsTr" / "BRATS_001.nii.gz").string(), g, seg);
+    expect_bad([&] { load_brats_case(discover_brats_cases(r).cases.at(0)); }, "BRATS_001.nii.gz",
+               "outside {0, 1, 2, 3} (MSD): 4");
+  }
+  SECTION("two cases of one id in two grade folders") {
+    const test::LayoutCase c = test::make_layout_case("Brats18_2013_1_1", {8, 8, 4}, 1);
+    test::write_layout_case(root.path(), test::Layout::Brats2018, c);
+    fs::copy(root.path() / "HGG", root.path() / "LGG", fs::copy_options::recursive);
+    expect_bad([&] { discover_brats_cases(r); }, r, "two cases named Brats18_2013_1_1");
+  }
+}
+
+TEST_CASE("brats: label codings map to BraTS 2021 labels and back", "[brats][layouts]") {
+  for (BratsNaming n : {BratsNaming::Brats2021, BratsNaming::Brats2023, BratsNaming::Msd})
+    for (uint8_t l : {0, 1, 2, 4}) {
+      const uint8_t coded = from_brats2021_label(n, l);
+      CHECK(to_brats2021_label(n, coded) == l);
+      const auto values = label_values(n);
+      CHECK(std::find(values.begin(), values.end(), coded) != values.end());
+    }
+  // MSD: 1 edema -> ED (2), 2 non-enhancing -> NCR (1), 3 enhancing -> ET (4).
+  CHECK(to_brats2021_label(BratsNaming::Msd, 1) == 2);
+  CHECK(to_brats2021_label(BratsNaming::Msd, 2) == 1);
+  CHECK(to_brats2021_label(BratsNaming::Msd, 3) == 4);
+  CHECK(to_brats2021_label(BratsNaming::Msd, 4) == -1);
+  CHECK(to_brats2021_label(BratsNaming::Brats2023, 3) == 4);
+  CHECK(to_brats2021_label(BratsNaming::Brats2021, 3) == -1);
+  CHECK(label_coding_name(BratsNaming::Msd) == "{0, 1, 2, 3} (MSD)");
 }

@@ -215,10 +215,61 @@ TEST_CASE("kernel variants are chosen globally or per op", "[backend]") {
 
 TEST_CASE("a backend refuses a kernel variant it does not have", "[backend]") {
   Backend& b = backend(cpu_device());
-  CHECK(b.variants() == std::vector<KernelVariant>{KernelVariant::Fast, KernelVariant::PlainLoops});
+  CHECK(b.variants() == std::vector<KernelVariant>{KernelVariant::Fast, KernelVariant::PlainLoops, KernelVariant::Im2colBlas});
   CHECK_THROWS_WITH(b.set_variant(KernelVariant::Cudnn), Contains("no cudnn kernels"));
   CHECK_THROWS_WITH(b.set_variant("conv2d", KernelVariant::Cudnn), Contains("no cudnn kernels"));
   CHECK(b.variant() == KernelVariant::Fast);
   CHECK(b.variant("conv2d") == KernelVariant::Fast);
   CHECK(std::string(variant_name(KernelVariant::PlainLoops)) == "plain_loops");
+}
+
+TEST_CASE("the CPU allocator hands a freed buffer to the next request of its size, poisoned again", "[memory]") {
+  { const Tensor warm = Tensor::empty({3, 1000}); }  // a freed buffer of this size now exists
+  const uint64_t before = cpu_memory_stats().allocations;
+  const Tensor t = Tensor::empty({3, 1000});
+  CHECK(cpu_memory_stats().allocations == before);  // no new buffer from the system
+  if (poison_allocations()) CHECK(std::isnan(t.data<float>()[0]));
+  t.data<float>()[0] = 1.f;
+  const void* p = t.data<float>();
+  const Tensor other = Tensor::empty({3, 1001});  // another size: a new buffer
+  CHECK(other.data<float>() != p);
+}
+
+// Each convolution implementation of the CPU against the float64 plain loops
+// at shapes the networks use (3x3 at 16 channels takes oneDNN's Winograd
+// path, 1x1 its 1x1 kernels, 2x2 stride 2 the transposed convolution), with
+// gradients that already hold values, so the accumulation is checked too.
+TEST_CASE("every CPU convolution variant matches the plain loops and adds into its gradients", "[backend]") {
+  Backend& b = backend(cpu_device());
+  struct Case {
+    const char* name;
+    int64_t cin, cout, k, pad, hw;
+    bool transposed;
+  };
+  for (const Case& c : {Case{"3x3", 16, 32, 3, 1, 12, false}, Case{"1x1", 32, 16, 1, 0, 10, false},
+                        Case{"conv_t 2x2 s2", 32, 16, 2, 0, 6, true}}) {
+    INFO(c.name);
+    const Tensor x64 = randn({2, c.cin, c.hw, c.hw}, 11, DType::F64);
+    const Tensor w64 = c.transposed ? randn({c.cin, c.cout, c.k, c.k}, 12, DType::F64, 0.2)
+                                    : randn({c.cout, c.cin, c.k, c.k}, 12, DType::F64, 0.2);
+    const Tensor b64 = randn({c.cout}, 13, DType::F64);
+    auto run = [&](KernelVariant v, DType dt) {
+      VariantScope scope(b, v);
+      Tensor x = x64.to(dt).set_requires_grad(true), w = w64.to(dt).set_requires_grad(true),
+             bias = b64.to(dt).set_requires_grad(true);
+      for (Tensor* t : {&x, &w, &bias}) grad_buffer(*t).copy_from(randn(t->shape(), 14, dt));  // prior values
+      const Tensor y = c.transposed ? conv_transpose2d(x, w, bias, 2, 0) : conv2d(x, w, bias, {.padding = c.pad});
+      backward(y, randn(y.shape(), 15, dt));
+      return std::vector<Tensor>{y, x.grad(), w.grad(), bias.grad()};
+    };
+    const std::vector<Tensor> ref = run(KernelVariant::PlainLoops, DType::F64);
+    for (KernelVariant v : b.variants()) {
+      INFO(variant_name(v));
+      const std::vector<Tensor> got = run(v, DType::F32);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        INFO("output " << i);
+        CHECK(scaled_error(got[i], ref[i]) < 2e-5);
+      }
+    }
+  }
 }

@@ -184,6 +184,75 @@ __global__ void shared_isolation_kernel(int* mismatches) {
   }
 }
 
+// ------------------------------------------------------------------ streams
+
+__global__ void fill_int_kernel(int* p, int n, int value) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) p[i] = value;
+}
+
+__global__ void copy_int_kernel(const int* x, int* y, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = x[i];
+}
+
+// ------------------------------------------------------------------ order and barriers
+
+__global__ void arrival_kernel(int* next, int* tickets) {
+  tickets[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(next, 1);
+}
+
+__global__ void neighbour_sum_kernel(const float* x, float* out) {
+  LK_SHARED(float, buf, [256]);
+  const int t = threadIdx.x;
+  buf[t] = x[t];
+  __syncthreads();
+  out[t] = (t > 0 ? buf[t - 1] : x[0]) + 1.f;
+}
+
+__global__ void neighbour_sum_missing_sync_kernel(const float* x, float* out) {
+  LK_SHARED(float, buf, [256]);
+  const int t = threadIdx.x;
+  buf[t] = x[t];
+  // BUG (on purpose): no __syncthreads() here.
+  out[t] = (t > 0 ? buf[t - 1] : x[0]) + 1.f;
+}
+
+__global__ void divergent_barrier_kernel() {
+  if (threadIdx.x < 32) {
+    __syncthreads();
+  } else {
+    __syncthreads();
+  }
+}
+
+__global__ void uneven_barrier_loop_kernel() {
+  const int rounds = threadIdx.x < 32 ? 2 : 1;
+  for (int r = 0; r < rounds; ++r) __syncthreads();
+  __syncthreads();
+}
+
+__global__ void early_exit_barrier_kernel(int* out) {
+  if (threadIdx.x >= 32) return;
+  __syncthreads();
+  out[threadIdx.x] = threadIdx.x;
+}
+
+__global__ void __launch_bounds__(64) bounded64_kernel(int* out) { out[threadIdx.x] = 1; }
+
+__global__ void __launch_bounds__(kBoundedThreads, 2) bounded96_kernel(int* out) { out[threadIdx.x] = 1; }
+
+__global__ void unbounded_kernel(int* out) { out[threadIdx.x] = 1; }
+
+__global__ void static_smem_kernel(int* out) {
+  LK_SHARED(int, big, [40 * 1024 / 4]);
+  unsigned char* dyn = lk_dynamic_smem<unsigned char>();
+  big[threadIdx.x] = threadIdx.x;
+  dyn[threadIdx.x] = 1;
+  __syncthreads();
+  if (threadIdx.x == 0) *out = big[blockDim.x - 1] + dyn[0];
+}
+
 }  // namespace
 
 cudaError_t index_cover(dim3 grid, dim3 block, int nx, int ny, int nz, int* counts, int* bad) {
@@ -238,6 +307,39 @@ cudaError_t trap() { return LK_LAUNCH(trap_kernel, 1, 32, 0, nullptr)(); }
 cudaError_t misaligned_atomic(float* p) { return LK_LAUNCH(misaligned_atomic_kernel, 1, 1, 0, nullptr)(p); }
 cudaError_t shared_isolation(int blocks, int* mismatches) {
   return LK_LAUNCH(shared_isolation_kernel, blocks, 128, 0, nullptr)(mismatches);
+}
+
+cudaError_t fill_on(int* p, int n, int value, cudaStream_t stream) {
+  return LK_LAUNCH(fill_int_kernel, (n + 127) / 128, 128, 0, stream)(p, n, value);
+}
+cudaError_t copy_on(const int* x, int* y, int n, cudaStream_t stream) {
+  return LK_LAUNCH(copy_int_kernel, (n + 127) / 128, 128, 0, stream)(x, y, n);
+}
+
+cudaError_t arrival_order(int blocks, int threads, int* next, int* tickets) {
+  return LK_LAUNCH(arrival_kernel, blocks, threads, 0, nullptr)(next, tickets);
+}
+cudaError_t neighbour_sum(const float* x, float* out) {
+  return LK_LAUNCH(neighbour_sum_kernel, 1, 256, 0, nullptr)(x, out);
+}
+cudaError_t neighbour_sum_missing_sync(const float* x, float* out) {
+  return LK_LAUNCH(neighbour_sum_missing_sync_kernel, 1, 256, 0, nullptr)(x, out);
+}
+cudaError_t divergent_barrier() { return LK_LAUNCH(divergent_barrier_kernel, 1, 64, 0, nullptr)(); }
+cudaError_t uneven_barrier_loop() { return LK_LAUNCH(uneven_barrier_loop_kernel, 1, 64, 0, nullptr)(); }
+cudaError_t early_exit_barrier(int* out) { return LK_LAUNCH(early_exit_barrier_kernel, 1, 64, 0, nullptr)(out); }
+cudaError_t bounded64(int threads, int* out) { return LK_LAUNCH(bounded64_kernel, 1, threads, 0, nullptr)(out); }
+cudaError_t bounded96(int threads, int* out) { return LK_LAUNCH(bounded96_kernel, 1, threads, 0, nullptr)(out); }
+void (*bounded64_kernel_ptr())() { return reinterpret_cast<void (*)()>(&bounded64_kernel); }
+void (*bounded96_kernel_ptr())() { return reinterpret_cast<void (*)()>(&bounded96_kernel); }
+void (*unbounded_kernel_ptr())() { return reinterpret_cast<void (*)()>(&unbounded_kernel); }
+cudaError_t static_plus_dynamic_smem(size_t dynamic, bool opt_in, int* out) {
+  if (opt_in) {
+    const cudaError_t e = cudaFuncSetAttribute(static_smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(dynamic));
+    if (e != cudaSuccess) return e;
+  }
+  return LK_LAUNCH(static_smem_kernel, 1, 64, dynamic, nullptr)(out);
 }
 
 }  // namespace lk::emu_test

@@ -82,4 +82,40 @@ cudaError_t misaligned_atomic(float* p);
 // and counts (into mismatches) the threads that read back another value.
 cudaError_t shared_isolation(int blocks, int* mismatches);
 
+// ------------------------------------------------------------------ streams (test_simt_streams.cpp)
+// p[i] = value for i < n; y[i] = x[i] for i < n; on `stream`.
+cudaError_t fill_on(int* p, int n, int value, cudaStream_t stream);
+cudaError_t copy_on(const int* x, int* y, int n, cudaStream_t stream);
+
+// ------------------------------------------------------------------ order and barriers (test_simt_checks.cpp)
+// One ticket per thread in the order the threads start: tickets[block *
+// threads + thread] = atomicAdd(next, 1) (no barrier).
+cudaError_t arrival_order(int blocks, int threads, int* next, int* tickets);
+// One block of 256: buf[t] = x[t]; out[t] = buf[t - 1] + 1 (t > 0; out[0] =
+// x[0] + 1). The broken variant lacks the __syncthreads between the two, so
+// thread t may read buf[t - 1] before thread t - 1 has written it.
+cudaError_t neighbour_sum(const float* x, float* out);
+cudaError_t neighbour_sum_missing_sync(const float* x, float* out);
+// One block of 64: threads 0..31 wait at one __syncthreads, 32..63 at
+// another (an if/else with a barrier in each branch).
+cudaError_t divergent_barrier();
+// One block of 64: warp 0 waits at a barrier in a loop twice, warp 1 once,
+// then both at a barrier after the loop: the second round is divergent.
+cudaError_t uneven_barrier_loop();
+// One block of 64: threads 32..63 return, then threads 0..31 sync (legal:
+// exited threads do not count, from Volta on) and write out[t] = t.
+cudaError_t early_exit_barrier(int* out);
+// A kernel with __launch_bounds__(64) / (kBoundedThreads, 2) launched with
+// `threads` threads; out[i] = 1 for each thread.
+inline constexpr int kBoundedThreads = 96;
+cudaError_t bounded64(int threads, int* out);
+cudaError_t bounded96(int threads, int* out);
+// The kernel functions, for lk::simt::launch_bound.
+void (*bounded64_kernel_ptr())();
+void (*bounded96_kernel_ptr())();
+void (*unbounded_kernel_ptr())();
+// 40 KiB of static shared memory plus `dynamic` bytes; opt_in sets the
+// kernel's cudaFuncAttributeMaxDynamicSharedMemorySize to `dynamic` first.
+cudaError_t static_plus_dynamic_smem(size_t dynamic, bool opt_in, int* out);
+
 }  // namespace lk::emu_test

@@ -64,7 +64,8 @@ std::vector<OpEntry> make_table() {
   std::vector<OpEntry> t;
 
   t.push_back({.name = "conv2d",
-               .where = "conv2d (groups < C); kernels/conv2d.cpp (im2col + OpenBLAS, *_ref), "
+               .where = "conv2d (groups < C); kernels/onednn_conv.cpp (Fast, float32), kernels/conv2d.cpp "
+                        "(im2col + OpenBLAS: Im2colBlas and fallback, *_ref), "
                         "kernels/cuda/conv2d_direct.cu (emulator), engine/cuda/cudnn_conv.cpp",
                .fixtures = {"conv2d_1x1", "conv2d_3x3_groups2", "conv2d_3x3_pad1", "conv2d_3x3_stride2_pad1"},
                .golden = golden_conv2d,
@@ -83,7 +84,7 @@ std::vector<OpEntry> make_table() {
                }});
 
   t.push_back({.name = "depthwise_conv2d",
-               .where = "conv2d (groups == C_in == C_out); kernels/conv2d.cpp (depthwise_conv2d_*, *_ref), "
+               .where = "conv2d (groups == C_in == C_out); kernels/depthwise_conv2d.cpp, kernels/conv2d.cpp (*_ref), "
                         "kernels/cuda/depthwise_conv2d.cu, engine/cuda/cudnn_conv.cpp (grouped)",
                .fixtures = {"depthwise_conv2d_5x5_pad2", "depthwise_conv2d_7x7_dil3_pad9",
                             "depthwise_conv2d_7x7_stride2_pad3"},

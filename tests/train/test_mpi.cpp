@@ -141,10 +141,13 @@ double max_rel_weights(const std::string& a, const std::string& b, std::string* 
 // Adam turns such last-bit noise into steps of up to lr where a gradient is
 // itself noise (a conv bias right before a batch norm has a gradient of
 // exactly 0 in exact arithmetic): at lr 3e-3 the tiny net's weights drift
-// apart by ~1e-4 within 10 steps; at the paper's 1e-4 the losses stay the
-// same bits and the weights agree to 4.4e-6 (measured 2026-12-07, worst: a
-// batch norm's running mean; asserted, as issue 16 asks: losses 1e-5
-// relative, weights 1e-5 of max(|w|, 1)).
+// apart by ~1e-4 within 10 steps; at the paper's 1e-4 the losses agree to
+// ~1e-7 and the weights to 4.5e-7 with direct convolutions (measured
+// 2026-12-07; asserted, as issue 16 asks: losses 1e-5 relative, weights 1e-5
+// of max(|w|, 1)). oneDNN's Winograd 3x3 convolutions (the CPU default,
+// within 1e-4 of the direct ones per op) round differently at batch 4 and 8:
+// with them the weights differ by 3.2e-4 after 10 steps, so the float32 case
+// runs with LKASEG_ONEDNN_WINOGRAD=0.
 TEST_CASE("mpi: two ranks at batch 4 with --sync-bn take the steps of one process at batch 8", "[mpi]") {
   Dirs d("equiv");
   make_data(d);
@@ -153,16 +156,19 @@ TEST_CASE("mpi: two ranks at batch 4 with --sync-bn take the steps of one proces
     const char* dtype;
     const char* lr;
     double loss_tol, weight_tol;
+    const char* env;  // before both commands (mpirun hands its environment to the ranks)
   };
-  for (const Case& c : {Case{"f64", "3e-3", 1e-9, 1e-9}, Case{"f32", "1e-4", 1e-5, 1e-5}}) {
+  for (const Case& c : {Case{"f64", "3e-3", 1e-9, 1e-9, ""},
+                        Case{"f32", "1e-4", 1e-5, 1e-5, "LKASEG_ONEDNN_WINOGRAD=0 "}}) {
     INFO(c.dtype);
     const std::string steps = std::string(" --dtype ") + c.dtype + " --lr " + c.lr +
                               " --epochs 10 --steps-per-epoch 1 --val-every 100 --data " + d("data");
     const std::string one = d(std::string("one_") + c.dtype), two = d(std::string("two_") + c.dtype);
-    REQUIRE(run(kBin + " train" + kCommon + steps + " --out " + one + " --batch 8", &out) == 0);
+    REQUIRE(run(c.env + kBin + " train" + kCommon + steps + " --out " + one + " --batch 8", &out) == 0);
     INFO(out);
     const std::string shared = " --split " + one + "/split.json --cache " + one + "/slices.lkcache";
-    REQUIRE(run(kMpirun + " " + kBin + " train" + kCommon + steps + shared + " --out " + two + " --batch 4 --sync-bn",
+    REQUIRE(run(c.env + kMpirun + " " + kBin + " train" + kCommon + steps + shared + " --out " + two +
+                    " --batch 4 --sync-bn",
                 &out) == 0);
     INFO(out);
     CHECK(out.find("2 ranks x batch 4, synchronised batch norm") != std::string::npos);

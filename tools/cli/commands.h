@@ -46,6 +46,14 @@ Subcommand add_figures(CLI::App& app);
 
 // --device: cpu, cuda, cuda:N, or auto (the first usable GPU, else the CPU, saying why).
 Device resolve_device(const std::string& want);
+// --fast-nondeterministic (train, cv, demo): cuDNN may pick convolution
+// algorithms that add with atomics (faster; results then differ between runs
+// in the last bits and a resumed run is no longer bit-exact). No effect on
+// the CPU or in a build without CUDA.
+inline constexpr const char* kFastNondeterministicHelp =
+    "let cuDNN use its fastest convolution algorithms, also non-deterministic ones (atomics): runs are then not "
+    "bit-identical and resuming is not bit-exact";
+void set_fast_nondeterministic(bool on);
 
 // "lkaseg 0.1.0 (CUDA 13.0 | CPU only), C++20": `lkaseg --version`, `lkaseg info`.
 std::string version_line();

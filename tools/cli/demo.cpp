@@ -45,6 +45,7 @@ struct DemoOptions {
   uint64_t seed = 42;
   std::string optimizer = "adamw", device = "auto", augment_on = "auto";
   bool force = false;
+  bool fast_nondeterministic = false;
 };
 
 // Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
@@ -83,6 +84,7 @@ int cmd_demo(const DemoOptions& o) {
   if (o.size % stride) throw std::invalid_argument("--size must be divisible by " + std::to_string(stride));
   check_network_memory(cfg, 4, "--widths");
   const Device dev = resolve_device(o.device);
+  set_fast_nondeterministic(o.fast_nondeterministic);
   // The data: BraTS-layout cases, generated unless --data names a folder.
   // The work folder holds the generated cases (data/), the slice cache, the
   // split and the predictions; a --data folder is only read.
@@ -278,6 +280,7 @@ Subcommand add_demo(CLI::App& app) {
   add_seed_option(d, o->seed, "random seed");
   d->add_option("--optimizer", o->optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
   d->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  d->add_flag("--fast-nondeterministic", o->fast_nondeterministic, kFastNondeterministicHelp);
   d->add_option("--augment-on", o->augment_on, "where augmentation runs: auto (the device on a GPU), cpu (loader workers) or device")
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();

@@ -41,4 +41,12 @@ Device resolve_device(const std::string& want) {
 #endif
 }
 
+void set_fast_nondeterministic(bool on) {
+#ifdef LKASEG_HAVE_CUDA
+  cuda::set_deterministic(!on);
+#else
+  (void)on;
+#endif
+}
+
 }  // namespace lk::cli

@@ -26,8 +26,9 @@ CLI::App* add_evaluate_subcommand(CLI::App& app, eval::EvaluateOptions& cmd) {
               "warn about (and leave out) cases without a prediction and predictions without a case, instead of "
               "failing");
   s->add_option("--pred-labels", cmd.pred_labels,
-                "label coding of the predictions: brats2021 {0,1,2,4} or brats2023 {0,1,2,3}")
-      ->check(CLI::IsMember({"brats2021", "brats2023", "2021", "2023"}))
+                "label coding of the predictions: auto (each case's own, as predict writes them), brats2021 "
+                "{0,1,2,4}, brats2023 {0,1,2,3} or msd {0,1 edema,2 non-enhancing,3 enhancing}")
+      ->check(CLI::IsMember({"auto", "brats2021", "brats2023", "2021", "2023", "msd"}))
       ->capture_default_str();
   s->add_flag("--include-empty", cmd.include_empty,
               "count cases whose ground truth is empty for a region in its mean (Dice 1/0, HD95 0/373.13) instead "

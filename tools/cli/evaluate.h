@@ -4,7 +4,7 @@
 // the work and documents the files and the conventions.
 //
 //   lkaseg evaluate --pred DIR --gt DIR [--out results.csv] [--json results.json]
-//                   [--cases ID...] [--allow-missing] [--pred-labels brats2021|brats2023]
+//                   [--cases ID...] [--allow-missing] [--pred-labels auto|brats2021|brats2023|msd]
 //                   [--include-empty] [--ddof 0|1]
 #pragma once
 

@@ -35,8 +35,9 @@ CLI::App* add_figures_subcommand(CLI::App& app, eval::FiguresOptions& cmd) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   s->add_option("--pred-labels", cmd.pred_labels,
-                "label coding of the predictions: brats2021 {0,1,2,4} or brats2023 {0,1,2,3}")
-      ->check(CLI::IsMember({"brats2021", "brats2023", "2021", "2023"}))
+                "label coding of the predictions: auto (each case's own, as predict writes them), brats2021 "
+                "{0,1,2,4}, brats2023 {0,1,2,3} or msd {0,1 edema,2 non-enhancing,3 enhancing}")
+      ->check(CLI::IsMember({"auto", "brats2021", "brats2023", "2021", "2023", "msd"}))
       ->capture_default_str();
   s->add_option("--run", cmd.run, "a run folder (fold_<k>/log.jsonl) or one fold's folder: training curves")
       ->check(CLI::ExistingDirectory);

@@ -4,7 +4,7 @@
 //
 //   lkaseg figures --data DIR [--pred DIR ...] [--names A B ...] [--cases ID ...]
 //                  [--slice Z] [--no-coronal] [--zoom N] [--alpha A]
-//                  [--pred-labels brats2021|brats2023] --out DIR
+//                  [--pred-labels auto|brats2021|brats2023|msd] --out DIR
 //   lkaseg figures --run RUN --out DIR
 // (both at once are fine).
 #pragma once

@@ -129,18 +129,7 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--dtype", o.dtype, "f32, or f64 on the CPU (slow; to check exactness, e.g. of ranks against one process)")
       ->check(CLI::IsMember({"f32", "f64"}))
       ->capture_default_str();
-}
-
-int64_t min_parameters(const model::NetConfig& cfg) {
-  // Every level's block starts with two 3x3 convolutions (model/blocks.h):
-  // c_in -> w and w -> w; the rest of the network only adds to this.
-  double n = 0;
-  double c_in = static_cast<double>(cfg.in_channels);
-  for (int64_t w : cfg.widths) {
-    n += 9.0 * (c_in * static_cast<double>(w) + static_cast<double>(w) * static_cast<double>(w));
-    c_in = static_cast<double>(w);
-  }
-  return n > 9e18 ? INT64_MAX : static_cast<int64_t>(n);
+  s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
 }
 
 void check_network_memory(const model::NetConfig& cfg, int copies, const std::string& what) {
@@ -209,9 +198,9 @@ json run_record(const RunOptions& o, const data::PreprocessOptions& po, const tr
 bool run_entry(const fs::directory_entry& e, const RunOptions& o) {
   const std::string n = e.path().filename().string();
   static const std::set<std::string> files{"run.json",       "split.json",      "slices.lkcache", "cv_summary.json",
-                                           "evaluation.csv", "evaluation.json", "table3.json"};
+                                           "evaluation.csv", "evaluation.json", "table3.json", "postprocessing.json"};
   if (e.is_regular_file() && files.count(n)) return true;
-  if (e.is_directory() && n == "predictions") return true;
+  if (e.is_directory() && (n == "predictions" || n == "predictions_postprocessed")) return true;
   if (e.is_directory() && n.size() > 5 && n.compare(0, 5, "fold_") == 0 &&
       std::all_of(n.begin() + 5, n.end(), ::isdigit))
     return true;
@@ -225,8 +214,9 @@ bool run_entry(const fs::directory_entry& e, const RunOptions& o) {
 // What the trainer writes into a fold folder (train/trainer.h).
 bool fold_entry(const fs::directory_entry& e) {
   const std::string n = e.path().filename().string();
+  if (e.is_directory()) return n == "val_best" || n == "val_last";  // cv's checkpoint choice (tools/cli/cv.cpp)
   if (!e.is_regular_file()) return false;
-  if (n == "config.json" || n == "log.jsonl" || n == "best.safetensors" || n == "last.json" ||
+  if (n == "config.json" || n == "log.jsonl" || n == "best.safetensors" || n == "last.json" || n == "selected.json" ||
       n == "last.safetensors" || n == "last.safetensors.state" || n == "train.out")  // train.out: cv --parallel-folds
     return true;
   return n.rfind("last-", 0) == 0 && (n.ends_with(".safetensors") || n.ends_with(".safetensors.state"));
@@ -369,6 +359,7 @@ std::string pm(double mean, double sd, double scale) {
 }  // namespace
 
 int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev, dist::Communicator* comm) {
+  set_fast_nondeterministic(o.fast_nondeterministic);
   std::vector<FoldOutcome> done;
   const int first = all_folds ? 0 : o.fold;
   const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;
@@ -527,75 +518,35 @@ Prepared prepare_all(const RunOptions& o, Ranks& r) {
   return std::move(*p);
 }
 
-namespace {
-// A fold folder: its best.safetensors; a last.json: the weights it names.
-std::string model_file(const std::string& path) {
-  if (fs::is_directory(path)) return (fs::path(path) / "best.safetensors").string();
-  if (path.ends_with(".json") && fs::is_regular_file(path)) {
-    try {
-      std::ifstream in(path);
-      const json j = json::parse(in);
-      return (fs::path(path).parent_path() / j.at("weights").get<std::string>()).string();
-    } catch (const std::exception& e) {
-      throw std::invalid_argument(path + ": not a checkpoint manifest (last.json) of a run (" + e.what() + ")");
-    }
-  }
-  return path;
-}
-}  // namespace
-
-LoadedModel load_model(const std::string& given, Device dev) {
-  const std::string path = model_file(given);
-  if (!fs::is_regular_file(path)) throw std::invalid_argument(path + ": the model is not a file");
-  const SafeTensors file = load_safetensors(path);
-  const std::map<std::string, std::string>& meta = file.metadata;
-  if (!meta.count("lkaseg.train_config") || !meta.count("lkaseg.preprocess"))
-    throw std::invalid_argument(path + ": no lkaseg training metadata (use a best.safetensors written by "
-                                "`lkaseg train`/`cv`)");
-  LoadedModel m;
-  m.config = train::TrainConfig::from_json(meta.at("lkaseg.train_config"));
-  m.preprocess = train::preprocess_from_json(meta.at("lkaseg.preprocess"));
-  // The metadata is checked against the file before a network is built from it.
-  int64_t stored = 0;
-  for (const auto& [key, t] : file.tensors) stored += t.numel();
-  if (const int64_t least = min_parameters(m.config.net); least > stored)
-    throw std::invalid_argument(path + ": its metadata describes a network of at least " + std::to_string(least) +
-                                " parameters, but the file holds " + std::to_string(stored) +
-                                " values: damaged or foreign metadata");
-  if (const std::string bad = nonfinite_tensor(file.tensors); !bad.empty())
-    throw std::invalid_argument(path + ": " + bad + " (saved from a diverged run?); its predictions would be "
-                                "meaningless");
-  m.net = std::make_unique<model::SegNet>(m.config.net);
-  load_state_dict(path, *m.net);
-  m.net->to_device(dev);
-  return m;
-}
-
 void prepare_prediction_folder(const std::string& dir, bool force) {
   check_output_folder(
       dir,
       [](const fs::directory_entry& e) {
+        if (e.is_directory() && e.path().filename() == "probabilities") return true;  // predict --save-probabilities
         return e.is_regular_file() && e.path().filename().string().ends_with(".nii.gz") &&
                nifti_described(e.path().string(), kPredictionDescription);
       },
       force, "predictions folder");
 }
 
-// One case: load, preprocess as in training, predict, map back to the
-// original grid, write <out>/<id>.nii.gz (BraTS labels of the case's naming).
-void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
-                       const std::string& out_dir, int64_t batch, Device dev) {
+train::CasePrediction predict_case_file(const std::vector<model::SegNet*>& nets, const data::PreprocessOptions& po,
+                                        const data::BratsCase& bc, const std::string& out_dir,
+                                        const train::CasePredictOptions& o) {
   const std::string out = (fs::path(out_dir) / (bc.id + ".nii.gz")).string();
   check_replaceable(out, nifti_described(out, kPredictionDescription), "not an lkaseg prediction");
-  const data::BratsCaseData c = data::load_brats_case(bc);
-  const data::PreprocessedCase p = data::preprocess_case(c, po);
-  const std::vector<int32_t> cls = train::predict_classes(net, p.images.data(), p.slices(), p.size, batch, dev);
-  std::vector<uint8_t> labels = data::map_back_labels(p, cls);
-  if (bc.naming == data::BratsNaming::Brats2023)
-    for (uint8_t& v : labels) v = v == 4 ? 3 : v;  // ET is 3 in the 2023 naming
-  data::NiftiWriteOptions wo;
-  wo.description = kPredictionDescription;
-  data::write_nifti(out, c.geom, labels, wo);
+  if (o.save_probabilities) {
+    const std::string probs = (fs::path(out_dir) / "probabilities" / (bc.id + ".nii.gz")).string();
+    check_replaceable(probs, nifti_described(probs, train::kProbabilitiesDescription), "not an lkaseg probability map");
+  }
+  return train::predict_case_file(nets, po, bc, out_dir, o);
+}
+
+void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
+                       const std::string& out_dir, int64_t batch, Device dev) {
+  train::CasePredictOptions o;
+  o.predict.batch = batch;
+  o.predict.device = dev;
+  cli::predict_case_file(std::vector<model::SegNet*>{&net}, po, bc, out_dir, o);
 }
 
 }  // namespace lk::cli

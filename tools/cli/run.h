@@ -36,6 +36,7 @@
 #include "engine/dist.h"
 #include "engine/tensor.h"
 #include "model/networks.h"
+#include "train/predict.h"
 #include "train/trainer.h"
 
 namespace CLI {
@@ -72,6 +73,7 @@ struct RunOptions {
   // cv: folds trained at once, one child process each (CPU), or one per device listed
   int parallel_folds = 0;
   std::vector<std::string> devices;
+  bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
 };
 
 // Registers the options of train (one_fold) and cv on `s`.
@@ -91,8 +93,8 @@ void add_seed_option(CLI::App* s, uint64_t& seed, const std::string& help);
 // parameters (1: weights; 4: training with AdamW) cannot fit this machine's
 // memory, saying how much it would need, before anything is allocated.
 void check_network_memory(const model::NetConfig& cfg, int copies, const std::string& what);
-// A lower bound of the parameter count (the encoder's 3x3 convolutions).
-int64_t min_parameters(const model::NetConfig& cfg);
+// A lower bound of the parameter count (train/predict.h).
+using train::min_parameters;
 
 // The split (made once, then honoured) and the cache of the selected cases.
 struct Prepared {
@@ -151,25 +153,24 @@ extern std::vector<std::string> g_argv;
 // checkpoint, other phases end at once with their temporary files removed.
 void install_stop_handlers();
 
-// A trained model with its preprocessing, from a best.safetensors (or any
-// weights file a run writes, its last.json, or a fold folder: its
-// best.safetensors). Refused, by name, when its tensors hold NaN/Inf or its
-// metadata claims a network larger than the file.
-struct LoadedModel {
-  train::TrainConfig config;
-  data::PreprocessOptions preprocess;
-  std::unique_ptr<model::SegNet> net;
-};
-LoadedModel load_model(const std::string& path, Device dev);
+// Loading models (any checkpoint a run wrote; NaN weights and metadata
+// larger than the file refused) lives in train/predict.h.
+using train::LoadedModel;
+using train::load_model;
 
 // A predictions folder (predict --out, RUN/predictions): created, or checked
-// to hold only lkaseg predictions unless `force` (tools/cli/output_guard.h).
+// to hold only lkaseg predictions (and predict's probabilities/ folder)
+// unless `force` (tools/cli/output_guard.h).
 void prepare_prediction_folder(const std::string& dir, bool force);
 
-// One case: load, preprocess with `po` (as in training), predict slice by
-// slice, map back to the original grid, write <out_dir>/<id>.nii.gz (BraTS
-// labels in the case's naming); a file there that is not an lkaseg
-// prediction is never overwritten.
+// train::predict_case_file (one case: load, preprocess as in training,
+// predict with one model or the mean of several, map back to the original
+// grid, post-process, write <out_dir>/<id>.nii.gz in the case's label
+// coding), except that a file there that is not an lkaseg prediction (or
+// probability map) is never overwritten.
+train::CasePrediction predict_case_file(const std::vector<model::SegNet*>& nets, const data::PreprocessOptions& po,
+                                        const data::BratsCase& bc, const std::string& out_dir,
+                                        const train::CasePredictOptions& o);
 void predict_case_file(model::SegNet& net, const data::PreprocessOptions& po, const data::BratsCase& bc,
                        const std::string& out_dir, int64_t batch, Device dev);
 

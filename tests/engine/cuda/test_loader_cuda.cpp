@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "data/loader.h"
+#include "engine/cuda/cuda_check.h"
 #include "train/trainer.h"
 #include "tests/engine/cuda/cuda_device.h"
 #include "tests/support/loader_fixture.h"
@@ -145,4 +146,36 @@ TEST_CASE("cuda trainer: a tiny run on the device with augmentation in the kerne
   // The same steps on the same device: the same weights, so the same validation.
   CHECK(rest.log[0].val->mean == whole.log[0].val->mean);
   CHECK(rest.log[0].val->dice == whole.log[0].val->dice);
+}
+
+TEST_CASE("cuda loader: on cuda:1 the worker threads use cuda:1 and never touch device 0", "[loader]") {
+#if defined(LKASEG_SIMT)
+  lk::simt::set_device_count(2);  // an emulated second device
+  lk::simt::reset_device_contexts();
+#endif
+  if (cuda::device_count() < 2) {
+    WARN("no CUDA device cuda:1 (" << cuda::device_count() << " device(s)): skipping");
+    return;
+  }
+  const Device cuda1{DeviceType::CUDA, 1};
+  cuda::cuda_backend(1);
+  LoaderFixture f("cuda_loader_dev1", 2, 6, 24);
+  LoaderOptions o = opts(2, 3);
+  const std::vector<Batch> want = cpu_batches(f, o, 5);
+  o.device = cuda1;
+  {
+    Loader L(f.cache, f.all_slices(), o);  // augmentation by the kernel on cuda:1
+    for (const Batch& w : want) {
+      const Batch got = L.next();
+      REQUIRE(got.labels.device() == cuda1);
+      CHECK(same(got.labels.to(cpu_device()), w.labels));
+    }
+  }
+#if defined(LKASEG_SIMT)
+  // CUDA initialises a device's context on a thread's first call with it
+  // current (device 0 unless cudaSetDevice): nobody may have touched device 0.
+  CHECK((lk::simt::device_contexts() & 1u) == 0u);
+  lk::simt::set_device_count(0);
+#endif
+  LK_CUDA_CHECK(cudaSetDevice(0));
 }

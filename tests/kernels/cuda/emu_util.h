@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <random>
+#include <string>
 
 #include "kernels/cuda/runtime_api.h"
 #include "simt/runtime.h"
@@ -83,5 +84,34 @@ struct NoLeaks {
   size_t before = lk::simt::live_allocations();
   ~NoLeaks() { CHECK(lk::simt::live_allocations() == before); }
 };
+
+// Deliberate errors: keep stderr clean, read lk::simt::last_message() instead.
+struct Quiet {
+  Quiet() { lk::simt::set_quiet(true); }
+  ~Quiet() { lk::simt::set_quiet(false); }
+};
+
+// The deferred stream policy for the scope (the default; pinned so that
+// LKASEG_SIMT_STREAMS=eager does not change tests of planted races).
+struct Deferred {
+  Deferred() { lk::simt::set_stream_policy(lk::simt::StreamPolicy::Deferred); }
+  ~Deferred() { lk::simt::set_stream_policy(std::nullopt); }
+};
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+inline bool all_equal(const std::vector<int>& v, int x) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [x](int y) { return y == x; });
+}
+
+// A launch's own error, else what running it gave: launches are queued, so an
+// execution error shows at the next synchronising call, as on a GPU. The
+// error is the last error too (as in CUDA): consumed here, so that the next
+// launcher's cudaGetLastError() does not return it again.
+inline cudaError_t ran(cudaError_t launched) {
+  const cudaError_t e = launched != cudaSuccess ? launched : cudaDeviceSynchronize();
+  CHECK(cudaGetLastError() == e);
+  return e;
+}
 
 }  // namespace lk::emu_test

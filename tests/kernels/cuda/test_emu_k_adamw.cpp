@@ -1,5 +1,5 @@
 // kernels/cuda/adamw.cu under the SIMT emulator against lk::AdamW
-// (engine/optim.h, double arithmetic on float storage): three steps on
+// (engine/optim.h: the step's scalars in double, the update in float): three steps on
 // tensors of odd sizes (across the 4096-element chunks), one of them without
 // a gradient, in one launch per step. Parameters and both moments within 1e-6
 // value-scaled (max|a-b| / max|ref| per tensor); the tensor without a

@@ -83,6 +83,14 @@ TEST_CASE("emu augment: the fused kernel matches augment_cpu", "[emu]") {
   check_batch(40, 33, 5, 4);
 }
 
+// Every CUDA thread an OS thread (the gamma statistics are a block
+// reduction): what tools/tsan_check.sh --ci runs under ThreadSanitizer.
+TEST_CASE("emu augment: the fused kernel in threads mode", "[emu]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  NoLeaks no_leaks;
+  check_batch(24, 20, 4, 5);
+}
+
 TEST_CASE("emu augment: images only, empty batch, bad sizes", "[emu]") {
   NoLeaks no_leaks;
   const std::vector<AugmentDraw> draws = draws_for(9);

@@ -33,6 +33,38 @@ struct Case {
   int64_t n, cin, cout, h, w, k, stride, pad, dil, groups;
 };
 
+// Forward (and accumulating forward), backward data and backward weight of one case.
+void check_conv(const Case& c, unsigned seed) {
+  ConvGeom g{c.n, c.cin, c.h, c.w, c.cout, c.k, c.k, c.stride, c.pad, c.dil, c.groups, 0, 0};
+  REQUIRE(g.finish());
+  INFO("conv n" << c.n << " c" << c.cin << "->" << c.cout << " k" << c.k << " s" << c.stride << " p" << c.pad
+                << " d" << c.dil << " g" << c.groups);
+  const size_t nx = size_t(g.n * g.c_in * g.h * g.w), ny = size_t(g.n * g.c_out * g.oh * g.ow);
+  const size_t nw = size_t(g.c_out * (g.c_in / g.groups) * g.kh * g.kw);
+  const auto x = randv(nx, seed++), w = randv(nw, seed++), b = randv(size_t(g.c_out), seed++);
+  const auto dy = randv(ny, seed++), dx0 = randv(nx, seed++), dw0 = randv(nw, seed++), db0 = randv(size_t(g.c_out), seed++);
+
+  std::vector<float> y_ref(ny), dx_ref = dx0, dw_ref = dw0, db_ref = db0;
+  lk::cpu::conv2d_fwd_ref<float>(g, x.data(), w.data(), b.data(), y_ref.data());
+  lk::cpu::conv2d_bwd_data_ref<float>(g, dy.data(), w.data(), dx_ref.data());
+  lk::cpu::conv2d_bwd_weight_ref<float>(g, dy.data(), x.data(), dw_ref.data(), db_ref.data());
+
+  DeviceBuffer<float> dx_(x), dw_(w), db_(b), ddy(dy), dy_(ny), ddx(dx0), ddw(dw0), ddb(db0);
+  REQUIRE(lk::cuda::conv2d_direct_fwd(g, dx_.get(), dw_.get(), db_.get(), dy_.get()) == cudaSuccess);
+  REQUIRE(lk::cuda::conv2d_direct_bwd_data(g, ddy.get(), dw_.get(), ddx.get()) == cudaSuccess);
+  REQUIRE(lk::cuda::conv2d_direct_bwd_weight(g, ddy.get(), dx_.get(), ddw.get(), ddb.get()) == cudaSuccess);
+  CHECK(scaled_error(dy_.download(), y_ref) <= 1e-5);
+  CHECK(scaled_error(ddx.download(), dx_ref) <= 1e-5);
+  CHECK(scaled_error(ddw.download(), dw_ref) <= 1e-5);
+  CHECK(scaled_error(ddb.download(), db_ref) <= 1e-5);
+
+  // accumulate: y += conv(x) + b
+  std::vector<float> y2_ref = y_ref;
+  for (size_t i = 0; i < ny; ++i) y2_ref[i] *= 2;
+  REQUIRE(lk::cuda::conv2d_direct_fwd(g, dx_.get(), dw_.get(), db_.get(), dy_.get(), true) == cudaSuccess);
+  CHECK(scaled_error(dy_.download(), y2_ref) <= 1e-5);
+}
+
 }  // namespace
 
 TEST_CASE("direct conv2d forward, backward data and weight match the CPU reference", "[emu][conv]") {
@@ -44,35 +76,18 @@ TEST_CASE("direct conv2d forward, backward data and weight match the CPU referen
   const size_t live = lk::simt::live_allocations();
   unsigned seed = 1;
   for (const Case& c : cases) {
-    ConvGeom g{c.n, c.cin, c.h, c.w, c.cout, c.k, c.k, c.stride, c.pad, c.dil, c.groups, 0, 0};
-    REQUIRE(g.finish());
-    INFO("conv n" << c.n << " c" << c.cin << "->" << c.cout << " k" << c.k << " s" << c.stride << " p" << c.pad
-                  << " d" << c.dil << " g" << c.groups);
-    const size_t nx = size_t(g.n * g.c_in * g.h * g.w), ny = size_t(g.n * g.c_out * g.oh * g.ow);
-    const size_t nw = size_t(g.c_out * (g.c_in / g.groups) * g.kh * g.kw);
-    const auto x = randv(nx, seed++), w = randv(nw, seed++), b = randv(size_t(g.c_out), seed++);
-    const auto dy = randv(ny, seed++), dx0 = randv(nx, seed++), dw0 = randv(nw, seed++), db0 = randv(size_t(g.c_out), seed++);
-
-    std::vector<float> y_ref(ny), dx_ref = dx0, dw_ref = dw0, db_ref = db0;
-    lk::cpu::conv2d_fwd_ref<float>(g, x.data(), w.data(), b.data(), y_ref.data());
-    lk::cpu::conv2d_bwd_data_ref<float>(g, dy.data(), w.data(), dx_ref.data());
-    lk::cpu::conv2d_bwd_weight_ref<float>(g, dy.data(), x.data(), dw_ref.data(), db_ref.data());
-
-    DeviceBuffer<float> dx_(x), dw_(w), db_(b), ddy(dy), dy_(ny), ddx(dx0), ddw(dw0), ddb(db0);
-    REQUIRE(lk::cuda::conv2d_direct_fwd(g, dx_.get(), dw_.get(), db_.get(), dy_.get()) == cudaSuccess);
-    REQUIRE(lk::cuda::conv2d_direct_bwd_data(g, ddy.get(), dw_.get(), ddx.get()) == cudaSuccess);
-    REQUIRE(lk::cuda::conv2d_direct_bwd_weight(g, ddy.get(), dx_.get(), ddw.get(), ddb.get()) == cudaSuccess);
-    CHECK(scaled_error(dy_.download(), y_ref) <= 1e-5);
-    CHECK(scaled_error(ddx.download(), dx_ref) <= 1e-5);
-    CHECK(scaled_error(ddw.download(), dw_ref) <= 1e-5);
-    CHECK(scaled_error(ddb.download(), db_ref) <= 1e-5);
-
-    // accumulate: y += conv(x) + b
-    std::vector<float> y2_ref = y_ref;
-    for (size_t i = 0; i < ny; ++i) y2_ref[i] *= 2;
-    REQUIRE(lk::cuda::conv2d_direct_fwd(g, dx_.get(), dw_.get(), db_.get(), dy_.get(), true) == cudaSuccess);
-    CHECK(scaled_error(dy_.download(), y2_ref) <= 1e-5);
+    check_conv(c, seed);
+    seed += 7;
   }
+  CHECK(lk::simt::live_allocations() == live);
+}
+
+// Every CUDA thread an OS thread: what tools/tsan_check.sh --ci runs under
+// ThreadSanitizer (a small case with groups and stride).
+TEST_CASE("direct conv2d in threads mode", "[emu][conv]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  const size_t live = lk::simt::live_allocations();
+  check_conv({2, 4, 6, 7, 6, 3, 2, 1, 1, 2}, 99);
   CHECK(lk::simt::live_allocations() == live);
 }
 

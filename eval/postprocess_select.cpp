@@ -1,0 +1,156 @@
+#include "eval/postprocess_select.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace lk::eval {
+
+using json = nlohmann::json;
+
+Score score_cases(const std::vector<CaseMetrics>& cases) {
+  Score s;
+  s.cases = static_cast<int64_t>(cases.size());
+  if (cases.empty()) return s;
+  AggregateOptions ao;
+  ao.include_gt_empty = true;
+  const auto sum = aggregate(cases, ao);
+  for (Region r : kRegions) {
+    s.dice += sum[static_cast<size_t>(r)].dice_mean / kNumRegions;
+    s.hd95 += sum[static_cast<size_t>(r)].hd95_mean / kNumRegions;
+  }
+  return s;
+}
+
+bool improves(const Score& a, const Score& b) {
+  constexpr double eps = 1e-9;
+  return a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
+}
+
+PpCase make_pp_case(const std::string& id, const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt,
+                    const data::Geometry& g) {
+  const int64_t n = g.numel();
+  if (static_cast<int64_t>(pred.size()) != n || static_cast<int64_t>(gt.size()) != n)
+    throw std::invalid_argument("make_pp_case: " + id + ": volumes do not match the grid");
+  std::array<int64_t, 3> lo{g.dims[0], g.dims[1], g.dims[2]}, hi{-1, -1, -1};
+  for (int64_t z = 0; z < g.dims[2]; ++z)
+    for (int64_t y = 0; y < g.dims[1]; ++y)
+      for (int64_t x = 0; x < g.dims[0]; ++x) {
+        const size_t i = static_cast<size_t>(g.index(x, y, z));
+        if (!pred[i] && !gt[i]) continue;
+        lo = {std::min(lo[0], x), std::min(lo[1], y), std::min(lo[2], z)};
+        hi = {std::max(hi[0], x), std::max(hi[1], y), std::max(hi[2], z)};
+      }
+  PpCase c;
+  c.id = id;
+  c.geom.spacing = g.spacing;
+  if (hi[0] < 0) {  // nothing in either: one background voxel keeps the conventions
+    c.geom.dims = {1, 1, 1};
+    c.pred = c.gt = {0};
+    return c;
+  }
+  for (int a = 0; a < 3; ++a) {
+    lo[a] = std::max<int64_t>(0, lo[a] - 1);
+    hi[a] = std::min(g.dims[a] - 1, hi[a] + 1);
+    c.geom.dims[a] = hi[a] - lo[a] + 1;
+  }
+  c.pred.reserve(static_cast<size_t>(c.geom.numel()));
+  c.gt.reserve(static_cast<size_t>(c.geom.numel()));
+  for (int64_t z = lo[2]; z <= hi[2]; ++z)
+    for (int64_t y = lo[1]; y <= hi[1]; ++y)
+      for (int64_t x = lo[0]; x <= hi[0]; ++x) {
+        const size_t i = static_cast<size_t>(g.index(x, y, z));
+        c.pred.push_back(pred[i]);
+        c.gt.push_back(gt[i]);
+      }
+  return c;
+}
+
+namespace {
+
+json score_json(const Score& s) {
+  return {{"dice", s.dice}, {"hd95_mm", s.hd95}, {"combined", s.combined()}, {"cases", s.cases}};
+}
+
+// The candidates for one target, in the order tried.
+std::vector<train::PpRule> candidates(train::PpTarget t, const PpSelectOptions& o) {
+  std::vector<train::PpRule> out{{t, train::PpKind::LargestComponent, 0}};
+  for (double v : o.min_mm3) out.push_back({t, train::PpKind::MinComponent, v});
+  if (t == train::PpTarget::ET)
+    for (double v : o.relabel_mm3) out.push_back({t, train::PpKind::RelabelBelow, v});
+  return out;
+}
+
+}  // namespace
+
+PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSelectOptions& o) {
+  PpSelection sel;
+  std::vector<std::vector<uint8_t>> current;
+  for (const PpCase& c : cases) {
+    CaseMetrics m = evaluate_labels(c.pred, c.gt, c.geom);
+    m.id = c.id;
+    sel.before_cases.push_back(std::move(m));
+    current.push_back(c.pred);
+  }
+  sel.before = score_cases(sel.before_cases);
+  std::vector<CaseMetrics> cur = sel.before_cases;
+  Score cur_score = sel.before;
+  for (train::PpTarget t : train::kPpTargets) {
+    int best = -1;
+    std::vector<CaseMetrics> best_metrics;
+    for (const train::PpRule& rule : candidates(t, o)) {
+      PpTrial trial;
+      trial.rule = rule;
+      std::vector<CaseMetrics> ms = cur;
+      for (size_t i = 0; i < cases.size(); ++i) {
+        std::vector<uint8_t> labels = current[i];
+        if (train::apply_rule(labels, cases[i].geom.dims, cases[i].geom.spacing, rule) == 0) continue;
+        ++trial.cases_changed;
+        ms[i] = evaluate_labels(labels, cases[i].gt, cases[i].geom);
+        ms[i].id = cases[i].id;
+      }
+      trial.score = score_cases(ms);
+      sel.tried.push_back(trial);
+      if (improves(trial.score, cur_score) &&
+          (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
+        best = static_cast<int>(sel.tried.size()) - 1;
+        best_metrics = std::move(ms);
+      }
+    }
+    if (best < 0) continue;
+    PpTrial& kept = sel.tried[static_cast<size_t>(best)];
+    kept.kept = true;
+    sel.chosen.rules.push_back(kept.rule);
+    for (size_t i = 0; i < cases.size(); ++i)
+      train::apply_rule(current[i], cases[i].geom.dims, cases[i].geom.spacing, kept.rule);
+    cur = std::move(best_metrics);
+    cur_score = kept.score;
+  }
+  sel.after_cases = cur;
+  sel.after = cur_score;
+  return sel;
+}
+
+std::string PpSelection::report_json() const {
+  json tried_j = json::array();
+  for (const PpTrial& t : tried) {
+    json r = {{"target", train::pp_target_name(t.rule.target)}, {"rule", train::pp_kind_name(t.rule.kind)}};
+    if (t.rule.kind != train::PpKind::LargestComponent) r["mm3"] = t.rule.mm3;
+    r["score"] = score_json(t.score);
+    r["cases_changed"] = t.cases_changed;
+    r["kept"] = t.kept;
+    tried_j.push_back(r);
+  }
+  return json{{"criterion",
+               "mean over NCR, ET, ED, WT, TC of the case-mean Dice and HD95 (BraTS conventions, cases with an empty "
+               "ground truth included); a rule is kept when neither gets worse and one improves, the best "
+               "combined = dice - hd95/373.13 per target"},
+              {"before", score_json(before)},
+              {"after", score_json(after)},
+              {"tried", tried_j}}
+      .dump();
+}
+
+}  // namespace lk::eval

@@ -1,0 +1,118 @@
+// Choosing the post-processing on cross-validation (eval/postprocess_select.h):
+// a rule is kept only where it helped the validation cases, the one that
+// helps without hurting beats one that also removes true lesions, nothing is
+// kept when nothing helps, and the cropped cases score as the full volumes.
+#include <catch2/catch.hpp>
+
+#include "eval/postprocess_select.h"
+
+using namespace lk;
+using namespace lk::eval;
+
+namespace {
+
+data::Geometry grid() {
+  data::Geometry g;
+  g.dims = {24, 16, 8};
+  return g;
+}
+
+void fill(std::vector<uint8_t>& v, const data::Geometry& g, std::array<int64_t, 3> lo, std::array<int64_t, 3> hi,
+          uint8_t l) {
+  for (int64_t z = lo[2]; z <= hi[2]; ++z)
+    for (int64_t y = lo[1]; y <= hi[1]; ++y)
+      for (int64_t x = lo[0]; x <= hi[0]; ++x) v[static_cast<size_t>(g.index(x, y, z))] = l;
+}
+
+// The ground-truth tumour: ED around an NCR core and ET.
+std::vector<uint8_t> tumour(const data::Geometry& g) {
+  std::vector<uint8_t> v(static_cast<size_t>(g.numel()), 0);
+  fill(v, g, {2, 2, 1}, {9, 9, 6}, 2);
+  fill(v, g, {4, 4, 3}, {6, 6, 4}, 1);
+  fill(v, g, {7, 4, 3}, {8, 6, 4}, 4);
+  return v;
+}
+
+// Case kinds: 0, 1 predicted with a far false-positive ED island (20 voxels,
+// enough surface to move HD95);
+// 2 has a true satellite lesion (32 voxels), predicted right; 3 is perfect.
+PpCase make_case(int kind) {
+  const data::Geometry g = grid();
+  std::vector<uint8_t> gt = tumour(g), pred = gt;
+  if (kind == 0) fill(pred, g, {20, 12, 2}, {21, 13, 6}, 2);
+  if (kind == 1) fill(pred, g, {20, 2, 1}, {21, 3, 5}, 2);
+  if (kind == 2) {
+    fill(gt, g, {16, 10, 2}, {19, 13, 3}, 2);
+    pred = gt;
+  }
+  return make_pp_case("case_" + std::to_string(kind), pred, gt, g);
+}
+
+}  // namespace
+
+TEST_CASE("postprocess select: the rule that removes only the false islands is kept, nothing else", "[postprocess]") {
+  const std::vector<PpCase> cases = {make_case(0), make_case(1), make_case(2), make_case(3)};
+  const PpSelection s = select_postprocessing(cases);
+  REQUIRE(s.chosen.rules.size() == 1);
+  const train::PpRule& r = s.chosen.rules[0];
+  CHECK(r.target == train::PpTarget::WT);
+  CHECK(r.kind == train::PpKind::MinComponent);
+  CHECK(r.mm3 == 30);  // removes the 20-voxel islands, keeps the 32-voxel satellite (100 would not)
+  CHECK(improves(s.after, s.before));
+  CHECK(s.after.dice > s.before.dice);
+  CHECK(s.after.hd95 < s.before.hd95);
+  // Keeping only the largest component also drops case 2's true satellite: tried, not kept.
+  const auto largest = std::find_if(s.tried.begin(), s.tried.end(), [](const PpTrial& t) {
+    return t.rule.target == train::PpTarget::WT && t.rule.kind == train::PpKind::LargestComponent;
+  });
+  REQUIRE(largest != s.tried.end());
+  CHECK_FALSE(largest->kept);
+  CHECK(largest->cases_changed == 3);
+  int kept = 0;
+  for (const PpTrial& t : s.tried) kept += t.kept;
+  CHECK(kept == 1);
+  // Case 0 after: perfect.
+  CHECK(s.after_cases[0][Region::WT].dice == 1.0);
+  CHECK(s.before_cases[0][Region::WT].dice < 1.0);
+  // The report names the kept rule.
+  CHECK(s.report_json().find("\"kept\":true") != std::string::npos);
+}
+
+TEST_CASE("postprocess select: where no rule helps, none is kept", "[postprocess]") {
+  const PpSelection s = select_postprocessing({make_case(2), make_case(3)});
+  CHECK(s.chosen.rules.empty());
+  CHECK(s.after.dice == s.before.dice);
+  CHECK(s.after.hd95 == s.before.hd95);
+  CHECK_FALSE(s.tried.empty());
+}
+
+TEST_CASE("postprocess select: cropped cases score as the full volumes", "[postprocess]") {
+  const data::Geometry g = grid();
+  std::vector<uint8_t> gt = tumour(g), pred = gt;
+  fill(pred, g, {20, 12, 5}, {21, 13, 5}, 4);
+  fill(pred, g, {5, 5, 1}, {5, 8, 2}, 1);
+  const PpCase c = make_pp_case("x", pred, gt, g);
+  CHECK(c.geom.numel() < g.numel());
+  const CaseMetrics full = evaluate_labels(pred, gt, g), crop = evaluate_labels(c.pred, c.gt, c.geom);
+  for (Region r : kRegions) {
+    INFO(region_name(r));
+    CHECK(crop[r].dice == full[r].dice);
+    CHECK(crop[r].hd95_mm == Approx(full[r].hd95_mm).epsilon(1e-12));
+  }
+  // Nothing in either volume: one background voxel, Dice 1 everywhere.
+  const PpCase empty = make_pp_case("e", std::vector<uint8_t>(g.numel(), 0), std::vector<uint8_t>(g.numel(), 0), g);
+  CHECK(empty.geom.numel() == 1);
+  CHECK(score_cases({evaluate_labels(empty.pred, empty.gt, empty.geom)}).dice == 1.0);
+}
+
+TEST_CASE("postprocess select: the score counts empty ground truth with the BraTS conventions", "[postprocess]") {
+  CaseMetrics a;  // every region: both empty -> Dice 1, HD95 0
+  CaseMetrics b = a;
+  b[Region::ET] = {0.0, kEmptyHd95Mm, true, false, 5, 0, 0};  // a false ET on a case without ET
+  const Score s = score_cases({a, b});
+  CHECK(s.dice == Approx((4 * 1.0 + 0.5) / 5));
+  CHECK(s.hd95 == Approx(kEmptyHd95Mm / 2 / 5));
+  CHECK(improves(score_cases({a, a}), s));
+  CHECK_FALSE(improves(s, s));
+  CHECK_FALSE(improves({0.9, 10, 1}, {0.8, 5, 1}));  // better Dice, worse HD95: not an improvement
+}
