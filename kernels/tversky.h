@@ -31,6 +31,6 @@ void tversky_finish(const TverskyParams& tp, i64 c, const double* TP, const doub
 // where the clamp is inactive, dalpha/dp = ((1-y) FN + y FP) / (FP + FN)^2.
 template <typename T>
 void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
-                 const int32_t* target, const T* stats, T* dprobs);
+                 const int32_t* target, const T* stats, T* dprobs, bool accumulate = true);
 
 }  // namespace lk::cpu

@@ -129,6 +129,9 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--dtype", o.dtype, "f32, or f64 on the CPU (slow; to check exactness, e.g. of ranks against one process)")
       ->check(CLI::IsMember({"f32", "f64"}))
       ->capture_default_str();
+  s->add_option("--log-every", o.log_every, "steps between loss reads and progress lines (0: epoch ends only)")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
   s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
 }
 
@@ -169,6 +172,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.workers = o.workers;
   c.sync_bn = o.sync_bn;
   c.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
+  c.log_every = o.log_every;
   c.device = dev;
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
   if (o.size % stride != 0)

@@ -66,6 +66,7 @@ struct RunOptions {
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
   int workers = 0;
+  int64_t log_every = 50;  // steps between loss reads (train/trainer.h)
   // data-parallel ranks (mpirun / srun)
   bool sync_bn = false;
   std::string comm = "auto";   // auto (NCCL for GPU ranks when built), mpi, nccl (also with one rank)
