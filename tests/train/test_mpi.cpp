@@ -260,7 +260,8 @@ pid_t rank_pid(pid_t mpirun, int rank) {
 // rank 0 killed (the rank that writes the checkpoints): each time the other
 // rank names the dead one and ends with an error, the job ends non-zero
 // within seconds, and the checkpoint left is whole and resumes.
-TEST_CASE("mpi: Ctrl-C stops every rank, a rank that dies ends the job naming it; each leaves a whole checkpoint", "[mpi]") {
+TEST_CASE("mpi: Ctrl-C stops every rank, a rank that dies ends the job naming it, each leaving a whole checkpoint",
+          "[mpi]") {
   Dirs d("kill");
   make_data(d);
   const std::string args = kCommon + " --lr 3e-3 --batch 4 --steps-per-epoch 2 --val-every 1000 --data " + d("data") +
