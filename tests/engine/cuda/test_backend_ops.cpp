@@ -25,6 +25,16 @@ namespace {
 using lk::test::have_device;
 using lk::test::kCuda;
 
+// The op's tolerance on this build's device: a GPU's (label gpu) or the
+// emulator's (label emu); docs/GPU.md, "Tolerances".
+double device_tol(const Tolerance& t) {
+#if defined(LKASEG_HAVE_CUDA)
+  return t.gpu;
+#else
+  return t.cuda;
+#endif
+}
+
 void run_fixture(const OpEntry& op, const SafeTensors& st) {
   Named in;
   std::vector<std::string> diff;
@@ -39,18 +49,18 @@ void run_fixture(const OpEntry& op, const SafeTensors& st) {
   }
   const Tensor out = op.golden(in, st.metadata);
   REQUIRE(out.device() == kCuda);
-  CHECK(scaled_error(out, st.get("out")) <= op.tol.cuda);
+  CHECK(scaled_error(out, st.get("out")) <= device_tol(op.tol));
   for (const auto& [name, t] : st.tensors) {
     if (name == "out" || fixture_input(name) || name.rfind("grad_", 0) == 0) continue;
     INFO("extra output " << name);
     REQUIRE(in.count(name) == 1);
-    CHECK(scaled_error(in[name], t) <= op.tol.cuda);
+    CHECK(scaled_error(in[name], t) <= device_tol(op.tol));
   }
   backward(out, st.get("grad_out").to(DType::F32).to(kCuda));
   for (const std::string& name : diff) {
     INFO("gradient of " << name);
     REQUIRE(in[name].grad().defined());
-    CHECK(scaled_error(in[name].grad(), st.get("grad_" + name)) <= op.tol.cuda);
+    CHECK(scaled_error(in[name].grad(), st.get("grad_" + name)) <= device_tol(op.tol));
   }
 }
 
