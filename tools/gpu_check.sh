@@ -38,7 +38,7 @@ root="$(cd "$(dirname "$self")/.." && pwd)"
 source "$root/tools/gpu/runner.sh"
 
 GC_STAGES=(build gpu_tests sanitizers bench_kernels step_vs_torch memory e2e)
-declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=60 [bench_kernels]=60 [step_vs_torch]=150 [memory]=10 [e2e]=60)
+declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=90 [bench_kernels]=60 [step_vs_torch]=150 [memory]=10 [e2e]=60)
 declare -A GC_NEEDS_GPU=([build]=0 [gpu_tests]=1 [sanitizers]=1 [bench_kernels]=1 [step_vs_torch]=0 [memory]=0 [e2e]=1)
 declare -A GC_TITLE=([build]="deps, configure, build the needed targets" [gpu_tests]="ctest -L gpu"
   [sanitizers]="compute-sanitizer on the op tests" [bench_kernels]="bench_gpu_kernels: ours vs cuDNN"
@@ -109,8 +109,11 @@ stage_gpu_tests() {
   rc=$?
   cat "$GC_WORK/gpu_tests.txt"
   sum="$(grep -E 'tests passed|tests failed' "$GC_WORK/gpu_tests.txt" | tail -1)"
-  local skipped; skipped="$(grep -c '\*\*\*Skipped' "$GC_WORK/gpu_tests.txt")"
-  { echo "$sum; $skipped skipped (a skip here means the test saw no device)"
+  # A skip means the test saw no device, except the cuda:1 test on a one-GPU machine.
+  local skipped second
+  skipped="$(grep '\*\*\*Skipped' "$GC_WORK/gpu_tests.txt" | grep -vc 'cuda:1')"
+  second="$(grep '\*\*\*Skipped' "$GC_WORK/gpu_tests.txt" | grep -c 'cuda:1')"
+  { echo "$sum; $skipped skipped, $second for want of a second GPU (any other skip: the test saw no device)"
     echo '```'
     grep -E '\*\*\*Failed|\*\*\*Skipped|\*\*\*Timeout|Not Run' "$GC_WORK/gpu_tests.txt" | head -60
     echo '```'
@@ -122,13 +125,16 @@ stage_gpu_tests() {
       echo '```'
     fi
   } | section
-  detail "${sum:-no summary (see the log)}; $skipped skipped"
+  detail "${sum:-no summary (see the log)}; $skipped skipped (+$second: cuda:1)"
   ((rc == 0 && skipped == 0))
 }
 
 stage_sanitizers() {
   have_gpu || skip "no GPU visible"
-  command -v compute-sanitizer >/dev/null || skip "compute-sanitizer not on PATH"
+  local cs
+  cs="$(command -v compute-sanitizer || ls /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null ||
+    find /usr/local /opt -maxdepth 5 -name compute-sanitizer -type f -perm -u+x 2>/dev/null | head -1)"
+  [[ -n $cs ]] || skip "no compute-sanitizer found"
   local bin; bin="$(target_path test_gpu_backend)"
   [[ -x $bin ]] || { detail "test_gpu_backend not built"; exit 1; }
   local tool rc box bad=() res=()
@@ -138,7 +144,7 @@ stage_sanitizers() {
     box=$(($(stage_left 3) / (${#tools[@]} - i)))
     i=$((i + 1))
     ((box < 5)) && { res+=("$tool: no time"); bad+=("$tool"); continue; }
-    timeout -k 3 "$box" compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 30 \
+    timeout -k 3 "$box" "$cs" --tool "$tool" --error-exitcode 9 --print-limit 30 \
       "$bin" "[golden]" >"$GC_WORK/sanitizer_$tool.txt" 2>&1
     rc=$?
     case $rc in
@@ -165,7 +171,7 @@ stage_bench_kernels() {
   [[ -x $bin ]] || { detail "bench_gpu_kernels not built"; exit 1; }
   # The ceiling: a device-to-device copy through PyTorch, bytes read + written.
   local bw
-  bw="$(timeout 30 python3 -c '
+  bw="$(LD_LIBRARY_PATH="$GC_TORCH_LD_LIBRARY_PATH" timeout 30 python3 -c '
 import torch
 x = torch.empty(256 * 2**20, dtype=torch.float32, device="cuda"); y = torch.empty_like(x)
 for _ in range(3): y.copy_(x)
@@ -180,10 +186,12 @@ print(2 * x.numel() * 4 * 20 / (a.elapsed_time(b) / 1e3))' 2>/dev/null)"
   local rc=$?
   python3 "$root/tools/gpu/summarize.py" bench "$GC_WORK/bench_gpu_kernels.json" --copy-bw "${bw:-0}" \
     --md "$GC_WORK/bench_kernels.md" --json "$GC_WORK/bench_kernels.json" --detail "$GC_WORK/bench_kernels.detail"
-  ((rc == 0))
+  local rs=$?
+  ((rc == 0 && rs == 0))
 }
 
 stage_step_vs_torch() {
+  command -v python3 >/dev/null || skip "no python3"
   local dry=()
   [[ $GC_DRY == 1 ]] && dry=(--dry-run)
   python3 "$root/tools/gpu/step_vs_torch.py" --build "$GC_BUILD" --deadline "$GC_STAGE_DEADLINE" \
@@ -191,6 +199,7 @@ stage_step_vs_torch() {
 }
 
 stage_memory() {
+  command -v python3 >/dev/null || skip "no python3"
   [[ -s $GC_WORK/step_runs.jsonl ]] || skip "no step runs (step_vs_torch did not run)"
   python3 "$root/tools/gpu/summarize.py" memory "$GC_WORK/step_runs.jsonl" \
     --md "$GC_WORK/memory.md" --json "$GC_WORK/memory.json" --detail "$GC_WORK/memory.detail"
@@ -205,9 +214,9 @@ stage_e2e() {
   t0=$(date +%s)
   if timeout -k 3 "$(($(stage_left) / 2))" "$bin" demo --device cuda:0 --steps 150 --batch 8 --work "$e2e/demo" \
        >"$GC_WORK/e2e_demo.txt" 2>&1; then
-    res+=("demo ok in $(($(date +%s) - t0)) s")
+    res+=("demo ok in $(($(date +%s) - t0)) s;")
   else
-    res+=("demo FAILED (exit $?)"); ok=0
+    res+=("demo FAILED (exit $?);"); ok=0
   fi
   { echo "### lkaseg demo --device cuda:0 --steps 150 --batch 8"; echo '```'; tail -n 25 "$GC_WORK/e2e_demo.txt"; echo '```'; } | section
   t0=$(date +%s)
@@ -316,6 +325,9 @@ main() {
   GC_WORK="${LKASEG_GPU_CHECK_WORK:-$GC_BUILD/gpu-check-work}"
   rm -rf "$GC_WORK" && mkdir -p "$GC_WORK"
   GC_PREFIX="$GC_BUILD/deps"
+  # PyTorch gets the library path it came with: ours puts the toolkit's and
+  # Debian's libraries first, which must not replace its CUDA wheels'.
+  export GC_TORCH_LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
   if compgen -G "$root/third_party/debs/*.deb" >/dev/null; then
     export CMAKE_PREFIX_PATH="$GC_PREFIX/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
     export LD_LIBRARY_PATH="$GC_PREFIX/usr/lib/x86_64-linux-gnu/openblas-openmp:$GC_PREFIX/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

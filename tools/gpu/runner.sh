@@ -80,7 +80,7 @@ run_stages() {
         GC_SECS[$s]=$secs
         case $rc in
           0) GC_STATUS[$s]="ok" ;;
-          "$GC_SKIP_RC") GC_STATUS[$s]="skipped" ;;
+          "$GC_SKIP_RC") GC_STATUS[$s]="skipped: $(gc_detail "$s")"; rm -f "$GC_WORK/$s.detail" ;;
           124 | 137) GC_STATUS[$s]="TIMEOUT"; GC_FAILED=1
             [[ -s $GC_WORK/$s.detail ]] && sed -i 's/^/at the timeout: /' "$GC_WORK/$s.detail" ;;
           *) GC_STATUS[$s]="FAILED (exit $rc)"; GC_FAILED=1 ;;

@@ -19,7 +19,9 @@ at its deadline still leaves its table.
 
 --dry-run (no GPU): ours on the CPU backend at a tiny shape, and the peer on
 the CPU at the same shape if the peer's Python imports torch (else a note).
-The peer's Python: $LKASEG_TORCH_PYTHON, else this interpreter.
+The peer's Python: $LKASEG_TORCH_PYTHON, else this interpreter; it runs with
+LD_LIBRARY_PATH as $GC_TORCH_LD_LIBRARY_PATH when set (gpu_check.sh: the path
+before it put the toolkit's and the unpacked packages' libraries first).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Stage:
     def left(self):
         return self.deadline - time.time() - 3
 
-    def run(self, net, runner, cmd, limit):
+    def run(self, net, runner, cmd, limit, env=None):
         """Runs one command (its stdout: one JSON line), records the outcome."""
         t = min(limit, self.left())
         rec = {"net": net, "runner": runner, "cmd": " ".join(cmd)}
@@ -82,7 +84,7 @@ class Stage:
         else:
             t0 = time.time()
             try:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=t)
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=t, env=env)
                 rec["wall_s"] = round(time.time() - t0, 1)
                 line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
                 if p.returncode == 0 and line.startswith("{"):
@@ -105,7 +107,7 @@ class Stage:
 
     def torch(self, net, runner, extra=(), limit=60):
         return self.run(net, runner, [self.python, self.peer, "--device", self.device, "--net", net,
-                                      *self.shape, *extra], limit)
+                                      *self.shape, *extra], limit, env=torch_env())
 
     def write(self):
         tmp = self.runs_path + ".tmp"
@@ -116,10 +118,17 @@ class Stage:
         summarize.write_step_tables(self.runs, self.notes, os.path.join(self.a.work, "step_vs_torch"))
 
 
+def torch_env():
+    env = dict(os.environ)
+    if "GC_TORCH_LD_LIBRARY_PATH" in env:
+        env["LD_LIBRARY_PATH"] = env["GC_TORCH_LD_LIBRARY_PATH"]
+    return env
+
+
 def torch_importable(python):
     try:
         p = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                           text=True, timeout=90)
+                           text=True, timeout=90, env=torch_env())
         return p.stdout.strip() if p.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         return None
