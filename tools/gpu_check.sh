@@ -38,7 +38,7 @@ root="$(cd "$(dirname "$self")/.." && pwd)"
 source "$root/tools/gpu/runner.sh"
 
 GC_STAGES=(build gpu_tests sanitizers bench_kernels step_vs_torch memory e2e)
-declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=90 [bench_kernels]=60 [step_vs_torch]=150 [memory]=10 [e2e]=60)
+declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=90 [bench_kernels]=60 [step_vs_torch]=180 [memory]=10 [e2e]=60)
 declare -A GC_NEEDS_GPU=([build]=0 [gpu_tests]=1 [sanitizers]=1 [bench_kernels]=1 [step_vs_torch]=0 [memory]=0 [e2e]=1)
 declare -A GC_TITLE=([build]="deps, configure, build the needed targets" [gpu_tests]="ctest -L gpu"
   [sanitizers]="compute-sanitizer on the op tests" [bench_kernels]="bench_gpu_kernels: ours vs cuDNN"
@@ -96,6 +96,10 @@ stage_build() {
     [[ $configured == 1 && -d $GC_PREFIX/usr ]] && echo "Found outside the unpacked packages: $(grep -E '^[A-Za-z0-9_]*(_DIR|_INCLUDE|_LIB|OPENBLAS|_LIBRARY_RELEASE):' \
       "$GC_BUILD/CMakeCache.txt" | grep -v -e "$GC_PREFIX" -e REDIRECTS -e "$GC_BUILD" | cut -d= -f2 | paste -sd' ')"
     echo "Spills (ptxas): $(grep -c ' [1-9][0-9]* bytes spill stores' "$GC_WORK/ptxas.txt" 2>/dev/null) kernels"
+    if ((rc != 0)); then
+      echo "First errors:"; echo '```'
+      grep -E -m 30 'error|Error [0-9]|FAILED:|undefined reference' "$GC_WORK/build.log"; echo '```'
+    fi
   } | section
   if ((rc != 0 || ${#missing[@]})); then detail "build failed after $dt s; not built: ${missing[*]:-none}"; exit 1; fi
   [[ -n $notfound ]] && { detail "built in $dt s but libraries missing: $notfound"; exit 1; }

@@ -7,15 +7,16 @@ steps, TF32 off on both sides, most valuable first:
 
   1. each network: ours, PyTorch channels_last, PyTorch NCHW (eager)
   2. the paper's network: PyTorch with cuDNN's deterministic algorithms only
-     (as ours by default), ours with --graph on and --precision bf16 against
-     PyTorch bf16 autocast when step_profile's --help offers them, then
-     torch.compile (channels_last) last: it compiles for a minute or more.
+     (as ours by default); ours --precision bf16 against PyTorch bf16
+     autocast when step_profile's --help offers bf16; torch.compile
+     (channels_last: it compiles for a minute or more); ours --graph on when
+     the --help lists --graph (its JSON says whether it really captured).
 
 Each run has its own time limit inside the stage's deadline (--deadline,
 seconds since the epoch); a run that fails or runs out of time is recorded
 and the next one runs. After every run, WORK/step_runs.jsonl (one line per
-run), WORK/step_vs_torch.{md,json,detail} are rewritten, so a stage killed
-at its deadline still leaves its table.
+run; also copied to $OUT when set) and WORK/step_vs_torch.{md,json,detail}
+are rewritten, so a stage killed at its deadline still leaves its table.
 
 --dry-run (no GPU): ours on the CPU backend at a tiny shape, and the peer on
 the CPU at the same shape if the peer's Python imports torch (else a note).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -115,6 +117,9 @@ class Stage:
             for r in self.runs:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, self.runs_path)
+        out = os.environ.get("OUT")
+        if out and os.path.isdir(out):  # the device tool's: back even if the call is cut off mid-stage
+            shutil.copy(self.runs_path, os.path.join(out, "step_runs.jsonl"))
         summarize.write_step_tables(self.runs, self.notes, os.path.join(self.a.work, "step_vs_torch"))
 
 
@@ -165,14 +170,14 @@ def main(argv=None) -> int:
             st.torch(net, "torch_nchw", ["--layout", "nchw"])
     if tv:
         st.torch(PAPER_NET, "torch_channels_last_det", ["--layout", "channels_last", "--deterministic"])
-    if "--graph" in help_text:
-        st.ours(PAPER_NET, "ours_graph", ["--graph", "on"])
     if "bf16" in help_text:
         st.ours(PAPER_NET, "ours_bf16", ["--precision", "bf16"])
         if tv:
             st.torch(PAPER_NET, "torch_bf16", ["--layout", "channels_last", "--precision", "bf16"])
     if tv:
         st.torch(PAPER_NET, "torch_compile", ["--layout", "channels_last", "--compile"], limit=240)
+    if "--graph" in help_text:
+        st.ours(PAPER_NET, "ours_graph", ["--graph", "on"])
     st.write()
     return 0 if all(r["status"] == "ok" for r in st.runs) else 1
 
