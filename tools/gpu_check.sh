@@ -57,7 +57,7 @@ stage_build() {
   local t0 cfg=() n
   if compgen -G "$root/third_party/debs/*.deb" >/dev/null; then
     mkdir -p "$GC_PREFIX"
-    for d in "$root"/third_party/debs/*.deb; do dpkg -x "$d" "$GC_PREFIX" || exit 1; done
+    for d in "$root"/third_party/debs/*.deb; do unpack_deb "$d" "$GC_PREFIX" || { detail "cannot unpack $d"; exit 1; }; done
     n="$(find "$root/third_party/debs" -name '*.deb' | wc -l) packages of third_party/debs unpacked"
     echo "$n into $GC_PREFIX"
   else
@@ -73,6 +73,8 @@ stage_build() {
     [[ -d $GC_PREFIX/usr ]] && cfg+=(-DCMAKE_PREFIX_PATH="$GC_PREFIX/usr")
     command -v ninja >/dev/null && [[ ! -f $GC_BUILD/CMakeCache.txt ]] && cfg+=(-G Ninja)
     t0=$(date +%s)
+    # CMake 4 refuses package files that ask for a policy level under 3.5.
+    export CMAKE_POLICY_VERSION_MINIMUM=3.5
     cmake -S "$root" -B "$GC_BUILD" -DCMAKE_BUILD_TYPE=Release "${cfg[@]}" || { detail "configure failed ($n)"; exit 1; }
     echo "configured in $(($(date +%s) - t0)) s"
     configured=1
@@ -254,13 +256,26 @@ target_path() {
   esac
 }
 
-# cuDNN: the toolkit's or the system's (CMake finds it), else the pip wheel
-# beside PyTorch (nvidia/cudnn/{include,lib}); sets GC_CUDNN_INC/LIB.
+# A .deb's files under a prefix: dpkg -x, or ar + tar where there is no dpkg.
+unpack_deb() {
+  if command -v dpkg >/dev/null; then dpkg -x "$1" "$2"; return; fi
+  local t; t="$(mktemp -d)"
+  (cd "$t" && ar x "$1" && tar -xf data.tar.* -C "$2"); local rc=$?
+  rm -rf "$t"
+  return $rc
+}
+
+# cuDNN: the toolkit's or the system's, else the pip wheel beside PyTorch
+# (nvidia/cudnn/{include,lib}); sets GC_CUDNN_INC/LIB (header folder, library
+# file: a bare libcudnn.so.9 without the -dev link works too).
 locate_cudnn() {
-  local d
+  local d l
   for d in /usr/local/cuda/include /usr/include /usr/include/x86_64-linux-gnu /usr/local/include; do
-    if [[ -f $d/cudnn.h ]] && ls /usr/local/cuda/lib64/libcudnn.so* /usr/lib/x86_64-linux-gnu/libcudnn.so* \
-         /usr/local/lib/libcudnn.so* >/dev/null 2>&1; then
+    [[ -f $d/cudnn.h ]] || continue
+    l="$(ls /usr/local/cuda/lib64/libcudnn.so /usr/local/cuda/lib64/libcudnn.so.[0-9] /usr/local/cuda/lib/libcudnn.so \
+      /usr/lib/x86_64-linux-gnu/libcudnn.so /usr/lib/x86_64-linux-gnu/libcudnn.so.[0-9] 2>/dev/null | head -1)"
+    if [[ -n $l ]]; then
+      export GC_CUDNN_INC="$d" GC_CUDNN_LIB="$l"
       return 0
     fi
   done
