@@ -8,7 +8,8 @@
 #     recorded, the stages after them still run;
 #  3. a hanging first stage inside a 9 s budget: killed at the budget, the
 #     rest skipped as out of budget, all within seconds;
-#  4. bad arguments refused with exit 2.
+#  4. bad arguments refused with exit 2;
+#  5. the benchmark table from a made-up Google Benchmark JSON.
 # Usage: gpu_check_dry_run.sh <source root> <build folder>
 set -uo pipefail
 src=$1 build=$2
@@ -73,4 +74,19 @@ for bad in "--box nosuch=3" "--only nosuch" "--budget soon" "--frobnicate"; do
   [[ $rc == 2 ]] || fail "gpu_check $bad: exit $rc (want 2): $(cat "$tmp/out4")"
   grep -q "gpu_check:" "$tmp/out4" || fail "gpu_check $bad: no message"
 done
+# 5. The benchmark table (a GPU-only stage): pairs ours with cuDNN, % of the
+#    copy bandwidth, and a row whose validation failed makes it fail.
+if [[ $py == ok ]]; then
+  cat >"$tmp/bench.json" <<'JSON'
+{"benchmarks": [
+ {"name": "depthwise_conv2d_5x5_fwd/fast/128x128x32/manual_time", "real_time": 120, "time_unit": "us", "bytes_per_second": 1.5e12},
+ {"name": "depthwise_conv2d_5x5_fwd/cudnn/128x128x32/manual_time", "real_time": 200, "time_unit": "us"},
+ {"name": "softmax_fwd/fast/128x128x4/manual_time", "error_occurred": true, "error_message": "scaled error 3e-3"}]}
+JSON
+  python3 "$src/tools/gpu/summarize.py" bench "$tmp/bench.json" --copy-bw 3e12 --md "$tmp/b.md" --json "$tmp/b.json" \
+    --detail "$tmp/b.detail" && fail "a failed benchmark row, yet exit 0"
+  grep -q '| depthwise_conv2d_5x5_fwd | 128x128x32 | 0.120 | 0.200 | 0.60 | 50 |' "$tmp/b.md" || fail "bench table: $(cat "$tmp/b.md")"
+  grep -q 'softmax_fwd/fast/128x128x4/manual_time: scaled error 3e-3' "$tmp/b.md" || fail "bench errors: $(cat "$tmp/b.md")"
+  grep -q '^1 cases, 1 errors; ours/cuDNN median 0.60' "$tmp/b.detail" || fail "bench detail: $(cat "$tmp/b.detail")"
+fi
 echo "ok"
