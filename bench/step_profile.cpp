@@ -326,6 +326,7 @@ int run(const Args& a) {
   std::vector<Counts> phase_counts(phase_names.size());
   Counts step_total, first_step;
   double allocations_after_first = 0;
+  std::vector<double> allocations_by_step;  // every step, warm-up included
 
   if (a.inference) {
     // One 155-slice case, --batch slices at a time: upload, forward; the
@@ -366,7 +367,7 @@ int run(const Args& a) {
     const Tensor images = random_images(a.batch, a.size, 1).to(dev);
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
-    const model::LossConfig lc;
+    const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
       if (s == a.warmup) prof.reset();
@@ -384,7 +385,7 @@ int run(const Args& a) {
       std::vector<Tensor> outs;
       model::LossTerms terms;
       phase("forward", [&] { outs = net.forward(images); });
-      phase("loss", [&] { terms = model::deep_supervision_loss(outs, labels, lc); });
+      phase("loss", [&] { terms = loss_fn(outs, labels); });
       phase("backward", [&] {
         opt.zero_grad();
         backward(terms.total);
@@ -395,6 +396,7 @@ int run(const Args& a) {
       backend(dev).synchronize();  // the profiler's own wait: after the counts
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       const Counts d = at.back() - at.front();
+      allocations_by_step.push_back(d.allocations);
       if (s == 0) first_step = d;
       else allocations_after_first += d.allocations;
       if (timed) {
@@ -407,6 +409,7 @@ int run(const Args& a) {
     out["mode"] = "train";
     out["first_step_allocations"] = first_step.allocations;
     out["allocations_after_first_step"] = allocations_after_first;
+    out["allocations_by_step"] = allocations_by_step;
   }
   backend(dev).synchronize();
   prof.finish();

@@ -4,8 +4,14 @@
 // record autograd nodes; the arithmetic goes through the Backend of that
 // device. A backend owns its allocator and its stream; every method works on
 // tensors that live on its device and may run asynchronously on that stream
-// (synchronize() waits). Backward methods ADD into their gradient outputs.
-// An undefined Tensor argument means "not wanted" (e.g. no bias, no dx).
+// (synchronize() waits; it also raises errors the device recorded, such as
+// a label out of range in a loss, naming the op). Backward methods write each
+// gradient output in one of two modes: they ADD into it, or, when the handle
+// is marked first_write (Tensor::first_write, set by the autograd for a
+// gradient that has no contribution yet), OVERWRITE it (beta = 0) and must
+// write every element; so no gradient needs a zero-fill first. axpy follows
+// the same rule for y. An undefined Tensor argument means "not wanted" (e.g.
+// no bias, no dx).
 //
 // To plug in a device: implement this interface (see backend_cpu.cpp), give
 // it an Allocator, and register it with register_backend(). To add an op:
@@ -80,7 +86,7 @@ class Backend {
   // be read on the host if dst is a host tensor.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
-  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
+  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x (y = a*x on first write)
 
   // Convolutions (geometry in conv2d.h / conv_transpose2d.h terms)
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
@@ -139,9 +145,24 @@ class Backend {
   virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
                            const Tensor& stats, const Tensor& dprobs) = 0;
 
-  // Optimiser: AdamW step `step` (from 1) over every parameter whose grad()
-  // is defined; m and v are the moments, in parameter order.
-  virtual void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+  // One deep-supervision term (kernels/loss_terms.h): loss (1) = CE_w(logits)
+  // + Tversky(softmax(logits)); stats (4C + 3) keeps what the backward and
+  // the logs need. At most kCeTverskyMaxClasses classes.
+  virtual void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                              const Tensor& loss, const Tensor& stats) = 0;
+  virtual void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                              const Tensor& weight, const Tensor& stats, const Tensor& dlogits) = 0;
+  // y = sum_i w_i xs[i] over same-shape tensors; the backward gives each
+  // defined dxs[i] w_i dy.
+  virtual void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) = 0;
+  virtual void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) = 0;
+
+  // Optimiser: one AdamW step over every parameter whose grad() is defined;
+  // m and v are the moments, in parameter order. `state` (float64, on this
+  // device: lk::adamw_state, kernels/adamw.h) holds lr and the step count:
+  // the step advances the count and takes lr from there (a.lr is not used),
+  // so nothing passes from the host.
+  virtual void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                           const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
 
   // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,
@@ -194,6 +215,8 @@ class UploadRing {
 
 // The backend of a device (throws when none is registered for it).
 Backend& backend(Device d);
-void register_backend(Device d, Backend* b);  // not owned; lives for the process
+// Not owned; lives for the process. A backend registered for the CPU stands
+// in front of the built-in one (a profiler, engine/profiler.h); null restores it.
+void register_backend(Device d, Backend* b);
 
 }  // namespace lk

@@ -56,6 +56,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
 Tensor tversky_loss(const Tensor& probs, const Tensor& target, const TverskyParams& p = {},
                     Tensor* stats = nullptr);
 
+// One deep-supervision term on logits: CE_w(logits) + Tversky(softmax(logits))
+// as one op (kernels/loss_terms.h; equal to the composition of the two ops,
+// fused on CUDA), at most 8 classes. If stats is given it receives TP, FP, FN,
+// alpha per class, then wsum, the CE and the Tversky loss (4C + 3).
+Tensor ce_tversky_loss(const Tensor& logits, const Tensor& target, const Tensor& weight, const TverskyParams& p = {},
+                       Tensor* stats = nullptr);
+// sum_i w_i xs[i] over same-shape tensors (the weighted total of loss terms).
+Tensor weighted_sum(const std::vector<Tensor>& xs, const std::vector<double>& w);
+
 // Training augmentation (kernels/augment.h) of a batch on its device, no
 // autograd: draws int32 (B, kAugDrawWords) (pack_augment_draws), images
 // float32 (B, 4, S, S), labels int32 (B, S, S) or undefined -> images

@@ -101,6 +101,10 @@ std::atomic<uint64_t> g_allocations{0};
 // again; at most kCacheBytes are kept, beyond that a freed buffer goes back.
 class CpuAllocator final : public Allocator {
  public:
+  ~CpuAllocator() override {  // the cached buffers (LeakSanitizer sees them otherwise)
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+  }
   void* allocate(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
     void* p = take(rounded);
@@ -158,8 +162,9 @@ void reset_cpu_memory_peak() { g_peak.store(g_current.load()); }
 bool poison_allocations() { return g_poison.load(); }
 
 Storage::Storage(size_t n, Allocator& a) : bytes(n), alloc(&a) { data = a.allocate(n); }
+Storage::Storage(void* p, size_t n, std::shared_ptr<Storage> b) : data(p), bytes(n), base(std::move(b)) {}
 Storage::~Storage() {
-  if (data) alloc->deallocate(data, bytes);
+  if (data && alloc) alloc->deallocate(data, bytes);
 }
 
 // ------------------------------------------------------------------ tensor
@@ -219,7 +224,11 @@ static const TensorImpl& need(const std::shared_ptr<TensorImpl>& p) {
 
 const Shape& Tensor::shape() const { return need(impl_).shape; }
 DType Tensor::dtype() const { return need(impl_).dtype; }
-Device Tensor::device() const { return need(impl_).storage->alloc->device(); }
+Device Tensor::device() const {
+  const Storage* s = need(impl_).storage.get();
+  while (!s->alloc) s = s->base.get();  // a slice: the storage it lies in
+  return s->alloc->device();
+}
 void* Tensor::raw() const { return need(impl_).storage->data; }
 
 int64_t Tensor::size(int dim) const {
@@ -281,6 +290,17 @@ Tensor Tensor::head(int64_t rows) const {
   Tensor t = detach();
   t.impl_->shape[0] = rows;
   return t;
+}
+
+Tensor Tensor::slice_as(int64_t offset, const Shape& s) const {
+  const int64_t n = shape_numel(s);
+  if (offset < 0 || offset + n > numel()) shape_error("slice_as", "the slice runs past the tensor", shape(), s);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = s;
+  impl->dtype = dtype();
+  const size_t esize = dtype_size(dtype());
+  impl->storage = std::make_shared<Storage>(static_cast<char*>(raw()) + offset * esize, n * esize, impl_->storage);
+  return Tensor(std::move(impl));
 }
 
 Tensor Tensor::clone() const { return to(dtype()); }

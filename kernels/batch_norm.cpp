@@ -60,7 +60,7 @@ void batch_norm_fwd(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* b
 template <typename T>
 void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma,
                     const T* save_mean, const T* save_invstd, bool training, T* dx, T* dgamma,
-                    T* dbeta) {
+                    T* dbeta, bool acc_dx, bool acc_dgamma, bool acc_dbeta) {
   const double m = static_cast<double>(n * hw);
 #pragma omp parallel for schedule(static)
   for (i64 ch = 0; ch < c; ++ch) {
@@ -76,8 +76,8 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
       }
     }
     const double sdyx = sdyc * invstd;  // sum dy * xhat
-    if (dgamma) dgamma[ch] += static_cast<T>(sdyx);
-    if (dbeta) dbeta[ch] += static_cast<T>(sdy);
+    if (dgamma) put_grad(dgamma[ch], static_cast<T>(sdyx), acc_dgamma);
+    if (dbeta) put_grad(dbeta[ch], static_cast<T>(sdy), acc_dbeta);
     if (!dx) continue;
     // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) in training,
     // gamma*invstd * dy in evaluation: dx += A dy + B (x - mean) + C.
@@ -88,8 +88,13 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
       const T* g = dy + (i * c + ch) * hw;
       const T* p = x + (i * c + ch) * hw;
       T* q = dx + (i * c + ch) * hw;
+      if (acc_dx) {
 #pragma omp simd
-      for (i64 k = 0; k < hw; ++k) q[k] += A * g[k] + B * (p[k] - mu) + C;
+        for (i64 k = 0; k < hw; ++k) q[k] += A * g[k] + B * (p[k] - mu) + C;
+      } else {
+#pragma omp simd
+        for (i64 k = 0; k < hw; ++k) q[k] = A * g[k] + B * (p[k] - mu) + C;
+      }
     }
   }
 }
@@ -100,7 +105,7 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
   template void batch_norm_fwd<T>(i64, i64, i64, const T*, const T*, const T*, T*, T*, bool,    \
                                   double, double, T*, T*, T*);                                  \
   template void batch_norm_bwd<T>(i64, i64, i64, const T*, const T*, const T*, const T*,        \
-                                  const T*, bool, T*, T*, T*);
+                                  const T*, bool, T*, T*, T*, bool, bool, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -23,11 +23,12 @@ template <typename T>
 double batch_norm_channel_stats(i64 n, i64 c, i64 hw, i64 ch, const T* x, T* running_mean, T* running_var,
                               bool training, double momentum, double eps, T* save_mean, T* save_invstd);
 
-// dx += ..., dgamma += ..., dbeta += ... (each may be null). In training the
-// batch statistics are functions of x; in evaluation they are constants.
+// dx += ..., dgamma += ..., dbeta += ... (each may be null; acc_* false:
+// overwrite). In training the batch statistics are functions of x; in
+// evaluation they are constants.
 template <typename T>
 void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma,
                     const T* save_mean, const T* save_invstd, bool training, T* dx, T* dgamma,
-                    T* dbeta);
+                    T* dbeta, bool acc_dx = true, bool acc_dgamma = true, bool acc_dbeta = true);
 
 }  // namespace lk::cpu

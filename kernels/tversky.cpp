@@ -51,7 +51,7 @@ i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
 
 template <typename T>
 void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
-                 const int32_t* target, const T* stats, T* dprobs) {
+                 const int32_t* target, const T* stats, T* dprobs, bool accumulate) {
   // Per class: g_y for pixels of that class, g_n for the others.
   std::vector<T> g_y(c), g_n(c);
   for (i64 k = 0; k < c; ++k) {
@@ -75,7 +75,7 @@ void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
     for (i64 k = 0; k < c; ++k) {
       T* d = dprobs + (i * c + k) * hw;
       const int32_t* t = target + i * hw;
-      for (i64 p = 0; p < hw; ++p) d[p] += t[p] == k ? g_y[k] : g_n[k];
+      for (i64 p = 0; p < hw; ++p) put_grad(d[p], t[p] == k ? g_y[k] : g_n[k], accumulate);
     }
 }
 
@@ -83,7 +83,7 @@ void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
   template i64 tversky_fwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*,  \
                               T*, T*);                                                        \
   template void tversky_bwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*, \
-                               const T*, T*);
+                               const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

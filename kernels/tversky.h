@@ -25,6 +25,6 @@ i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
 // where the clamp is inactive, dalpha/dp = ((1-y) FN + y FP) / (FP + FN)^2.
 template <typename T>
 void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
-                 const int32_t* target, const T* stats, T* dprobs);
+                 const int32_t* target, const T* stats, T* dprobs, bool accumulate = true);
 
 }  // namespace lk::cpu

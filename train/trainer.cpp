@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -108,6 +109,7 @@ void check_config(const TrainConfig& c) {
   if (c.batch < 1) bad("batch must be >= 1");
   if (c.val_every < 1) bad("val_every must be >= 1");
   if (c.eval_batch < 1) bad("eval_batch must be >= 1");
+  if (c.log_every < 0) bad("log_every must be >= 0");
   if (c.steps_per_epoch < 0) bad("steps_per_epoch must be >= 0");
   if (c.warmup_epochs < 0) bad("warmup_epochs must be >= 0");
   if (!(c.adamw.lr > 0) || !std::isfinite(c.adamw.lr)) bad("lr must be a positive number");
@@ -199,6 +201,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
 
   SegNet net(cfg.net);
   net.to_device(cfg.device);
+  const DeepSupervisionLoss loss_fn(cfg.loss);
+  LossMeter meter;  // the loss, summed on the device between reads
   AdamW opt(net.parameters(), cfg.adamw);
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
@@ -278,24 +282,39 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     const auto t0 = Clock::now();
     loader.reset_stats();
     progress.begin_epoch(e.epoch);
+    // The mean loss of the steps since the last read (this waits for the device).
+    const auto read_loss = [&] {
+      const int64_t k = meter.count();
+      double sum = 0;
+      for (const double l : meter.take()) sum += l, loss_sum += l;
+      if (!std::isfinite(sum))
+        throw std::runtime_error("training diverged: the loss was not finite in steps " +
+                                 std::to_string(step - k + 1) + " to " + std::to_string(step) + " (epoch " +
+                                 std::to_string(e.epoch) + "); the last good checkpoint is " +
+                                 checkpoints.manifest_path());
+      return k ? sum / static_cast<double>(k) : 0.0;
+    };
     do {
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
-      const LossTerms t = deep_supervision_loss(net.forward(b.images), b.labels, cfg.loss);
+      const LossTerms t = loss_fn(net.forward(b.images), b.labels);
+      meter.add(t.total);
       opt.zero_grad();
       backward(t.total);
       opt.step();
-      const double l = t.total.item();
-      if (!std::isfinite(l))
-        throw std::runtime_error("training diverged: loss " + std::to_string(l) + " at step " +
-                                 std::to_string(step + 1) + " (epoch " + std::to_string(e.epoch) +
-                                 "); the last good checkpoint is " + checkpoints.manifest_path());
-      loss_sum += l;
       ++e.steps;
       ++step;
-      progress.step(l);
+      // The loss is read (a wait for the device) only every log_every steps.
+      double read = std::numeric_limits<double>::quiet_NaN();
+      if (cfg.log_every > 0 && step % cfg.log_every == 0 && step % spe != 0) {
+        read = read_loss();
+        say("step " + std::to_string(step) + "/" + std::to_string(total) + " (epoch " + std::to_string(e.epoch) +
+            ")  loss " + fmt("%.4f", read));
+      }
+      progress.step(read);
       if (hooks.stop && hooks.stop->load() && step % spe != 0) {
+        read_loss();  // a diverged run keeps its last good checkpoint
         progress.end_epoch();
         save_last(e.lr, loss_sum, e.steps);
         r.stopped = true;
@@ -304,6 +323,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
         return r;
       }
     } while (step % spe != 0);
+    read_loss();
     progress.end_epoch();
     e.loss = loss_sum / static_cast<double>(e.steps);
     e.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -68,8 +68,14 @@ struct TrainConfig {
   int workers = 0;
   int64_t eval_batch = 16;
   Device device = cpu_device();
+  // Steps between loss read-backs (a progress line each; 0: only at epoch
+  // ends). The loss is summed on the device in between, so a step never
+  // waits for the device; divergence (a non-finite loss) is caught at the
+  // next read.
+  int64_t log_every = 50;
 
-  std::string to_json() const;  // everything above but device, workers, augment_on (they do not change results)
+  // everything above but device, workers, augment_on, log_every (they do not change results)
+  std::string to_json() const;
   static TrainConfig from_json(const std::string& json);  // throws on a malformed or incomplete one
 };
 

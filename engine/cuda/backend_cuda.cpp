@@ -12,6 +12,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 #include "engine/cuda/upload_ring.h"
+#include "kernels/adamw.h"
 #include "engine/cuda/workspace.h"
 #include "kernels/augment.h"
 #include "kernels/cuda/augment.h"
@@ -25,6 +26,7 @@
 #include "kernels/cuda/binary.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/cuda/lka_gate.h"
+#include "kernels/cuda/loss_terms.h"
 #include "kernels/cuda/pooling.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/tversky.h"
@@ -53,6 +55,8 @@ const float* cf(const Tensor& t) {
   return t.data<float>();
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
+// A gradient output is added into unless it is a first write (engine/backend.h).
+bool acc(const Tensor& t) { return !t.first_write(); }
 
 Dims4 dims4(const Shape& s) {
   Dims4 d{1, 1, 1, 1};
@@ -77,19 +81,32 @@ class CudaBackend final : public Backend {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
     alloc_.set_stream(stream_);  // device blocks are reused in this stream's order
+    label_errors_ = static_cast<LabelError*>(alloc_.allocate(2 * sizeof(LabelError)));
+    label_errors_seen_ = static_cast<LabelError*>(pinned_.allocate(2 * sizeof(LabelError)));
+    LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));  // none
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
     ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
 #endif
   }
   ~CudaBackend() override {
+    if (adamw_device_) cudaFreeAsync(adamw_device_, stream_);
+    if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
+    if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));
     if (stream_) cudaStreamDestroy(stream_);
   }
 
   Device device() const override { return {DeviceType::CUDA, device_}; }
   cudaStream_t stream() const { return stream_; }
   Allocator& allocator() override { return alloc_; }
-  void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // Every wait for the stream also reads the label error records (one small
+  // copy before the wait) and throws the first error a loss kernel recorded.
+  void synchronize() override {
+    LK_CUDA_CHECK(cudaMemcpyAsync(label_errors_seen_, label_errors_, 2 * sizeof(LabelError), cudaMemcpyDeviceToHost,
+                                  stream_));
+    LK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    raise_label_errors();
+  }
   std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
   std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::Cudnn}; }
 
@@ -104,10 +121,12 @@ class CudaBackend final : public Backend {
       LK_CUDA_CHECK(cudaMemsetAsync(y.raw(), v == 0.0 ? 0 : 0xFF, y.nbytes(), stream_));
       return;
     }
+    if (y.dtype() == DType::F64)  // small state arrays (the optimiser's)
+      return LK_LAUNCHED(lk::cuda::fill(y.numel(), v, y.data<double>(), stream_));
     LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_));
+    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_, acc(y)));
   }
 
   // ---------------------------------------------------------------- convolutions
@@ -115,27 +134,26 @@ class CudaBackend final : public Backend {
     conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_bwd_data(g, cf(dy), cf(w), mf(dx));
+    conv_bwd_data(g, cf(dy), cf(w), mf(dx), acc(dx));
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db));
+    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), acc(dw), acc(db));
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::fill(y.numel(), 0.f, mf(y), stream_));
-    conv_bwd_data(g, cf(x), cf(w), mf(y));
+    conv_bwd_data(g, cf(x), cf(w), mf(y), false);
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
       const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
       LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), true);
+    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), acc(dx));
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr);
-    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_));
+    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr, acc(dw), true);
+    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_, acc(db)));
   }
 
   // ---------------------------------------------------------------- batch norm
@@ -159,10 +177,11 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (training && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
+                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta), acc(dx), acc(dgamma), acc(dbeta));
 #endif
     LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_));
+                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_, acc(dx), acc(dgamma),
+                                         acc(dbeta)));
   }
 
   // ---------------------------------------------------------------- the LKA gate
@@ -207,9 +226,9 @@ class CudaBackend final : public Backend {
       Tensor a = Tensor::empty(x.shape(), DType::F32, device());
       activation_fwd(Activation::Sigmoid, z, a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
-      Tensor da = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor da = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
-      Tensor dz = Tensor::zeros(x.shape(), DType::F32, device());
+      Tensor dz = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
       activation_bwd(Activation::Sigmoid, da, a, dz);
       batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
       return;
@@ -217,7 +236,7 @@ class CudaBackend final : public Backend {
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
     LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(f), cf(gamma), cf(beta), cf(save_mean),
                                        cf(save_invstd), training, mf(dx), mf(df), mf(dgamma), mf(dbeta), scratch(ws), ws,
-                                       stream_));
+                                       stream_, acc(dx), acc(df), acc(dgamma), acc(dbeta)));
   }
 
   // ---------------------------------------------------------------- pointwise
@@ -229,9 +248,9 @@ class CudaBackend final : public Backend {
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
+    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_, acc(dx)));
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
@@ -246,10 +265,10 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self));
+                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), acc(d_self));
 #endif
     LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_));
+                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_, acc(d_self)));
   }
 
   // ---------------------------------------------------------------- pooling, resampling, layout
@@ -263,9 +282,9 @@ class CudaBackend final : public Backend {
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
+    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_, acc(dx)));
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
     LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
@@ -273,13 +292,14 @@ class CudaBackend final : public Backend {
   }
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
     LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
-                                         idx.data<int32_t>(), mf(dx), stream_));
+                                         idx.data<int32_t>(), mf(dx), stream_, acc(dx)));
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
     LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
-    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_,
+                                       acc(dx)));
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
     const NC s = nc_of(src);
@@ -287,7 +307,7 @@ class CudaBackend final : public Backend {
   }
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
-    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_));
+    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_, acc(dsrc)));
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     LK_LAUNCHED(lk::cuda::linear_fwd(x.size(0), x.size(1), w.size(0), cf(x), cf(w), cf(b), mf(y), stream_));
@@ -295,7 +315,7 @@ class CudaBackend final : public Backend {
   void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
                   const Tensor& db) override {
     LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
-                                     stream_));
+                                     stream_, acc(dx), acc(dw), acc(db)));
   }
 
   // ---------------------------------------------------------------- softmax and losses
@@ -309,52 +329,105 @@ class CudaBackend final : public Backend {
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const NC s = nc_of(y);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx));
+    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_, acc(dx)));
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                          const Tensor& probs, const Tensor& wsum) override {
     const NC s = nc_of(logits);
     const size_t ws = lk::cuda::cross_entropy_workspace_bytes(s.n, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e =
-        lk::cuda::cross_entropy_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs),
-                                            mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("cross_entropy", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(lk::cuda::cross_entropy_fwd(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs),
+                                            mf(loss), mf(wsum), &label_errors_[0], scratch(ws), ws, stream_));
   }
   void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
                          const Tensor& wsum, const Tensor& dlogits) override {
     const NC s = nc_of(probs);
     LK_LAUNCHED(lk::cuda::cross_entropy_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight),
-                                            cf(wsum), mf(dlogits), stream_));
+                                            cf(wsum), mf(dlogits), stream_, acc(dlogits)));
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
                    const Tensor& stats) override {
     const NC s = nc_of(probs);
     const size_t ws = tversky_workspace_bytes(s.n, s.c, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e = tversky_fwd_checked(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss),
-                                              mf(stats), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("tversky", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[1] = s.c;
+    LK_LAUNCHED(lk::cuda::tversky_fwd(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss), mf(stats),
+                                      &label_errors_[1], scratch(ws), ws, stream_));
   }
   void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target, const Tensor& stats,
                    const Tensor& dprobs) override {
     const NC s = nc_of(dprobs);
     LK_LAUNCHED(lk::cuda::tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), target.data<int32_t>(), cf(stats), mf(dprobs),
-                                      stream_));
+                                      stream_, acc(dprobs)));
   }
 
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
-                  const std::vector<Tensor>& v) override {
-    std::vector<AdamWTensor> table;
+  // The fused deep-supervision term shares cross_entropy's label-error record.
+  void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    const NC s = nc_of(logits);
+    const size_t ws = ce_tversky_workspace_bytes(s.n, s.c, s.hw);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(lk::cuda::ce_tversky_fwd(p, s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(loss),
+                                         mf(stats), &label_errors_[0], scratch(ws), ws, stream_));
+  }
+  void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    const NC s = nc_of(logits);
+    LK_LAUNCHED(lk::cuda::ce_tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), cf(logits), target.data<int32_t>(), cf(weight),
+                                         cf(stats), mf(dlogits), stream_, acc(dlogits)));
+  }
+  // Up to kWeightedSumMax terms per launch.
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    for (size_t i0 = 0; i0 < xs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, xs.size() - i0);
+      std::vector<const float*> p;
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(cf(xs[i]));
+      LK_LAUNCHED(lk::cuda::weighted_sum_fwd(static_cast<int>(k), p.data(), w.data() + i0, y.numel(), mf(y), stream_,
+                                             i0 > 0));
+    }
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    for (size_t i0 = 0; i0 < dxs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, dxs.size() - i0);
+      std::vector<float*> p;
+      bool flags[kWeightedSumMax];
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(mf(dxs[i])), flags[i - i0] = acc(dxs[i]);
+      LK_LAUNCHED(lk::cuda::weighted_sum_bwd(static_cast<int>(k), cf(dy), w.data() + i0, dy.numel(), p.data(), flags,
+                                             stream_));
+    }
+  }
+
+  // The (tensor, chunk) table is uploaded when it changes (the first step,
+  // or another set of gradients), then kept: a step copies nothing. Its
+  // buffer comes from the driver, not the caching allocator, so that taking
+  // it at the end of the first step does not take a block the next forward
+  // pass would have reused.
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+    if (state.dtype() != DType::F64 || state.numel() != cpu::kAdamWStateSize)
+      throw std::invalid_argument("adamw_step: the state must be lk::adamw_state");
+    std::vector<AdamWTensor> tensors;
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor g = params[i].grad();
-      table.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
+      tensors.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
     }
-    LK_LAUNCHED(lk::cuda::adamw_step(table, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, step, stream_));
+    AdamWTable table;
+    LK_CUDA_CHECK(adamw_table(tensors, &table));
+    if (table.bytes != adamw_table_.bytes) {
+      if (table.bytes.size() > adamw_device_bytes_) {
+        if (adamw_device_) LK_CUDA_CHECK(cudaFreeAsync(adamw_device_, stream_));
+        adamw_device_ = nullptr;
+        LK_CUDA_CHECK(cudaMallocAsync(&adamw_device_, table.bytes.size(), stream_));
+        adamw_device_bytes_ = table.bytes.size();
+      }
+      adamw_table_ = std::move(table);  // kept alive: the source of the copy
+      if (!adamw_table_.bytes.empty())
+        LK_CUDA_CHECK(cudaMemcpyAsync(adamw_device_, adamw_table_.bytes.data(), adamw_table_.bytes.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+    }
+    LK_LAUNCHED(lk::cuda::adamw_step(adamw_table_, adamw_device_, state.data<double>(), a.beta1, a.beta2, a.eps,
+                                     a.weight_decay, stream_));
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
@@ -374,9 +447,19 @@ class CudaBackend final : public Backend {
  private:
   cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
 
-  [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
-    throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +
-                                " is outside [0, " + std::to_string(c) + ")");
+  // After a wait: the first label error the loss kernels recorded since the
+  // last one was reported (the records are cleared for the next).
+  void raise_label_errors() {
+    static constexpr const char* kOps[2] = {"cross_entropy", "tversky"};
+    for (int k = 0; k < 2; ++k) {
+      const LabelError e = label_errors_seen_[k];
+      if (e.index < 0) continue;
+      label_errors_seen_[0].index = label_errors_seen_[1].index = -1;
+      LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));
+      throw std::invalid_argument(std::string(kOps[k]) + ": label " + std::to_string(e.label) + " at flat index " +
+                                  std::to_string(e.index) + " is outside [0, " + std::to_string(label_classes_[k]) +
+                                  ") (found on the device, reported at the next wait for it)");
+    }
   }
 
   // The kernels' workspaces: one at a time on the single stream.
@@ -396,27 +479,28 @@ class CudaBackend final : public Backend {
     cudnn_->fwd(g, x, w, b, y, acc);
 #endif
   }
-  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_));
+  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool acc_dx) {
+    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_, acc_dx));
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_));
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_, acc_dx));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
     cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_data(g, dy, w, dx);
+    cudnn_->bwd_data(g, dy, w, dx, acc_dx);
 #endif
   }
-  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
+  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw,
+                       bool acc_db) {
     if (use_ours_depthwise(g)) {
       const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
-      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_));
+      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_, acc_dw, acc_db));
     }
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_));
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_, acc_dw, acc_db));
 #else
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
     cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_filter(g, dy, x, dw, db);
+    cudnn_->bwd_filter(g, dy, x, dw, db, acc_dw, acc_db);
 #endif
   }
 
@@ -425,6 +509,12 @@ class CudaBackend final : public Backend {
   CachingAllocator alloc_;
   CachingAllocator pinned_;  // page-locked host memory of upload rings
   Workspace scratch_{alloc_};
+  LabelError* label_errors_ = nullptr;       // device: cross_entropy's, tversky's (cross_entropy.h)
+  LabelError* label_errors_seen_ = nullptr;  // pinned host copy, read after each wait
+  int64_t label_classes_[2] = {0, 0};        // C of the last call of each
+  AdamWTable adamw_table_;  // the last AdamW table, as uploaded to adamw_device_
+  void* adamw_device_ = nullptr;
+  size_t adamw_device_bytes_ = 0;
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;

@@ -1,6 +1,7 @@
 // Dense convolutions through cuDNN (real GPU builds only; the emulator has no
 // cuDNN). Forward, backward data and backward filter with the same
-// accumulate-into-gradients contract as our kernels (beta = 1), for any
+// gradient contract as our kernels (add into them, beta = 1, or overwrite
+// them, beta = 0), for any
 // geometry kernels/conv2d.h describes (groups included, so depthwise
 // convolutions can run here too: the cuDNN reference path of our depthwise
 // kernels).
@@ -63,8 +64,11 @@ class CudnnConv {
 
   // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b
   void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
-  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx);                // dx += ...
-  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);  // dw, db += ...
+  // dx += ... (= without accumulate: cuDNN's beta 0)
+  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate = true);
+  // dw, db += ... (acc_* false: =)
+  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw = true,
+                  bool acc_db = true);
 
   size_t plans() const { return plans_.size(); }  // geometries seen so far
 

@@ -27,18 +27,20 @@ __global__ void __launch_bounds__(kActivationThreads)
 }
 
 __global__ void __launch_bounds__(kActivationThreads)
-    relu_bwd_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx) {
+    relu_bwd_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx,
+                    bool accumulate) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    dx[i] += y[i] > 0.f ? dy[i] : 0.f;
+    lk_put_grad(dx[i], y[i] > 0.f ? dy[i] : 0.f, accumulate);
 }
 
 __global__ void __launch_bounds__(kActivationThreads)
-    sigmoid_bwd_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx) {
+    sigmoid_bwd_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dx,
+                       bool accumulate) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const float s = y[i];
-    dx[i] += dy[i] * s * (1.f - s);
+    lk_put_grad(dx[i], dy[i] * s * (1.f - s), accumulate);
   }
 }
 
@@ -58,12 +60,13 @@ cudaError_t activation_fwd(Activation a, int64_t n, const float* x, float* y, cu
 }
 
 cudaError_t activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, bool accumulate) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   const int grid = grid_for(n);
-  if (a == Activation::Relu) return LK_LAUNCH(relu_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx);
-  return LK_LAUNCH(sigmoid_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx);
+  if (a == Activation::Relu)
+    return LK_LAUNCH(relu_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx, accumulate);
+  return LK_LAUNCH(sigmoid_bwd_kernel, grid, kActivationThreads, 0, stream)(n, dy, y, dx, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

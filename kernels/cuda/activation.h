@@ -1,6 +1,7 @@
 // CUDA activation kernels (float), the device twins of kernels/activation.h:
 // same semantics, same argument order, device pointers. Backward passes ADD
-// into dx and use the saved output y: relu' = (y > 0), sigmoid' = y (1 - y).
+// into dx (or overwrite it: accumulate false) and use the saved output y:
+// relu' = (y > 0), sigmoid' = y (1 - y).
 // Launchers return the launch's cudaGetLastError() (cudaSuccess for n == 0);
 // they run asynchronously on `stream`.
 #pragma once
@@ -15,7 +16,7 @@ LK_CUDA_NAMESPACE_BEGIN
 cudaError_t activation_fwd(Activation a, int64_t n, const float* x, float* y, cudaStream_t stream = nullptr);
 // dx += dy * f'(x) expressed through y
 cudaError_t activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx,
-                           cudaStream_t stream = nullptr);
+                           cudaStream_t stream = nullptr, bool accumulate = true);
 
 // Launch shape: kActivationThreads per block, grid-stride loops over at most
 // kActivationMaxBlocks blocks.

@@ -134,7 +134,8 @@ __global__ void __launch_bounds__(kBatchNormMaxThreads)
     batch_norm_bwd_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ dy, const float* __restrict__ x,
                           const float* __restrict__ gamma, const float* __restrict__ save_mean,
                           const float* __restrict__ save_invstd, bool training, bool sums, float* __restrict__ dx,
-                          float* __restrict__ dgamma, float* __restrict__ dbeta) {
+                          float* __restrict__ dgamma, float* __restrict__ dbeta, bool acc_dx, bool acc_dgamma,
+                          bool acc_dbeta) {
   LK_SHARED(float, scratch, [2 * (kMaxWarps + 1)]);
   const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
   const float m = static_cast<float>(n * hw);
@@ -151,17 +152,18 @@ __global__ void __launch_bounds__(kBatchNormMaxThreads)
     }
     const float sdy = acc[0], sdyx = acc[1] * invstd;  // sum dy * xhat
     if (tid == 0) {
-      if (dgamma) dgamma[ch] += sdyx;
-      if (dbeta) dbeta[ch] += sdy;
+      if (dgamma) lk_put_grad(dgamma[ch], sdyx, acc_dgamma);
+      if (dbeta) lk_put_grad(dbeta[ch], sdy, acc_dbeta);
     }
     if (dx) {
       const float scale = gamma[ch] * invstd;
       if (training) {
         // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
         const float a = sdy / m, b = sdyx / m * invstd;
-        for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { dx[o] += scale * (dy[o] - a - (x[o] - mean) * b); });
+        for_channel(n, c, hw, ch, tid, nt,
+                    [&](int64_t o) { lk_put_grad(dx[o], scale * (dy[o] - a - (x[o] - mean) * b), acc_dx); });
       } else {
-        for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { dx[o] += scale * dy[o]; });
+        for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { lk_put_grad(dx[o], scale * dy[o], acc_dx); });
       }
     }
   }
@@ -195,13 +197,14 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, con
 
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, cudaStream_t stream) {
+                           float* dbeta, cudaStream_t stream, bool acc_dx, bool acc_dgamma, bool acc_dbeta) {
   if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n * c * hw == 0 || (!dx && !dgamma && !dbeta)) return cudaSuccess;
   const int64_t m = n * hw;
   const bool sums = (training && dx) || dgamma || dbeta;
   return LK_LAUNCH(batch_norm_bwd_kernel, channel_grid(c), channel_threads(m), 0, stream)(
-      n, c, static_cast<int>(hw), dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta);
+      n, c, static_cast<int>(hw), dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta, acc_dx,
+      acc_dgamma, acc_dbeta);
 }
 
 LK_CUDA_NAMESPACE_END

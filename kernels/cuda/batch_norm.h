@@ -30,12 +30,14 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const float* x, con
                            float* running_mean, float* running_var, bool training, double momentum, double eps,
                            float* y, float* save_mean, float* save_invstd, cudaStream_t stream = nullptr);
 
-// dx += ..., dgamma += ..., dbeta += ... (each may be null), from the mean and
-// invstd saved by the forward. Training: the batch statistics depend on x;
-// evaluation: they are constants (dx = gamma * invstd * dy).
+// dx += ..., dgamma += ..., dbeta += ... (each may be null; acc_* false:
+// overwrite), from the mean and invstd saved by the forward. Training: the
+// batch statistics depend on x; evaluation: they are constants (dx = gamma *
+// invstd * dy).
 cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
                            const float* save_mean, const float* save_invstd, bool training, float* dx, float* dgamma,
-                           float* dbeta, cudaStream_t stream = nullptr);
+                           float* dbeta, cudaStream_t stream = nullptr, bool acc_dx = true, bool acc_dgamma = true,
+                           bool acc_dbeta = true);
 
 // Block sizes: per-channel blocks get 128, 256 or 512 threads by channel
 // length n*hw (below 2048, below 8192, from 8192 on); the evaluation

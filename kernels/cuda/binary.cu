@@ -86,7 +86,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename I, bool kMul>
 __global__ void __launch_bounds__(kThreads)
     binary_bwd_own_kernel(I n_dest, I red_outer, Walk<I> dest, Walk<I> red, const float* __restrict__ dy,
-                          const float* __restrict__ other, float* __restrict__ d_self) {
+                          const float* __restrict__ other, float* __restrict__ d_self, bool accumulate) {
   const I inner = red.size[0], inner_a = red.st_a[0], inner_b = red.st_b[0];
   const I stride = I(blockDim.x) * I(gridDim.x);
   for (I e = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); e < n_dest; e += stride) {
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
     }
-    d_self[e] += acc;
+    lk_put_grad(d_self[e], acc, accumulate);
   }
 }
 
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename I, bool kMul, int kTpd>
 __global__ void __launch_bounds__(kThreads)
     binary_bwd_coop_kernel(I n_dest, I n_red, Walk<I> dest, Walk<I> red, const float* __restrict__ dy,
-                           const float* __restrict__ other, float* __restrict__ d_self) {
+                           const float* __restrict__ other, float* __restrict__ d_self, bool accumulate) {
   static_assert(kTpd == 32 || kTpd == kThreads, "a warp or the block per destination");
   LK_SHARED(float, warp_sums, [kWarps]);
   constexpr int kGroups = kThreads / kTpd;
@@ -145,22 +145,24 @@ __global__ void __launch_bounds__(kThreads)
     }
     if constexpr (kTpd == 32) {
       acc = warp_sum(acc);
-      if (lane == 0 && e < n_dest) d_self[e] += acc;
+      if (lane == 0 && e < n_dest) lk_put_grad(d_self[e], acc, accumulate);
     } else {
       acc = block_sum_in_thread0<kThreads>(acc, warp_sums);
-      if (tid == 0) d_self[e] += acc;  // kGroups == 1: e == e0 < n_dest
+      if (tid == 0) lk_put_grad(d_self[e], acc, accumulate);  // kGroups == 1: e == e0 < n_dest
     }
   }
 }
 
-__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, float value, float* __restrict__ y) {
+template <typename T>
+__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, T value, T* __restrict__ y) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = value;
 }
 
-__global__ void __launch_bounds__(kThreads) axpy_kernel(int64_t n, float a, const float* x, float* y) {
+__global__ void __launch_bounds__(kThreads) axpy_kernel(int64_t n, float a, const float* x, float* y, bool accumulate) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] += a * x[i];
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    lk_put_grad(y[i], a * x[i], accumulate);
 }
 
 __global__ void __launch_bounds__(kThreads) scale_kernel(int64_t n, float a, float* __restrict__ y) {
@@ -233,7 +235,7 @@ cudaError_t fwd_impl(const Dims4& out, const float* a, const Dims4& sa, const fl
 
 template <typename I, bool kMul>
 cudaError_t bwd_impl(const Dims4& out, const float* dy, const Dims4& s_self, const float* other,
-                     const Dims4& s_other, float* d_self, cudaStream_t stream) {
+                     const Dims4& s_other, float* d_self, cudaStream_t stream, bool accumulate) {
   // Output strides (dy is dense) and other's broadcast strides.
   Dims4 st_dy{};
   st_dy[3] = 1;
@@ -257,13 +259,13 @@ cudaError_t bwd_impl(const Dims4& out, const float* dy, const Dims4& s_self, con
   if (n_red == 1 || (red.st_a[0] != 1 && n_dest >= kOwnMinDests)) {
     const I red_outer = static_cast<I>(n_red / red.size[0]);
     return LK_LAUNCH((binary_bwd_own_kernel<I, kMul>), grid_for(n_dest, kThreads, kElementwiseMaxBlocks), kThreads, 0,
-                     stream)(static_cast<I>(n_dest), red_outer, dest, red, dy, other, d_self);
+                     stream)(static_cast<I>(n_dest), red_outer, dest, red, dy, other, d_self, accumulate);
   }
   if (n_red >= kBlockReduceMinLength && n_dest <= kBlockReduceMaxDests)
     return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, kThreads>), grid_for(n_dest, 1, kCoopMaxBlocks), kThreads, 0,
-                     stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self);
+                     stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, accumulate);
   return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, 32>), grid_for(n_dest, kWarps, kCoopMaxBlocks), kThreads, 0,
-                   stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self);
+                   stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, accumulate);
 }
 
 // 32-bit index arithmetic while every offset and loop counter fits with room
@@ -285,7 +287,8 @@ cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims
 }
 
 cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
-                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream) {
+                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream,
+                       bool accumulate) {
   const bool mul = op == BinaryOp::Mul;
   if (!broadcastable(s_self, out) || (mul && (!broadcastable(s_other, out) || other == nullptr)))
     return cudaErrorInvalidValue;
@@ -293,22 +296,29 @@ cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dim
   // Add never reads other: its shape is irrelevant.
   const Dims4 so = mul ? s_other : Dims4{1, 1, 1, 1};
   if (fits_int32(numel(out)))
-    return mul ? bwd_impl<int, true>(out, dy, s_self, other, so, d_self, stream)
-               : bwd_impl<int, false>(out, dy, s_self, other, so, d_self, stream);
-  return mul ? bwd_impl<int64_t, true>(out, dy, s_self, other, so, d_self, stream)
-             : bwd_impl<int64_t, false>(out, dy, s_self, other, so, d_self, stream);
+    return mul ? bwd_impl<int, true>(out, dy, s_self, other, so, d_self, stream, accumulate)
+               : bwd_impl<int, false>(out, dy, s_self, other, so, d_self, stream, accumulate);
+  return mul ? bwd_impl<int64_t, true>(out, dy, s_self, other, so, d_self, stream, accumulate)
+             : bwd_impl<int64_t, false>(out, dy, s_self, other, so, d_self, stream, accumulate);
 }
 
 cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(fill_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+  return LK_LAUNCH(fill_kernel<float>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
 }
 
-cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream) {
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(axpy_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, x, y);
+  return LK_LAUNCH(fill_kernel<double>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+}
+
+cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream, bool accumulate) {
+  if (n < 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  return LK_LAUNCH(axpy_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, x, y,
+                                                                                                 accumulate);
 }
 
 cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream) {

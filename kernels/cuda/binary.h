@@ -25,15 +25,17 @@ LK_CUDA_NAMESPACE_BEGIN
 cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
                        const Dims4& sb, float* y, cudaStream_t stream = nullptr);
 
-// d_self += reduce_to(s_self, dy * (op == Mul ? other : 1)). `other` is read
-// only for Mul (it may be null for Add).
+// d_self += reduce_to(s_self, dy * (op == Mul ? other : 1)) (= without
+// accumulate). `other` is read only for Mul (it may be null for Add).
 cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
-                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream = nullptr);
+                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream = nullptr,
+                       bool accumulate = true);
 
-// y[i] = value
+// y[i] = value (double: small state arrays such as the optimiser's, engine/optim.h)
 cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream = nullptr);
-// y += a * x
-cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream = nullptr);
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream = nullptr);
+// y += a * x (y = a * x without accumulate)
+cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream = nullptr, bool accumulate = true);
 // y *= a (in place)
 cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream = nullptr);
 

@@ -67,9 +67,10 @@ cudaError_t concat_fwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, 
 }
 
 cudaError_t concat_bwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const float* ddst,
-                       float* dsrc, cudaStream_t stream) {
+                       float* dsrc, cudaStream_t stream, bool accumulate) {
   if (!valid(n, c_src, c_dst, offset, hw)) return cudaErrorInvalidValue;
   if (n * c_src * hw == 0) return cudaSuccess;
+  if (!accumulate) return run<false>(n, c_src * hw, ddst, c_dst * hw, offset * hw, dsrc, c_src * hw, 0, stream);
   return run<true>(n, c_src * hw, ddst, c_dst * hw, offset * hw, dsrc, c_src * hw, 0, stream);
 }
 

@@ -19,9 +19,9 @@ LK_CUDA_NAMESPACE_BEGIN
 
 cudaError_t concat_fwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const float* src,
                        float* dst, cudaStream_t stream = nullptr);
-// dsrc += the matching channel block of ddst
+// dsrc += the matching channel block of ddst (= without accumulate)
 cudaError_t concat_bwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const float* ddst,
-                       float* dsrc, cudaStream_t stream = nullptr);
+                       float* dsrc, cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kConcatThreads = 256;
 

@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 template <int K>
 __global__ void __launch_bounds__(64)
     depthwise_conv2d_wgrad_finalize(const float* __restrict__ part, int n, int channels, int tiles,
-                                    float* __restrict__ dw, float* __restrict__ db) {
+                                    float* __restrict__ dw, float* __restrict__ db, bool acc_dw, bool acc_db) {
   constexpr int KK = K * K, NV = wgrad_values(K);
   const int c = static_cast<int>(blockIdx.x), i = static_cast<int>(threadIdx.x);
   if (i >= NV) return;
@@ -189,9 +189,9 @@ __global__ void __launch_bounds__(64)
     for (int t = 0; t < tiles; ++t) s += q[static_cast<size_t>(t) * NV];
   }
   if (i < KK)
-    dw[static_cast<size_t>(c) * KK + i] += static_cast<float>(s);
+    lk_put_grad(dw[static_cast<size_t>(c) * KK + i], static_cast<float>(s), acc_dw);
   else if (db)
-    db[c] += static_cast<float>(s);
+    lk_put_grad(db[c], static_cast<float>(s), acc_db);
 }
 
 struct WgradShape {
@@ -221,7 +221,7 @@ WgradShape wgrad_shape(const ConvGeom& g) {
 
 template <int K>
 cudaError_t run_wgrad(const ConvGeom& g, const WgradShape& sh, const float* dy, const float* x, float* dw,
-                      float* db, float* part, cudaStream_t stream) {
+                      float* db, float* part, cudaStream_t stream, bool acc_dw, bool acc_db) {
   const int64_t planes = g.n * g.c_in;
   const dim3 block(kTile, kTile);
   for (int64_t p0 = 0; p0 < planes; p0 += kMaxPlanesPerLaunch) {
@@ -233,7 +233,8 @@ cudaError_t run_wgrad(const ConvGeom& g, const WgradShape& sh, const float* dy, 
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(depthwise_conv2d_wgrad_finalize<K>, static_cast<unsigned>(g.c_in), 64, 0, stream)(
-      part, static_cast<int>(g.n), static_cast<int>(g.c_in), static_cast<int>(sh.tiles_x * sh.tiles_y), dw, db);
+      part, static_cast<int>(g.n), static_cast<int>(g.c_in), static_cast<int>(sh.tiles_x * sh.tiles_y), dw, db, acc_dw,
+      acc_db);
 }
 
 }  // namespace
@@ -255,12 +256,12 @@ cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const float* x, const float*
 }
 
 cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
-                                      cudaStream_t stream) {
+                                      cudaStream_t stream, bool accumulate) {
   if (!depthwise_conv2d_supported(g)) return cudaErrorInvalidValue;
   // dx(iy, ix) = sum over taps of dy(iy - pad' + ky*dil, ...) * w(K-1-ky, K-1-kx), pad' = dil*(K-1) - pad.
   const int pad_t = static_cast<int>(g.dil * (g.kh - 1) - g.pad);
   return dispatch(g, dy, w, nullptr, dx, static_cast<int>(g.oh), static_cast<int>(g.ow), static_cast<int>(g.h),
-                  static_cast<int>(g.w), pad_t, true, true, stream);
+                  static_cast<int>(g.w), pad_t, true, accumulate, stream);
 }
 
 
@@ -272,14 +273,15 @@ size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g) {
 }
 
 cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
-                                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                        void* workspace, size_t workspace_bytes, cudaStream_t stream, bool acc_dw,
+                                        bool acc_db) {
   const WgradShape sh = wgrad_shape(g);
   if (sh.rows == 0 || !workspace || reinterpret_cast<uintptr_t>(workspace) % alignof(float) != 0 ||
       workspace_bytes < depthwise_conv2d_bwd_weight_workspace_bytes(g))
     return cudaErrorInvalidValue;
   auto* part = static_cast<float*>(workspace);
-  if (g.kh == 5) return run_wgrad<5>(g, sh, dy, x, dw, db, part, stream);
-  return run_wgrad<7>(g, sh, dy, x, dw, db, part, stream);
+  if (g.kh == 5) return run_wgrad<5>(g, sh, dy, x, dw, db, part, stream, acc_dw, acc_db);
+  return run_wgrad<7>(g, sh, dy, x, dw, db, part, stream, acc_dw, acc_db);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -30,9 +30,9 @@ bool depthwise_conv2d_supported(const ConvGeom& g);
 cudaError_t depthwise_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                                  bool accumulate = false, cudaStream_t stream = nullptr);
 
-// dx += conv2d_backward_data(dy, w)
+// dx += conv2d_backward_data(dy, w) (= without accumulate)
 cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
-                                      cudaStream_t stream = nullptr);
+                                      cudaStream_t stream = nullptr, bool accumulate = true);
 
 // Weight (and bias) gradient, deterministic: one block per output tile of
 // kDepthwiseTile columns by kDepthwiseTile * R rows (R <= 4, as the shared
@@ -40,12 +40,13 @@ cudaError_t depthwise_conv2d_bwd_data(const ConvGeom& g, const float* dy, const 
 // in registers, reduces them across the block in a fixed order (warp
 // reduce-scatter, then the warps in order) into the workspace; a second pass
 // adds, per channel, the partials of every image and tile in a fixed order
-// (double) and ADDS the result to dw (and db).
+// (double) and ADDS the result to dw (and db), or writes it (acc_* false).
 // Bytes of workspace depthwise_conv2d_bwd_weight needs for g (0 when unsupported).
 size_t depthwise_conv2d_bwd_weight_workspace_bytes(const ConvGeom& g);
 // dw += dL/dw, db += dL/db (db may be null); cudaErrorInvalidValue (nothing
 // launched) when unsupported or the workspace is too small / misaligned (4 bytes).
 cudaError_t depthwise_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
-                                        void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr);
+                                        void* workspace, size_t workspace_bytes, cudaStream_t stream = nullptr,
+                                        bool acc_dw = true, bool acc_db = true);
 
 LK_CUDA_NAMESPACE_END

@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kThreads)
     bwd_reduce_kernel(int n, int c, int64_t hw, int64_t len, const float* __restrict__ dy, const float* __restrict__ x,
                       const float* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
                       const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
-                      float* __restrict__ dx, double* __restrict__ part) {
+                      float* __restrict__ dx, double* __restrict__ part, bool acc_dx) {
   const Block b = block_of(c, hw, len);
   const BwdChannel k = bwd_channel(b.ch, gamma, beta, save_mean, save_invstd);
   const int64_t off = int64_t(b.plane) * hw;
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t p = b.start + threadIdx.x; p < b.end; p += kThreads) {
     const float f = f3[off + p], g = dy[off + p];
     const float a = sigmoid(k.scale * f + k.shift);
-    if (dx) dx[off + p] += g * a;
+    if (dx) lk_put_grad(dx[off + p], g * a, acc_dx);
     const float dz = g * x[off + p] * a * (1.f - a);
     sdz += dz;
     sdzx += dz * ((f - k.mean) * k.invstd);
@@ -189,7 +189,8 @@ __global__ void __launch_bounds__(kThreads)
 // mean(dZ * xhat) (training) into coef.
 __global__ void __launch_bounds__(kThreads)
     bwd_finalize_kernel(int n, int c, int64_t hw, int chunks, const double* __restrict__ part, bool training,
-                        float* __restrict__ dgamma, float* __restrict__ dbeta, float* __restrict__ coef) {
+                        float* __restrict__ dgamma, float* __restrict__ dbeta, float* __restrict__ coef,
+                        bool acc_dgamma, bool acc_dbeta) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const int ch = static_cast<int>(blockIdx.x) * kWarps + (static_cast<int>(threadIdx.x) >> 5);
   if (ch >= c) return;  // whole warps: no barrier follows
@@ -199,8 +200,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int j = lane; j < per; j += 32) sdz += q[2 * j], sdzx += q[2 * j + 1];
   sdz = warp_sum(sdz), sdzx = warp_sum(sdzx);
   if (lane == 0) {
-    if (dgamma) dgamma[ch] += static_cast<float>(sdzx);
-    if (dbeta) dbeta[ch] += static_cast<float>(sdz);
+    if (dgamma) lk_put_grad(dgamma[ch], static_cast<float>(sdzx), acc_dgamma);
+    if (dbeta) lk_put_grad(dbeta[ch], static_cast<float>(sdz), acc_dbeta);
     const double m = static_cast<double>(n) * static_cast<double>(hw);
     coef[2 * ch] = training ? static_cast<float>(sdz / m) : 0.f;
     coef[2 * ch + 1] = training ? static_cast<float>(sdzx / m) : 0.f;
@@ -212,7 +213,7 @@ __global__ void __launch_bounds__(kThreads)
     bwd_apply_kernel(int c, int64_t hw, int64_t len, const float* __restrict__ dy, const float* __restrict__ x,
                      const float* __restrict__ f3, const float* __restrict__ gamma, const float* __restrict__ beta,
                      const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
-                     const float* __restrict__ coef, float* __restrict__ df3) {
+                     const float* __restrict__ coef, float* __restrict__ df3, bool acc_df3) {
   const Block b = block_of(c, hw, len);
   const BwdChannel k = bwd_channel(b.ch, gamma, beta, save_mean, save_invstd);
   const float gi = static_cast<float>(static_cast<double>(__ldg(gamma + b.ch)) * k.invstd);
@@ -222,7 +223,7 @@ __global__ void __launch_bounds__(kThreads)
     const float f = f3[off + p];
     const float a = sigmoid(k.scale * f + k.shift);
     const float dz = dy[off + p] * x[off + p] * a * (1.f - a);
-    df3[off + p] += gi * (dz - m_dz - (f - k.mean) * k.invstd * m_dzx);
+    lk_put_grad(df3[off + p], gi * (dz - m_dz - (f - k.mean) * k.invstd * m_dzx), acc_df3);
   }
 }
 
@@ -270,7 +271,8 @@ cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const
 cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* f3,
                          const float* gamma, const float* beta, const float* save_mean, const float* save_invstd,
                          bool training, float* dx, float* df3, float* dgamma, float* dbeta, void* workspace,
-                         size_t workspace_bytes, cudaStream_t stream) {
+                         size_t workspace_bytes, cudaStream_t stream, bool acc_dx, bool acc_df3, bool acc_dgamma,
+                         bool acc_dbeta) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
   const Layout l = layout(n, c, hw);
   if (!workspace_ok(workspace, workspace_bytes, l)) return cudaErrorInvalidValue;
@@ -281,13 +283,14 @@ cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, cons
   const int64_t len = chunk_len(hw, chunks);
   const dim3 grid(static_cast<unsigned>(n * c), static_cast<unsigned>(chunks));
   cudaError_t e = LK_LAUNCH(bwd_reduce_kernel, grid, kThreads, 0, stream)(
-      static_cast<int>(n), static_cast<int>(c), hw, len, dy, x, f3, gamma, beta, save_mean, save_invstd, dx, part);
+      static_cast<int>(n), static_cast<int>(c), hw, len, dy, x, f3, gamma, beta, save_mean, save_invstd, dx, part,
+      acc_dx);
   if (e != cudaSuccess || (!df3 && !dgamma && !dbeta)) return e;
   e = LK_LAUNCH(bwd_finalize_kernel, channel_blocks(c), kThreads, 0, stream)(
-      static_cast<int>(n), static_cast<int>(c), hw, chunks, part, training, dgamma, dbeta, coef);
+      static_cast<int>(n), static_cast<int>(c), hw, chunks, part, training, dgamma, dbeta, coef, acc_dgamma, acc_dbeta);
   if (e != cudaSuccess || !df3) return e;
   return LK_LAUNCH(bwd_apply_kernel, grid, kThreads, 0, stream)(static_cast<int>(c), hw, len, dy, x, f3, gamma, beta,
-                                                                 save_mean, save_invstd, coef, df3);
+                                                                 save_mean, save_invstd, coef, df3, acc_df3);
 }
 
 LK_CUDA_NAMESPACE_END

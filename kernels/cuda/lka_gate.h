@@ -45,11 +45,12 @@ cudaError_t lka_gate_fwd(int64_t n, int64_t c, int64_t hw, const float* x, const
 //   df3 += gamma*invstd * (dZ - mean(dZ) - xhat * mean(dZ * xhat))   (training)
 //          gamma*invstd * dZ                                         (evaluation)
 //   dgamma += sum dZ * xhat, dbeta += sum dZ
-// Each of dx, df3, dgamma, dbeta may be null (skipped).
+// Each of dx, df3, dgamma, dbeta may be null (skipped); acc_* false: overwrite.
 cudaError_t lka_gate_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* f3,
                          const float* gamma, const float* beta, const float* save_mean, const float* save_invstd,
                          bool training, float* dx, float* df3, float* dgamma, float* dbeta, void* workspace,
-                         size_t workspace_bytes, cudaStream_t stream = nullptr);
+                         size_t workspace_bytes, cudaStream_t stream = nullptr, bool acc_dx = true,
+                         bool acc_df3 = true, bool acc_dgamma = true, bool acc_dbeta = true);
 
 // Launch shape: kLkaGateThreads per block; each (image, channel) plane is
 // split into at most kLkaGateMaxChunks chunks of about kLkaGateThreads *

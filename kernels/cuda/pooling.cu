@@ -48,12 +48,13 @@ __global__ void __launch_bounds__(kThreads)
 
 // Grid: (chunks of the plane, planes), both grid-stride.
 __global__ void __launch_bounds__(kThreads)
-    global_avg_pool_bwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ dy, float* __restrict__ dx) {
+    global_avg_pool_bwd_kernel(int64_t planes, int64_t hw, const float* __restrict__ dy, float* __restrict__ dx,
+                               bool accumulate) {
   const int64_t start = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
     const float g = dy[p] / static_cast<float>(hw);
     float* dp = dx + p * hw;
-    for (int64_t k = start; k < hw; k += step) dp[k] += g;
+    for (int64_t k = start; k < hw; k += step) lk_put_grad(dp[k], g, accumulate);
   }
 }
 
@@ -112,12 +113,13 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Overlapping windows: each input pixel gathers from the outputs whose window
-// covers it, in increasing output order (the CPU kernel's order).
+// Overlapping windows, or dx overwritten: each input pixel gathers from the
+// outputs whose window covers it, in increasing output order (the CPU
+// kernel's order); without accumulate a pixel no window picked gets 0.
 __global__ void __launch_bounds__(kThreads)
     max_pool2d_bwd_gather_kernel(int64_t planes, int h, int w, int k, int stride, int oh, int ow,
                                  const float* __restrict__ dy, const int32_t* __restrict__ idx,
-                                 float* __restrict__ dx) {
+                                 float* __restrict__ dx, bool accumulate) {
   const int hw = h * w, per_plane = oh * ow;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int step = static_cast<int>(gridDim.x * blockDim.x);
@@ -136,11 +138,12 @@ __global__ void __launch_bounds__(kThreads)
         for (int ox = ox0; ox <= ox1; ++ox) {
           const int o = oy * ow + ox;
           if (ip[o] == i) {
-            v = hit ? v + gp[o] : dp[i] + gp[o];
+            v = hit ? v + gp[o] : (accumulate ? dp[i] : 0.f) + gp[o];
             hit = true;
           }
         }
       if (hit) dp[i] = v;
+      else if (!accumulate) dp[i] = 0.f;
     }
   }
 }
@@ -168,10 +171,12 @@ cudaError_t global_avg_pool_fwd(int64_t planes, int64_t hw, const float* x, floa
       planes, hw, x, y);
 }
 
-cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const float* dy, float* dx, cudaStream_t stream) {
+cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const float* dy, float* dx, cudaStream_t stream,
+                                bool accumulate) {
   if (planes < 0 || hw < 0) return cudaErrorInvalidValue;
   if (planes == 0 || hw == 0) return cudaSuccess;
-  return LK_LAUNCH(global_avg_pool_bwd_kernel, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx);
+  return LK_LAUNCH(global_avg_pool_bwd_kernel, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx,
+                                                                                          accumulate);
 }
 
 cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* x, float* y,
@@ -190,16 +195,16 @@ cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int6
 }
 
 cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* dy,
-                           const int32_t* idx, float* dx, cudaStream_t stream) {
+                           const int32_t* idx, float* dx, cudaStream_t stream, bool accumulate) {
   if (!valid_pool(planes, h, w, k, stride)) return cudaErrorInvalidValue;
   if (planes == 0) return cudaSuccess;
   const int oh = static_cast<int>((h - k) / stride + 1), ow = static_cast<int>((w - k) / stride + 1);
   const int hi = static_cast<int>(h), wi = static_cast<int>(w);
-  if (stride >= k)
+  if (stride >= k && accumulate)
     return LK_LAUNCH(max_pool2d_bwd_scatter_kernel, plane_grid(int64_t(oh) * ow, planes), kThreads, 0, stream)(
         planes, hi * wi, oh * ow, dy, idx, dx);
   return LK_LAUNCH(max_pool2d_bwd_gather_kernel, plane_grid(h * w, planes), kThreads, 0, stream)(
-      planes, hi, wi, static_cast<int>(k), static_cast<int>(stride), oh, ow, dy, idx, dx);
+      planes, hi, wi, static_cast<int>(k), static_cast<int>(stride), oh, ow, dy, idx, dx, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kThreads)
 // [iy*f - f, iy*f + 2f) (their i0 is iy - 1 or iy, or clamped), columns likewise.
 template <int F, bool kBilinear>
 __global__ void __launch_bounds__(kThreads)
-    upsample_bwd_kernel(int64_t planes, int h, int w, int f_rt, const float* __restrict__ dy, float* __restrict__ dx) {
+    upsample_bwd_kernel(int64_t planes, int h, int w, int f_rt, const float* __restrict__ dy, float* __restrict__ dx,
+                        bool accumulate) {
   const int f = F > 0 ? F : f_rt;
   const int oh = h * f, ow = w * f, hw = h * w;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(kThreads)
     float* dp = dx + p * hw;
     for (int i = start; i < hw; i += step) {
       const int iy = i / w, ix = i - iy * w;
-      float v = dp[i];
+      float v = accumulate ? dp[i] : 0.f;
       if constexpr (!kBilinear) {
         for (int a = 0; a < f; ++a) {
           const float* row = gp + (iy * f + a) * ow + ix * f;
@@ -126,13 +127,13 @@ cudaError_t fwd(int64_t planes, int h, int w, int f, const float* x, float* y, c
 }
 
 template <bool kBilinear>
-cudaError_t bwd(int64_t planes, int h, int w, int f, const float* dy, float* dx, cudaStream_t stream) {
+cudaError_t bwd(int64_t planes, int h, int w, int f, const float* dy, float* dx, cudaStream_t stream, bool accumulate) {
   const dim3 grid = plane_grid(int64_t(h) * w, planes);
   switch (f) {
-    case 2: return LK_LAUNCH((upsample_bwd_kernel<2, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    case 4: return LK_LAUNCH((upsample_bwd_kernel<4, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    case 8: return LK_LAUNCH((upsample_bwd_kernel<8, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    default: return LK_LAUNCH((upsample_bwd_kernel<0, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
+    case 2: return LK_LAUNCH((upsample_bwd_kernel<2, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, accumulate);
+    case 4: return LK_LAUNCH((upsample_bwd_kernel<4, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, accumulate);
+    case 8: return LK_LAUNCH((upsample_bwd_kernel<8, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, accumulate);
+    default: return LK_LAUNCH((upsample_bwd_kernel<0, kBilinear>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, accumulate);
   }
 }
 
@@ -155,12 +156,12 @@ cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w
 }
 
 cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
-                         float* dx, cudaStream_t stream) {
+                         float* dx, cudaStream_t stream, bool accumulate) {
   if (!valid(planes, h, w, f)) return cudaErrorInvalidValue;
   if (planes * h * w == 0) return cudaSuccess;
   const int hi = static_cast<int>(h), wi = static_cast<int>(w), fi = static_cast<int>(f);
-  if (mode == UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream);
-  return bwd<false>(planes, hi, wi, fi, dy, dx, stream);
+  if (mode == UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream, accumulate);
+  return bwd<false>(planes, hi, wi, fi, dy, dx, stream, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

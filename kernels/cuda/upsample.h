@@ -26,9 +26,9 @@ LK_CUDA_NAMESPACE_BEGIN
 
 cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
                          float* y, cudaStream_t stream = nullptr);
-// dx += adjoint(dy)
+// dx += adjoint(dy) (= without accumulate)
 cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
-                         float* dx, cudaStream_t stream = nullptr);
+                         float* dx, cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kUpsampleThreads = 256;
 

@@ -197,6 +197,37 @@ TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted ru
   same_weights(d("whole/best.safetensors"), d("parts/best.safetensors"));
 }
 
+TEST_CASE("trainer: the loss is read every log_every steps, and a diverged run stops at the next read", "[train]") {
+  test::LoaderFixture f("trainer_log", 4, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 10;
+  c.log_every = 2;
+  std::vector<std::string> lines;
+  TrainHooks h;
+  h.log = [&](const std::string& m) { lines.push_back(m); };
+  const TrainResult r = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("log"), h);
+  REQUIRE(r.log.size() == 2);
+  // Steps 2 and 4 print the mean loss since the last read (6 ends epoch 2).
+  std::vector<std::string> steps;
+  for (const std::string& l : lines)
+    if (l.rfind("step ", 0) == 0) steps.push_back(l.substr(0, l.find("  loss")));
+  CHECK(steps == std::vector<std::string>{"step 2/6 (epoch 1)", "step 4/6 (epoch 2)"});
+  for (const EpochLog& e : r.log) CHECK(std::isfinite(e.loss));
+
+  // An absurd learning rate: the loss is not finite after the first update;
+  // only the epoch-end read sees it, and nothing is saved.
+  c.adamw.lr = 1e30;
+  c.warmup_epochs = 0;
+  c.log_every = 0;
+  CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("nan")),
+                    Catch::Contains("training diverged") && Catch::Contains("steps 1 to 3 (epoch 1)"));
+  CHECK_FALSE(fs::exists(d.root / "nan" / "last.safetensors"));
+  c.log_every = -1;
+  CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("bad")), Catch::Contains("log_every"));
+}
+
 TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
   TrainConfig c = tiny_config();
   c.net.arch = Arch::AttentionUNet;
@@ -341,6 +372,7 @@ TEST_CASE("trainer: progress inside epochs: step, loss, steps/s and the run's ET
   TrainConfig c = tiny_config();
   c.epochs = 2;
   c.steps_per_epoch = 10;
+  c.log_every = 4;  // the loss shows from the first read on
   std::FILE* out = std::tmpfile();
   TrainHooks h;
   h.progress = out;
@@ -353,5 +385,6 @@ TEST_CASE("trainer: progress inside epochs: step, loss, steps/s and the run's ET
   CHECK(text.find('\r') == std::string::npos);
   CHECK_THAT(text, Catch::Contains("epoch 1/2: 1/10 steps (10%), ") && Catch::Contains("steps/s, ETA "));
   CHECK_THAT(text, Catch::Contains("epoch 2/2: 9/10 steps (90%)"));
-  CHECK_THAT(text, Catch::Contains("loss ") && Catch::Contains("run ETA "));
+  CHECK_THAT(text, Catch::Contains("run ETA "));
+  CHECK(text.find("loss ") > text.find("epoch 1/2: 4/10 steps"));  // read at step 4, not before
 }

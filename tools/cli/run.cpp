@@ -105,6 +105,9 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
+  s->add_option("--log-every", o.log_every, "steps between loss reads and progress lines (0: epoch ends only)")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
   s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
 }
 
@@ -143,6 +146,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.seed = o.seed;
   c.augment_on = data::parse_augment_on(o.augment_on);
   c.workers = o.workers;
+  c.log_every = o.log_every;
   c.device = dev;
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
   if (o.size % stride != 0)

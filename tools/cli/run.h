@@ -56,6 +56,7 @@ struct RunOptions {
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
   int workers = 0;
+  int64_t log_every = 50;  // steps between loss reads (train/trainer.h)
   bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
 };
 

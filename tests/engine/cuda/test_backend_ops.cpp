@@ -167,3 +167,44 @@ TEST_CASE("the three networks forward+backward on CUDA match the CPU backend", "
     }
   }
 }
+
+TEST_CASE("a label outside [0, C) on CUDA is reported at the next wait for the device, naming op and label", "[cuda]") {
+  if (!have_device()) return;
+  const Tensor logits = randn({2, 3, 4, 4}, 1, DType::F32).to(kCuda);
+  const Tensor w = Tensor::full({3}, 1.0).to(kCuda);
+  std::vector<int32_t> labels(2 * 16, 1);
+  const Tensor good = Tensor::from_labels(labels, {2, 4, 4}).to(kCuda);
+  labels[21] = 7;
+  const Tensor bad = Tensor::from_labels(labels, {2, 4, 4}).to(kCuda);
+  // The op itself does not wait: the error surfaces at the next read.
+  const Tensor ce = cross_entropy(logits, bad, w);
+  CHECK_THROWS_WITH(ce.item(), Catch::Contains("cross_entropy: label 7 at flat index 21 is outside [0, 3)"));
+  // Reported once: the record is clear again.
+  CHECK(std::isfinite(cross_entropy(logits, good, w).item()));
+  const Tensor tv = tversky_loss(softmax(logits), bad);
+  CHECK_THROWS_WITH(backend(kCuda).synchronize(), Catch::Contains("tversky: label 7 at flat index 21"));
+  CHECK(std::isfinite(tversky_loss(softmax(logits), good).item()));
+  // Two bad calls: the first is the one reported.
+  labels[21] = 1, labels[3] = -2;
+  const Tensor bad2 = Tensor::from_labels(labels, {2, 4, 4}).to(kCuda);
+  cross_entropy(logits, bad2, w);
+  cross_entropy(logits, bad, w);
+  CHECK_THROWS_WITH(backend(kCuda).synchronize(), Catch::Contains("label -2 at flat index 3"));
+}
+
+TEST_CASE("the loss meter keeps the losses on the device and reads only when asked", "[cuda]") {
+  if (!have_device()) return;
+  model::LossMeter m;
+  CHECK(m.take().empty());
+  std::vector<double> want;
+  for (int i = 0; i < 70; ++i) {  // more than one buffer of slots
+    want.push_back(0.25 * i);
+    m.add(Tensor::full({1}, 0.25 * i).to(kCuda));
+  }
+  CHECK(m.count() == 70);
+  CHECK(m.take() == want);
+  CHECK(m.count() == 0);
+  m.add(Tensor::full({1}, 1.0).to(kCuda));
+  CHECK(m.take() == std::vector<double>{1.0});  // anew
+  CHECK_THROWS_WITH(m.add(Tensor::full({2}, 1.0).to(kCuda)), Catch::Contains("one-element"));
+}
