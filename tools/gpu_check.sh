@@ -166,7 +166,7 @@ stage_sanitizers() {
     esac
     { echo "### ${res[-1]}"
       echo '```'
-      grep -E '^========= (ERROR|Invalid|Race|Uninitialized|Barrier|Program hit|    at|ERROR SUMMARY)' \
+      grep -i -E '^========= (error|invalid|race|uninitialized|barrier|program hit|warning| +at |.*summary)' \
         "$GC_WORK/sanitizer_$tool.txt" | head -40
       tail -n 3 "$GC_WORK/sanitizer_$tool.txt"
       echo '```'
