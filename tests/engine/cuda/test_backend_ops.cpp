@@ -7,6 +7,7 @@
 // gate, and the three small networks forward+backward on the device against
 // the CPU backend with the same weights.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/engine/cuda/cuda_device.h"
@@ -132,14 +133,17 @@ TEST_CASE("the three networks forward+backward on CUDA match the CPU backend", "
     const auto pc = cpu_net.named_parameters(), pg = gpu_net.named_parameters();
     REQUIRE(pc.size() == pg.size());
     // Scale floor: 1e-2 of the network's largest gradient (biases before a
-    // training-mode BN have a true gradient of 0: pure rounding noise).
+    // training-mode BN have a true gradient of 0: pure rounding noise). The
+    // limit: a convolution's on this device (on a GPU, cuDNN's algorithms
+    // dominate the difference; docs/GPU.md).
+    const double grad_tol = std::max(1e-4, device_tol(find_op("conv2d")->tol));
     double global = 0;
     for (const auto& [n, t] : pc)
       for (double v : t.grad().to_vector()) global = std::max(global, std::abs(v));
     for (size_t i = 0; i < pc.size(); ++i) {
       INFO("gradient of " << pc[i].first);
       REQUIRE(pg[i].second.grad().defined());
-      CHECK(scaled_error(pg[i].second.grad(), pc[i].second.grad(), 1e-2 * global) <= 1e-4);
+      CHECK(scaled_error(pg[i].second.grad(), pc[i].second.grad(), 1e-2 * global) <= grad_tol);
     }
     for (const auto& [n, t] : gpu_net.named_buffers()) {
       if (t.dtype() == DType::I32) continue;
