@@ -303,6 +303,8 @@ main() {
   local report_dir="" kv
   while (($#)); do
     case "$1" in
+      --budget | --only | --skip | --box | --build | --report-dir | --jobs | --arch)
+        (($# >= 2)) || { echo "gpu_check: $1 needs a value (--help)" >&2; exit 2; } ;;&
       --dry-run) GC_DRY=1; shift ;;
       --budget) GC_BUDGET="$2"; shift 2 ;;
       --only) GC_ONLY="${2//,/ }"; shift 2 ;;

@@ -67,7 +67,7 @@ check "$(ls "$tmp"/r3/*.json)" "build=^TIMEOUT$;gpu_tests=^skipped: dry run$;san
 tail -n 12 "$tmp/out3" | grep -q "^| build | TIMEOUT |" || fail "no summary table at the end of the output: $(cat "$tmp/out3")"
 
 # 4. Bad arguments.
-for bad in "--box nosuch=3" "--only nosuch" "--budget soon" "--frobnicate"; do
+for bad in "--box nosuch=3" "--only nosuch" "--budget soon" "--frobnicate" "--budget"; do
   # shellcheck disable=SC2086
   gc --dry-run $bad >"$tmp/out4" 2>&1
   rc=$?
