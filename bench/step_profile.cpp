@@ -245,6 +245,19 @@ Tensor random_labels(int64_t n, int64_t size, uint64_t seed) {
   return y;
 }
 
+// Peak bytes held by tensors since the start (weights, optimiser state,
+// activations, workspaces): the CUDA caching allocator's, or the CPU's.
+json peak_memory_bytes(Device dev) {
+#if STEP_PROFILE_GPU
+  if (dev.type == DeviceType::CUDA) {
+    if (auto* ca = dynamic_cast<cuda::CachingAllocator*>(&backend(dev).allocator()))
+      return static_cast<double>(ca->stats().peak_in_use);
+    return nullptr;
+  }
+#endif
+  return static_cast<double>(cpu_memory_stats().peak);
+}
+
 int run(const Args& a) {
   if (a.precision != "fp32")
     throw std::invalid_argument("--precision " + a.precision + ": only fp32 for now (bf16 and fp16 come later)");
@@ -422,6 +435,7 @@ int run(const Args& a) {
     phases[phase_names[p]] = j;
   }
   out["phases"] = phases;
+  out["peak_memory_bytes"] = peak_memory_bytes(dev);
   std::printf("%s\n", out.dump().c_str());
   std::fflush(stdout);
 

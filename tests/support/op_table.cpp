@@ -69,6 +69,7 @@ std::vector<OpEntry> make_table() {
                         "kernels/cuda/conv2d_direct.cu (emulator), engine/cuda/cudnn_conv.cpp",
                .fixtures = {"conv2d_1x1", "conv2d_3x3_groups2", "conv2d_3x3_pad1", "conv2d_3x3_stride2_pad1"},
                .golden = golden_conv2d,
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] { return conv_checks("conv2d", [](const ConvCase& c) { return !c.depthwise(); }, 100); },
                .bench = [] {
@@ -89,6 +90,7 @@ std::vector<OpEntry> make_table() {
                .fixtures = {"depthwise_conv2d_5x5_pad2", "depthwise_conv2d_7x7_dil3_pad9",
                             "depthwise_conv2d_7x7_stride2_pad3"},
                .golden = golden_conv2d,
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] {
                  return conv_checks("depthwise_conv2d", [](const ConvCase& c) { return c.depthwise(); }, 200);
@@ -113,6 +115,7 @@ std::vector<OpEntry> make_table() {
                .golden = [](Named& in, const Meta& m) {
                  return conv_transpose2d(in["x"], in["weight"], in["bias"], mi(m, "stride"), mi(m, "padding"));
                },
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] {
                  struct C {
