@@ -246,6 +246,19 @@ Tensor random_labels(int64_t n, int64_t size, uint64_t seed) {
   return y;
 }
 
+// Peak bytes held by tensors since the start (weights, optimiser state,
+// activations, workspaces): the CUDA caching allocator's, or the CPU's.
+json peak_memory_bytes(Device dev) {
+#if STEP_PROFILE_GPU
+  if (dev.type == DeviceType::CUDA) {
+    if (auto* ca = dynamic_cast<cuda::CachingAllocator*>(&backend(dev).allocator()))
+      return static_cast<double>(ca->stats().peak_in_use);
+    return nullptr;
+  }
+#endif
+  return static_cast<double>(cpu_memory_stats().peak);
+}
+
 int run(const Args& a) {
   const DType precision = parse_precision(a.precision);
   if (precision != DType::F32 && a.backend == "cpu")
@@ -320,6 +333,7 @@ int run(const Args& a) {
   std::vector<Counts> phase_counts(phase_names.size());
   Counts step_total, first_step;
   double allocations_after_first = 0;
+  std::vector<double> allocations_by_step;  // every step, warm-up included
 
   if (a.inference) {
     // One 155-slice case, --batch slices at a time: upload, forward; the
@@ -361,7 +375,7 @@ int run(const Args& a) {
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
     LossScaler scaler(precision == DType::F16);
-    const model::LossConfig lc;
+    const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
       if (s == a.warmup) prof.reset();
@@ -379,7 +393,7 @@ int run(const Args& a) {
       std::vector<Tensor> outs;
       model::LossTerms terms;
       phase("forward", [&] { outs = net.forward(images); });
-      phase("loss", [&] { terms = model::deep_supervision_loss(outs, labels, lc); });
+      phase("loss", [&] { terms = loss_fn(outs, labels); });
       phase("backward", [&] {
         opt.zero_grad();
         scaler.backward(terms.total);
@@ -392,6 +406,7 @@ int run(const Args& a) {
       backend(dev).synchronize();  // the profiler's own wait: after the counts
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       const Counts d = at.back() - at.front();
+      allocations_by_step.push_back(d.allocations);
       if (s == 0) first_step = d;
       else allocations_after_first += d.allocations;
       if (timed) {
@@ -405,6 +420,7 @@ int run(const Args& a) {
     out["skipped_steps"] = scaler.skipped();  // fp16: optimiser steps skipped on a loss-scale overflow
     out["first_step_allocations"] = first_step.allocations;
     out["allocations_after_first_step"] = allocations_after_first;
+    out["allocations_by_step"] = allocations_by_step;
   }
   backend(dev).synchronize();
   prof.finish();
@@ -430,6 +446,7 @@ int run(const Args& a) {
     phases[phase_names[p]] = j;
   }
   out["phases"] = phases;
+  out["peak_memory_bytes"] = peak_memory_bytes(dev);
   std::printf("%s\n", out.dump().c_str());
   std::fflush(stdout);
 

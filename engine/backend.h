@@ -4,8 +4,14 @@
 // record autograd nodes; the arithmetic goes through the Backend of that
 // device. A backend owns its allocator and its stream; every method works on
 // tensors that live on its device and may run asynchronously on that stream
-// (synchronize() waits). Backward methods ADD into their gradient outputs.
-// An undefined Tensor argument means "not wanted" (e.g. no bias, no dx).
+// (synchronize() waits; it also raises errors the device recorded, such as
+// a label out of range in a loss, naming the op). Backward methods write each
+// gradient output in one of two modes: they ADD into it, or, when the handle
+// is marked first_write (Tensor::first_write, set by the autograd for a
+// gradient that has no contribution yet), OVERWRITE it (beta = 0) and must
+// write every element; so no gradient needs a zero-fill first. axpy follows
+// the same rule for y. An undefined Tensor argument means "not wanted" (e.g.
+// no bias, no dx).
 //
 // To plug in a device: implement this interface (see backend_cpu.cpp), give
 // it an Allocator, and register it with register_backend(). To add an op:
@@ -80,7 +86,7 @@ class Backend {
   // be read on the host if dst is a host tensor.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
-  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x
+  virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x (y = a*x on first write)
   // y *= a in place (the loss scaler's unscaling: exact for a power of 2).
   // The default goes through a zeroed temporary and axpy; CUDA has a kernel.
   virtual void scale(const Tensor& y, double a) {
@@ -89,7 +95,8 @@ class Backend {
     copy(t, y);
   }
   // dst (+)= src converted to dst's dtype (same element count): the casts of
-  // mixed precision (engine/ops.h cast). The default converts on the host
+  // mixed precision (engine/ops.h cast); with accumulate, dst first_write is
+  // overwritten as any gradient output. The default converts on the host
   // (the CPU backend); the CUDA backend has a kernel.
   virtual void cast(const Tensor& src, const Tensor& dst, bool accumulate) {
     if (!accumulate) return dst.copy_from(src);
@@ -125,6 +132,20 @@ class Backend {
                                    const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
                                    const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dr,
                                    const Tensor& dgamma, const Tensor& dbeta) = 0;
+  // Synchronised batch norm (engine/ops/norm.cpp, kernels/batch_norm.h):
+  // per-channel sums in double on the host - sum x (C values: dy undefined,
+  // mean empty), sum (x - mean)^2 (C: mean given), or sum dy and sum dy*xhat
+  // (2C: dy given); the training forward from the whole batch's mean and
+  // biased variance (C doubles each; running statistics untouched); and
+  // dx += gamma*invstd*(dy - mean_dy - xhat*mean_dyxhat) from the whole
+  // batch's means (2C).
+  virtual std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                              const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                    const std::vector<double>& mean, const std::vector<double>& var, double eps,
+                                    const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                                 const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) = 0;
 
   // The LKA tail y = x * sigmoid(BN(f)) (kernels/lka_gate.h)
   virtual void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
@@ -166,9 +187,24 @@ class Backend {
   virtual void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target,
                            const Tensor& stats, const Tensor& dprobs) = 0;
 
-  // Optimiser: AdamW step `step` (from 1) over every parameter whose grad()
-  // is defined; m and v are the moments, in parameter order.
-  virtual void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+  // One deep-supervision term (kernels/loss_terms.h): loss (1) = CE_w(logits)
+  // + Tversky(softmax(logits)); stats (4C + 3) keeps what the backward and
+  // the logs need. At most kCeTverskyMaxClasses classes.
+  virtual void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                              const Tensor& loss, const Tensor& stats) = 0;
+  virtual void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                              const Tensor& weight, const Tensor& stats, const Tensor& dlogits) = 0;
+  // y = sum_i w_i xs[i] over same-shape tensors; the backward gives each
+  // defined dxs[i] w_i dy.
+  virtual void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) = 0;
+  virtual void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) = 0;
+
+  // Optimiser: one AdamW step over every parameter whose grad() is defined;
+  // m and v are the moments, in parameter order. `state` (float64, on this
+  // device: lk::adamw_state, kernels/adamw.h) holds lr and the step count:
+  // the step advances the count and takes lr from there (a.lr is not used),
+  // so nothing passes from the host.
+  virtual void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                           const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
 
   // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,
@@ -221,6 +257,8 @@ class UploadRing {
 
 // The backend of a device (throws when none is registered for it).
 Backend& backend(Device d);
-void register_backend(Device d, Backend* b);  // not owned; lives for the process
+// Not owned; lives for the process. A backend registered for the CPU stands
+// in front of the built-in one (a profiler, engine/profiler.h); null restores it.
+void register_backend(Device d, Backend* b);
 
 }  // namespace lk

@@ -1,6 +1,7 @@
 // The CPU backend: dtype dispatch from Tensors to the kernels in kernels/.
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <exception>
@@ -18,6 +19,7 @@
 #include "kernels/global_avg_pool.h"
 #include "kernels/linear.h"
 #include "kernels/lka_gate.h"
+#include "kernels/loss_terms.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/onednn_conv.h"
 #include "kernels/softmax.h"
@@ -42,6 +44,18 @@ void dispatch_float(const Tensor& t, const char* op, F&& f) {
 template <typename T>
 T* ptr(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
+}
+
+// A gradient output is added into unless it is a first write (engine/backend.h).
+bool acc(const Tensor& t) { return !t.first_write(); }
+
+// For the kernels that only add (the convolutions: their oneDNN, im2col and
+// plain-loop paths): a first write is zeroed here, a memory pass and no launch.
+template <typename T>
+T* cleared(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  if (t.first_write()) std::fill(t.data<T>(), t.data<T>() + t.numel(), T(0));
+  return t.data<T>();
 }
 
 // (N, C, rest) view of an NCHW-like tensor.
@@ -87,7 +101,7 @@ class CpuBackend final : public Backend {
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
     dispatch_float(y, "axpy", [&]<typename T>() {
-      cpu::axpy<T>(y.numel(), static_cast<T>(a), x.data<T>(), y.data<T>());
+      cpu::axpy<T>(y.numel(), static_cast<T>(a), x.data<T>(), y.data<T>(), acc(y));
     });
   }
 
@@ -98,12 +112,12 @@ class CpuBackend final : public Backend {
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv2d_bwd_data", [&]<typename T>() {
-      cpu::conv2d_bwd_data<T>(conv_impl("conv2d"), g, dy.data<T>(), w.data<T>(), dx.data<T>());
+      cpu::conv2d_bwd_data<T>(conv_impl("conv2d"), g, dy.data<T>(), w.data<T>(), cleared<T>(dx));
     });
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
-      cpu::conv2d_bwd_weight<T>(conv_impl("conv2d"), g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db));
+      cpu::conv2d_bwd_weight<T>(conv_impl("conv2d"), g, dy.data<T>(), x.data<T>(), cleared<T>(dw), cleared<T>(db));
     });
   }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
@@ -113,12 +127,12 @@ class CpuBackend final : public Backend {
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     dispatch_float(dy, "conv_transpose2d_bwd_data", [&]<typename T>() {
-      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>(), conv_impl("conv_transpose2d"));
+      cpu::conv_transpose2d_bwd_data<T>(g, dy.data<T>(), w.data<T>(), cleared<T>(dx), conv_impl("conv_transpose2d"));
     });
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
     dispatch_float(dy, "conv_transpose2d_bwd_weight", [&]<typename T>() {
-      cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), dw.data<T>(), ptr<T>(db),
+      cpu::conv_transpose2d_bwd_weight<T>(g, dy.data<T>(), x.data<T>(), cleared<T>(dw), cleared<T>(db),
                                           conv_impl("conv_transpose2d"));
     });
   }
@@ -139,7 +153,36 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(x);
     dispatch_float(x, "batch_norm_bwd", [&]<typename T>() {
       cpu::batch_norm_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
-                             save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta));
+                             save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(dgamma), ptr<T>(dbeta), acc(dx),
+                             acc(dgamma), acc(dbeta));
+    });
+  }
+
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    std::vector<double> out(static_cast<size_t>((dy.defined() ? 2 : 1) * s.c));
+    dispatch_float(x, "batch_norm_sums", [&]<typename T>() {
+      cpu::batch_norm_sums<T>(s.n, s.c, s.hw, x.data<T>(), mean.empty() ? nullptr : mean.data(), ptr<T>(dy),
+                              ptr<T>(save_mean), ptr<T>(save_invstd), out.data());
+    });
+    return out;
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_fwd_stats", [&]<typename T>() {
+      cpu::batch_norm_fwd_stats<T>(s.n, s.c, s.hw, x.data<T>(), gamma.data<T>(), beta.data<T>(), mean.data(),
+                                   var.data(), eps, y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
+    });
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_bwd_dx", [&]<typename T>() {
+      cpu::batch_norm_bwd_dx<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
+                                save_invstd.data<T>(), means.data(), cleared<T>(dx));  // the kernel adds
     });
   }
 
@@ -161,7 +204,8 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "batch_norm_relu_bwd", [&]<typename T>() {
       cpu::batch_norm_relu_bwd<T>(s.n, s.c, s.hw, mode, dy.data<T>(), x.data<T>(), ptr<T>(y), gamma.data<T>(),
                                   beta.data<T>(), save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx),
-                                  ptr<T>(dr), ptr<T>(dgamma), ptr<T>(dbeta));
+                                  ptr<T>(dr), ptr<T>(dgamma), ptr<T>(dbeta), acc(dx), acc(dr), acc(dgamma),
+                                  acc(dbeta));
     });
   }
 
@@ -182,7 +226,7 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "lka_gate_bwd", [&]<typename T>() {
       cpu::lka_gate_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), f.data<T>(), gamma.data<T>(), beta.data<T>(),
                            save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx), ptr<T>(df),
-                           ptr<T>(dgamma), ptr<T>(dbeta));
+                           ptr<T>(dgamma), ptr<T>(dbeta), acc(dx), acc(df), acc(dgamma), acc(dbeta));
     });
   }
 
@@ -191,7 +235,7 @@ class CpuBackend final : public Backend {
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     dispatch_float(y, "activation_bwd", [&]<typename T>() {
-      cpu::activation_bwd<T>(a, y.numel(), dy.data<T>(), y.data<T>(), dx.data<T>());
+      cpu::activation_bwd<T>(a, y.numel(), dy.data<T>(), y.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
@@ -203,7 +247,8 @@ class CpuBackend final : public Backend {
     dispatch_float(dy, "binary_bwd", [&]<typename T>() {
       const T* o = op == BinaryOp::Mul ? other.data<T>() : nullptr;
       cpu::binary_bwd<T>(op, dims4(dy.shape()), dy.data<T>(), dims4(d_self.shape()), o,
-                         op == BinaryOp::Mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, d_self.data<T>());
+                         op == BinaryOp::Mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, d_self.data<T>(),
+                         acc(d_self));
     });
   }
 
@@ -216,7 +261,7 @@ class CpuBackend final : public Backend {
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
     dispatch_float(dx, "global_avg_pool_bwd", [&]<typename T>() {
-      cpu::global_avg_pool_bwd<T>(s.n * s.c, s.hw, dy.data<T>(), dx.data<T>());
+      cpu::global_avg_pool_bwd<T>(s.n * s.c, s.hw, dy.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
@@ -228,7 +273,7 @@ class CpuBackend final : public Backend {
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
     dispatch_float(dx, "max_pool2d_bwd", [&]<typename T>() {
       cpu::max_pool2d_bwd<T>(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, dy.data<T>(),
-                             idx.data<int32_t>(), dx.data<T>());
+                             idx.data<int32_t>(), dx.data<T>(), acc(dx));
     });
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
@@ -238,7 +283,8 @@ class CpuBackend final : public Backend {
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
     dispatch_float(dx, "upsample_bwd", [&]<typename T>() {
-      cpu::upsample_bwd<T>(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, dy.data<T>(), dx.data<T>());
+      cpu::upsample_bwd<T>(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, dy.data<T>(), dx.data<T>(),
+                           acc(dx));
     });
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
@@ -250,7 +296,7 @@ class CpuBackend final : public Backend {
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
     dispatch_float(dsrc, "concat_bwd", [&]<typename T>() {
-      cpu::concat_bwd<T>(s.n, s.c, ddst.size(1), offset, s.hw, ddst.data<T>(), dsrc.data<T>());
+      cpu::concat_bwd<T>(s.n, s.c, ddst.size(1), offset, s.hw, ddst.data<T>(), dsrc.data<T>(), acc(dsrc));
     });
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
@@ -262,7 +308,7 @@ class CpuBackend final : public Backend {
                   const Tensor& db) override {
     dispatch_float(x, "linear_bwd", [&]<typename T>() {
       cpu::linear_bwd<T>(x.size(0), x.size(1), w.size(0), dy.data<T>(), x.data<T>(), w.data<T>(), ptr<T>(dx),
-                         ptr<T>(dw), ptr<T>(db));
+                         ptr<T>(dw), ptr<T>(db), acc(dx), acc(dw), acc(db));
     });
   }
 
@@ -273,7 +319,7 @@ class CpuBackend final : public Backend {
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const NC s = nc_of(y);
     dispatch_float(y, "softmax_bwd", [&]<typename T>() {
-      cpu::softmax_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), y.data<T>(), dx.data<T>());
+      cpu::softmax_bwd<T>(s.n, s.c, s.hw, dy.data<T>(), y.data<T>(), dx.data<T>(), acc(dx));
     });
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
@@ -290,7 +336,7 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(probs);
     dispatch_float(probs, "cross_entropy_bwd", [&]<typename T>() {
       cpu::cross_entropy_bwd<T>(s.n, s.c, s.hw, dloss.data<T>(), probs.data<T>(), target.data<int32_t>(),
-                                weight.data<T>(), wsum.data<T>(), dlogits.data<T>());
+                                weight.data<T>(), wsum.data<T>(), dlogits.data<T>(), acc(dlogits));
     });
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
@@ -307,18 +353,57 @@ class CpuBackend final : public Backend {
     const NC s = nc_of(dprobs);
     dispatch_float(dprobs, "tversky_bwd", [&]<typename T>() {
       cpu::tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), target.data<int32_t>(), stats.data<T>(),
-                          dprobs.data<T>());
+                          dprobs.data<T>(), acc(dprobs));
     });
   }
 
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
-                  const std::vector<Tensor>& v) override {
+  void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    const NC s = nc_of(logits);
+    dispatch_float(logits, "ce_tversky", [&]<typename T>() {
+      const int64_t bad = cpu::ce_tversky_fwd<T>(p, s.n, s.c, s.hw, logits.data<T>(), target.data<int32_t>(),
+                                                 weight.data<T>(), loss.data<T>(), stats.data<T>());
+      if (bad >= 0) bad_label("ce_tversky", target, bad, s.c);
+    });
+  }
+  void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    const NC s = nc_of(logits);
+    dispatch_float(logits, "ce_tversky_bwd", [&]<typename T>() {
+      cpu::ce_tversky_bwd<T>(p, s.n, s.c, s.hw, dloss.data<T>(), logits.data<T>(), target.data<int32_t>(),
+                             weight.data<T>(), stats.data<T>(), dlogits.data<T>(), acc(dlogits));
+    });
+  }
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    dispatch_float(y, "weighted_sum", [&]<typename T>() {
+      std::vector<const T*> p;
+      for (const Tensor& x : xs) p.push_back(x.data<T>());
+      cpu::weighted_sum_fwd<T>(static_cast<int64_t>(xs.size()), p.data(), w.data(), y.numel(), y.data<T>());
+    });
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    dispatch_float(dy, "weighted_sum_bwd", [&]<typename T>() {
+      std::vector<T*> p;
+      const std::unique_ptr<bool[]> flags(new bool[dxs.size()]);  // vector<bool> has no data()
+      for (size_t i = 0; i < dxs.size(); ++i) p.push_back(ptr<T>(dxs[i])), flags[i] = acc(dxs[i]);
+      cpu::weighted_sum_bwd<T>(static_cast<int64_t>(dxs.size()), dy.data<T>(), w.data(), dy.numel(), p.data(),
+                               flags.get());
+    });
+  }
+
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+    double* s = state.data<double>();
+    cpu::adamw_advance(s, a.beta1, a.beta2, a.weight_decay);
+    AdamWParams b = a;
+    b.lr = s[cpu::kAdamWLr];
+    const auto step = static_cast<int64_t>(s[cpu::kAdamWStep]);
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor& p = params[i];
       const Tensor g = p.grad();
       if (!g.defined()) continue;
       dispatch_float(p, "adamw", [&]<typename T>() {
-        cpu::adamw_update<T>(a, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
+        cpu::adamw_update<T>(b, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
       });
     }
   }

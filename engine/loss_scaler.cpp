@@ -21,6 +21,11 @@ void LossScaler::backward(const Tensor& loss) const {
   lk::backward(loss, Tensor::full(loss.shape(), scale_, loss.dtype(), loss.device()));
 }
 
+void LossScaler::backward(const Tensor& loss, const std::function<void(const Tensor&)>& on_leaf_ready) const {
+  const Tensor seed = enabled_ ? Tensor::full(loss.shape(), scale_, loss.dtype(), loss.device()) : Tensor();
+  lk::backward(loss, seed, false, on_leaf_ready);
+}
+
 bool LossScaler::unscale(const std::vector<Tensor>& params) {
   if (!enabled_) return true;
   NoGradGuard ng;

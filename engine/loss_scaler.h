@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -35,6 +36,9 @@ class LossScaler {
 
   // backward() from loss * scale() (loss: one element).
   void backward(const Tensor& loss) const;
+  // The same with a hook per leaf whose gradient is complete (data-parallel
+  // gradient buckets, engine/autograd.h).
+  void backward(const Tensor& loss, const std::function<void(const Tensor&)>& on_leaf_ready) const;
   // Divides the gradients of `params` (those defined) by scale(); true when
   // all are finite (take the optimiser step), false when one is not (skip
   // it: the scale backs off and skipped() counts it). Disabled: true, no

@@ -1,6 +1,8 @@
 #include "engine/optim.h"
 
+#include "engine/autograd.h"
 #include "engine/backend.h"
+#include "kernels/adamw.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -19,6 +21,8 @@ void for_each_float(const Tensor& p, F&& f) {
   else f.template operator()<double>();
 }
 }  // namespace
+
+Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) { grad_arena(params_); }
 
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
@@ -50,8 +54,17 @@ void SGD::step() {
   }
 }
 
+Tensor adamw_state(Device d, double lr, int64_t steps_done) {
+  std::vector<double> s(cpu::kAdamWStateSize, 0.0);
+  s[cpu::kAdamWLr] = lr;
+  s[cpu::kAdamWStep] = static_cast<double>(steps_done);
+  const Tensor host = Tensor::from_vector(s, {cpu::kAdamWStateSize}, DType::F64);
+  return d.type == DeviceType::CPU ? host : host.to(d);
+}
+
 AdamW::AdamW(std::vector<Tensor> params, Options o) : Optimizer(std::move(params)), o_(o) {
-  lr_ = o.lr;
+  lr_ = lr_on_device_ = o.lr;
+  state_ = adamw_state(params_.empty() ? cpu_device() : params_.front().device(), lr_, 0);
   for (const Tensor& p : params_) {
     if (p.dtype() == DType::I32) throw std::invalid_argument("AdamW: parameter '" + p.name() + "' is not a float tensor");
     if (!(p.device() == params_.front().device()))
@@ -62,11 +75,24 @@ AdamW::AdamW(std::vector<Tensor> params, Options o) : Optimizer(std::move(params
   }
 }
 
+void AdamW::upload_lr() {
+  if (lr_ == lr_on_device_) return;
+  backend(state_.device()).fill(state_.head(1), lr_);
+  lr_on_device_ = lr_;
+}
+
+void AdamW::set_steps(int64_t t) {
+  t_ = t;
+  state_.copy_from(adamw_state(cpu_device(), lr_, t));
+  lr_on_device_ = lr_;
+}
+
 void AdamW::step() {
   ++t_;
   if (params_.empty()) return;
+  upload_lr();
   const AdamWParams a{lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay};
-  backend(params_.front().device()).adamw_step(a, t_, params_, m_, v_);
+  backend(params_.front().device()).adamw_step(a, state_, params_, m_, v_);
 }
 
 }  // namespace lk

@@ -10,10 +10,11 @@ namespace lk {
 
 class Optimizer {
  public:
-  explicit Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {}
+  // Gives the parameters their gradient arena (grad_arena, engine/autograd.h).
+  explicit Optimizer(std::vector<Tensor> params);
   virtual ~Optimizer() = default;
   virtual void step() = 0;
-  void zero_grad();
+  void zero_grad();  // drops the gradients: the next backward overwrites their buffers
   void set_lr(double lr) { lr_ = lr; }
   double lr() const { return lr_; }
   const std::vector<Tensor>& params() const { return params_; }
@@ -34,9 +35,17 @@ class SGD : public Optimizer {
   std::vector<Tensor> velocity_;
 };
 
+// The state array of an AdamW step on device `d` (kernels/adamw.h: lr, the
+// step count, the scalars each step derives), with `steps_done` steps taken.
+Tensor adamw_state(Device d, double lr, int64_t steps_done);
+
 // torch.optim.AdamW: p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). Runs on the
-// parameters' device through its backend (one multi-tensor launch on CUDA).
+// parameters' device through its backend (on CUDA: two launches, nothing
+// copied or awaited). lr and t live in a state array on that device
+// (adamw_state): step() first writes lr there if set_lr changed it (one
+// launch, upload_lr), then the device advances t and derives the bias
+// corrections itself, so a step can be captured and replayed.
 class AdamW : public Optimizer {
  public:
   struct Options {
@@ -50,12 +59,18 @@ class AdamW : public Optimizer {
   // The moments, in parameter order, and the step count: for checkpoints.
   const std::vector<Tensor>& first_moments() const { return m_; }
   const std::vector<Tensor>& second_moments() const { return v_; }
-  void set_steps(int64_t t) { t_ = t; }
+  void set_steps(int64_t t);  // writes the device state too (a copy from the host)
+
+  // Writes lr into the device state if it differs from the last value written.
+  void upload_lr();
+  const Tensor& state() const { return state_; }
 
  private:
   Options o_;
   int64_t t_ = 0;
   std::vector<Tensor> m_, v_;
+  Tensor state_;            // adamw_state on the parameters' device
+  double lr_on_device_ = 0;  // what state_ holds
 };
 
 }  // namespace lk

@@ -61,7 +61,7 @@ uint64_t once(std::initializer_list<const Tensor*> ts) {
   return b;
 }
 // A gradient output: written, and read too when the op adds into it.
-uint64_t grad_out(const Tensor& t) { return 2 * nb(t); }
+uint64_t grad_out(const Tensor& t) { return nb(t) * (t.defined() && !t.first_write() ? 2 : 1); }
 }  // namespace
 
 class Profiler::Decorator final : public Backend {
@@ -151,6 +151,24 @@ class Profiler::Decorator final : public Backend {
        once({&dy, &x, &y_read, &gamma, &beta, &mean, &invstd}) + grad_out(dx) + grad_out(dr) + grad_out(dgamma) +
            grad_out(dbeta),
        [&] { b_.batch_norm_relu_bwd(mode, dy, x, y, gamma, beta, mean, invstd, training, dx, dr, dgamma, dbeta); });
+  }
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    std::vector<double> out;
+    op("batch_norm_sums", once({&x, &dy, &save_mean, &save_invstd}),
+       [&] { out = b_.batch_norm_sums(x, mean, dy, save_mean, save_invstd); });
+    return out;
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    op("batch_norm_fwd_stats", once({&x, &gamma, &beta, &y, &save_mean, &save_invstd}),
+       [&] { b_.batch_norm_fwd_stats(x, gamma, beta, mean, var, eps, y, save_mean, save_invstd); });
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    op("batch_norm_bwd_dx", once({&dy, &x, &gamma, &save_mean, &save_invstd}) + grad_out(dx),
+       [&] { b_.batch_norm_bwd_dx(dy, x, gamma, save_mean, save_invstd, means, dx); });
   }
   void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
                     const Tensor& rv, bool training, double momentum, double eps, const Tensor& y, const Tensor& mean,
@@ -242,13 +260,34 @@ class Profiler::Decorator final : public Backend {
        [&] { b_.tversky_bwd(tp, dloss, target, stats, dprobs); });
   }
 
+  void ce_tversky_fwd(const TverskyParams& tp, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    op("ce_tversky_fwd", once({&logits, &target, &weight, &loss, &stats}),
+       [&] { b_.ce_tversky_fwd(tp, logits, target, weight, loss, stats); });
+  }
+  void ce_tversky_bwd(const TverskyParams& tp, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    op("ce_tversky_bwd", once({&dloss, &logits, &target, &weight, &stats}) + grad_out(dlogits),
+       [&] { b_.ce_tversky_bwd(tp, dloss, logits, target, weight, stats, dlogits); });
+  }
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    uint64_t bytes = nb(y);
+    for (const Tensor& x : xs) bytes += nb(x);
+    op("weighted_sum_fwd", bytes, [&] { b_.weighted_sum_fwd(xs, w, y); });
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    uint64_t bytes = nb(dy);
+    for (const Tensor& d : dxs) bytes += grad_out(d);
+    op("weighted_sum_bwd", bytes, [&] { b_.weighted_sum_bwd(dy, w, dxs); });
+  }
+
   // Reads each parameter and gradient, reads and writes the parameter and its moments.
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params,
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                   const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
-    uint64_t bytes = 0;
+    uint64_t bytes = 2 * nb(state);
     for (size_t i = 0; i < params.size(); ++i)
       if (params[i].grad().defined()) bytes += 2 * (nb(params[i]) + nb(m[i]) + nb(v[i])) + nb(params[i].grad());
-    op("adamw_step", bytes, [&] { b_.adamw_step(a, step, params, m, v); });
+    op("adamw_step", bytes, [&] { b_.adamw_step(a, state, params, m, v); });
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

@@ -102,6 +102,7 @@ std::atomic<bool> g_poison{[] {
 
 std::atomic<size_t> g_current{0}, g_peak{0};
 std::atomic<uint64_t> g_allocations{0};
+std::atomic<bool> g_cpu_allocator_closed{false};  // set at exit: the cache is gone, frees go to the system
 
 // Freed buffers are kept by size and handed to the next request of that
 // size (a training step asks for the same sizes every step), so after the
@@ -109,6 +110,17 @@ std::atomic<uint64_t> g_allocations{0};
 // again; at most kCacheBytes are kept, beyond that a freed buffer goes back.
 class CpuAllocator final : public Allocator {
  public:
+  ~CpuAllocator() override { close(); }
+  // Frees the cached buffers (LeakSanitizer sees them otherwise); later
+  // frees go straight back to the system.
+  void close() {
+    std::lock_guard<std::mutex> lock(m_);
+    g_cpu_allocator_closed.store(true);
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
   void* allocate(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
     void* p = take(rounded);
@@ -127,9 +139,9 @@ class CpuAllocator final : public Allocator {
   void deallocate(void* p, size_t bytes) override {
     g_current.fetch_sub(bytes);
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
-    {
+    if (!g_cpu_allocator_closed.load()) {
       std::lock_guard<std::mutex> lock(m_);
-      if (cached_ + rounded <= kCacheBytes) {
+      if (!g_cpu_allocator_closed.load() && cached_ + rounded <= kCacheBytes) {
         free_[rounded].push_back(p);
         cached_ += rounded;
         return;
@@ -156,11 +168,15 @@ class CpuAllocator final : public Allocator {
 };
 }  // namespace
 
-// Never destroyed: a tensor freed during static destruction still finds it,
-// and the cached blocks stay reachable (LeakSanitizer reported each one as a
-// leak at exit when the cache died with a static allocator).
+// The allocator itself is never destroyed (a tensor freed during static
+// destruction still finds it); its cache is freed at exit (LeakSanitizer
+// reported each cached block as a leak otherwise), after which frees go
+// straight to the system (g_cpu_allocator_closed).
 Allocator& cpu_allocator() {
   static CpuAllocator* a = new CpuAllocator;
+  static const struct Closer {
+    ~Closer() { a->close(); }
+  } closer;
   return *a;
 }
 void set_poison_allocations(bool on) { g_poison.store(on); }
@@ -169,8 +185,9 @@ void reset_cpu_memory_peak() { g_peak.store(g_current.load()); }
 bool poison_allocations() { return g_poison.load(); }
 
 Storage::Storage(size_t n, Allocator& a) : bytes(n), alloc(&a) { data = a.allocate(n); }
+Storage::Storage(void* p, size_t n, std::shared_ptr<Storage> b) : data(p), bytes(n), base(std::move(b)) {}
 Storage::~Storage() {
-  if (data) alloc->deallocate(data, bytes);
+  if (data && alloc) alloc->deallocate(data, bytes);
 }
 
 // ------------------------------------------------------------------ tensor
@@ -232,7 +249,11 @@ static const TensorImpl& need(const std::shared_ptr<TensorImpl>& p) {
 
 const Shape& Tensor::shape() const { return need(impl_).shape; }
 DType Tensor::dtype() const { return need(impl_).dtype; }
-Device Tensor::device() const { return need(impl_).storage->alloc->device(); }
+Device Tensor::device() const {
+  const Storage* s = need(impl_).storage.get();
+  while (!s->alloc) s = s->base.get();  // a slice: the storage it lies in
+  return s->alloc->device();
+}
 void* Tensor::raw() const { return need(impl_).storage->data; }
 
 int64_t Tensor::size(int dim) const {
@@ -296,6 +317,17 @@ Tensor Tensor::head(int64_t rows) const {
   Tensor t = detach();
   t.impl_->shape[0] = rows;
   return t;
+}
+
+Tensor Tensor::slice_as(int64_t offset, const Shape& s) const {
+  const int64_t n = shape_numel(s);
+  if (offset < 0 || offset + n > numel()) shape_error("slice_as", "the slice runs past the tensor", shape(), s);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = s;
+  impl->dtype = dtype();
+  const size_t esize = dtype_size(dtype());
+  impl->storage = std::make_shared<Storage>(static_cast<char*>(raw()) + offset * esize, n * esize, impl_->storage);
+  return Tensor(std::move(impl));
 }
 
 Tensor Tensor::clone() const { return to(dtype()); }

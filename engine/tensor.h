@@ -75,12 +75,15 @@ void reset_cpu_memory_peak();
 
 struct Storage {
   Storage(size_t bytes, Allocator& alloc);
+  // `bytes` at `data` inside `base` (kept alive; nothing is freed here).
+  Storage(void* data, size_t bytes, std::shared_ptr<Storage> base);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data = nullptr;
   size_t bytes = 0;
-  Allocator* alloc = nullptr;
+  Allocator* alloc = nullptr;         // null for a slice of another storage
+  std::shared_ptr<Storage> base;      // the storage a slice lies in
 };
 
 struct Node;
@@ -92,6 +95,7 @@ struct TensorImpl {
   DType dtype = DType::F32;
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;   // accumulated gradient (same shape/dtype)
+  std::shared_ptr<TensorImpl> grad_home;  // where grad_buffer puts it (engine/autograd.h); may be null
   std::shared_ptr<Node> grad_fn;      // producer, null for leaves
   std::string name;                   // parameter name (checkpoint key)
 };
@@ -138,6 +142,9 @@ class Tensor {
   Tensor to(Device device) const;     // copies data to another device, no history
   Tensor view(const Shape& shape) const;  // shares storage, no history
   Tensor head(int64_t rows) const;        // the first rows of dim 0; shares storage, no history
+  // numel(shape) elements of this (contiguous) tensor from element `offset`,
+  // as a tensor of `shape`; shares storage, no history.
+  Tensor slice_as(int64_t offset, const Shape& shape) const;
   void fill_(double value) const;  // writes the data, not the handle
   void copy_from(const Tensor& src) const;  // same element count, any dtype
 
@@ -147,8 +154,21 @@ class Tensor {
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
 
+  // Gradient outputs of backward methods (engine/backend.h): a handle marked
+  // first_write stands for a buffer that holds nothing valid yet, so the
+  // method overwrites it (beta = 0) instead of adding into it, and must write
+  // every element. The mark belongs to this handle (and its copies), not to
+  // the storage: grad_buffer hands out one marked handle per new gradient.
+  bool first_write() const { return first_write_; }
+  Tensor as_first_write() const {
+    Tensor t(*this);
+    t.first_write_ = true;
+    return t;
+  }
+
  private:
   std::shared_ptr<TensorImpl> impl_;
+  bool first_write_ = false;
 };
 
 // Throws std::invalid_argument "<op>: <what> (shapes [..] and [..])".

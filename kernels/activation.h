@@ -11,6 +11,6 @@ template <typename T>
 void activation_fwd(Activation a, i64 n, const T* x, T* y);
 // dx += dy * f'(x) expressed through y
 template <typename T>
-void activation_bwd(Activation a, i64 n, const T* dy, const T* y, T* dx);
+void activation_bwd(Activation a, i64 n, const T* dy, const T* y, T* dx, bool accumulate = true);
 
 }  // namespace lk::cpu

@@ -13,4 +13,18 @@ namespace lk::cpu {
 template <typename T>
 void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v);
 
+// The per-step scalars of an AdamW optimiser, kept in one float64 array on
+// the parameters' device, so that a step takes nothing from the host
+// (engine/optim.h; the CUDA kernels read it, a captured step can replay):
+//   [kAdamWLr]    the learning rate, written by the host when it changes
+//   [kAdamWStep]  the step count t, incremented by every step (0 before the first)
+//   [kAdamWDecay]     1 - lr * weight_decay   (derived by each step from the two above)
+//   [kAdamWStepSize]  lr / (1 - beta1^t)
+//   [kAdamWSqrtBc2]   sqrt(1 - beta2^t)
+enum AdamWSlot : int { kAdamWLr, kAdamWStep, kAdamWDecay, kAdamWStepSize, kAdamWSqrtBc2, kAdamWStateSize };
+
+// Advances the state by one step (t += 1) and derives its scalars, in double,
+// exactly as adamw_update does from (lr, t).
+void adamw_advance(double* state, double beta1, double beta2, double weight_decay);
+
 }  // namespace lk::cpu

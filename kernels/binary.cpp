@@ -39,7 +39,7 @@ void binary_fwd(BinaryOp op, const Dims4& out, const T* a, const Dims4& sa, cons
 
 template <typename T>
 void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
-                const T* other, const Dims4& s_other, T* d_self) {
+                const T* other, const Dims4& s_other, T* d_self, bool accumulate) {
   const Dims4 to = bcast_strides(s_other);
   if (s_self == out) {
     // No reduction: rows of the output in parallel, contiguous inner loop.
@@ -49,10 +49,10 @@ void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
         for (i64 i2 = 0; i2 < out[2]; ++i2) {
           const i64 row = ((i0 * out[1] + i1) * out[2] + i2) * out[3];
           if (op == BinaryOp::Add) {
-            for (i64 i3 = 0; i3 < out[3]; ++i3) d_self[row + i3] += dy[row + i3];
+            for (i64 i3 = 0; i3 < out[3]; ++i3) put_grad(d_self[row + i3], dy[row + i3], accumulate);
           } else {
             const T* po = other + i0 * to[0] + i1 * to[1] + i2 * to[2];
-            for (i64 i3 = 0; i3 < out[3]; ++i3) d_self[row + i3] += dy[row + i3] * po[i3 * to[3]];
+            for (i64 i3 = 0; i3 < out[3]; ++i3) put_grad(d_self[row + i3], dy[row + i3] * po[i3 * to[3]], accumulate);
           }
         }
     return;
@@ -83,7 +83,7 @@ void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
           for (i64 i3 = lo[3]; i3 < hi[3]; ++i3)
             acc += op == BinaryOp::Add ? dy[row + i3] : dy[row + i3] * po[i3 * to[3]];
         }
-    d_self[e] += acc;
+    put_grad(d_self[e], acc, accumulate);
   }
 }
 
@@ -94,18 +94,18 @@ void fill(i64 n, T value, T* y) {
 }
 
 template <typename T>
-void axpy(i64 n, T a, const T* x, T* y) {
+void axpy(i64 n, T a, const T* x, T* y, bool accumulate) {
 #pragma omp parallel for simd if (n > kGrain)
-  for (i64 i = 0; i < n; ++i) y[i] += a * x[i];
+  for (i64 i = 0; i < n; ++i) put_grad(y[i], a * x[i], accumulate);
 }
 
 #define LK_INST(T)                                                                           \
   template void binary_fwd<T>(BinaryOp, const Dims4&, const T*, const Dims4&, const T*,      \
                               const Dims4&, T*);                                             \
   template void binary_bwd<T>(BinaryOp, const Dims4&, const T*, const Dims4&, const T*,      \
-                              const Dims4&, T*);                                             \
+                              const Dims4&, T*, bool);                                       \
   template void fill<T>(i64, T, T*);                                                         \
-  template void axpy<T>(i64, T, const T*, T*);
+  template void axpy<T>(i64, T, const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -11,6 +11,6 @@ template <typename T>
 void concat_fwd(i64 n, i64 c_src, i64 c_dst, i64 offset, i64 hw, const T* src, T* dst);
 // dsrc += the matching channel block of ddst
 template <typename T>
-void concat_bwd(i64 n, i64 c_src, i64 c_dst, i64 offset, i64 hw, const T* ddst, T* dsrc);
+void concat_bwd(i64 n, i64 c_src, i64 c_dst, i64 offset, i64 hw, const T* ddst, T* dsrc, bool accumulate = true);
 
 }  // namespace lk::cpu

@@ -43,7 +43,7 @@ i64 cross_entropy_fwd(i64 n, i64 c, i64 hw, const T* logits, const int32_t* targ
 
 template <typename T>
 void cross_entropy_bwd(i64 n, i64 c, i64 hw, const T* dloss, const T* probs,
-                       const int32_t* target, const T* weight, const T* wsum, T* dlogits) {
+                       const int32_t* target, const T* weight, const T* wsum, T* dlogits, bool accumulate) {
   const T scale = dloss[0] / wsum[0];
 #pragma omp parallel for collapse(2)
   for (i64 i = 0; i < n; ++i)
@@ -52,7 +52,7 @@ void cross_entropy_bwd(i64 n, i64 c, i64 hw, const T* dloss, const T* probs,
       const T g = scale * weight[t];
       const i64 base = i * c * hw + p;
       for (i64 k = 0; k < c; ++k)
-        dlogits[base + k * hw] += g * (probs[base + k * hw] - (k == t ? T(1) : T(0)));
+        put_grad(dlogits[base + k * hw], g * (probs[base + k * hw] - (k == t ? T(1) : T(0))), accumulate);
     }
 }
 
@@ -60,7 +60,7 @@ void cross_entropy_bwd(i64 n, i64 c, i64 hw, const T* dloss, const T* probs,
   template i64 cross_entropy_fwd<T>(i64, i64, i64, const T*, const int32_t*, const T*, T*, T*, \
                                     T*);                                                      \
   template void cross_entropy_bwd<T>(i64, i64, i64, const T*, const T*, const int32_t*,       \
-                                     const T*, const T*, T*);
+                                     const T*, const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -15,9 +15,9 @@ namespace lk::cpu {
 template <typename T>
 i64 cross_entropy_fwd(i64 n, i64 c, i64 hw, const T* logits, const int32_t* target,
                       const T* weight, T* loss, T* probs, T* wsum);
-// dlogits += dloss * w[t_i] * (p_i - onehot(t_i)) / wsum
+// dlogits += dloss * w[t_i] * (p_i - onehot(t_i)) / wsum (= without accumulate)
 template <typename T>
 void cross_entropy_bwd(i64 n, i64 c, i64 hw, const T* dloss, const T* probs,
-                       const int32_t* target, const T* weight, const T* wsum, T* dlogits);
+                       const int32_t* target, const T* weight, const T* wsum, T* dlogits, bool accumulate = true);
 
 }  // namespace lk::cpu

@@ -27,7 +27,8 @@ void lka_gate_fwd(i64 n, i64 c, i64 hw, const T* x, const T* f, const T* gamma, 
 
 template <typename T>
 void lka_gate_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* f, const T* gamma, const T* beta,
-                  const T* save_mean, const T* save_invstd, bool training, T* dx, T* df, T* dgamma, T* dbeta) {
+                  const T* save_mean, const T* save_invstd, bool training, T* dx, T* df, T* dgamma, T* dbeta,
+                  bool acc_dx, bool acc_df, bool acc_dgamma, bool acc_dbeta) {
   // dz = dy * x * A (1 - A) with A recomputed; then the batch-norm backward.
   // dz lives in a grow-only buffer (no allocation per call after the first).
   thread_local std::vector<T> dz_buf;
@@ -43,7 +44,7 @@ void lka_gate_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* f, con
 #pragma omp simd
         for (i64 k = 0; k < hw; ++k) {
           const T s = sigmoid(a * f[o + k] + b);
-          dx[o + k] += dy[o + k] * s;
+          put_grad(dx[o + k], dy[o + k] * s, acc_dx);
           dz[o + k] = dy[o + k] * x[o + k] * s * (T(1) - s);
         }
       } else {
@@ -54,14 +55,15 @@ void lka_gate_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* f, con
         }
       }
     }
-  batch_norm_bwd<T>(n, c, hw, dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
+  batch_norm_bwd<T>(n, c, hw, dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta, acc_df,
+                    acc_dgamma, acc_dbeta);
 }
 
 #define LK_INST(T)                                                                                            \
   template void lka_gate_fwd<T>(i64, i64, i64, const T*, const T*, const T*, const T*, T*, T*, bool, double,  \
                                 double, T*, T*, T*);                                                          \
   template void lka_gate_bwd<T>(i64, i64, i64, const T*, const T*, const T*, const T*, const T*, const T*,    \
-                                const T*, bool, T*, T*, T*, T*);
+                                const T*, bool, T*, T*, T*, T*, bool, bool, bool, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

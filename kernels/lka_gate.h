@@ -18,6 +18,7 @@ void lka_gate_fwd(i64 n, i64 c, i64 hw, const T* x, const T* f, const T* gamma, 
 
 template <typename T>
 void lka_gate_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* f, const T* gamma, const T* beta,
-                  const T* save_mean, const T* save_invstd, bool training, T* dx, T* df, T* dgamma, T* dbeta);
+                  const T* save_mean, const T* save_invstd, bool training, T* dx, T* df, T* dgamma, T* dbeta,
+                  bool acc_dx = true, bool acc_df = true, bool acc_dgamma = true, bool acc_dbeta = true);
 
 }  // namespace lk::cpu

@@ -61,16 +61,19 @@ void max_pool2d_fwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* x, T* 
 }
 
 template <typename T>
-void max_pool2d_bwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* dy, const int32_t* idx, T* dx) {
+void max_pool2d_bwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* dy, const int32_t* idx, T* dx,
+                    bool accumulate) {
   const i64 oh = (h - k) / stride + 1, ow = (w - k) / stride + 1;
 #pragma omp parallel for
-  for (i64 p = 0; p < planes; ++p)
+  for (i64 p = 0; p < planes; ++p) {
+    clear_unless(accumulate, dx + p * h * w, h * w);
     for (i64 o = 0; o < oh * ow; ++o) dx[p * h * w + idx[p * oh * ow + o]] += dy[p * oh * ow + o];
+  }
 }
 
 #define LK_INST(T)                                                                          \
   template void max_pool2d_fwd<T>(i64, i64, i64, i64, i64, const T*, T*, int32_t*);         \
-  template void max_pool2d_bwd<T>(i64, i64, i64, i64, i64, const T*, const int32_t*, T*);
+  template void max_pool2d_bwd<T>(i64, i64, i64, i64, i64, const T*, const int32_t*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

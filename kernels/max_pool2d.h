@@ -14,6 +14,7 @@ template <typename T>
 void max_pool2d_fwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* x, T* y, int32_t* idx);
 // dx += scatter(dy) through idx
 template <typename T>
-void max_pool2d_bwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* dy, const int32_t* idx, T* dx);
+void max_pool2d_bwd(i64 planes, i64 h, i64 w, i64 k, i64 stride, const T* dy, const int32_t* idx, T* dx,
+                    bool accumulate = true);
 
 }  // namespace lk::cpu

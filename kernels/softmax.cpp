@@ -21,20 +21,20 @@ void softmax_fwd(i64 n, i64 c, i64 hw, const T* x, T* y) {
 }
 
 template <typename T>
-void softmax_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* y, T* dx) {
+void softmax_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* y, T* dx, bool accumulate) {
 #pragma omp parallel for collapse(2)
   for (i64 i = 0; i < n; ++i)
     for (i64 p = 0; p < hw; ++p) {
       const i64 base = i * c * hw + p;
       T dot = 0;
       for (i64 k = 0; k < c; ++k) dot += dy[base + k * hw] * y[base + k * hw];
-      for (i64 k = 0; k < c; ++k) dx[base + k * hw] += y[base + k * hw] * (dy[base + k * hw] - dot);
+      for (i64 k = 0; k < c; ++k) put_grad(dx[base + k * hw], y[base + k * hw] * (dy[base + k * hw] - dot), accumulate);
     }
 }
 
 #define LK_INST(T)                                                             \
   template void softmax_fwd<T>(i64, i64, i64, const T*, T*);                   \
-  template void softmax_bwd<T>(i64, i64, i64, const T*, const T*, T*);
+  template void softmax_bwd<T>(i64, i64, i64, const T*, const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

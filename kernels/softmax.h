@@ -9,6 +9,6 @@ template <typename T>
 void softmax_fwd(i64 n, i64 c, i64 hw, const T* x, T* y);
 // dx += y * (dy - sum_c dy * y)
 template <typename T>
-void softmax_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* y, T* dx);
+void softmax_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* y, T* dx, bool accumulate = true);
 
 }  // namespace lk::cpu

@@ -59,12 +59,13 @@ void upsample_fwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* x
 }
 
 template <typename T>
-void upsample_bwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* dy, T* dx) {
+void upsample_bwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* dy, T* dx, bool accumulate) {
   const Taps ty = make_taps(mode, h, f), tx = make_taps(mode, w, f);
   const i64 oh = h * f, ow = w * f;
 #pragma omp parallel for
   for (i64 p = 0; p < planes; ++p) {
     T* xp = dx + p * h * w;
+    clear_unless(accumulate, xp, h * w);
     const T* yp = dy + p * oh * ow;
     for (i64 oy = 0; oy < oh; ++oy) {
       T* r0 = xp + ty.i0[oy] * w;
@@ -85,7 +86,7 @@ void upsample_bwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* d
 
 #define LK_INST(T)                                                                      \
   template void upsample_fwd<T>(UpsampleMode, i64, i64, i64, i64, const T*, T*);        \
-  template void upsample_bwd<T>(UpsampleMode, i64, i64, i64, i64, const T*, T*);
+  template void upsample_bwd<T>(UpsampleMode, i64, i64, i64, i64, const T*, T*, bool);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

@@ -14,6 +14,6 @@ template <typename T>
 void upsample_fwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* x, T* y);
 // dx += adjoint(dy)
 template <typename T>
-void upsample_bwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* dy, T* dx);
+void upsample_bwd(UpsampleMode mode, i64 planes, i64 h, i64 w, i64 f, const T* dy, T* dx, bool accumulate = true);
 
 }  // namespace lk::cpu

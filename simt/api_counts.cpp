@@ -23,6 +23,7 @@ ApiCounts api_counts() {
   c.memsets = get(Counted::Memset);
   c.event_records = get(Counted::EventRecord);
   c.stream_waits = get(Counted::StreamWait);
+  c.graph_launches = get(Counted::GraphLaunch);
   return c;
 }
 

@@ -14,7 +14,7 @@
 #include "simt/runtime.h"
 
 namespace lk::simt::detail {
-enum class Counted : int { Sync, Malloc, Free, Copy, Memset, EventRecord, StreamWait, kCount };
+enum class Counted : int { Sync, Malloc, Free, Copy, Memset, EventRecord, StreamWait, GraphLaunch, kCount };
 void count(Counted what);
 }  // namespace lk::simt::detail
 
@@ -50,6 +50,7 @@ LK_SIMT_COUNTED_CALL(cudaFreeAsync, Free, (void* p, cudaStream_t s), (p, s));
 LK_SIMT_COUNTED_CALL(cudaFreeHost, Free, (void* p), (p));
 LK_SIMT_COUNTED_CALL(cudaEventRecord, EventRecord, (cudaEvent_t e, cudaStream_t s = nullptr), (e, s));
 LK_SIMT_COUNTED_CALL(cudaStreamWaitEvent, StreamWait, (cudaStream_t s, cudaEvent_t e, unsigned flags = 0), (s, e, flags));
+LK_SIMT_COUNTED_CALL(cudaGraphLaunch, GraphLaunch, (cudaGraphExec_t g, cudaStream_t s), (g, s));
 LK_SIMT_COUNTED_ALLOC(cudaMalloc, (T** p, size_t bytes), (reinterpret_cast<void**>(p), bytes));
 LK_SIMT_COUNTED_ALLOC(cudaMallocAsync, (T** p, size_t bytes, cudaStream_t s), (reinterpret_cast<void**>(p), bytes, s));
 LK_SIMT_COUNTED_ALLOC(cudaMallocHost, (T** p, size_t bytes), (reinterpret_cast<void**>(p), bytes));

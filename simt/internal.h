@@ -10,6 +10,7 @@
 //   block.cpp    a block: setup, shared memory, barriers, warp intrinsics, deadlock
 //                reports, the kernel-side entry points of simt.h
 //   fibers.cpp   fibers (stacks, context switch) and the fibers scheduler
+//   graph.cpp    stream capture and graph replay
 #pragma once
 
 #include <atomic>
@@ -86,6 +87,22 @@ cudaError stream_device(cudaStream_t stream, int* device);
 // Let queued work run and wait for one operation / for every stream.
 void wait_ticket(const Ticket& t);
 void wait_all_streams();
+
+// ================================================================= stream capture (graph.cpp)
+
+// True if `stream` is capturing; fn is then recorded in its capture (taken).
+bool capture_record(cudaStream_t stream, StreamFn& fn);
+// True if `stream` is capturing; the record is then a node of its capture.
+bool capture_event_record(cudaEvent_t event, cudaStream_t stream);
+// A wait on a capturing stream (*captured): ordered already when the event
+// was recorded in the same capture, else cudaErrorStreamCaptureIsolation.
+cudaError capture_wait_event(cudaStream_t stream, cudaEvent_t event, bool* captured);
+bool stream_capturing(cudaStream_t stream);
+// `call` cannot be captured: fails (cudaErrorStreamCaptureUnsupported,
+// invalidating the capture) if it acts on the capturing `stream`, or, when
+// `unsafe` (cudaMalloc, device synchronisation, ...), if a capture concerns
+// this thread. cudaSuccess otherwise.
+cudaError capture_forbids(const char* call, cudaStream_t stream, bool unsafe);
 
 // ================================================================= launches and blocks (launch.cpp, block.cpp)
 

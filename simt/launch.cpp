@@ -124,6 +124,11 @@ uint64_t gcd(uint64_t a, uint64_t b) {
 // Runs a queued launch on its stream's worker: every block, then the
 // guards of device memory; errors wait for the next synchronising call.
 void execute(Launch& L) {
+  // Afresh on every run: a graph replays the same launch (graph.cpp).
+  L.next_block.store(0);
+  L.failed.store(false);
+  L.err = cudaSuccess;
+  L.suppressed = 0;
   long workers = g_workers.load();
   if (workers <= 0) workers = env_long("LKASEG_SIMT_WORKERS", 0);
   if (L.mode == Mode::Fibers) {

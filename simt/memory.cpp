@@ -215,6 +215,7 @@ cudaError cudaDeviceReset() {
 cudaError cudaMalloc(void** ptr, size_t bytes) {
   if (!ptr) return config_error(cudaErrorInvalidValue, "cudaMalloc with a null result pointer");
   touch_context();
+  if (const cudaError e = capture_forbids("cudaMalloc", nullptr, true); e != cudaSuccess) return e;
   *ptr = nullptr;
   if (bytes > (size_t(1) << 46))
     return config_error(cudaErrorMemoryAllocation, strf("cudaMalloc(%zu): out of memory", bytes));
@@ -244,6 +245,7 @@ cudaError cudaMalloc(void** ptr, size_t bytes) {
 cudaError cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
   touch_context();
+  if (const cudaError e = capture_forbids("cudaFree", nullptr, true); e != cudaSuccess) return e;
   wait_all_streams();
   std::string msg;
   const cudaError e = free_now(ptr, "cudaFree", &msg);
@@ -254,11 +256,18 @@ cudaError cudaFree(void* ptr) {
 // its use on other streams); freed when the stream reaches the free.
 cudaError cudaMallocAsync(void** ptr, size_t bytes, StreamImpl* stream) {
   if (!valid_stream(stream)) return set_error(cudaErrorInvalidResourceHandle);
-  return cudaMalloc(ptr, bytes);
+  // Graph memory nodes are not emulated; on other streams it is stream work.
+  if (const cudaError e = capture_forbids("cudaMallocAsync", stream, false); e != cudaSuccess) return e;
+  cudaStreamCaptureMode relaxed = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&relaxed);
+  const cudaError r = cudaMalloc(ptr, bytes);
+  cudaThreadExchangeStreamCaptureMode(&relaxed);
+  return r;
 }
 cudaError cudaFreeAsync(void* ptr, StreamImpl* stream) {
   if (!ptr) return cudaSuccess;
   touch_context();
+  if (const cudaError e = capture_forbids("cudaFreeAsync", stream, false); e != cudaSuccess) return e;
   {
     std::lock_guard lk(g_mem_mu);
     if (!g_allocs.count(reinterpret_cast<uintptr_t>(ptr)))
@@ -276,6 +285,7 @@ cudaError cudaFreeAsync(void* ptr, StreamImpl* stream) {
 cudaError cudaMallocHost(void** ptr, size_t bytes) {
   if (!ptr) return set_error(cudaErrorInvalidValue);
   touch_context();
+  if (const cudaError e = capture_forbids("cudaMallocHost", nullptr, true); e != cudaSuccess) return e;
   *ptr = ::operator new(std::max<size_t>(bytes, 1), std::align_val_t(kAllocAlign), std::nothrow);
   if (!*ptr) return set_error(cudaErrorMemoryAllocation);
   std::lock_guard lk(g_mem_mu);
@@ -287,6 +297,7 @@ cudaError cudaMallocHost(void** ptr, size_t bytes) {
 cudaError cudaFreeHost(void* ptr) {
   if (!ptr) return cudaSuccess;
   touch_context();
+  if (const cudaError e = capture_forbids("cudaFreeHost", nullptr, true); e != cudaSuccess) return e;
   wait_all_streams();
   {
     std::lock_guard lk(g_mem_mu);

@@ -131,6 +131,7 @@ void run_copy(const char* call, void* dst, const void* src, size_t bytes, Sides 
 // A blocking copy: queued on the legacy default stream (after the work of the
 // device's blocking streams), waited for; returns a pending execution error.
 cudaError blocking_copy(const char* call, void* dst, const void* src, size_t bytes, Sides s) {
+  if (const cudaError e = capture_forbids(call, nullptr, true); e != cudaSuccess) return e;
   Ticket t;
   if (enqueue(nullptr, [=] { run_copy(call, dst, src, bytes, s); }, &t) != cudaSuccess)
     return set_error(cudaErrorInvalidResourceHandle);
@@ -206,6 +207,11 @@ const char* cudaGetErrorName(cudaError e) {
     LK_SIMT_NAME(cudaErrorMisalignedAddress)
     LK_SIMT_NAME(cudaErrorLaunchFailure)
     LK_SIMT_NAME(cudaErrorNotSupported)
+    LK_SIMT_NAME(cudaErrorStreamCaptureUnsupported)
+    LK_SIMT_NAME(cudaErrorStreamCaptureInvalidated)
+    LK_SIMT_NAME(cudaErrorStreamCaptureIsolation)
+    LK_SIMT_NAME(cudaErrorStreamCaptureWrongThread)
+    LK_SIMT_NAME(cudaErrorIllegalState)
     LK_SIMT_NAME(cudaErrorUnknown)
 #undef LK_SIMT_NAME
   }
@@ -234,6 +240,11 @@ const char* cudaGetErrorString(cudaError e) {
     case cudaErrorMisalignedAddress: return "misaligned address";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorUnknown: return "unknown error";
   }
   return "unknown error";
@@ -260,6 +271,10 @@ cudaError cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKi
   if (const cudaError e = check_copy("cudaMemcpyAsync", dst, src, bytes, kind, &sides); e != cudaSuccess) return e;
   std::shared_ptr<std::vector<unsigned char>> staged;
   if (!sides.src_dev && !is_pinned(src, bytes)) {
+    // A graph would replay the bytes staged at capture time.
+    if (const cudaError e = capture_forbids("cudaMemcpyAsync from pageable host memory", stream, false);
+        e != cudaSuccess)
+      return e;
     const auto* b = static_cast<const unsigned char*>(src);
     staged = std::make_shared<std::vector<unsigned char>>(b, b + bytes);
     src = staged->data();
@@ -272,7 +287,11 @@ cudaError cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKi
 
 // Asynchronous with respect to the host for device memory (CUDA's "API
 // synchronisation behaviour"): queued on the legacy default stream.
-cudaError cudaMemset(void* ptr, int value, size_t bytes) { return memset_on("cudaMemset", ptr, value, bytes, nullptr); }
+cudaError cudaMemset(void* ptr, int value, size_t bytes) {
+  // On the legacy default stream, which waits for the capturing one.
+  if (const cudaError e = capture_forbids("cudaMemset", nullptr, true); e != cudaSuccess) return e;
+  return memset_on("cudaMemset", ptr, value, bytes, nullptr);
+}
 
 cudaError cudaMemsetAsync(void* ptr, int value, size_t bytes, StreamImpl* stream) {
   return memset_on("cudaMemsetAsync", ptr, value, bytes, stream);

@@ -40,6 +40,11 @@ enum cudaError : int {
   cudaErrorMisalignedAddress = 716,
   cudaErrorLaunchFailure = 719,
   cudaErrorNotSupported = 801,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureIsolation = 905,
+  cudaErrorStreamCaptureWrongThread = 908,
+  cudaErrorIllegalState = 401,
   cudaErrorUnknown = 999,
 };
 
@@ -69,6 +74,20 @@ struct dim3 {
 
 struct StreamImpl;  // opaque handles; only their addresses are used
 struct EventImpl;
+struct GraphImpl;
+struct GraphExecImpl;
+
+// Stream capture (graph.cpp, README.md "Graphs").
+enum cudaStreamCaptureMode : int {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus : int {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2,
+};
 
 // ----------------------------------------------------------------- runtime API
 
@@ -130,6 +149,23 @@ cudaError cudaEventRecord(EventImpl* event, StreamImpl* stream = nullptr);
 cudaError cudaEventSynchronize(EventImpl* event);
 cudaError cudaEventQuery(EventImpl* event);
 cudaError cudaEventElapsedTime(float* ms, EventImpl* start, EventImpl* end);
+
+// Stream capture and graphs (graph.cpp): while a stream captures, the work
+// queued on it (launches, copies, memsets, event records) is recorded, not
+// run; a graph launch queues the recorded work, in order, on a stream. Calls
+// a capture cannot hold (cudaMalloc, synchronisations, pageable copies, ...)
+// fail with cudaErrorStreamCaptureUnsupported and invalidate the capture, whose
+// cudaStreamEndCapture then returns cudaErrorStreamCaptureInvalidated.
+cudaError cudaStreamBeginCapture(StreamImpl* stream, cudaStreamCaptureMode mode);
+cudaError cudaStreamEndCapture(StreamImpl* stream, GraphImpl** graph);
+cudaError cudaStreamIsCapturing(StreamImpl* stream, cudaStreamCaptureStatus* status);
+cudaError cudaGraphInstantiate(GraphExecImpl** exec, GraphImpl* graph, unsigned long long flags = 0);
+cudaError cudaGraphLaunch(GraphExecImpl* exec, StreamImpl* stream);
+cudaError cudaGraphDestroy(GraphImpl* graph);
+cudaError cudaGraphExecDestroy(GraphExecImpl* exec);
+cudaError cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode);
+// The number of operations a graph holds (an emulator extra, for tests).
+size_t graph_nodes(const GraphImpl* graph);
 
 // Function attributes are keyed by the kernel's address.
 cudaError func_set_attribute(void (*key)(), cudaFuncAttribute attr, int value);
@@ -269,6 +305,7 @@ struct ApiCounts {
   uint64_t copies = 0;    // cudaMemcpyAsync
   uint64_t memsets = 0;   // cudaMemsetAsync, cudaMemset (asynchronous for device memory)
   uint64_t event_records = 0, stream_waits = 0;
+  uint64_t graph_launches = 0;  // cudaGraphLaunch (its replayed work is not counted again)
 };
 ApiCounts api_counts();
 
@@ -303,6 +340,19 @@ using lk::simt::dim3;
 using lk::simt::uint3;
 using cudaStream_t = lk::simt::StreamImpl*;
 using cudaEvent_t = lk::simt::EventImpl*;
+using cudaGraph_t = lk::simt::GraphImpl*;
+using cudaGraphExec_t = lk::simt::GraphExecImpl*;
+using enum lk::simt::cudaStreamCaptureMode;
+using enum lk::simt::cudaStreamCaptureStatus;
+using lk::simt::cudaStreamCaptureMode;
+using lk::simt::cudaStreamCaptureStatus;
+using lk::simt::cudaStreamBeginCapture;
+using lk::simt::cudaStreamEndCapture;
+using lk::simt::cudaStreamIsCapturing;
+using lk::simt::cudaGraphInstantiate;
+using lk::simt::cudaGraphDestroy;
+using lk::simt::cudaGraphExecDestroy;
+using lk::simt::cudaThreadExchangeStreamCaptureMode;
 
 using lk::simt::cudaDeviceReset;
 using lk::simt::cudaEventCreate;

@@ -219,6 +219,7 @@ int device_count() {
 void touch_context() { g_contexts.fetch_or(1u << t_device); }
 
 cudaError enqueue(cudaStream_t stream, StreamFn fn, Ticket* ticket) {
+  if (capture_record(stream, fn)) return cudaSuccess;  // recorded, not run (graph.cpp)
   Scheduler& g = sched();
   std::lock_guard lk(g.mu);
   const std::shared_ptr<StreamState> S = resolve_locked(g, stream);
@@ -298,6 +299,7 @@ cudaError cudaGetDevice(int* device) {
 
 cudaError cudaDeviceSynchronize() {
   touch_context();
+  if (const cudaError e = capture_forbids("cudaDeviceSynchronize", nullptr, true); e != cudaSuccess) return e;
   Scheduler& g = sched();
   {
     std::unique_lock lk(g.mu);
@@ -347,6 +349,10 @@ cudaError cudaStreamDestroy(StreamImpl* stream) {
 
 cudaError cudaStreamSynchronize(StreamImpl* stream) {
   touch_context();
+  if (const cudaError e = capture_forbids("cudaStreamSynchronize", stream,
+                                         stream == nullptr || stream == cudaStreamLegacy);
+      e != cudaSuccess)
+    return e;
   Scheduler& g = sched();
   {
     std::unique_lock lk(g.mu);
@@ -360,6 +366,7 @@ cudaError cudaStreamSynchronize(StreamImpl* stream) {
 
 cudaError cudaStreamQuery(StreamImpl* stream) {
   touch_context();
+  if (const cudaError e = capture_forbids("cudaStreamQuery", stream, false); e != cudaSuccess) return e;
   Scheduler& g = sched();
   std::lock_guard lk(g.mu);
   const std::shared_ptr<StreamState> S = resolve_locked(g, stream);
@@ -371,6 +378,8 @@ cudaError cudaStreamQuery(StreamImpl* stream) {
 
 cudaError cudaStreamWaitEvent(StreamImpl* stream, EventImpl* event, unsigned) {
   touch_context();
+  bool captured = false;
+  if (const cudaError e = capture_wait_event(stream, event, &captured); e != cudaSuccess || captured) return e;
   Scheduler& g = sched();
   std::lock_guard lk(g.mu);
   const std::shared_ptr<StreamState> S = resolve_locked(g, stream);
@@ -409,6 +418,7 @@ cudaError cudaEventDestroy(EventImpl* event) {
 
 cudaError cudaEventRecord(EventImpl* event, StreamImpl* stream) {
   touch_context();
+  if (valid_event(event) && capture_event_record(event, stream)) return cudaSuccess;  // a graph node
   Scheduler& g = sched();
   std::lock_guard lk(g.mu);
   const std::shared_ptr<StreamState> S = resolve_locked(g, stream);

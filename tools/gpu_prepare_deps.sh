@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with Debian's package registry): downloads the .deb
 # files of every library lkaseg builds against into third_party/debs/
-# (git-ignored), so that tools/gpu_check.sh can unpack them on a bare GPU
-# machine that has the CUDA toolkit and cmake but no network and none of our
-# -dev packages. Ship the folder beside the tree (the device tool: carry it).
+# (git-ignored), so that tools/gpu_check.sh can unpack them (dpkg -x, into
+# the build folder) on a bare GPU machine that has the CUDA toolkit, cmake
+# and a C++ compiler but no network and none of our -dev packages. Carry the
+# folder with the call (docs/GPU.md); it must stay far under the device
+# tool's 64 MiB with the tree (about 22 MiB today: the script prints it).
+# cuDNN is not here: the GPU machine's own (beside the toolkit, or the pip
+# wheel beside PyTorch) is used.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="$root/third_party/debs"
-mkdir -p "$dest"
-# The -dev packages and the runtime libraries they link to.
+# The -dev packages of tools/install_deps.sh and the runtime libraries they
+# link to that a CUDA image lacks (libgomp, libstdc++ and zlib it has).
 PACKAGES=(
   catch2 libbenchmark-dev libbenchmark1debian
   nlohmann-json3-dev libcli11-dev
-  libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5
-  libnifti2-dev libnifti2-2 zlib1g-dev
-  libstb-dev
+  libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5 libquadmath0
+  libnifti2-dev libniftiio-dev libnifti2-2 libznz-dev libznz3 zlib1g-dev
+  libdnnl-dev libdnnl2 ocl-icd-libopencl1
+  libstb-dev libstb0
 )
-want=("${PACKAGES[@]}")
-if ! apt-cache show "${want[0]}" >/dev/null 2>&1; then apt-get update -qq; fi
+if ! apt-cache show "${PACKAGES[0]}" >/dev/null 2>&1; then apt-get update -qq; fi
+mkdir -p "$dest"
 cd "$dest"
 rm -f ./*.deb
-apt-get download "${want[@]}"
+apt-get download "${PACKAGES[@]}"
 ls -la "$dest"
 du -sh "$dest"

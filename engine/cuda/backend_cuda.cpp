@@ -12,6 +12,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_info.h"
 #include "engine/cuda/upload_ring.h"
+#include "kernels/adamw.h"
 #include "engine/cuda/workspace.h"
 #include "kernels/augment.h"
 #include "kernels/cuda/augment.h"
@@ -25,6 +26,7 @@
 #include "kernels/cuda/binary.h"
 #include "kernels/cuda/linear.h"
 #include "kernels/cuda/lka_gate.h"
+#include "kernels/cuda/loss_terms.h"
 #include "kernels/cuda/pooling.h"
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/tversky.h"
@@ -55,6 +57,8 @@ const float* cf(const Tensor& t) {
   return t.data<float>();
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
+// A gradient output is added into unless it is a first write (engine/backend.h).
+bool acc(const Tensor& t) { return !t.first_write(); }
 
 // Storage-type pointers of the kernels templated on T (kernels/half.h).
 template <typename T>
@@ -108,19 +112,32 @@ class CudaBackend final : public Backend {
     LK_CUDA_CHECK(cudaSetDevice(device));
     LK_CUDA_CHECK(cudaStreamCreate(&stream_));
     alloc_.set_stream(stream_);  // device blocks are reused in this stream's order
+    label_errors_ = static_cast<LabelError*>(alloc_.allocate(2 * sizeof(LabelError)));
+    label_errors_seen_ = static_cast<LabelError*>(pinned_.allocate(2 * sizeof(LabelError)));
+    LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));  // none
 #if !defined(LKASEG_SIMT)
     cudnn_ = std::make_unique<CudnnConv>(stream_, alloc_);
     ref_ = std::make_unique<CudnnOps>(cudnn_->handle(), alloc_);
 #endif
   }
   ~CudaBackend() override {
+    if (adamw_device_) cudaFreeAsync(adamw_device_, stream_);
+    if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
+    if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));
     if (stream_) cudaStreamDestroy(stream_);
   }
 
   Device device() const override { return {DeviceType::CUDA, device_}; }
   cudaStream_t stream() const { return stream_; }
   Allocator& allocator() override { return alloc_; }
-  void synchronize() override { LK_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // Every wait for the stream also reads the label error records (one small
+  // copy before the wait) and throws the first error a loss kernel recorded.
+  void synchronize() override {
+    LK_CUDA_CHECK(cudaMemcpyAsync(label_errors_seen_, label_errors_, 2 * sizeof(LabelError), cudaMemcpyDeviceToHost,
+                                  stream_));
+    LK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    raise_label_errors();
+  }
   std::string describe() const override { return "cuda:" + std::to_string(device_) + " " + lk::cuda::describe(device_); }
   std::vector<KernelVariant> variants() const override { return {KernelVariant::Fast, KernelVariant::Cudnn}; }
 
@@ -135,22 +152,21 @@ class CudaBackend final : public Backend {
       LK_CUDA_CHECK(cudaMemsetAsync(y.raw(), v == 0.0 ? 0 : 0xFF, y.nbytes(), stream_));
       return;
     }
+    if (y.dtype() == DType::F64)  // small state arrays (the optimiser's)
+      return LK_LAUNCHED(lk::cuda::fill(y.numel(), v, y.data<double>(), stream_));
     storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::fill(y.numel(), static_cast<float>(v), mp<T>(y), stream_)); });
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
     storage(y, [&]<typename T> {
-      LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cp<T>(x), mp<T>(y), stream_));
+      LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cp<T>(x), mp<T>(y), stream_, acc(y)));
     });
   }
   void scale(const Tensor& y, double a) override {
     storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::scale(y.numel(), static_cast<float>(a), mp<T>(y), stream_)); });
   }
+  // With accumulate, a first-write dst is overwritten (engine/backend.h).
   void cast(const Tensor& src, const Tensor& dst, bool accumulate) override {
-    storage(src, [&]<typename S> {
-      storage(dst, [&]<typename D> {
-        LK_LAUNCHED(lk::cuda::cast(src.numel(), cp<S>(src), mp<D>(dst), stream_, accumulate));
-      });
-    });
+    cast_to(src, dst, accumulate && acc(dst));
   }
 
   // ---------------------------------------------------------------- convolutions
@@ -161,16 +177,15 @@ class CudaBackend final : public Backend {
     conv_fwd(g, x, w, b, y, false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_bwd_data(g, dy, w, dx);
+    conv_bwd_data(g, dy, w, dx, acc(dx));
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, dy, x, dw, db);
+    conv_bwd_weight(g, dy, x, dw, db, acc(dw), acc(db));
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    fill(y, 0.0);
-    conv_bwd_data(g, x, w, y);
+    conv_bwd_data(g, x, w, y, false);
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
       const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
       const Tensor bt = as_storage(b, y.dtype());
@@ -180,13 +195,13 @@ class CudaBackend final : public Backend {
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_fwd(g, dy, w, Tensor(), dx, true);
+    conv_fwd(g, dy, w, Tensor(), dx, acc(dx));
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, x, dy, dw, Tensor());
+    conv_bwd_weight(g, x, dy, dw, Tensor(), acc(dw), true);
     if (db.defined())
       storage(dy, [&]<typename T> {
-        LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cp<T>(dy), mf(db), stream_));
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cp<T>(dy), mf(db), stream_, acc(db)));
       });
   }
 
@@ -215,13 +230,13 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (training && !reduced(x) && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta));
+                                        bn_eps_, mf(dx), mf(dgamma), mf(dbeta), acc(dx), acc(dgamma), acc(dbeta));
 #endif
     const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
     storage(x, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cf(gamma), cf(save_mean),
                                            cf(save_invstd), training, mp<T>(dx), mf(dgamma), mf(dbeta), scratch(ws), ws,
-                                           stream_));
+                                           stream_, acc(dx), acc(dgamma), acc(dbeta)));
     });
   }
 
@@ -259,7 +274,7 @@ class CudaBackend final : public Backend {
         out = Tensor::empty(x.shape(), x.dtype(), device());
         activation_fwd(Activation::Relu, bn_recompute(x, gamma, beta, save_mean, save_invstd), out);
       }
-      Tensor g = Tensor::zeros(x.shape(), x.dtype(), device());
+      Tensor g = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
       activation_bwd(Activation::Relu, dy, out, g);
       if (dr.defined()) axpy(1.0, mode == BnResidual::AfterRelu ? dy : g, dr);
       batch_norm_bwd(g, x, gamma, save_mean, save_invstd, training, dx, dgamma, dbeta);
@@ -270,8 +285,48 @@ class CudaBackend final : public Backend {
     storage(x, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::batch_norm_relu_bwd(s.n, s.c, s.hw, mode, cp<T>(dy), cp<T>(x), cp<T>(y), cf(gamma),
                                                 cf(beta), cf(save_mean), cf(save_invstd), training, mp<T>(dx),
-                                                mp<T>(dr), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_));
+                                                mp<T>(dr), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_, acc(dx),
+                                                acc(dr), acc(dgamma), acc(dbeta)));
     });
+  }
+
+  // Synchronised batch norm: the sums in double on the device, read back
+  // (this waits for the stream); the statistics go up as float32 and
+  // normalise through the evaluation kernel. 16-bit activations: the sums
+  // and dx on float32 twins (the statistics kernels are float32 only).
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    if (reduced(x)) return batch_norm_sums(wide(x), mean, wide(dy), save_mean, save_invstd);
+    const Tensor out = Tensor::empty({(dy.defined() ? 2 : 1) * s.c}, DType::F64, device());
+    Tensor mu;
+    if (!mean.empty()) mu = Tensor::from_vector(mean, {s.c}, DType::F64).to(device());
+    LK_LAUNCHED(lk::cuda::batch_norm_sums(s.n, s.c, s.hw, cf(x), mu.defined() ? mu.data<double>() : nullptr, cf(dy),
+                                          cf(save_mean), cf(save_invstd), out.data<double>(), stream_));
+    return out.to(cpu_device()).to_vector();
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    const Tensor m = Tensor::from_vector(mean, {s.c}).to(device()), v = Tensor::from_vector(var, {s.c}).to(device());
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(m), mf(v), false, 0.0, eps,
+                                           mp<T>(y), mf(save_mean), mf(save_invstd), nullptr, 0, stream_));
+    });
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    if (reduced(x)) {
+      const Tensor dxw = wide_grad(dx);
+      batch_norm_bwd_dx(wide(dy), wide(x), gamma, save_mean, save_invstd, means, dxw);
+      return narrow(dxw, dx);
+    }
+    const NC s = nc_of(x);
+    const Tensor m = Tensor::from_vector(means, {static_cast<int64_t>(means.size())}).to(device());
+    if (dx.first_write()) fill(dx, 0.0);  // the kernel adds
+    LK_LAUNCHED(lk::cuda::batch_norm_bwd_dx(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
+                                            cf(m), mf(dx), stream_));
   }
 
   // ---------------------------------------------------------------- the LKA gate
@@ -306,9 +361,9 @@ class CudaBackend final : public Backend {
       Tensor a = Tensor::empty(x.shape(), x.dtype(), device());
       activation_fwd(Activation::Sigmoid, bn_recompute(f, gamma, beta, save_mean, save_invstd), a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
-      Tensor da = Tensor::zeros(x.shape(), x.dtype(), device());
+      Tensor da = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
-      Tensor dz = Tensor::zeros(x.shape(), x.dtype(), device());
+      Tensor dz = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
       activation_bwd(Activation::Sigmoid, da, a, dz);
       batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
       return;
@@ -317,7 +372,7 @@ class CudaBackend final : public Backend {
     storage(x, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cp<T>(f), cf(gamma), cf(beta),
                                          cf(save_mean), cf(save_invstd), training, mp<T>(dx), mp<T>(df), mf(dgamma),
-                                         mf(dbeta), scratch(ws), ws, stream_));
+                                         mf(dbeta), scratch(ws), ws, stream_, acc(dx), acc(df), acc(dgamma), acc(dbeta)));
     });
   }
 
@@ -330,10 +385,11 @@ class CudaBackend final : public Backend {
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
 #if !defined(LKASEG_SIMT)
-    if (!reduced(y) && LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx));
+    if (!reduced(y) && LK_CUDNN_REF("activation"))
+      return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), acc(dx));
 #endif
     storage(y, [&]<typename T> {
-      LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cp<T>(dy), cp<T>(y), mp<T>(dx), stream_));
+      LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cp<T>(dy), cp<T>(y), mp<T>(dx), stream_, acc(dx)));
     });
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
@@ -351,12 +407,12 @@ class CudaBackend final : public Backend {
 #if !defined(LKASEG_SIMT)
     if (!reduced(dy) && LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self));
+                              mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), acc(d_self));
 #endif
     storage(dy, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cp<T>(dy), dims4(d_self.shape()),
                                        mul ? cp<T>(other) : nullptr, mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1},
-                                       mp<T>(d_self), stream_));
+                                       mp<T>(d_self), stream_, acc(d_self)));
     });
   }
 
@@ -373,10 +429,11 @@ class CudaBackend final : public Backend {
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
-    if (!reduced(dx) && LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx));
+    if (!reduced(dx) && LK_CUDNN_REF("global_avg_pool"))
+      return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx), acc(dx));
 #endif
     storage(dx, [&]<typename T> {
-      LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cp<T>(dy), mp<T>(dx), stream_));
+      LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cp<T>(dy), mp<T>(dx), stream_, acc(dx)));
     });
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
@@ -388,7 +445,7 @@ class CudaBackend final : public Backend {
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
     storage(dx, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cp<T>(dy),
-                                           idx.data<int32_t>(), mp<T>(dx), stream_));
+                                           idx.data<int32_t>(), mp<T>(dx), stream_, acc(dx)));
     });
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
@@ -400,7 +457,7 @@ class CudaBackend final : public Backend {
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
     storage(dx, [&]<typename T> {
       LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cp<T>(dy), mp<T>(dx),
-                                         stream_));
+                                         stream_, acc(dx)));
     });
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
@@ -412,7 +469,8 @@ class CudaBackend final : public Backend {
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
     storage(dsrc, [&]<typename T> {
-      LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cp<T>(ddst), mp<T>(dsrc), stream_));
+      LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cp<T>(ddst), mp<T>(dsrc), stream_,
+                                       acc(dsrc)));
     });
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
@@ -426,12 +484,12 @@ class CudaBackend final : public Backend {
   void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
                   const Tensor& db) override {
     if (reduced(x)) {
-      const Tensor dxw = wide(dx);
+      const Tensor dxw = wide_grad(dx);
       linear_bwd(wide(dy), wide(x), w, dxw, dw, db);
       return narrow(dxw, dx);
     }
     LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
-                                     stream_));
+                                     stream_, acc(dx), acc(dw), acc(db)));
   }
 
   // ---------------------------------------------------------------- softmax and losses
@@ -449,58 +507,111 @@ class CudaBackend final : public Backend {
   }
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     if (reduced(y)) {
-      const Tensor dxw = wide(dx);
+      const Tensor dxw = wide_grad(dx);
       softmax_bwd(wide(dy), wide(y), dxw);
       return narrow(dxw, dx);
     }
     const NC s = nc_of(y);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx));
+    if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_));
+    LK_LAUNCHED(lk::cuda::softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), stream_, acc(dx)));
   }
   void cross_entropy_fwd(const Tensor& logits, const Tensor& target, const Tensor& weight, const Tensor& loss,
                          const Tensor& probs, const Tensor& wsum) override {
     const NC s = nc_of(logits);
     const size_t ws = lk::cuda::cross_entropy_workspace_bytes(s.n, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e =
-        lk::cuda::cross_entropy_fwd_checked(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs),
-                                            mf(loss), mf(wsum), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("cross_entropy", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(lk::cuda::cross_entropy_fwd(s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(probs),
+                                            mf(loss), mf(wsum), &label_errors_[0], scratch(ws), ws, stream_));
   }
   void cross_entropy_bwd(const Tensor& dloss, const Tensor& probs, const Tensor& target, const Tensor& weight,
                          const Tensor& wsum, const Tensor& dlogits) override {
     const NC s = nc_of(probs);
     LK_LAUNCHED(lk::cuda::cross_entropy_bwd(s.n, s.c, s.hw, cf(dloss), cf(probs), target.data<int32_t>(), cf(weight),
-                                            cf(wsum), mf(dlogits), stream_));
+                                            cf(wsum), mf(dlogits), stream_, acc(dlogits)));
   }
   void tversky_fwd(const TverskyParams& p, const Tensor& probs, const Tensor& target, const Tensor& loss,
                    const Tensor& stats) override {
     const NC s = nc_of(probs);
     const size_t ws = tversky_workspace_bytes(s.n, s.c, s.hw);
-    int64_t bad = -1;
-    const cudaError_t e = tversky_fwd_checked(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss),
-                                              mf(stats), &bad, scratch(ws), ws, stream_);
-    if (e == kErrorBadLabel) bad_label("tversky", bad, s.c);
-    LK_CUDA_CHECK(e);
+    label_classes_[1] = s.c;
+    LK_LAUNCHED(lk::cuda::tversky_fwd(p, s.n, s.c, s.hw, cf(probs), target.data<int32_t>(), mf(loss), mf(stats),
+                                      &label_errors_[1], scratch(ws), ws, stream_));
   }
   void tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& target, const Tensor& stats,
                    const Tensor& dprobs) override {
     const NC s = nc_of(dprobs);
     LK_LAUNCHED(lk::cuda::tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), target.data<int32_t>(), cf(stats), mf(dprobs),
-                                      stream_));
+                                      stream_, acc(dprobs)));
   }
 
-  void adamw_step(const AdamWParams& a, int64_t step, const std::vector<Tensor>& params, const std::vector<Tensor>& m,
-                  const std::vector<Tensor>& v) override {
-    std::vector<AdamWTensor> table;
+  // The fused deep-supervision term shares cross_entropy's label-error record.
+  void ce_tversky_fwd(const TverskyParams& p, const Tensor& logits, const Tensor& target, const Tensor& weight,
+                      const Tensor& loss, const Tensor& stats) override {
+    const NC s = nc_of(logits);
+    const size_t ws = ce_tversky_workspace_bytes(s.n, s.c, s.hw);
+    label_classes_[0] = s.c;
+    LK_LAUNCHED(lk::cuda::ce_tversky_fwd(p, s.n, s.c, s.hw, cf(logits), target.data<int32_t>(), cf(weight), mf(loss),
+                                         mf(stats), &label_errors_[0], scratch(ws), ws, stream_));
+  }
+  void ce_tversky_bwd(const TverskyParams& p, const Tensor& dloss, const Tensor& logits, const Tensor& target,
+                      const Tensor& weight, const Tensor& stats, const Tensor& dlogits) override {
+    const NC s = nc_of(logits);
+    LK_LAUNCHED(lk::cuda::ce_tversky_bwd(p, s.n, s.c, s.hw, cf(dloss), cf(logits), target.data<int32_t>(), cf(weight),
+                                         cf(stats), mf(dlogits), stream_, acc(dlogits)));
+  }
+  // Up to kWeightedSumMax terms per launch.
+  void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override {
+    for (size_t i0 = 0; i0 < xs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, xs.size() - i0);
+      std::vector<const float*> p;
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(cf(xs[i]));
+      LK_LAUNCHED(lk::cuda::weighted_sum_fwd(static_cast<int>(k), p.data(), w.data() + i0, y.numel(), mf(y), stream_,
+                                             i0 > 0));
+    }
+  }
+  void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override {
+    for (size_t i0 = 0; i0 < dxs.size(); i0 += kWeightedSumMax) {
+      const size_t k = std::min<size_t>(kWeightedSumMax, dxs.size() - i0);
+      std::vector<float*> p;
+      bool flags[kWeightedSumMax];
+      for (size_t i = i0; i < i0 + k; ++i) p.push_back(mf(dxs[i])), flags[i - i0] = acc(dxs[i]);
+      LK_LAUNCHED(lk::cuda::weighted_sum_bwd(static_cast<int>(k), cf(dy), w.data() + i0, dy.numel(), p.data(), flags,
+                                             stream_));
+    }
+  }
+
+  // The (tensor, chunk) table is uploaded when it changes (the first step,
+  // or another set of gradients), then kept: a step copies nothing. Its
+  // buffer comes from the driver, not the caching allocator, so that taking
+  // it at the end of the first step does not take a block the next forward
+  // pass would have reused.
+  void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+    if (state.dtype() != DType::F64 || state.numel() != cpu::kAdamWStateSize)
+      throw std::invalid_argument("adamw_step: the state must be lk::adamw_state");
+    std::vector<AdamWTensor> tensors;
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor g = params[i].grad();
-      table.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
+      tensors.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
     }
-    LK_LAUNCHED(lk::cuda::adamw_step(table, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, step, stream_));
+    AdamWTable table;
+    LK_CUDA_CHECK(adamw_table(tensors, &table));
+    if (table.bytes != adamw_table_.bytes) {
+      if (table.bytes.size() > adamw_device_bytes_) {
+        if (adamw_device_) LK_CUDA_CHECK(cudaFreeAsync(adamw_device_, stream_));
+        adamw_device_ = nullptr;
+        LK_CUDA_CHECK(cudaMallocAsync(&adamw_device_, table.bytes.size(), stream_));
+        adamw_device_bytes_ = table.bytes.size();
+      }
+      adamw_table_ = std::move(table);  // kept alive: the source of the copy
+      if (!adamw_table_.bytes.empty())
+        LK_CUDA_CHECK(cudaMemcpyAsync(adamw_device_, adamw_table_.bytes.data(), adamw_table_.bytes.size(),
+                                      cudaMemcpyHostToDevice, stream_));
+    }
+    LK_LAUNCHED(lk::cuda::adamw_step(adamw_table_, adamw_device_, state.data<double>(), a.beta1, a.beta2, a.eps,
+                                     a.weight_decay, stream_));
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
@@ -529,14 +640,34 @@ class CudaBackend final : public Backend {
     cast(t, w, false);
     return w;
   }
+  // dst (+)= src converted (the cast kernels; accumulate as given).
+  void cast_to(const Tensor& src, const Tensor& dst, bool accumulate) {
+    storage(src, [&]<typename S> {
+      storage(dst, [&]<typename D> {
+        LK_LAUNCHED(lk::cuda::cast(src.numel(), cp<S>(src), mp<D>(dst), stream_, accumulate));
+      });
+    });
+  }
   Tensor wide_out(const Tensor& t) { return reduced(t) ? Tensor::empty(t.shape(), DType::F32, device()) : t; }
+  // A gradient output's twin: added to, or first-written as t is (engine/backend.h).
+  Tensor wide_grad(const Tensor& t) { return t.first_write() ? wide_out(t).as_first_write() : wide(t); }
   void narrow(const Tensor& w, const Tensor& t) {
     if (reduced(t)) cast(w, t, false);
   }
 
-  [[noreturn]] static void bad_label(const char* op, int64_t at, int64_t c) {
-    throw std::invalid_argument(std::string(op) + ": the label at flat index " + std::to_string(at) +
-                                " is outside [0, " + std::to_string(c) + ")");
+  // After a wait: the first label error the loss kernels recorded since the
+  // last one was reported (the records are cleared for the next).
+  void raise_label_errors() {
+    static constexpr const char* kOps[2] = {"cross_entropy", "tversky"};
+    for (int k = 0; k < 2; ++k) {
+      const LabelError e = label_errors_seen_[k];
+      if (e.index < 0) continue;
+      label_errors_seen_[0].index = label_errors_seen_[1].index = -1;
+      LK_CUDA_CHECK(cudaMemsetAsync(label_errors_, 0xFF, 2 * sizeof(LabelError), stream_));
+      throw std::invalid_argument(std::string(kOps[k]) + ": label " + std::to_string(e.label) + " at flat index " +
+                                  std::to_string(e.index) + " is outside [0, " + std::to_string(label_classes_[k]) +
+                                  ") (found on the device, reported at the next wait for it)");
+    }
   }
 
   // BN(x) in evaluation form from the statistics a training forward saved
@@ -601,44 +732,46 @@ class CudaBackend final : public Backend {
     cudnn_->fwd(g, x.dtype(), x.raw(), wt.raw(), bt.defined() ? bt.raw() : nullptr, y.raw(), acc);
 #endif
   }
-  void conv_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) {
+  void conv_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx, bool acc_dx) {
     if (use_ours_depthwise(g))
       return storage(dy, [&]<typename T> {
-        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_));
+        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_, acc_dx));
       });
 #if defined(LKASEG_SIMT)
     if (reduced(dy)) {
-      const Tensor dxw = wide(dx);
-      conv_bwd_data(g, wide(dy), w, dxw);
+      const Tensor dxw = acc_dx ? wide(dx) : wide_out(dx);
+      conv_bwd_data(g, wide(dy), w, dxw, acc_dx);
       return narrow(dxw, dx);
     }
-    LK_LAUNCHED(conv2d_direct_bwd_data(g, cf(dy), cf(w), mf(dx), stream_));
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, cf(dy), cf(w), mf(dx), stream_, acc_dx));
 #else
     cudnn_mode();
-    cudnn_->bwd_data(g, dy.dtype(), dy.raw(), as_storage(w, dy.dtype()).raw(), dx.raw());
+    cudnn_->bwd_data(g, dy.dtype(), dy.raw(), as_storage(w, dy.dtype()).raw(), dx.raw(), acc_dx);
 #endif
   }
-  void conv_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) {
+  void conv_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db,
+                       bool acc_dw, bool acc_db) {
     if (use_ours_depthwise(g)) {
       const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
       return storage(x, [&]<typename T> {
-        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_));
+        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_,
+                                                acc_dw, acc_db));
       });
     }
 #if defined(LKASEG_SIMT)
-    if (reduced(x)) return conv_bwd_weight(g, wide(dy), wide(x), dw, db);
-    LK_LAUNCHED(conv2d_direct_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), stream_));
+    if (reduced(x)) return conv_bwd_weight(g, wide(dy), wide(x), dw, db, acc_dw, acc_db);
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), stream_, acc_dw, acc_db));
 #else
     cudnn_mode();
-    if (!reduced(x)) return cudnn_->bwd_filter(g, cf(dy), cf(x), mf(dw), mf(db));
-    if (dw.defined()) {
-      const Tensor dw16 = Tensor::zeros(dw.shape(), x.dtype(), device());
-      cudnn_->bwd_filter(g, x.dtype(), dy.raw(), x.raw(), dw16.raw(), nullptr);
-      cast(dw16, dw, true);
+    if (!reduced(x)) return cudnn_->bwd_filter(g, cf(dy), cf(x), mf(dw), mf(db), acc_dw, acc_db);
+    if (dw.defined()) {  // written by cuDNN (beta 0), then added to (or written into) the float32 gradient
+      const Tensor dw16 = Tensor::empty(dw.shape(), x.dtype(), device());
+      cudnn_->bwd_filter(g, x.dtype(), dy.raw(), x.raw(), dw16.raw(), nullptr, false, true);
+      cast_to(dw16, dw, acc_dw);
     }
     if (db.defined())
       storage(dy, [&]<typename T> {
-        LK_LAUNCHED(channel_sum_acc(g.n, g.c_out, g.oh * g.ow, cp<T>(dy), mf(db), stream_));
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_out, g.oh * g.ow, cp<T>(dy), mf(db), stream_, acc_db));
       });
 #endif
   }
@@ -648,6 +781,12 @@ class CudaBackend final : public Backend {
   CachingAllocator alloc_;
   CachingAllocator pinned_;  // page-locked host memory of upload rings
   Workspace scratch_{alloc_};
+  LabelError* label_errors_ = nullptr;       // device: cross_entropy's, tversky's (cross_entropy.h)
+  LabelError* label_errors_seen_ = nullptr;  // pinned host copy, read after each wait
+  int64_t label_classes_[2] = {0, 0};        // C of the last call of each
+  AdamWTable adamw_table_;  // the last AdamW table, as uploaded to adamw_device_
+  void* adamw_device_ = nullptr;
+  size_t adamw_device_bytes_ = 0;
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;

@@ -98,8 +98,11 @@ void* CachingAllocator::take(size_t bytes) {
   const size_t size = round_size(bytes);
   std::unique_lock lock(mu_);
   if (!pending_.empty()) collect_locked(false);
-  auto it = free_.lower_bound(size);
-  if (it != free_.end() && it->first <= 2 * size) {
+  // Only a block of the same rounded size: a step's requests then find, from
+  // the second step on, exactly the blocks the first one made (a larger block
+  // taken for a smaller request would leave a later request without one).
+  auto it = free_.find(size);
+  if (it != free_.end()) {
     void* p = it->second;
     const size_t got = it->first;
     free_.erase(it);

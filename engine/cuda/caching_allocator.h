@@ -3,11 +3,13 @@
 // CachingAllocator keeps freed blocks in a size-sorted free list and hands
 // them out again, so a training step allocates nothing from the driver after
 // warm-up (cudaMalloc synchronises the device and cannot run inside a CUDA
-// Graph capture). Sizes round up to 512 B; a cached block serves a request of
-// at least half its size. When cudaMalloc fails, the cache is returned to the
-// driver and the allocation retried once; if it still fails the error says
-// how many bytes were requested, free and total on the device, and held by
-// this allocator.
+// Graph capture). Sizes round up to 512 B; a cached block serves requests of
+// its own rounded size only, so a repeating step allocates from the driver in
+// its first iteration and never after (bench/step_profile: a larger block
+// taken for a smaller request would leave a later request without one). When
+// cudaMalloc fails, the cache is returned to the driver and the allocation
+// retried once; if it still fails the error says how many bytes were
+// requested, free and total on the device, and held by this allocator.
 //
 // Streams (as PyTorch's caching allocator): device blocks belong to the
 // allocator's stream (set_stream: the backend's compute stream). A block

@@ -198,7 +198,7 @@ void CudnnConv::fwd(const ConvGeom& g, DType t, const void* x, const void* w, co
   if (b) LK_CUDNN_CHECK(cudnnAddTensor(handle_, &one, p.b, b, &one, p.y, y));
 }
 
-void CudnnConv::bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx) {
+void CudnnConv::bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx, bool accumulate) {
   Plan& p = plan(g, t);
   if (!p.data.chosen)
     choose<cudnnConvolutionBwdDataAlgoPerf_t>(
@@ -212,12 +212,13 @@ void CudnnConv::bwd_data(const ConvGeom& g, DType t, const void* dy, const void*
           LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w, p.y, p.conv, p.x, algo, bytes));
         });
   LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.data.math));
-  const float one = 1.f;
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   LK_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, p.conv, p.data.algo,
-                                              workspace(p.data.workspace), p.data.workspace, &one, p.x, dx));
+                                              workspace(p.data.workspace), p.data.workspace, &beta, p.x, dx));
 }
 
-void CudnnConv::bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db) {
+void CudnnConv::bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db,
+                           bool acc_dw, bool acc_db) {
   Plan& p = plan(g, t);
   if (dw && !p.filter.chosen)
     choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
@@ -231,13 +232,13 @@ void CudnnConv::bwd_filter(const ConvGeom& g, DType t, const void* dy, const voi
           LK_CUDNN_CHECK(
               cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x, p.y, p.conv, p.w, algo, bytes));
         });
-  const float one = 1.f;
+  const float one = 1.f, beta_w = acc_dw ? 1.f : 0.f, beta_b = acc_db ? 1.f : 0.f;
   if (dw) {
     LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, p.filter.math));
     LK_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, x, p.y, dy, p.conv, p.filter.algo,
-                                                  workspace(p.filter.workspace), p.filter.workspace, &one, p.w, dw));
+                                                  workspace(p.filter.workspace), p.filter.workspace, &beta_w, p.w, dw));
   }
-  if (db) LK_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle_, &one, p.y, dy, &one, p.b, db));
+  if (db) LK_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle_, &one, p.y, dy, &beta_b, p.b, db));
 }
 
 LK_CUDA_NAMESPACE_END

@@ -1,6 +1,7 @@
 // Dense convolutions through cuDNN (real GPU builds only; the emulator has no
 // cuDNN). Forward, backward data and backward filter with the same
-// accumulate-into-gradients contract as our kernels (beta = 1), for any
+// gradient contract as our kernels (add into them, beta = 1, or overwrite
+// them, beta = 0), for any
 // geometry kernels/conv2d.h describes (groups included, so depthwise
 // convolutions can run here too: the cuDNN reference path of our depthwise
 // kernels).
@@ -72,15 +73,21 @@ class CudnnConv {
   // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b.
   // Pointers to elements of type t (F32, BF16 or F16), all of them.
   void fwd(const ConvGeom& g, DType t, const void* x, const void* w, const void* b, void* y, bool accumulate);
-  void bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx);               // dx += ...
-  void bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db);  // dw, db += ...
+  // dx += ... (= without accumulate: cuDNN's beta 0)
+  void bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx, bool accumulate = true);
+  // dw, db += ... (acc_* false: =)
+  void bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db, bool acc_dw = true,
+                  bool acc_db = true);
   // float32
   void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
     fwd(g, DType::F32, x, w, b, y, accumulate);
   }
-  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) { bwd_data(g, DType::F32, dy, w, dx); }
-  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
-    bwd_filter(g, DType::F32, dy, x, dw, db);
+  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate = true) {
+    bwd_data(g, DType::F32, dy, w, dx, accumulate);
+  }
+  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw = true,
+                  bool acc_db = true) {
+    bwd_filter(g, DType::F32, dy, x, dw, db, acc_dw, acc_db);
   }
 
   size_t plans() const { return plans_.size(); }  // geometries seen so far

@@ -44,13 +44,13 @@ void CudnnOps::activation_fwd(Activation a, int64_t n, const float* x, float* y)
   LK_CUDNN_CHECK(cudnnActivationForward(handle_, act_, &one, d, x, &zero, d, y));
 }
 
-void CudnnOps::activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx) {
+void CudnnOps::activation_bwd(Activation a, int64_t n, const float* dy, const float* y, float* dx, bool accumulate) {
   LK_CUDNN_CHECK(cudnnSetActivationDescriptor(
       act_, a == Activation::Relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_SIGMOID, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   const cudnnTensorDescriptor_t d = desc(0, {1, 1, 1, n});
-  const float one = 1.f;
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   // Both derivatives are functions of y (relu: y > 0 iff x > 0), so y serves as x.
-  LK_CUDNN_CHECK(cudnnActivationBackward(handle_, act_, &one, d, y, d, dy, d, y, &one, d, dx));
+  LK_CUDNN_CHECK(cudnnActivationBackward(handle_, act_, &one, d, y, d, dy, d, y, &beta, d, dx));
 }
 
 void CudnnOps::binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
@@ -69,8 +69,8 @@ void CudnnOps::binary_fwd(BinaryOp op, const Dims4& out, const float* a, const D
 }
 
 void CudnnOps::binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
-                          const float* other, const Dims4& s_other, float* d_self) {
-  const float one = 1.f, zero = 0.f;
+                          const float* other, const Dims4& s_other, float* d_self, bool accumulate) {
+  const float one = 1.f, zero = 0.f, beta = accumulate ? 1.f : 0.f;
   const int64_t total = out[0] * out[1] * out[2] * out[3];
   const float* src = dy;
   size_t prod_bytes = 0;
@@ -91,7 +91,7 @@ void CudnnOps::binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const 
     src = prod;
   }
   void* wsp = ws ? base + (prod_bytes + 255) / 256 * 256 : nullptr;
-  LK_CUDNN_CHECK(cudnnReduceTensor(handle_, reduce_, nullptr, 0, wsp, ws, &one, desc(0, out), src, &one,
+  LK_CUDNN_CHECK(cudnnReduceTensor(handle_, reduce_, nullptr, 0, wsp, ws, &one, desc(0, out), src, &beta,
                                    desc(1, s_self), d_self));
 }
 
@@ -105,9 +105,9 @@ void CudnnOps::global_avg_pool_fwd(int64_t n, int64_t c, int64_t hw, const float
   LK_CUDNN_CHECK(cudnnReduceTensor(handle_, reduce_, nullptr, 0, ws ? scratch(ws) : nullptr, ws, &one, dx, x, &zero, dyd, y));
 }
 
-void CudnnOps::global_avg_pool_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, float* dx) {
-  const float scale = 1.f / static_cast<float>(hw), one = 1.f;
-  LK_CUDNN_CHECK(cudnnAddTensor(handle_, &scale, desc(0, {n, c, 1, 1}), dy, &one, desc(1, {n, c, 1, hw}), dx));
+void CudnnOps::global_avg_pool_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, float* dx, bool accumulate) {
+  const float scale = 1.f / static_cast<float>(hw), beta = accumulate ? 1.f : 0.f;
+  LK_CUDNN_CHECK(cudnnAddTensor(handle_, &scale, desc(0, {n, c, 1, 1}), dy, &beta, desc(1, {n, c, 1, hw}), dx));
 }
 
 void CudnnOps::softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float* y) {
@@ -116,11 +116,12 @@ void CudnnOps::softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, flo
   LK_CUDNN_CHECK(cudnnSoftmaxForward(handle_, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_CHANNEL, &one, d, x, &zero, d, y));
 }
 
-void CudnnOps::softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx) {
+void CudnnOps::softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx,
+                           bool accumulate) {
   const cudnnTensorDescriptor_t d = desc(0, {n, c, 1, hw});
-  const float one = 1.f;
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   LK_CUDNN_CHECK(
-      cudnnSoftmaxBackward(handle_, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_CHANNEL, &one, d, y, d, dy, &one, d, dx));
+      cudnnSoftmaxBackward(handle_, CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_CHANNEL, &one, d, y, d, dy, &beta, d, dx));
 }
 
 void CudnnOps::batch_norm_fwd_train(int64_t n, int64_t c, int64_t hw, const float* x, const float* gamma,
@@ -137,7 +138,8 @@ void CudnnOps::batch_norm_fwd_train(int64_t n, int64_t c, int64_t hw, const floa
 
 void CudnnOps::batch_norm_bwd_train(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x,
                                     const float* gamma, const float* save_mean, const float* save_invstd, double eps,
-                                    float* dx, float* dgamma, float* dbeta) {
+                                    float* dx, float* dgamma, float* dbeta, bool acc_dx, bool acc_dgamma,
+                                    bool acc_dbeta) {
   const cudnnTensorDescriptor_t d = desc(0, {n, c, 1, hw}), p = desc(1, {1, c, 1, 1});
   // cuDNN writes all three gradients: unwanted ones go to scratch.
   const size_t need = (dx ? 0 : static_cast<size_t>(n * c * hw)) + (dgamma ? 0 : static_cast<size_t>(c)) +
@@ -146,9 +148,17 @@ void CudnnOps::batch_norm_bwd_train(int64_t n, int64_t c, int64_t hw, const floa
   if (!dx) dx = tmp, tmp += n * c * hw;
   if (!dgamma) dgamma = tmp, tmp += c;
   if (!dbeta) dbeta = tmp;
-  const float one = 1.f;
-  LK_CUDNN_CHECK(cudnnBatchNormalizationBackward(handle_, CUDNN_BATCHNORM_SPATIAL, &one, &one, &one, &one, d, x, d, dy, d,
-                                                 dx, p, gamma, dgamma, dbeta, eps, save_mean, save_invstd));
+  // One beta for both parameter gradients: when only one is overwritten, it
+  // is zeroed and both accumulate.
+  if (acc_dgamma != acc_dbeta) {
+    cudaStream_t s = nullptr;
+    LK_CUDNN_CHECK(cudnnGetStream(handle_, &s));
+    LK_CUDA_CHECK(cudaMemsetAsync(acc_dgamma ? dbeta : dgamma, 0, static_cast<size_t>(c) * sizeof(float), s));
+    acc_dgamma = acc_dbeta = true;
+  }
+  const float one = 1.f, beta_dx = acc_dx ? 1.f : 0.f, beta_p = acc_dgamma ? 1.f : 0.f;
+  LK_CUDNN_CHECK(cudnnBatchNormalizationBackward(handle_, CUDNN_BATCHNORM_SPATIAL, &one, &beta_dx, &one, &beta_p, d, x, d,
+                                                 dy, d, dx, p, gamma, dgamma, dbeta, eps, save_mean, save_invstd));
 }
 
 LK_CUDA_NAMESPACE_END

@@ -28,7 +28,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
     record(y, op, {x, w, b}, [g, x, w, b](const Tensor& dy) {
       if (x.requires_grad()) be(dy).conv2d_bwd_data(g, dy, w, grad_buffer(x));
       if (w.requires_grad() || (b.defined() && b.requires_grad())) {
-        Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::zeros(w.shape(), w.dtype(), w.device());
+        Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::empty(w.shape(), w.dtype(), w.device()).as_first_write();
         be(dy).conv2d_bwd_weight(g, dy, x, dw, grad_of(b));
       }
     });
@@ -55,7 +55,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
     record(y, op, {x, w, b}, [g, x, w, b](const Tensor& dy) {
       if (x.requires_grad()) be(dy).conv_transpose2d_bwd_data(g, dy, w, grad_buffer(x));
       if (w.requires_grad() || (b.defined() && b.requires_grad())) {
-        Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::zeros(w.shape(), w.dtype(), w.device());
+        Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::empty(w.shape(), w.dtype(), w.device()).as_first_write();
         be(dy).conv_transpose2d_bwd_weight(g, dy, x, dw, grad_of(b));
       }
     });

@@ -34,11 +34,18 @@ Tensor binary(const char* op, BinaryOp kind, const Tensor& a, const Tensor& b) {
   require_float(op, a);
   Tensor y = new_like(a, broadcast_shape(op, a, b));
   be(a).binary_fwd(kind, a, b, y);
+  // A sum passes its gradient through to an operand of its shape (not when
+  // both operands are one tensor: that one gets twice dy).
+  int pass = -1;
+  if (kind == BinaryOp::Add && a.impl() != b.impl()) pass = a.shape() == y.shape() ? 0 : b.shape() == y.shape() ? 1 : -1;
   if (needs_grad({&a, &b}))
-    record(y, op, {a, b}, [kind, a, b](const Tensor& dy) {
-      if (a.requires_grad()) be(dy).binary_bwd(kind, dy, b, grad_buffer(a));
-      if (b.requires_grad()) be(dy).binary_bwd(kind, dy, a, grad_buffer(b));
-    });
+    record(
+        y, op, {a, b},
+        [kind, a, b](const Tensor& dy) {
+          if (a.requires_grad() && !took_gradient(a, dy)) be(dy).binary_bwd(kind, dy, b, grad_buffer(a));
+          if (b.requires_grad() && !took_gradient(b, dy)) be(dy).binary_bwd(kind, dy, a, grad_buffer(b));
+        },
+        pass);
   return y;
 }
 }  // namespace
@@ -52,8 +59,7 @@ Tensor scale(const Tensor& x, double s) {
   if (!x.defined()) throw std::invalid_argument("scale: input is undefined");
   require_float("scale", x);
   Tensor y = new_like(x, x.shape());
-  be(x).fill(y, 0.0);
-  be(x).axpy(s, x, y);
+  be(x).axpy(s, x, y.as_first_write());  // y = s * x
   if (needs_grad({&x})) record(y, "scale", {x}, [x, s](const Tensor& dy) { be(dy).axpy(s, dy, grad_buffer(x)); });
   return y;
 }

@@ -41,7 +41,12 @@ Tensor concat(const std::vector<Tensor>& xs) {
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Tensor y = x.view(shape);
   if (needs_grad({&x}))
-    record(y, "reshape", {x}, [x](const Tensor& dy) { be(dy).axpy(1.0, dy.view(x.shape()), grad_buffer(x)); });
+    record(
+        y, "reshape", {x},
+        [x](const Tensor& dy) {
+          if (!took_gradient(x, dy)) be(dy).axpy(1.0, dy.view(x.shape()), grad_buffer(x));
+        },
+        0);
   return y;
 }
 

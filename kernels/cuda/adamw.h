@@ -1,25 +1,23 @@
-// Multi-tensor AdamW on CUDA (float): one launch updates every parameter,
+// Multi-tensor AdamW on CUDA (float): one step updates every parameter,
 // exactly as lk::AdamW::step (engine/optim.cpp, torch.optim.AdamW), for step t:
 //   p -= lr * wd * p                       (decoupled weight decay)
 //   m  = beta1 * m + (1 - beta1) * g
 //   v  = beta2 * v + (1 - beta2) * g^2
 //   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - beta_i^t
 // Tensors whose grad pointer is null (no gradient this step) are skipped and
-// left untouched, as are empty ones. The per-step scalars are computed in
-// double on the host, the element updates in float.
+// left untouched, as are empty ones.
 //
-// The device table: the launcher builds it from the host vector itself, as
-// one stream-ordered allocation on `stream` (cudaMallocAsync, cudaMemcpyAsync
-// from the host, the launch, cudaFreeAsync), so the call does not block the
-// host and the vector may be destroyed when it returns. The table lists the
-// tensors and, per kAdamWChunk elements of each, a (tensor, chunk) entry;
+// Nothing comes from the host per step: lr and t live in a device state
+// array (kernels/adamw.h: AdamWSlot), and a step is two launches on `stream`:
+// a one-thread kernel that advances t and derives the step's scalars in double
+// (1 - lr*wd, lr/bc1, sqrt(bc2)), then the update, which reads them (as
+// float) and runs over a (tensor, chunk) table that also lives on the device:
+// the tensors, then per kAdamWChunk elements of each a (tensor, chunk) entry;
 // block b updates chunks b, b + gridDim.x, ...: no per-element search, and
-// many small tensors cost no more than one large one.
-//
-// Returns cudaSuccess without a launch when there is nothing to update;
-// cudaErrorInvalidValue (nothing launched) for step < 1, numel < 0, or a null
-// param/exp_avg/exp_avg_sq beside a gradient; otherwise the first error of the
-// allocation, the copy, the launch or the free.
+// many small tensors cost no more than one large one. The table depends only
+// on the tensors' pointers and sizes, so its owner builds it once
+// (adamw_table), uploads it once and keeps it (engine/cuda/backend_cuda.cpp);
+// a step can then be captured in a CUDA Graph and replayed.
 #pragma once
 
 #include <cstdint>
@@ -38,9 +36,30 @@ struct AdamWTensor {
   int64_t numel;
 };
 
-// step: the step count t after this step (1 for the first).
-cudaError_t adamw_step(const std::vector<AdamWTensor>& tensors, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, int64_t step, cudaStream_t stream = nullptr);
+// The host image of a device table: bytes to upload as they are, and how
+// many chunks it lists (0: nothing to update).
+struct AdamWTable {
+  std::vector<unsigned char> bytes;
+  int64_t chunks = 0;
+  size_t tensor_bytes = 0;  // offset of the chunk list
+};
+
+// Builds the table of the tensors that have a gradient. cudaErrorInvalidValue
+// for numel < 0, a null param/exp_avg/exp_avg_sq beside a gradient, or more
+// than INT32_MAX tensors or chunks of one tensor.
+cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, AdamWTable* table);
+
+// One step: state (device, kAdamWStateSize doubles: lr and t as the previous
+// step left them) is advanced, then every tensor of the table at
+// `device_table` (table.bytes uploaded there, 8-byte aligned) is updated.
+// cudaSuccess without a launch when the table is empty; cudaErrorInvalidValue
+// (nothing launched) for a null state or table.
+cudaError_t adamw_step(const AdamWTable& table, const void* device_table, double* state, double beta1, double beta2,
+                       double eps, double weight_decay, cudaStream_t stream = nullptr);
+
+// Writes the learning rate into the state (one one-thread launch: no copy
+// from the host, so it is ordered on `stream` like everything else).
+cudaError_t adamw_set_lr(double* state, double lr, cudaStream_t stream = nullptr);
 
 inline constexpr int kAdamWThreads = 256;
 inline constexpr int64_t kAdamWChunk = 4096;  // elements per (tensor, chunk) entry

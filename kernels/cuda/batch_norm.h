@@ -50,6 +50,21 @@ cudaError_t batch_norm_fwd(int64_t n, int64_t c, int64_t hw, const T* x, const f
                            float* save_mean, float* save_invstd, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream = nullptr);
 
+// Synchronised batch norm, float only (kernels/cuda/batch_norm_sync.cu; the
+// CUDA backend converts 16-bit activations; the device twins of kernels/batch_norm.h's
+// batch_norm_sums and batch_norm_bwd_dx): out (device doubles) gets per
+// channel sum x (c values), sum (x - mean)^2 (c values; mean: c device
+// doubles) or, with dy, sum dy then sum dy*(x - save_mean)*save_invstd (2c),
+// accumulated in double (one block per channel, fixed reduction order);
+// dx += gamma*invstd*(dy - means[ch] - xhat*means[c + ch]), means (2c floats,
+// device) the whole batch's mean dy and mean dy*xhat.
+cudaError_t batch_norm_sums(int64_t n, int64_t c, int64_t hw, const float* x, const double* mean, const float* dy,
+                            const float* save_mean, const float* save_invstd, double* out,
+                            cudaStream_t stream = nullptr);
+cudaError_t batch_norm_bwd_dx(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
+                              const float* mean, const float* invstd, const float* means, float* dx,
+                              cudaStream_t stream = nullptr);
+
 // dx += ..., dgamma += ..., dbeta += ... (each may be null; acc_* false:
 // overwrite, the old contents not read), from the mean and invstd saved by
 // the forward. Training: the batch statistics depend on x; evaluation: they

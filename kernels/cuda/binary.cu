@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, float value, T* __restrict__ y) {
+__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, double value, T* __restrict__ y) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   const T v = static_cast<T>(value);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = v;
@@ -327,6 +327,12 @@ cudaError_t fill(int64_t n, float value, T* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
   return LK_LAUNCH(fill_kernel<T>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+}
+
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream) {
+  if (n < 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  return LK_LAUNCH(fill_kernel<double>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
 }
 
 template <typename T>

@@ -35,9 +35,10 @@ template <typename T>
 cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self, const T* other,
                        const Dims4& s_other, T* d_self, cudaStream_t stream = nullptr, bool accumulate = true);
 
-// y[i] = value
+// y[i] = value (double: small state arrays such as the optimiser's, engine/optim.h)
 template <typename T>
 cudaError_t fill(int64_t n, float value, T* y, cudaStream_t stream = nullptr);
+cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream = nullptr);
 // y += a * x (y = a * x without accumulate)
 template <typename T>
 cudaError_t axpy(int64_t n, float a, const T* x, T* y, cudaStream_t stream = nullptr, bool accumulate = true);

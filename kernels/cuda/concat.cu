@@ -1,4 +1,4 @@
-// Channel concatenation forward (block copy) and backward (block add), float.
+// Channel concatenation forward (block copy) and backward (block add), float, bf16 or f16.
 #include <cstdint>
 #include <type_traits>
 
@@ -82,15 +82,17 @@ cudaError_t concat_fwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, 
 
 template <typename T>
 cudaError_t concat_bwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const T* ddst, T* dsrc,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, bool accumulate) {
   if (!valid(n, c_src, c_dst, offset, hw)) return cudaErrorInvalidValue;
   if (n * c_src * hw == 0) return cudaSuccess;
+  if (!accumulate) return run<false>(n, c_src * hw, ddst, c_dst * hw, offset * hw, dsrc, c_src * hw, 0, stream);
   return run<true>(n, c_src * hw, ddst, c_dst * hw, offset * hw, dsrc, c_src * hw, 0, stream);
 }
 
 #define LK_INST(T)                                                                                          \
   template cudaError_t concat_fwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t); \
-  template cudaError_t concat_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t);
+  template cudaError_t concat_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t, \
+                                     bool);
 LK_INSTANTIATE_STORAGE(LK_INST)
 #undef LK_INST
 

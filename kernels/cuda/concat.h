@@ -21,10 +21,11 @@ LK_CUDA_NAMESPACE_BEGIN
 template <typename T>
 cudaError_t concat_fwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const T* src, T* dst,
                        cudaStream_t stream = nullptr);
-// dsrc += the matching channel block of ddst (16-bit: the sum in float, rounded once)
+// dsrc += the matching channel block of ddst (= without accumulate; 16-bit:
+// the sum in float, rounded once)
 template <typename T>
 cudaError_t concat_bwd(int64_t n, int64_t c_src, int64_t c_dst, int64_t offset, int64_t hw, const T* ddst, T* dsrc,
-                       cudaStream_t stream = nullptr);
+                       cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kConcatThreads = 256;
 

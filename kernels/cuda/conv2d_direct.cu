@@ -53,7 +53,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // One thread per input element: the outputs that read x[n, ci, iy, ix].
 __global__ void __launch_bounds__(kThreads, 4)  // without the hint sm_90 caps at 32 registers and spills
-    bwd_data_kernel(G g, const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx) {
+    bwd_data_kernel(G g, const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+                    bool accumulate) {
   const int cig = g.ci / g.groups, cog = g.co / g.groups;
   const int total = g.n * g.ci * g.h * g.w;  // < 2^30 (fits_int)
   const int step = int(blockDim.x * gridDim.x);
@@ -80,7 +81,7 @@ __global__ void __launch_bounds__(kThreads, 4)  // without the hint sm_90 caps a
         }
       }
     }
-    dx[i] += acc;
+    lk_put_grad(dx[i], acc, accumulate);
   }
 }
 
@@ -98,25 +99,34 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-// One block per weight element (co, cl, ky, kx), a loop over blocks.
+// One thread per weight element (co, cl, ky, kx), summing over the batch and
+// the output plane in order (deterministic, no barrier: cheap to emulate).
 __global__ void __launch_bounds__(kThreads)
-    bwd_weight_kernel(G g, const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw) {
+    bwd_weight_kernel(G g, const float* __restrict__ dy, const float* __restrict__ x, float* __restrict__ dw,
+                      bool accumulate) {
   const int cig = g.ci / g.groups, cog = g.co / g.groups;
   const int64_t weights = int64_t(g.co) * cig * g.kh * g.kw;
-  const int64_t per_image = int64_t(g.oh) * g.ow, work = g.n * per_image;
-  for (int64_t wi = blockIdx.x; wi < weights; wi += gridDim.x) {
+  const int64_t per_image = int64_t(g.oh) * g.ow;
+  const int64_t step = int64_t(blockDim.x) * gridDim.x;
+  for (int64_t wi = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; wi < weights; wi += step) {
     const int kx = int(wi % g.kw), ky = int((wi / g.kw) % g.kh);
     const int cl = int((wi / (int64_t(g.kw) * g.kh)) % cig), co = int(wi / (int64_t(g.kw) * g.kh * cig));
     const int ci = (co / cog) * cig + cl;
     float acc = 0.f;
-    for (int64_t j = threadIdx.x; j < work; j += blockDim.x) {
-      const int n = int(j / per_image), o = int(j % per_image), oy = o / g.ow, ox = o % g.ow;
-      const int iy = oy * g.stride - g.pad + ky * g.dil, ix = ox * g.stride - g.pad + kx * g.dil;
-      if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-      acc += dy[(int64_t(n) * g.co + co) * per_image + o] * x[((int64_t(n) * g.ci + ci) * g.h + iy) * g.w + ix];
+    for (int n = 0; n < g.n; ++n) {
+      const float* dyp = dy + (int64_t(n) * g.co + co) * per_image;
+      const float* xp = x + (int64_t(n) * g.ci + ci) * g.h * g.w;
+      for (int oy = 0; oy < g.oh; ++oy) {
+        const int iy = oy * g.stride - g.pad + ky * g.dil;
+        if (iy < 0 || iy >= g.h) continue;
+        for (int ox = 0; ox < g.ow; ++ox) {
+          const int ix = ox * g.stride - g.pad + kx * g.dil;
+          if (ix < 0 || ix >= g.w) continue;
+          acc += dyp[oy * g.ow + ox] * xp[iy * g.w + ix];
+        }
+      }
     }
-    const float total = block_sum(acc);
-    if (threadIdx.x == 0) dw[wi] += total;
+    lk_put_grad(dw[wi], acc, accumulate);
   }
 }
 
@@ -124,13 +134,14 @@ __global__ void __launch_bounds__(kThreads)
 // of any storage type, the sum in float).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    channel_sum_kernel(int64_t n, int64_t c, int64_t hw, const T* __restrict__ dy, float* __restrict__ db) {
+    channel_sum_kernel(int64_t n, int64_t c, int64_t hw, const T* __restrict__ dy, float* __restrict__ db,
+                       bool accumulate) {
   for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
     float acc = 0.f;
     for (int64_t j = threadIdx.x; j < n * hw; j += blockDim.x)
       acc += static_cast<float>(dy[((j / hw) * c + ch) * hw + j % hw]);
     const float total = block_sum(acc);
-    if (threadIdx.x == 0) db[ch] += total;
+    if (threadIdx.x == 0) lk_put_grad(db[ch], total, accumulate);
   }
 }
 
@@ -150,34 +161,36 @@ cudaError_t conv2d_direct_fwd(const ConvGeom& g, const float* x, const float* w,
 }
 
 cudaError_t conv2d_direct_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
-                                   cudaStream_t stream) {
+                                   cudaStream_t stream, bool accumulate) {
   if (!fits_int(g)) return cudaErrorInvalidValue;
   const int64_t total = g.n * g.c_in * g.h * g.w;
   if (total == 0) return cudaSuccess;
-  return LK_LAUNCH(bwd_data_kernel, blocks_for(total), kThreads, 0, stream)(to_g(g), dy, w, dx);
+  return LK_LAUNCH(bwd_data_kernel, blocks_for(total), kThreads, 0, stream)(to_g(g), dy, w, dx, accumulate);
 }
 
 cudaError_t conv2d_direct_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
-                                     cudaStream_t stream) {
+                                     cudaStream_t stream, bool acc_dw, bool acc_db) {
   if (!fits_int(g)) return cudaErrorInvalidValue;
   const int64_t weights = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;
   if (weights > 0) {
-    const int blocks = static_cast<int>(weights < kMaxBlocks ? weights : kMaxBlocks);
-    const cudaError_t e = LK_LAUNCH(bwd_weight_kernel, blocks, kThreads, 0, stream)(to_g(g), dy, x, dw);
+    const cudaError_t e =
+        LK_LAUNCH(bwd_weight_kernel, blocks_for(weights), kThreads, 0, stream)(to_g(g), dy, x, dw, acc_dw);
     if (e != cudaSuccess) return e;
   }
-  if (db) return channel_sum_acc(g.n, g.c_out, g.oh * g.ow, dy, db, stream);
+  if (db) return channel_sum_acc(g.n, g.c_out, g.oh * g.ow, dy, db, stream, acc_db);
   return cudaSuccess;
 }
 
 template <typename T>
-cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const T* dy, float* db, cudaStream_t stream) {
+cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const T* dy, float* db, cudaStream_t stream,
+                            bool accumulate) {
   if (c == 0) return cudaSuccess;
   const int blocks = static_cast<int>(c < kMaxBlocks ? c : kMaxBlocks);
-  return LK_LAUNCH(channel_sum_kernel<T>, blocks, kThreads, 0, stream)(n, c, hw, dy, db);
+  return LK_LAUNCH(channel_sum_kernel<T>, blocks, kThreads, 0, stream)(n, c, hw, dy, db, accumulate);
 }
 
-#define LK_INST(T) template cudaError_t channel_sum_acc<T>(int64_t, int64_t, int64_t, const T*, float*, cudaStream_t);
+#define LK_INST(T) template cudaError_t channel_sum_acc<T>(int64_t, int64_t, int64_t, const T*, float*, cudaStream_t, \
+                                                                   bool);
 LK_INSTANTIATE_STORAGE(LK_INST)
 #undef LK_INST
 

@@ -8,7 +8,7 @@
 
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/loss_reduce.cuh"
 
 LK_CUDA_NAMESPACE_BEGIN
 namespace {
@@ -17,12 +17,8 @@ constexpr int kThreads = kSoftmaxThreads;
 constexpr int kMaxGridY = 65535;
 constexpr int kFinalThreads = 256;
 
-// One block's share of the loss: sum w*(-log p), sum w, first bad label index
-// (INT64_MAX: none).
-struct CrossEntropyPartial {
-  double num, den;
-  int64_t bad;
-};
+using loss_detail::CrossEntropyPartial;
+using loss_detail::pixel_max_sum;
 
 dim3 pixel_grid(int64_t n, int64_t hw) {
   const int64_t gx = (hw + kThreads - 1) / kThreads;
@@ -36,42 +32,8 @@ size_t partial_count(int64_t n, int64_t hw) {
   return static_cast<size_t>(g.x) * g.y;
 }
 
-// The bad-label slot of the workspace follows the partials.
+// The LabelError slot of the workspace (cross_entropy_fwd_checked) follows the partials.
 size_t bad_slot_offset(int64_t n, int64_t hw) { return partial_count(n, hw) * sizeof(CrossEntropyPartial); }
-
-// Max over the pixel's channels and sum of exp(z - max), in channel order as
-// the CPU kernel computes them.
-__device__ __forceinline__ void pixel_max_sum(const float* __restrict__ z, int64_t hw, int c, float& mx, float& s) {
-  mx = z[0];
-  for (int k = 1; k < c; ++k) mx = fmaxf(mx, z[k * hw]);
-  s = 0.f;
-  for (int k = 0; k < c; ++k) s += expf(z[k * hw] - mx);
-}
-
-
-// Block-wide (num, den, bad) reduction in a fixed order; thread 0 gets the
-// result. Every thread of the block (a multiple of 32, at most 32 warps) must call it.
-__device__ CrossEntropyPartial block_reduce(double num, double den, int64_t bad) {
-  LK_SHARED(double, s_num, [32]);
-  LK_SHARED(double, s_den, [32]);
-  LK_SHARED(int64_t, s_bad, [32]);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  num = warp_sum(num);
-  den = warp_sum(den);
-  bad = warp_min(bad);
-  if (lane == 0) s_num[warp] = num, s_den[warp] = den, s_bad[warp] = bad;
-  __syncthreads();
-  CrossEntropyPartial r{0.0, 0.0, INT64_MAX};
-  if (threadIdx.x == 0) {
-    const int warps = static_cast<int>(blockDim.x) >> 5;
-    for (int i = 0; i < warps; ++i) {
-      r.num += s_num[i];
-      r.den += s_den[i];
-      r.bad = s_bad[i] < r.bad ? s_bad[i] : r.bad;
-    }
-  }
-  return r;
-}
 
 __global__ void __launch_bounds__(kThreads)
     softmax_fwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ x, float* __restrict__ y) {
@@ -89,14 +51,14 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void __launch_bounds__(kThreads)
     softmax_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dy, const float* __restrict__ y,
-                       float* __restrict__ dx) {
+                       float* __restrict__ dx, bool accumulate) {
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t img = blockIdx.y; img < n; img += gridDim.y)
     for (int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x; p < hw; p += stride) {
       const int64_t base = img * c * hw + p;
       float dot = 0.f;
       for (int k = 0; k < c; ++k) dot += dy[base + k * hw] * y[base + k * hw];
-      for (int k = 0; k < c; ++k) dx[base + k * hw] += y[base + k * hw] * (dy[base + k * hw] - dot);
+      for (int k = 0; k < c; ++k) lk_put_grad(dx[base + k * hw], y[base + k * hw] * (dy[base + k * hw] - dot), accumulate);
     }
 }
 
@@ -127,44 +89,37 @@ __global__ void __launch_bounds__(kThreads)
       num += -w * logp;
       den += w;
     }
-  const CrossEntropyPartial r = block_reduce(num, den, bad);
+  const CrossEntropyPartial r = loss_detail::ce_block_reduce(num, den, bad);
   if (threadIdx.x == 0) partials[blockIdx.y * gridDim.x + blockIdx.x] = r;
 }
 
-// One block: the partials in a fixed order (thread i takes i, i + blockDim, ...).
+// One block: the final pass (loss_reduce.cuh).
 __global__ void __launch_bounds__(kFinalThreads)
-    cross_entropy_final_kernel(const CrossEntropyPartial* __restrict__ partials, int count, float* __restrict__ loss,
-                               float* __restrict__ wsum, int64_t* __restrict__ bad_label) {
-  double num = 0.0, den = 0.0;
-  int64_t bad = INT64_MAX;
-  for (int i = static_cast<int>(threadIdx.x); i < count; i += kFinalThreads) {
-    num += partials[i].num;
-    den += partials[i].den;
-    bad = partials[i].bad < bad ? partials[i].bad : bad;
-  }
-  const CrossEntropyPartial r = block_reduce(num, den, bad);
-  if (threadIdx.x == 0) {
-    const bool ok = r.bad == INT64_MAX;
-    loss[0] = ok ? static_cast<float>(r.num / r.den) : __int_as_float(0x7fc00000);
-    wsum[0] = ok ? static_cast<float>(r.den) : __int_as_float(0x7fc00000);
-    bad_label[0] = ok ? -1 : r.bad;
-  }
+    cross_entropy_final_kernel(const CrossEntropyPartial* __restrict__ partials, int count,
+                               const int32_t* __restrict__ target, float* __restrict__ loss, float* __restrict__ wsum,
+                               LabelError* __restrict__ error) {
+  loss_detail::ce_final(partials, count, target, loss, wsum, error);
 }
 
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_bwd_kernel(int64_t n, int c, int64_t hw, const float* __restrict__ dloss,
                              const float* __restrict__ probs, const int32_t* __restrict__ target,
                              const float* __restrict__ weight, const float* __restrict__ wsum,
-                             float* __restrict__ dlogits) {
+                             float* __restrict__ dlogits, bool accumulate) {
   const float scale = __ldg(dloss) / __ldg(wsum);
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   for (int64_t img = blockIdx.y; img < n; img += gridDim.y)
     for (int64_t p = int64_t(blockIdx.x) * kThreads + threadIdx.x; p < hw; p += stride) {
       const int t = __ldg(target + img * hw + p);
-      if (t < 0 || t >= c) continue;
-      const float g = scale * (weight ? __ldg(weight + t) : 1.f);
       const int64_t base = img * c * hw + p;
-      for (int k = 0; k < c; ++k) dlogits[base + k * hw] += g * (probs[base + k * hw] - (k == t ? 1.f : 0.f));
+      if (t < 0 || t >= c) {  // contributes nothing
+        if (!accumulate)
+          for (int k = 0; k < c; ++k) dlogits[base + k * hw] = 0.f;
+        continue;
+      }
+      const float g = scale * (weight ? __ldg(weight + t) : 1.f);
+      for (int k = 0; k < c; ++k)
+        lk_put_grad(dlogits[base + k * hw], g * (probs[base + k * hw] - (k == t ? 1.f : 0.f)), accumulate);
     }
 }
 
@@ -179,23 +134,22 @@ cudaError_t softmax_fwd(int64_t n, int64_t c, int64_t hw, const float* x, float*
 }
 
 cudaError_t softmax_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, const float* y, float* dx,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool accumulate) {
   if (bad_sizes(n, c, hw)) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   return LK_LAUNCH(softmax_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(n, static_cast<int>(c), hw, dy, y,
-                                                                                 dx);
+                                                                                 dx, accumulate);
 }
 
-size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(int64_t); }
+size_t cross_entropy_workspace_bytes(int64_t n, int64_t hw) { return bad_slot_offset(n, hw) + sizeof(LabelError); }
 
 cudaError_t cross_entropy_fwd(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
-                           const float* weight, float* probs, float* loss, float* wsum, int64_t* bad_label,
+                           const float* weight, float* probs, float* loss, float* wsum, LabelError* error,
                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !wsum || !workspace) return cudaErrorInvalidValue;
   if (workspace_bytes < cross_entropy_workspace_bytes(n, hw) || reinterpret_cast<uintptr_t>(workspace) % 8 != 0)
     return cudaErrorInvalidValue;
   auto* partials = static_cast<CrossEntropyPartial*>(workspace);
-  auto* bad = bad_label ? bad_label : reinterpret_cast<int64_t*>(static_cast<char*>(workspace) + bad_slot_offset(n, hw));
   const int count = static_cast<int>(partial_count(n, hw));
   if (count > 0) {
     const cudaError_t e = LK_LAUNCH(cross_entropy_fwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
@@ -203,31 +157,34 @@ cudaError_t cross_entropy_fwd(int64_t n, int64_t c, int64_t hw, const float* log
     if (e != cudaSuccess) return e;
   }
   // No pixel: loss = 0/0 (NaN, as the CPU kernel), wsum = 0.
-  return LK_LAUNCH(cross_entropy_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, loss, wsum, bad);
+  return LK_LAUNCH(cross_entropy_final_kernel, 1, kFinalThreads, 0, stream)(partials, count, target, loss, wsum, error);
 }
 
 cudaError_t cross_entropy_fwd_checked(int64_t n, int64_t c, int64_t hw, const float* logits, const int32_t* target,
                                    const float* weight, float* probs, float* loss, float* wsum, int64_t* first_bad,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  cudaError_t e = cross_entropy_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, nullptr, workspace,
-                                 workspace_bytes, stream);
+  if (bad_sizes(n, c, hw) || !workspace || workspace_bytes < cross_entropy_workspace_bytes(n, hw))
+    return cudaErrorInvalidValue;
+  auto* slot = reinterpret_cast<LabelError*>(static_cast<char*>(workspace) + bad_slot_offset(n, hw));
+  cudaError_t e = cudaMemsetAsync(slot, 0xFF, sizeof(LabelError), stream);  // no error recorded
+  if (e == cudaSuccess)
+    e = cross_entropy_fwd(n, c, hw, logits, target, weight, probs, loss, wsum, slot, workspace, workspace_bytes, stream);
   if (e != cudaSuccess) return e;
-  int64_t bad = -1;
-  e = cudaMemcpyAsync(&bad, static_cast<char*>(workspace) + bad_slot_offset(n, hw), sizeof(bad),
-                      cudaMemcpyDeviceToHost, stream);
+  LabelError bad{-1, -1};
+  e = cudaMemcpyAsync(&bad, slot, sizeof(bad), cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess) return e;
-  if (first_bad) *first_bad = bad;
-  return bad >= 0 ? kErrorBadLabel : cudaSuccess;
+  if (first_bad) *first_bad = bad.index;
+  return bad.index >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
 cudaError_t cross_entropy_bwd(int64_t n, int64_t c, int64_t hw, const float* dloss, const float* probs,
                            const int32_t* target, const float* weight, const float* wsum, float* dlogits,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, bool accumulate) {
   if (bad_sizes(n, c, hw) || !dloss || !wsum) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   return LK_LAUNCH(cross_entropy_bwd_kernel, pixel_grid(n, hw), kThreads, 0, stream)(
-      n, static_cast<int>(c), hw, dloss, probs, target, weight, wsum, dlogits);
+      n, static_cast<int>(c), hw, dloss, probs, target, weight, wsum, dlogits, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -90,3 +90,10 @@ KernelLaunch(const char*, void (*)(P...), dim3, dim3, size_t, cudaStream_t) -> K
 #define LK_LAUNCH(kernel, grid, block, shmem, stream) \
   ::lk::KernelLaunch { #kernel, kernel, dim3(grid), dim3(block), static_cast<size_t>(shmem), (stream) }
 // clang-format on
+
+// How a backward kernel stores into a gradient output (kernels/common.h): it
+// adds into it, or overwrites it (beta = 0: the buffer holds nothing yet).
+template <typename T>
+__device__ __forceinline__ void lk_put_grad(T& out, T v, bool accumulate) {
+  out = accumulate ? out + v : v;
+}

@@ -20,30 +20,31 @@ __global__ void __launch_bounds__(kThreads)
   y[i] = acc;
 }
 
+// Both gradients in one launch: threads [0, nd) are dx's elements (nd = n*in
+// when dx is wanted, else 0), the next out*in dw's (and, at k == 0, db's).
 __global__ void __launch_bounds__(kThreads)
-    linear_bwd_data_kernel(int64_t n, int64_t in, int64_t out, const float* __restrict__ dy,
-                           const float* __restrict__ w, float* __restrict__ dx) {
+    linear_bwd_kernel(int64_t n, int64_t in, int64_t out, int64_t nd, int64_t total, const float* __restrict__ dy,
+                      const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ dx,
+                      float* __restrict__ dw, float* __restrict__ db, bool acc_dx, bool acc_dw, bool acc_db) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n * in) return;
-  const int64_t r = i / in, k = i % in;
-  float acc = 0.f;
-  for (int64_t o = 0; o < out; ++o) acc += dy[r * out + o] * w[o * in + k];
-  dx[i] += acc;
-}
-
-__global__ void __launch_bounds__(kThreads)
-    linear_bwd_weight_kernel(int64_t n, int64_t in, int64_t out, const float* __restrict__ dy,
-                             const float* __restrict__ x, float* __restrict__ dw, float* __restrict__ db) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= out * in) return;
-  const int64_t o = i / in, k = i % in;
-  float acc = 0.f;
-  for (int64_t r = 0; r < n; ++r) acc += dy[r * out + o] * x[r * in + k];
-  if (dw) dw[i] += acc;
+  if (i >= total) return;
+  if (i < nd) {
+    const int64_t r = i / in, k = i % in;
+    float acc = 0.f;
+    for (int64_t o = 0; o < out; ++o) acc += dy[r * out + o] * w[o * in + k];
+    lk_put_grad(dx[i], acc, acc_dx);
+    return;
+  }
+  const int64_t j = i - nd, o = j / in, k = j % in;
+  if (dw) {
+    float acc = 0.f;
+    for (int64_t r = 0; r < n; ++r) acc += dy[r * out + o] * x[r * in + k];
+    lk_put_grad(dw[j], acc, acc_dw);
+  }
   if (db && k == 0) {
     float s = 0.f;
     for (int64_t r = 0; r < n; ++r) s += dy[r * out + o];
-    db[o] += s;
+    lk_put_grad(db[o], s, acc_db);
   }
 }
 
@@ -56,15 +57,11 @@ cudaError_t linear_fwd(int64_t n, int64_t in, int64_t out, const float* x, const
 }
 
 cudaError_t linear_bwd(int64_t n, int64_t in, int64_t out, const float* dy, const float* x, const float* w, float* dx,
-                       float* dw, float* db, cudaStream_t stream) {
-  if (dx && n * in > 0) {
-    const cudaError_t e =
-        LK_LAUNCH(linear_bwd_data_kernel, blocks_for(n * in), kThreads, 0, stream)(n, in, out, dy, w, dx);
-    if (e != cudaSuccess) return e;
-  }
-  if ((dw || db) && out * in > 0)
-    return LK_LAUNCH(linear_bwd_weight_kernel, blocks_for(out * in), kThreads, 0, stream)(n, in, out, dy, x, dw, db);
-  return cudaSuccess;
+                       float* dw, float* db, cudaStream_t stream, bool acc_dx, bool acc_dw, bool acc_db) {
+  const int64_t nd = dx ? n * in : 0, nw = dw || db ? out * in : 0;
+  if (nd + nw == 0) return cudaSuccess;
+  return LK_LAUNCH(linear_bwd_kernel, blocks_for(nd + nw), kThreads, 0, stream)(n, in, out, nd, nd + nw, dy, x, w, dx,
+                                                                                dw, db, acc_dx, acc_dw, acc_db);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -13,8 +13,10 @@ LK_CUDA_NAMESPACE_BEGIN
 
 cudaError_t linear_fwd(int64_t n, int64_t in, int64_t out, const float* x, const float* w, const float* b, float* y,
                        cudaStream_t stream = nullptr);
-// dx += dy @ w, dw += dy^T @ x, db += sum_n dy (each may be null)
+// dx += dy @ w, dw += dy^T @ x, db += sum_n dy (each may be null; acc_*
+// false: overwrite), in one launch.
 cudaError_t linear_bwd(int64_t n, int64_t in, int64_t out, const float* dy, const float* x, const float* w, float* dx,
-                       float* dw, float* db, cudaStream_t stream = nullptr);
+                       float* dw, float* db, cudaStream_t stream = nullptr, bool acc_dx = true, bool acc_dw = true,
+                       bool acc_db = true);
 
 LK_CUDA_NAMESPACE_END

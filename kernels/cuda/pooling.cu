@@ -49,12 +49,14 @@ __global__ void __launch_bounds__(kThreads)
 // Grid: (chunks of the plane, planes), both grid-stride.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    global_avg_pool_bwd_kernel(int64_t planes, int64_t hw, const T* __restrict__ dy, T* __restrict__ dx) {
+    global_avg_pool_bwd_kernel(int64_t planes, int64_t hw, const T* __restrict__ dy, T* __restrict__ dx,
+                               bool accumulate) {
   const int64_t start = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t p = blockIdx.y; p < planes; p += gridDim.y) {
     const float g = static_cast<float>(dy[p]) / static_cast<float>(hw);
     T* dp = dx + p * hw;
-    for (int64_t k = start; k < hw; k += step) dp[k] = static_cast<T>(static_cast<float>(dp[k]) + g);
+    for (int64_t k = start; k < hw; k += step)
+      dp[k] = static_cast<T>(accumulate ? static_cast<float>(dp[k]) + g : g);
   }
 }
 
@@ -116,12 +118,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Overlapping windows: each input pixel gathers from the outputs whose window
-// covers it, in increasing output order (the CPU kernel's order).
+// Overlapping windows, or dx overwritten: each input pixel gathers from the
+// outputs whose window covers it, in increasing output order (the CPU
+// kernel's order); without accumulate a pixel no window picked gets 0.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     max_pool2d_bwd_gather_kernel(int64_t planes, int h, int w, int k, int stride, int oh, int ow,
-                                 const T* __restrict__ dy, const int32_t* __restrict__ idx, T* __restrict__ dx) {
+                                 const T* __restrict__ dy, const int32_t* __restrict__ idx, T* __restrict__ dx,
+                                 bool accumulate) {
   const int hw = h * w, per_plane = oh * ow;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const int step = static_cast<int>(gridDim.x * blockDim.x);
@@ -140,11 +144,12 @@ __global__ void __launch_bounds__(kThreads)
         for (int ox = ox0; ox <= ox1; ++ox) {
           const int o = oy * ow + ox;
           if (ip[o] == i) {
-            v = (hit ? v : static_cast<float>(dp[i])) + static_cast<float>(gp[o]);
+            v = (hit ? v : accumulate ? static_cast<float>(dp[i]) : 0.f) + static_cast<float>(gp[o]);
             hit = true;
           }
         }
       if (hit) dp[i] = static_cast<T>(v);
+      else if (!accumulate) dp[i] = static_cast<T>(0.f);
     }
   }
 }
@@ -174,10 +179,12 @@ cudaError_t global_avg_pool_fwd(int64_t planes, int64_t hw, const T* x, T* y, cu
 }
 
 template <typename T>
-cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const T* dy, T* dx, cudaStream_t stream) {
+cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const T* dy, T* dx, cudaStream_t stream,
+                                bool accumulate) {
   if (planes < 0 || hw < 0) return cudaErrorInvalidValue;
   if (planes == 0 || hw == 0) return cudaSuccess;
-  return LK_LAUNCH(global_avg_pool_bwd_kernel<T>, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx);
+  return LK_LAUNCH(global_avg_pool_bwd_kernel<T>, plane_grid(hw, planes), kThreads, 0, stream)(planes, hw, dy, dx,
+                                                                                             accumulate);
 }
 
 template <typename T>
@@ -198,25 +205,25 @@ cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int6
 
 template <typename T>
 cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const T* dy,
-                           const int32_t* idx, T* dx, cudaStream_t stream) {
+                           const int32_t* idx, T* dx, cudaStream_t stream, bool accumulate) {
   if (!valid_pool(planes, h, w, k, stride)) return cudaErrorInvalidValue;
   if (planes == 0) return cudaSuccess;
   const int oh = static_cast<int>((h - k) / stride + 1), ow = static_cast<int>((w - k) / stride + 1);
   const int hi = static_cast<int>(h), wi = static_cast<int>(w);
-  if (stride >= k)
+  if (stride >= k && accumulate)
     return LK_LAUNCH(max_pool2d_bwd_scatter_kernel<T>, plane_grid(int64_t(oh) * ow, planes), kThreads, 0, stream)(
         planes, hi * wi, oh * ow, dy, idx, dx);
   return LK_LAUNCH(max_pool2d_bwd_gather_kernel<T>, plane_grid(h * w, planes), kThreads, 0, stream)(
-      planes, hi, wi, static_cast<int>(k), static_cast<int>(stride), oh, ow, dy, idx, dx);
+      planes, hi, wi, static_cast<int>(k), static_cast<int>(stride), oh, ow, dy, idx, dx, accumulate);
 }
 
 #define LK_INST(T)                                                                                             \
   template cudaError_t global_avg_pool_fwd<T>(int64_t, int64_t, const T*, T*, cudaStream_t);                      \
-  template cudaError_t global_avg_pool_bwd<T>(int64_t, int64_t, const T*, T*, cudaStream_t);                      \
+  template cudaError_t global_avg_pool_bwd<T>(int64_t, int64_t, const T*, T*, cudaStream_t, bool);                \
   template cudaError_t max_pool2d_fwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, T*, int32_t*,     \
                                          cudaStream_t);                                                           \
   template cudaError_t max_pool2d_bwd<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const int32_t*, \
-                                         T*, cudaStream_t);
+                                         T*, cudaStream_t, bool);
 LK_INSTANTIATE_STORAGE(LK_INST)
 #undef LK_INST
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/loss_reduce.cuh"
 #include "kernels/cuda/tversky.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -22,7 +22,7 @@ int chunk_count(int64_t hw) {
 }
 int64_t chunk_len(int64_t hw, int chunks) { return (hw + chunks - 1) / chunks; }
 
-// Workspace: [partials c*n*chunks*3 double][bad n*chunks int64][per class 3 double][bad slot int64]
+// Workspace: [partials c*n*chunks*3 double][bad n*chunks int64][per class 3 double][LabelError slot]
 struct Layout {
   size_t part, bad, cls, slot, total;
 };
@@ -33,7 +33,7 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
   l.bad = l.part + static_cast<size_t>(c * n) * chunks * 3 * sizeof(double);
   l.cls = l.bad + static_cast<size_t>(n) * chunks * sizeof(int64_t);
   l.slot = l.cls + static_cast<size_t>(c) * 3 * sizeof(double);
-  l.total = l.slot + sizeof(int64_t);
+  l.total = l.slot + sizeof(LabelError);
   return l;
 }
 
@@ -83,56 +83,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One block. Warp w handles classes w, w + 8, ...: its lanes add the class's
-// n*chunks partials (lane j takes j, j + 32, ...), a fixed shuffle tree
-// finishes, and lane 0 parks (TP, sum p, count) in cls[3k..3k+2]. Then thread
-// k derives FP, FN, alpha, the stats and the ratio (kept apart from the
-// shuffles: the double divisions' slow-path calls then have almost nothing
-// live across them, so ptxas keeps everything in registers), and thread 0
-// adds the ratios in class order.
+// One block: the final pass (loss_reduce.cuh) over the n*chunks partials of each class.
 __global__ void __launch_bounds__(kFinalThreads)
     tversky_final_kernel(double alpha_min, double alpha_max, double eps, int n, int c, int chunks,
                          const double* __restrict__ part, const int64_t* __restrict__ bad_part,
-                         double* __restrict__ cls, float* __restrict__ loss, float* __restrict__ stats,
-                         int64_t* __restrict__ bad_label) {
-  LK_SHARED(int64_t, s_bad, [kFinalThreads / 32]);
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const int per_class = n * chunks;
-  for (int k = warp; k < c; k += kFinalThreads / 32) {
-    const double* q = part + int64_t(k) * per_class * 3;
-    double tp = 0.0, sp = 0.0, sy = 0.0;
-    for (int j = lane; j < per_class; j += 32) tp += q[3 * j], sp += q[3 * j + 1], sy += q[3 * j + 2];
-    tp = warp_sum(tp), sp = warp_sum(sp), sy = warp_sum(sy);
-    if (lane == 0) cls[3 * k] = tp, cls[3 * k + 1] = sp, cls[3 * k + 2] = sy;
-  }
-  int64_t bad = INT64_MAX;
-  for (int j = static_cast<int>(threadIdx.x); j < per_class; j += kFinalThreads)
-    bad = bad_part[j] < bad ? bad_part[j] : bad;
-  bad = warp_min(bad);
-  if (lane == 0) s_bad[warp] = bad;
-  __syncthreads();
-  for (int k = static_cast<int>(threadIdx.x); k < c; k += kFinalThreads) {
-    const double tp = cls[3 * k], fp = cls[3 * k + 1] - tp, fn = cls[3 * k + 2] - tp;
-    double alpha = 0.5;
-    if (fp + fn > 0) {
-      const double raw = fp / (fp + fn);
-      alpha = raw < alpha_min ? alpha_min : (alpha_max < raw ? alpha_max : raw);
-    }
-    stats[k] = static_cast<float>(tp);
-    stats[c + k] = static_cast<float>(fp);
-    stats[2 * c + k] = static_cast<float>(fn);
-    stats[3 * c + k] = static_cast<float>(alpha);
-    cls[3 * k] = tp / (tp + alpha * fp + (1 - alpha) * fn + eps);
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kFinalThreads / 32; ++i) bad = s_bad[i] < bad ? s_bad[i] : bad;
-    double sum_ratio = 0.0;
-    for (int k = 0; k < c; ++k) sum_ratio += cls[3 * k];
-    const bool ok = bad == INT64_MAX;
-    loss[0] = ok ? static_cast<float>(1.0 - sum_ratio / static_cast<double>(c)) : __int_as_float(0x7fc00000);
-    bad_label[0] = ok ? -1 : bad;
-  }
+                         double* __restrict__ cls, const int32_t* __restrict__ target, float* __restrict__ loss,
+                         float* __restrict__ stats, LabelError* __restrict__ error) {
+  loss_detail::tversky_final<kFinalThreads>(alpha_min, alpha_max, eps, c, n * chunks, part, bad_part, cls, target, loss,
+                                            stats, error);
 }
 
 // Grid (planes, chunks): thread 0 derives the class's g_y / g_n (double, as
@@ -140,31 +98,18 @@ __global__ void __launch_bounds__(kFinalThreads)
 __global__ void __launch_bounds__(kThreads)
     tversky_bwd_kernel(double alpha_min, double alpha_max, double eps, bool detach_alpha, int c, int64_t hw,
                        int64_t len, const float* __restrict__ dloss, const int32_t* __restrict__ target,
-                       const float* __restrict__ stats, float* __restrict__ dprobs) {
+                       const float* __restrict__ stats, float* __restrict__ dprobs, bool accumulate) {
   LK_SHARED(float, s_g, [2]);
   const int plane = static_cast<int>(blockIdx.x), img = plane / c, k = plane - img * c;
-  if (threadIdx.x == 0) {
-    const double tp = stats[k], fp = stats[c + k], fn = stats[2 * c + k], alpha = stats[3 * c + k];
-    const double d = tp + alpha * fp + (1 - alpha) * fn + eps;
-    const double s = -static_cast<double>(dloss[0]) / static_cast<double>(c) / (d * d);
-    double da_y = 0.0, da_n = 0.0;
-    const double den = fp + fn;
-    if (!detach_alpha && den > 0) {
-      const double raw = fp / den;
-      if (raw > alpha_min && raw < alpha_max) {
-        da_y = fp / (den * den);
-        da_n = fn / (den * den);
-      }
-    }
-    s_g[0] = static_cast<float>(s * (d - tp * (alpha + (fp - fn) * da_y)));
-    s_g[1] = static_cast<float>(s * (-tp * (alpha + (fp - fn) * da_n)));
-  }
+  if (threadIdx.x == 0)
+    loss_detail::tversky_class_grad(stats[k], stats[c + k], stats[2 * c + k], stats[3 * c + k], dloss[0], c, alpha_min,
+                                    alpha_max, eps, detach_alpha, s_g[0], s_g[1]);
   __syncthreads();
   const float gy = s_g[0], gn = s_g[1];
   const int64_t start = int64_t(blockIdx.y) * len, end = start + len < hw ? start + len : hw;
   float* d = dprobs + int64_t(plane) * hw;
   const int32_t* t = target + int64_t(img) * hw;
-  for (int64_t p = start + threadIdx.x; p < end; p += kThreads) d[p] += __ldg(t + p) == k ? gy : gn;
+  for (int64_t p = start + threadIdx.x; p < end; p += kThreads) lk_put_grad(d[p], __ldg(t + p) == k ? gy : gn, accumulate);
 }
 
 bool bad_sizes(int64_t n, int64_t c, int64_t hw) {
@@ -177,7 +122,7 @@ bool bad_sizes(int64_t n, int64_t c, int64_t hw) {
 size_t tversky_workspace_bytes(int64_t n, int64_t c, int64_t hw) { return layout(n, c, hw).total; }
 
 cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
-                        const int32_t* target, float* loss, float* stats, int64_t* bad_label, void* workspace,
+                        const int32_t* target, float* loss, float* stats, LabelError* error, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream) {
   if (bad_sizes(n, c, hw) || !loss || !stats || !workspace) return cudaErrorInvalidValue;
   const Layout l = layout(n, c, hw);
@@ -186,7 +131,6 @@ cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t h
   auto* part = reinterpret_cast<double*>(ws + l.part);
   auto* bad_part = reinterpret_cast<int64_t*>(ws + l.bad);
   auto* cls = reinterpret_cast<double*>(ws + l.cls);
-  int64_t* bad = bad_label ? bad_label : reinterpret_cast<int64_t*>(ws + l.slot);
   const int chunks = chunk_count(hw);
   // No pixel: every count is 0 and the partials must still be written.
   if (n > 0) {
@@ -196,32 +140,35 @@ cudaError_t tversky_fwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t h
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(tversky_final_kernel, 1, kFinalThreads, 0, stream)(
-      tp.alpha_min, tp.alpha_max, tp.eps, static_cast<int>(n), static_cast<int>(c), chunks, part, bad_part, cls, loss,
-      stats, bad);
+      tp.alpha_min, tp.alpha_max, tp.eps, static_cast<int>(n), static_cast<int>(c), chunks, part, bad_part, cls, target,
+      loss, stats, error);
 }
 
 cudaError_t tversky_fwd_checked(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* probs,
                                 const int32_t* target, float* loss, float* stats, int64_t* first_bad,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  cudaError_t e = tversky_fwd(tp, n, c, hw, probs, target, loss, stats, nullptr, workspace, workspace_bytes, stream);
+  if (bad_sizes(n, c, hw) || !workspace || workspace_bytes < layout(n, c, hw).total) return cudaErrorInvalidValue;
+  auto* slot = reinterpret_cast<LabelError*>(static_cast<char*>(workspace) + layout(n, c, hw).slot);
+  cudaError_t e = cudaMemsetAsync(slot, 0xFF, sizeof(LabelError), stream);  // no error recorded
+  if (e == cudaSuccess) e = tversky_fwd(tp, n, c, hw, probs, target, loss, stats, slot, workspace, workspace_bytes, stream);
   if (e != cudaSuccess) return e;
-  int64_t bad = -1;
-  e = cudaMemcpyAsync(&bad, static_cast<char*>(workspace) + layout(n, c, hw).slot, sizeof(bad),
-                      cudaMemcpyDeviceToHost, stream);
+  LabelError bad{-1, -1};
+  e = cudaMemcpyAsync(&bad, slot, sizeof(bad), cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess) return e;
-  if (first_bad) *first_bad = bad;
-  return bad >= 0 ? kErrorBadLabel : cudaSuccess;
+  if (first_bad) *first_bad = bad.index;
+  return bad.index >= 0 ? kErrorBadLabel : cudaSuccess;
 }
 
 cudaError_t tversky_bwd(const TverskyParams& tp, int64_t n, int64_t c, int64_t hw, const float* dloss,
-                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream) {
+                        const int32_t* target, const float* stats, float* dprobs, cudaStream_t stream,
+                        bool accumulate) {
   if (bad_sizes(n, c, hw) || !dloss || !stats) return cudaErrorInvalidValue;
   if (n == 0 || hw == 0) return cudaSuccess;
   const int chunks = chunk_count(hw);
   return LK_LAUNCH(tversky_bwd_kernel, dim3(static_cast<unsigned>(n * c), chunks), kThreads, 0, stream)(
       tp.alpha_min, tp.alpha_max, tp.eps, tp.detach_alpha, static_cast<int>(c), hw, chunk_len(hw, chunks), dloss,
-      target, stats, dprobs);
+      target, stats, dprobs, accumulate);
 }
 
 LK_CUDA_NAMESPACE_END

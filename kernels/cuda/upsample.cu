@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kThreads)
 // [iy*f - f, iy*f + 2f) (their i0 is iy - 1 or iy, or clamped), columns likewise.
 template <int F, bool kBilinear, typename T>
 __global__ void __launch_bounds__(kThreads)
-    upsample_bwd_kernel(int64_t planes, int h, int w, int f_rt, const T* __restrict__ dy, T* __restrict__ dx) {
+    upsample_bwd_kernel(int64_t planes, int h, int w, int f_rt, const T* __restrict__ dy, T* __restrict__ dx,
+                        bool accumulate) {
   const int f = F > 0 ? F : f_rt;
   const int oh = h * f, ow = w * f, hw = h * w;
   const int start = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
@@ -84,7 +85,7 @@ __global__ void __launch_bounds__(kThreads)
     T* dp = dx + p * hw;
     for (int i = start; i < hw; i += step) {
       const int iy = i / w, ix = i - iy * w;
-      float v = static_cast<float>(dp[i]);
+      float v = accumulate ? static_cast<float>(dp[i]) : 0.f;
       if constexpr (!kBilinear) {
         for (int a = 0; a < f; ++a) {
           const T* row = gp + (iy * f + a) * ow + ix * f;
@@ -126,13 +127,13 @@ cudaError_t fwd(int64_t planes, int h, int w, int f, const T* x, T* y, cudaStrea
 }
 
 template <bool kBilinear, typename T>
-cudaError_t bwd(int64_t planes, int h, int w, int f, const T* dy, T* dx, cudaStream_t stream) {
+cudaError_t bwd(int64_t planes, int h, int w, int f, const T* dy, T* dx, cudaStream_t stream, bool acc) {
   const dim3 grid = plane_grid(int64_t(h) * w, planes);
   switch (f) {
-    case 2: return LK_LAUNCH((upsample_bwd_kernel<2, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    case 4: return LK_LAUNCH((upsample_bwd_kernel<4, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    case 8: return LK_LAUNCH((upsample_bwd_kernel<8, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
-    default: return LK_LAUNCH((upsample_bwd_kernel<0, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx);
+    case 2: return LK_LAUNCH((upsample_bwd_kernel<2, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, acc);
+    case 4: return LK_LAUNCH((upsample_bwd_kernel<4, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, acc);
+    case 8: return LK_LAUNCH((upsample_bwd_kernel<8, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, acc);
+    default: return LK_LAUNCH((upsample_bwd_kernel<0, kBilinear, T>), grid, kThreads, 0, stream)(planes, h, w, f, dy, dx, acc);
   }
 }
 
@@ -157,17 +158,18 @@ cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w
 
 template <typename T>
 cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const T* dy, T* dx,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, bool accumulate) {
   if (!valid(planes, h, w, f)) return cudaErrorInvalidValue;
   if (planes * h * w == 0) return cudaSuccess;
   const int hi = static_cast<int>(h), wi = static_cast<int>(w), fi = static_cast<int>(f);
-  if (mode == UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream);
-  return bwd<false>(planes, hi, wi, fi, dy, dx, stream);
+  if (mode == UpsampleMode::Bilinear) return bwd<true>(planes, hi, wi, fi, dy, dx, stream, accumulate);
+  return bwd<false>(planes, hi, wi, fi, dy, dx, stream, accumulate);
 }
 
 #define LK_INST(T)                                                                                     \
   template cudaError_t upsample_fwd<T>(UpsampleMode, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t); \
-  template cudaError_t upsample_bwd<T>(UpsampleMode, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t);
+  template cudaError_t upsample_bwd<T>(UpsampleMode, int64_t, int64_t, int64_t, int64_t, const T*, T*, cudaStream_t, \
+                                       bool);
 LK_INSTANTIATE_STORAGE(LK_INST)
 #undef LK_INST
 

@@ -28,10 +28,10 @@ LK_CUDA_NAMESPACE_BEGIN
 template <typename T>
 cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const T* x, T* y,
                          cudaStream_t stream = nullptr);
-// dx += adjoint(dy)
+// dx += adjoint(dy) (= without accumulate)
 template <typename T>
 cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const T* dy, T* dx,
-                         cudaStream_t stream = nullptr);
+                         cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kUpsampleThreads = 256;
 

@@ -60,8 +60,8 @@ grep -q "not one batch" "$out" || fail "--batch 4000 not explained: $(cat "$out"
 nothing || fail "--batch 4000 wrote: $(ls "$r")"
 
 # The corrected run trains; 8. with a progress line inside each epoch (plain
-# lines off a terminal, on stderr).
-"$bin" train --data "$dir/data" --out "$r" --fraction 1 --folds 2 --epochs 2 --size 32 $net >"$out" 2>"$dir/err" ||
+# lines off a terminal, on stderr; the loss from its first read, --log-every).
+"$bin" train --data "$dir/data" --out "$r" --fraction 1 --folds 2 --epochs 2 --size 32 --log-every 1 $net >"$out" 2>"$dir/err" ||
   fail "train exited $?: $(cat "$out" "$dir/err")"
 grep -q "epoch 1/2: 1/2 steps (50%), .* steps/s, ETA .*loss .*run ETA" "$dir/err" || fail "no progress: $(cat "$dir/err")"
 [ "$(tmps "$r")" = 0 ] || fail "temporary files left: $(find "$r" -name '*.tmp.*')"
@@ -96,7 +96,7 @@ grep -q "resuming .* at step 4" "$out" || fail "--epochs 3 did not go on: $(cat 
 "$bin" cv --data "$dir/big" --out "$dir/cv" --fraction 1 --folds 2 --epochs 1 --size 32 $net >"$out" 2>&1 &
 pid=$!
 i=0
-while ! grep -q "predicting each fold" "$out" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+while ! grep -q "validation cases predicted" "$out" && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -INT $pid
 wait $pid
 rc=$?

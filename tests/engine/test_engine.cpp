@@ -7,6 +7,7 @@
 
 #include "engine/module.h"
 #include "engine/optim.h"
+#include "engine/profiler.h"
 #include "engine/safetensors.h"
 #include "tests/support/harness.h"
 
@@ -59,9 +60,35 @@ TEST_CASE("shape errors name the op and both shapes", "[tensor]") {
   const Tensor w = Tensor::from_vector({1, 1, 1}, {3});
   CHECK_THROWS_WITH(cross_entropy(logits, Tensor::from_labels({0, 1, 2, 4}, {1, 2, 2}), w), Contains("label 4"));
   CHECK_THROWS_WITH(tversky_loss(softmax(logits), Tensor::from_labels({0, -1, 2, 1}, {1, 2, 2})), Contains("label -1"));
+  CHECK_THROWS_WITH(ce_tversky_loss(logits, Tensor::from_labels({0, 7, 2, 1}, {1, 2, 2}), w), Contains("label 7"));
+  CHECK_THROWS_WITH(ce_tversky_loss(randn({1, 9, 2, 2}, 9, DType::F32), Tensor::from_labels({0, 1, 2, 1}, {1, 2, 2}),
+                                    Tensor::full({9}, 1.0)),
+                    Contains("at most 8 classes"));
+  CHECK_THROWS_WITH(weighted_sum({logits, randn({1, 3, 2, 1}, 10, DType::F32)}, {1.0, 1.0}), Contains("weighted_sum"));
+  CHECK_THROWS_WITH(weighted_sum({logits}, {1.0, 2.0}), Contains("1 tensors for 2 weights"));
   CHECK_THROWS_WITH(batch_norm(randn({1, 2, 1, 1}, 8, DType::F32), Tensor::full({2}, 1), Tensor::zeros({2}),
                                Tensor::zeros({2}), Tensor::full({2}, 1), true),
                     Contains("more than one value"));
+}
+
+TEST_CASE("the fused deep-supervision term equals CE + Tversky on softmax, value and gradient", "[loss]") {
+  const Tensor w = Tensor::from_vector({0.1, 1.0, 1.0, 1.0}, {4}, DType::F64);
+  const Tensor t = random_labels({2, 5, 7}, 4, 3);
+  TverskyParams p;
+  p.detach_alpha = false;
+  Tensor za = randn({2, 4, 5, 7}, 4).set_requires_grad(true), zb = za.detach().clone().set_requires_grad(true);
+  Tensor stats;
+  const Tensor fused = ce_tversky_loss(za, t, w, p, &stats);
+  const Tensor ce = cross_entropy(zb, t, w), tv = tversky_loss(softmax(zb), t, p);
+  const Tensor composed = add(ce, tv);
+  CHECK(fused.item() == Approx(composed.item()).epsilon(1e-12));
+  const std::vector<double> s = stats.to_vector();  // ..., wsum, CE, Tversky
+  CHECK(s.at(17) == Approx(ce.item()).epsilon(1e-12));
+  CHECK(s.at(18) == Approx(tv.item()).epsilon(1e-12));
+  backward(weighted_sum({fused}, {0.4}));
+  backward(scale(composed, 0.4));
+  const auto ga = za.grad().to_vector(), gb = zb.grad().to_vector();
+  for (size_t i = 0; i < ga.size(); ++i) CHECK(ga[i] == Approx(gb[i]).margin(1e-12));
 }
 
 TEST_CASE("autograd accumulates into a tensor used several times", "[autograd]") {
@@ -81,6 +108,62 @@ TEST_CASE("autograd accumulates into a tensor used several times", "[autograd]")
     const double s = 1 / (1 + std::exp(-xv[i]));
     CHECK(x.grad().to_vector()[i] == Approx(s + xv[i] * s * (1 - s) + 3).epsilon(1e-12));
   }
+}
+
+TEST_CASE("the first contribution to a gradient writes it; later ones add", "[autograd]") {
+  Tensor x = randn({2, 3}, 5).set_requires_grad(true);
+  const Tensor g = grad_buffer(x);
+  CHECK(g.first_write());  // no gradient yet: the caller writes every element
+  CHECK_FALSE(all_finite(g));  // nothing was filled (the poisoning allocator's NaN)
+  CHECK_FALSE(grad_buffer(x).first_write());  // now it exists: add into it
+  CHECK(grad_buffer(x).raw() == g.raw());
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("parameter gradients live in one arena: zero_grad keeps the memory, backward overwrites it", "[autograd]") {
+  std::vector<Tensor> ps = {randn({4, 3}, 1).set_requires_grad(true), randn({5}, 2).set_requires_grad(true)};
+  SGD opt(ps, 0.1);  // any optimiser gives its parameters the arena
+  for (const Tensor& p : ps) {
+    const Tensor g = grad_buffer(p);
+    CHECK(g.first_write());
+    g.fill_(3.0);
+  }
+  const void* where0 = ps[0].grad().raw();
+  const void* where1 = ps[1].grad().raw();
+  // Both slices of one buffer, 64 elements apart at least (aligned).
+  CHECK(static_cast<const char*>(where1) - static_cast<const char*>(where0) >= 64 * 8);
+  opt.zero_grad();
+  CHECK_FALSE(ps[0].grad().defined());
+  // The next gradient lands in the same memory and overwrites the old values.
+  Tensor y = reshape(linear(Tensor::full({1, 3}, 1.0, DType::F64), ps[0], Tensor()), {4});
+  backward(y, Tensor::full({4}, 1.0, DType::F64));
+  REQUIRE(ps[0].grad().defined());
+  CHECK(ps[0].grad().raw() == where0);
+  for (double v : ps[0].grad().to_vector()) CHECK(v == 1.0);  // dy/dw = x = 1, not 3 + 1
+  CHECK_FALSE(ps[1].grad().defined());  // no contribution: no gradient (skipped by optimisers)
+}
+
+TEST_CASE("a sum and a reshape hand their gradient buffer on instead of copying it", "[autograd]") {
+  Tensor x = randn({2, 3}, 1).set_requires_grad(true), y = randn({2, 3}, 2).set_requires_grad(true);
+  Profiler::Options po;
+  po.nvtx = false;
+  Profiler prof(cpu_device(), po);  // counts the CPU backend's calls
+  // (relu(x) + y) reshaped: the sum's gradient goes to relu's output as is,
+  // the reshape's to the sum's output; only y's gradient is a copy.
+  const Tensor out = reshape(add(relu(x), y), {6});
+  backward(scale(out, 2.0), Tensor::full({6}, 1.0, DType::F64));
+  CHECK(prof.ops().at("binary_bwd").calls == 1);
+  CHECK(prof.ops().count("axpy") == 1);  // scale's backward (on first write: a copy); none for the reshape
+  const auto xv = x.to_vector(), gx = x.grad().to_vector(), gy = y.grad().to_vector();
+  for (size_t i = 0; i < xv.size(); ++i) {
+    CHECK(gx[i] == (xv[i] > 0 ? 2.0 : 0.0));
+    CHECK(gy[i] == 2.0);
+  }
+  // A tensor added to itself gets both contributions.
+  Tensor z = randn({3}, 3).set_requires_grad(true);
+  backward(add(z, z), Tensor::full({3}, 1.0, DType::F64));
+  for (double v : z.grad().to_vector()) CHECK(v == 2.0);
 }
 
 TEST_CASE("autograd: no-grad scope, graph release, leaves only", "[autograd]") {

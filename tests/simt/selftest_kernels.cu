@@ -196,6 +196,11 @@ __global__ void copy_int_kernel(const int* x, int* y, int n) {
   if (i < n) y[i] = x[i];
 }
 
+__global__ void add_int_kernel(const int* x, int* y, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] += x[i];
+}
+
 // ------------------------------------------------------------------ order and barriers
 
 __global__ void arrival_kernel(int* next, int* tickets) {
@@ -314,6 +319,9 @@ cudaError_t fill_on(int* p, int n, int value, cudaStream_t stream) {
 }
 cudaError_t copy_on(const int* x, int* y, int n, cudaStream_t stream) {
   return LK_LAUNCH(copy_int_kernel, (n + 127) / 128, 128, 0, stream)(x, y, n);
+}
+cudaError_t add_on(const int* x, int* y, int n, cudaStream_t stream) {
+  return LK_LAUNCH(add_int_kernel, (n + 127) / 128, 128, 0, stream)(x, y, n);
 }
 
 cudaError_t arrival_order(int blocks, int threads, int* next, int* tickets) {

@@ -86,6 +86,8 @@ cudaError_t shared_isolation(int blocks, int* mismatches);
 // p[i] = value for i < n; y[i] = x[i] for i < n; on `stream`.
 cudaError_t fill_on(int* p, int n, int value, cudaStream_t stream);
 cudaError_t copy_on(const int* x, int* y, int n, cudaStream_t stream);
+// y[i] += x[i] for i < n, on `stream`.
+cudaError_t add_on(const int* x, int* y, int n, cudaStream_t stream);
 
 // ------------------------------------------------------------------ order and barriers (test_simt_checks.cpp)
 // One ticket per thread in the order the threads start: tickets[block *

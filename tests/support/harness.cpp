@@ -49,7 +49,10 @@ void run_layer_check(const LayerCheck& c) {
     CHECK(scaled_error(y32, y) <= c.f32_tol);
   }
 
-  // Backward on top of random pre-filled gradients.
+  // Backward in both modes of the backward methods (engine/backend.h): on
+  // top of random pre-filled gradients (they must accumulate), and into
+  // gradients that do not exist yet (the first contribution overwrites the
+  // buffer, which the poisoning allocator filled with NaN).
   const Tensor g = randn(y.shape(), 7001);
   std::vector<Tensor> prefill(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -58,14 +61,17 @@ void run_layer_check(const LayerCheck& c) {
     grad_buffer(in[i]).copy_from(prefill[i]);
   }
   backward(y, g);
+  std::vector<Tensor> fresh = fresh_inputs(c, DType::F64, true);
+  backward(c.fn(fresh), g);
 
   std::mt19937_64 rng(99);
   for (size_t i = 0; i < in.size(); ++i) {
     if (!c.differentiable[i]) continue;
     INFO("input " << i << " of shape " << shape_str(in[i].shape()));
-    const Tensor gr = in[i].grad();
+    const Tensor gr = in[i].grad(), gf = fresh[i].grad();
     REQUIRE(gr.defined());
-    const auto got = gr.to_vector(), pre = prefill[i].to_vector();
+    REQUIRE(gf.defined());
+    const auto got = gr.to_vector(), pre = prefill[i].to_vector(), first = gf.to_vector();
     const int64_t n = in[i].numel();
     std::vector<int64_t> probes;
     if (n <= c.max_probes) {
@@ -74,7 +80,7 @@ void run_layer_check(const LayerCheck& c) {
       std::uniform_int_distribution<int64_t> pick(0, n - 1);
       for (int k = 0; k < c.max_probes; ++k) probes.push_back(pick(rng));
     }
-    double max_err = 0, max_ref = 1e-3;
+    double max_err = 0, max_err_first = 0, max_ref = 1e-3;
     for (int64_t k : probes) {
       NoGradGuard ng;
       std::vector<Tensor> p = fresh_inputs(c, DType::F64, false);
@@ -89,9 +95,14 @@ void run_layer_check(const LayerCheck& c) {
       const double numeric = (lp - lm) / (2 * c.step);
       const double analytic = got[k] - pre[k];
       max_err = std::max(max_err, std::abs(numeric - analytic));
+      max_err_first = std::max(max_err_first, std::abs(numeric - first[k]));
       max_ref = std::max(max_ref, std::abs(numeric));
     }
+    INFO("gradients accumulated onto pre-filled ones");
     CHECK(max_err / max_ref <= c.grad_tol);
+    INFO("gradients written by the first contribution");
+    CHECK(max_err_first / max_ref <= c.grad_tol);
+    CHECK(all_finite(gf));  // every element written (the buffer starts as NaN)
   }
 }
 

@@ -69,6 +69,7 @@ std::vector<OpEntry> make_table() {
                         "kernels/cuda/conv2d_direct.cu (emulator), engine/cuda/cudnn_conv.cpp",
                .fixtures = {"conv2d_1x1", "conv2d_3x3_groups2", "conv2d_3x3_pad1", "conv2d_3x3_stride2_pad1"},
                .golden = golden_conv2d,
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] { return conv_checks("conv2d", [](const ConvCase& c) { return !c.depthwise(); }, 100); },
                .bench = [] {
@@ -89,6 +90,7 @@ std::vector<OpEntry> make_table() {
                .fixtures = {"depthwise_conv2d_5x5_pad2", "depthwise_conv2d_7x7_dil3_pad9",
                             "depthwise_conv2d_7x7_stride2_pad3"},
                .golden = golden_conv2d,
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] {
                  return conv_checks("depthwise_conv2d", [](const ConvCase& c) { return c.depthwise(); }, 200);
@@ -113,6 +115,7 @@ std::vector<OpEntry> make_table() {
                .golden = [](Named& in, const Meta& m) {
                  return conv_transpose2d(in["x"], in["weight"], in["bias"], mi(m, "stride"), mi(m, "padding"));
                },
+               .tol = {.gpu = 5e-4},  // cuDNN: Winograd/FFT/implicit-GEMM orders (docs/GPU.md)
                .plain_loops = true,
                .gradcheck = [] {
                  struct C {
@@ -454,6 +457,35 @@ std::vector<OpEntry> make_table() {
                  return std::vector<LayerCheck>{tv, tvc};
                },
                .bench = tversky_cases});
+
+  t.push_back({.name = "ce_tversky_loss",
+               .where = "ce_tversky_loss (one deep-supervision term, fused on CUDA); kernels/loss_terms.cpp, "
+                        "kernels/cuda/loss_terms.cu",
+               .gradcheck = [] {
+                 TverskyParams full;  // alpha moves with the numeric probes (see tversky)
+                 full.detach_alpha = false;
+                 LayerCheck lc;
+                 lc.name = "weighted CE + tversky (alpha not detached) on logits";
+                 lc.inputs = {randn({3, 4, 13, 11}, 705, DType::F64, 2.0), random_labels({3, 13, 11}, 4, 706),
+                              Tensor::from_vector({0.1, 1.0, 1.0, 1.0}, {4}, DType::F64)};
+                 lc.differentiable = {true, false, false};
+                 lc.fn = [full](const std::vector<Tensor>& in) { return ce_tversky_loss(in[0], in[1], in[2], full); };
+                 return std::vector<LayerCheck>{lc};
+               }});
+
+  t.push_back({.name = "weighted_sum",
+               .where = "weighted_sum (the deep-supervision total); kernels/loss_terms.cpp, kernels/cuda/loss_terms.cu",
+               .gradcheck = [] {
+                 LayerCheck ws;
+                 ws.name = "weighted sum of three tensors";
+                 ws.inputs = {randn({2, 5}, 707), randn({2, 5}, 708), randn({2, 5}, 709)};
+                 ws.differentiable = {true, false, true};
+                 ws.fn = [](const std::vector<Tensor>& in) { return weighted_sum(in, {1.0, 0.4, -0.3}); };
+                 LayerCheck twice = ws;
+                 twice.name = "weighted sum with an input used twice";
+                 twice.fn = [](const std::vector<Tensor>& in) { return weighted_sum({in[0], in[2], in[0]}, {0.5, 2.0, 0.25}); };
+                 return std::vector<LayerCheck>{ws, twice};
+               }});
 
   return t;
 }

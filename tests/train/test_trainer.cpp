@@ -4,6 +4,7 @@
 // refusal of a changed configuration, extension of the epoch count.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -171,7 +172,8 @@ TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted ru
   CHECK(first.stopped);
   CHECK(first.log.empty());
   // Resumed with the stop still set: one more step (still mid-epoch), then
-  // the step that ends epoch 1, which validates, saves and stops there.
+  // the step that ends epoch 1; the stop is seen before the validation,
+  // which is left for the resume (a stop does not wait for it).
   const TrainResult second = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
   CHECK(second.resumed_from_step == 1);
   CHECK(second.stopped);
@@ -179,22 +181,58 @@ TEST_CASE("trainer: a stopped and resumed run takes exactly the uninterrupted ru
   const TrainResult third = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
   CHECK(third.resumed_from_step == 2);
   CHECK(third.stopped);
-  REQUIRE(third.log.size() == 1);
-  CHECK(third.log[0].steps == 3);  // the whole epoch, across the two stops
-  CHECK(third.log[0].loss == whole.log[0].loss);
-  REQUIRE(third.log[0].val.has_value());
+  CHECK(third.log.empty());
+  CHECK_FALSE(fs::exists(d.root / "parts" / "best.safetensors"));
   stop = false;
+  std::vector<std::string> said;
+  h.log = [&](const std::string& l) { said.push_back(l); };
   const TrainResult fourth = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("parts"), h);
   CHECK(fourth.resumed_from_step == 3);
   CHECK_FALSE(fourth.stopped);
+  CHECK(std::any_of(said.begin(), said.end(), [](const std::string& l) {
+    return l.find("the validation of epoch 1 was stopped, running it first") != std::string::npos;
+  }));
   REQUIRE(fourth.log.size() == 3);
-  for (size_t e = 1; e < 3; ++e) {
-    CHECK(fourth.log[e].loss == whole.log[e].loss);
+  CHECK(fourth.log[0].steps == 3);  // the whole epoch, across the stops
+  CHECK(fourth.log[0].loss == whole.log[0].loss);
+  for (size_t e = 0; e < 3; ++e) {
+    if (e > 0) CHECK(fourth.log[e].loss == whole.log[e].loss);
+    REQUIRE(fourth.log[e].val.has_value());
     CHECK(fourth.log[e].val->mean == whole.log[e].val->mean);
   }
-  CHECK(fourth.log[0].val->mean == whole.log[0].val->mean);
   same_weights(last_weights(d.root / "whole"), last_weights(d.root / "parts"));
   same_weights(d("whole/best.safetensors"), d("parts/best.safetensors"));
+}
+
+TEST_CASE("trainer: the loss is read every log_every steps, and a diverged run stops at the next read", "[train]") {
+  test::LoaderFixture f("trainer_log", 4, 8, 32);
+  const Dirs d;
+  TrainConfig c = tiny_config();
+  c.epochs = 2;
+  c.val_every = 10;
+  c.log_every = 2;
+  std::vector<std::string> lines;
+  TrainHooks h;
+  h.log = [&](const std::string& m) { lines.push_back(m); };
+  const TrainResult r = train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("log"), h);
+  REQUIRE(r.log.size() == 2);
+  // Steps 2 and 4 print the mean loss since the last read (6 ends epoch 2).
+  std::vector<std::string> steps;
+  for (const std::string& l : lines)
+    if (l.rfind("step ", 0) == 0) steps.push_back(l.substr(0, l.find("  loss")));
+  CHECK(steps == std::vector<std::string>{"step 2/6 (epoch 1)", "step 4/6 (epoch 2)"});
+  for (const EpochLog& e : r.log) CHECK(std::isfinite(e.loss));
+
+  // An absurd learning rate: the loss is not finite after the first update;
+  // only the epoch-end read sees it, and nothing is saved.
+  c.adamw.lr = 1e30;
+  c.warmup_epochs = 0;
+  c.log_every = 0;
+  CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("nan")),
+                    Catch::Contains("training diverged") && Catch::Contains("steps 1 to 3 (epoch 1)"));
+  CHECK_FALSE(fs::exists(d.root / "nan" / "last.safetensors"));
+  c.log_every = -1;
+  CHECK_THROWS_WITH(train_fold(c, f.cache, ids(0, 3), ids(3, 4), d("bad")), Catch::Contains("log_every"));
 }
 
 TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
@@ -341,6 +379,7 @@ TEST_CASE("trainer: progress inside epochs: step, loss, steps/s and the run's ET
   TrainConfig c = tiny_config();
   c.epochs = 2;
   c.steps_per_epoch = 10;
+  c.log_every = 4;  // the loss shows from the first read on
   std::FILE* out = std::tmpfile();
   TrainHooks h;
   h.progress = out;
@@ -353,5 +392,6 @@ TEST_CASE("trainer: progress inside epochs: step, loss, steps/s and the run's ET
   CHECK(text.find('\r') == std::string::npos);
   CHECK_THAT(text, Catch::Contains("epoch 1/2: 1/10 steps (10%), ") && Catch::Contains("steps/s, ETA "));
   CHECK_THAT(text, Catch::Contains("epoch 2/2: 9/10 steps (90%)"));
-  CHECK_THAT(text, Catch::Contains("loss ") && Catch::Contains("run ETA "));
+  CHECK_THAT(text, Catch::Contains("run ETA "));
+  CHECK(text.find("loss ") > text.find("epoch 1/2: 4/10 steps"));  // read at step 4, not before
 }

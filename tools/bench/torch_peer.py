@@ -15,19 +15,26 @@ back (tools/bench_vs_torch.sh):
 
   python3 tools/bench/torch_peer.py --net resse_lka_unet --widths 32,64,128,256,512 \\
       --batch 8 --size 128 --threads 2 --steps 5 --warmup 3 --layout channels_last
-  python3 tools/bench/torch_peer.py --device cuda --layout channels_last [--compile] [--tf32]
+  python3 tools/bench/torch_peer.py --device cuda --channels-last [--compile] [--tf32] \\
+      [--deterministic] [--precision bf16]
 
 Prints {"peer": "torch", ..., "step_seconds": median, "step_seconds_min": ...,
 "phases": {"forward": {"seconds": ...}, ...}} on stdout. On a CPU the clock is
 time.perf_counter; on CUDA, events on the current stream (the step's
 seconds span its first to its last event), cudnn.benchmark on unless
 --no-cudnn-benchmark, TF32 off unless --tf32 (so the arithmetic is fp32 like
-ours). Optional: never needed by the tests. Needs torch (tools/bench/README.md).
+ours), --deterministic for cuDNN's deterministic algorithms only (as lkaseg's
+default), --precision bf16 for autocast to bfloat16. "peak_memory_bytes" is
+torch.cuda.max_memory_allocated() over the run (weights, optimiser state,
+activations, workspaces: what step_profile's field counts on our caching
+allocator), null on the CPU. Optional: never needed by the tests. Needs torch
+(tools/bench/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -51,6 +58,11 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     ap.add_argument("--layout", default="channels_last", choices=["nchw", "channels_last"])
+    ap.add_argument("--channels-last", dest="layout", action="store_const", const="channels_last",
+                    help="same as --layout channels_last")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="bf16: forward and loss under torch.autocast(bfloat16)")
+    ap.add_argument("--deterministic", action="store_true", help="CUDA: cuDNN deterministic algorithms only")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--inference", action="store_true", help="forward over one 155-slice case instead")
     ap.add_argument("--tf32", action="store_true", help="CUDA: allow TF32 in convolutions and matmuls")
@@ -129,6 +141,7 @@ def main(argv=None) -> int:
             print("torch_peer: --device cuda but torch sees no CUDA device", file=sys.stderr)
             return 2
         torch.backends.cudnn.benchmark = not a.no_cudnn_benchmark
+        torch.backends.cudnn.deterministic = a.deterministic
         torch.backends.cudnn.allow_tf32 = a.tf32
         torch.backends.cuda.matmul.allow_tf32 = a.tf32
         clock = CudaClock(torch)
@@ -146,12 +159,15 @@ def main(argv=None) -> int:
     out = {
         "peer": "torch", "torch": torch.__version__, "backend": a.device, "device": device_name,
         "net": a.net, "widths": list(widths), "batch": a.batch, "size": a.size,
-        "threads": torch.get_num_threads(), "layout": a.layout, "precision": "fp32",
+        "threads": torch.get_num_threads(), "layout": a.layout, "precision": a.precision,
         "tf32": a.tf32, "compile": a.compile, "steps": a.steps, "warmup": a.warmup,
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
     if a.device == "cuda":
         out["cudnn_benchmark"] = torch.backends.cudnn.benchmark
+        out["deterministic"] = a.deterministic
+    autocast = (torch.autocast(device_type=a.device, dtype=torch.bfloat16) if a.precision == "bf16"
+                else contextlib.nullcontext())
     seconds, phase_seconds = [], []
 
     if a.inference:
@@ -164,7 +180,8 @@ def main(argv=None) -> int:
                 m0 = clock.mark()
                 for b0 in range(0, SLICES_PER_CASE, a.batch):
                     x = host[b0:b0 + a.batch].to(dev).contiguous(memory_format=mf)
-                    fwd(x)
+                    with autocast:
+                        fwd(x)
                 m1 = clock.mark()
                 clock.sync()
                 if s >= a.warmup:
@@ -181,9 +198,10 @@ def main(argv=None) -> int:
         for s in range(a.warmup + a.steps):
             clock.sync()
             marks = [clock.mark()]
-            outs = fwd(images)
-            marks.append(clock.mark())
-            loss = rm.deep_supervision_loss(outs, labels)
+            with autocast:
+                outs = fwd(images)
+                marks.append(clock.mark())
+                loss = rm.deep_supervision_loss(outs, labels)
             marks.append(clock.mark())
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -201,6 +219,11 @@ def main(argv=None) -> int:
     out["step_seconds_min"] = min(seconds)
     out["phases"] = {name: {"seconds": statistics.median(p[i] for p in phase_seconds)}
                      for i, name in enumerate(phase_names)}
+    if a.device == "cuda":
+        out["peak_memory_bytes"] = torch.cuda.max_memory_allocated(dev)
+        out["peak_memory_reserved_bytes"] = torch.cuda.max_memory_reserved(dev)
+    else:
+        out["peak_memory_bytes"] = None
     print(json.dumps(out), flush=True)
     return 0
 

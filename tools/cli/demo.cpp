@@ -199,7 +199,7 @@ int cmd_demo(const DemoOptions& o) {
     opt->step();
     if (step == 1 || step % 10 == 0 || step == o.steps)
       std::printf("step %4d  epoch %lld  lr %.2e  loss %.4f  (main: ce %.4f, tversky %.4f)\n", step,
-                  static_cast<long long>(b.epoch), opt->lr(), t.total.item(), t.ce[0], t.tversky[0]);
+                  static_cast<long long>(b.epoch), opt->lr(), t.total.item(), t.ce[0].item(), t.tversky[0].item());
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const data::LoaderStats ls = loader.stats();

@@ -1,9 +1,10 @@
 // kernels/cuda/adamw.cu under the SIMT emulator against lk::AdamW
 // (engine/optim.h: the step's scalars in double, the update in float): three steps on
 // tensors of odd sizes (across the 4096-element chunks), one of them without
-// a gradient, in one launch per step. Parameters and both moments within 1e-6
-// value-scaled (max|a-b| / max|ref| per tensor); the tensor without a
-// gradient must stay bit-identical.
+// a gradient, two launches per step (the scalars, then every tensor), with
+// the table uploaded once and lr and the step count in device memory.
+// Parameters and both moments within 1e-6 value-scaled (max|a-b| / max|ref|
+// per tensor); the tensor without a gradient must stay bit-identical.
 #include <catch2/catch.hpp>
 #include <memory>
 #include <random>
@@ -11,6 +12,7 @@
 
 #include "engine/autograd.h"
 #include "engine/optim.h"
+#include "kernels/adamw.h"
 #include "kernels/cuda/adamw.h"
 #include "tests/kernels/cuda/emu_util.h"
 
@@ -56,6 +58,12 @@ void check_adamw(const std::vector<int64_t>& sizes, size_t no_grad, const lk::Ad
     table.push_back({d_p[i]->get(), i == no_grad ? nullptr : d_g[i]->get(), d_m[i]->get(), d_v[i]->get(), sizes[i]});
   }
 
+  lk::cuda::AdamWTable tab;
+  REQUIRE(lk::cuda::adamw_table(table, &tab) == cudaSuccess);
+  DeviceBuffer<unsigned char> d_table(tab.bytes);
+  std::vector<double> state(lk::cpu::kAdamWStateSize, 0.0);
+  state[lk::cpu::kAdamWLr] = o.lr;
+  DeviceBuffer<double> d_state(state);
   for (int s = 1; s <= steps; ++s) {
     for (size_t i = 0; i < count; ++i) {
       if (i == no_grad) continue;
@@ -68,8 +76,11 @@ void check_adamw(const std::vector<int64_t>& sizes, size_t no_grad, const lk::Ad
     }
     opt.step();
     const uint64_t launches = lk::simt::stats().launches;
-    REQUIRE(lk::cuda::adamw_step(table, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, s) == cudaSuccess);
-    CHECK(lk::simt::stats().launches == launches + 1);  // one launch for every tensor
+    REQUIRE(lk::cuda::adamw_step(tab, d_table.get(), d_state.get(), o.beta1, o.beta2, o.eps, o.weight_decay) ==
+            cudaSuccess);
+    CHECK(lk::simt::stats().launches == launches + 2);  // the scalars, then every tensor
+    lk::cpu::adamw_advance(state.data(), o.beta1, o.beta2, o.weight_decay);
+    CHECK(d_state.download() == state);  // t and the derived scalars, bit for bit
   }
   for (size_t i = 0; i < count; ++i) {
     INFO("tensor " << i << " numel " << sizes[i]);
@@ -115,14 +126,26 @@ TEST_CASE("emu adamw: in threads mode", "[emu]") {
 TEST_CASE("emu adamw: nothing to do and invalid tables", "[emu]") {
   NoLeaks no_leaks;
   DeviceBuffer<float> d(4);
-  CHECK(lk::cuda::adamw_step({}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) == cudaSuccess);
-  // Only tensors without gradients, or empty ones: no launch.
-  CHECK(lk::cuda::adamw_step({{d.get(), nullptr, d.get(), d.get(), 4}, {d.get(), d.get(), d.get(), d.get(), 0}}, 1e-3,
-                             0.9, 0.999, 1e-5, 0.01, 1) == cudaSuccess);
-  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), d.get(), d.get(), 4}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 0) ==
-        cudaErrorInvalidValue);  // step counts from 1
-  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), nullptr, d.get(), 4}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) ==
-        cudaErrorInvalidValue);  // no first moment
-  CHECK(lk::cuda::adamw_step({{d.get(), d.get(), d.get(), d.get(), -1}}, 1e-3, 0.9, 0.999, 1e-5, 0.01, 1) ==
-        cudaErrorInvalidValue);
+  DeviceBuffer<double> st(std::vector<double>(lk::cpu::kAdamWStateSize, 0.0));
+  lk::cuda::AdamWTable t;
+  CHECK(lk::cuda::adamw_table({}, &t) == cudaSuccess);
+  CHECK(t.chunks == 0);
+  // Only tensors without gradients, or empty ones: only the step count moves.
+  CHECK(lk::cuda::adamw_table({{d.get(), nullptr, d.get(), d.get(), 4}, {d.get(), d.get(), d.get(), d.get(), 0}}, &t) ==
+        cudaSuccess);
+  CHECK(t.chunks == 0);
+  const uint64_t launches = lk::simt::stats().launches;
+  CHECK(lk::cuda::adamw_step(t, nullptr, st.get(), 0.9, 0.999, 1e-5, 0.01) == cudaSuccess);
+  CHECK(lk::simt::stats().launches == launches + 1);
+  CHECK(st.download()[lk::cpu::kAdamWStep] == 1.0);
+  CHECK(lk::cuda::adamw_table({{d.get(), d.get(), nullptr, d.get(), 4}}, &t) == cudaErrorInvalidValue);  // no m
+  CHECK(lk::cuda::adamw_table({{d.get(), d.get(), d.get(), d.get(), -1}}, &t) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::adamw_table({{d.get(), d.get(), d.get(), d.get(), 4}}, nullptr) == cudaErrorInvalidValue);
+  REQUIRE(lk::cuda::adamw_table({{d.get(), d.get(), d.get(), d.get(), 4}}, &t) == cudaSuccess);
+  CHECK(lk::cuda::adamw_step(t, nullptr, st.get(), 0.9, 0.999, 1e-5, 0.01) == cudaErrorInvalidValue);  // no table
+  CHECK(lk::cuda::adamw_step(t, d.get(), nullptr, 0.9, 0.999, 1e-5, 0.01) == cudaErrorInvalidValue);  // no state
+  // The learning rate is written on the device.
+  CHECK(lk::cuda::adamw_set_lr(st.get(), 0.25) == cudaSuccess);
+  CHECK(st.download()[lk::cpu::kAdamWLr] == 0.25);
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }

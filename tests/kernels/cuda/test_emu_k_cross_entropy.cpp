@@ -75,7 +75,7 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
   const size_t ws_bytes = lk::cuda::cross_entropy_workspace_bytes(n, hw);
   DeviceBuffer<float> d_z(z), d_w(w), d_p(sz), d_loss(1), d_wsum(1), d_dl(dl0), d_dloss(std::vector<float>{dloss});
   DeviceBuffer<int32_t> d_t(t);
-  DeviceBuffer<int64_t> d_bad(1);
+  DeviceBuffer<lk::cuda::LabelError> d_bad(std::vector<lk::cuda::LabelError>{{-1, -1}});
   DeviceBuffer<unsigned char> ws(ws_bytes);
   REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), weighted ? d_w.get() : nullptr, d_p.get(),
                                    d_loss.get(), d_wsum.get(), d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
@@ -83,7 +83,7 @@ void check_ce(int64_t n, int64_t c, int64_t hw, bool weighted, unsigned seed) {
   const float loss = download1(d_loss), wsum = download1(d_wsum);
   CHECK(rel(loss, loss_d) <= kTol);
   CHECK(rel(wsum, wsum_d) <= kTol);
-  CHECK(d_bad.download() == std::vector<int64_t>{-1});
+  CHECK(d_bad.download().at(0).index == -1);  // nothing recorded
 
   // Bitwise reproducible: a second run gives the same bits.
   int64_t first_bad = 7;
@@ -146,17 +146,34 @@ TEST_CASE("emu cross_entropy: an out-of-range label is reported with its first i
   const size_t ws_bytes = lk::cuda::cross_entropy_workspace_bytes(n, hw);
   DeviceBuffer<float> d_z(z), d_w(w), d_p(sz), d_loss(1), d_wsum(1);
   DeviceBuffer<int32_t> d_t(t);
-  DeviceBuffer<int64_t> d_bad(1);
+  using lk::cuda::LabelError;
+  const std::vector<LabelError> none{{-1, -1}};
+  DeviceBuffer<LabelError> d_bad(none);
   DeviceBuffer<unsigned char> ws(ws_bytes);
   int64_t first_bad = -7;
   CHECK(lk::cuda::cross_entropy_fwd_checked(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(),
                                          d_wsum.get(), &first_bad, ws.get(), ws_bytes) == lk::cuda::kErrorBadLabel);
   CHECK(first_bad == 700);
   CHECK(std::isnan(download1(d_loss)));
-  // The asynchronous launcher leaves the index in device memory.
+  // The asynchronous launcher leaves the index and the label in device memory.
   REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
                                    d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
-  CHECK(d_bad.download() == std::vector<int64_t>{700});
+  auto bad = d_bad.download().at(0);
+  CHECK(bad.index == 700);
+  CHECK(bad.label == -1);
+  // The record keeps the first error: a later bad call does not overwrite it.
+  DeviceBuffer<int32_t> d_t2(std::vector<int32_t>(static_cast<size_t>(n * hw), 5));
+  REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t2.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
+                                   d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
+  CHECK(d_bad.download().at(0).index == 700);
+  // Cleared, it takes the next one.
+  REQUIRE(d_bad.upload(none) == cudaSuccess);
+  REQUIRE(lk::cuda::cross_entropy_fwd(n, c, hw, d_z.get(), d_t2.get(), d_w.get(), d_p.get(), d_loss.get(), d_wsum.get(),
+                                   d_bad.get(), ws.get(), ws_bytes) == cudaSuccess);
+  bad = d_bad.download().at(0);
+  CHECK(bad.index == 0);
+  CHECK(bad.label == 5);
+  REQUIRE(d_bad.upload(none) == cudaSuccess);
   // The probabilities are still the softmax.
   CHECK(scaled_error(d_p.download(), p_ref) <= kTol);
   // A too small workspace or a missing output is refused before launching.
@@ -169,7 +186,7 @@ TEST_CASE("emu cross_entropy: an out-of-range label is reported with its first i
                                    ws.get(), ws_bytes) == cudaSuccess);
   CHECK(std::isnan(download1(d_loss)));
   CHECK(download1(d_wsum) == 0.f);
-  CHECK(d_bad.download() == std::vector<int64_t>{-1});
+  CHECK(d_bad.download().at(0).index == -1);  // nothing recorded
   CHECK(lk::cuda::softmax_fwd(1, 0, 5, nullptr, nullptr) == cudaErrorInvalidValue);
   CHECK(lk::cuda::softmax_fwd(0, 4, 5, nullptr, nullptr) == cudaSuccess);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
