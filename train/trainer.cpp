@@ -16,6 +16,7 @@
 #include "util/dice.h"
 #include "engine/autograd.h"
 #include "engine/state_dict.h"
+#include "engine/step_graph.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
 #include "train/train_progress.h"
@@ -272,6 +273,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       " slices), " + std::to_string(spe) + " steps per epoch, on " + cfg.device.str() + ", augmentation on the " +
       (loader.augments_on_device() ? "device" : "CPU") + ", " + std::to_string(loader.workers()) + " loader worker(s)");
   TrainProgress progress(hooks.progress, cfg.epochs, spe, cfg.val_every, step);
+  StepGraph graph(cfg.cuda_graph, say);  // captured at the second step, replayed after
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total) {
@@ -298,11 +300,13 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       e.lr = sched.lr_at(step);
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
-      const LossTerms t = loss_fn(net.forward(b.images), b.labels);
-      meter.add(t.total);
-      opt.zero_grad();
-      backward(t.total);
-      opt.step();
+      meter.add(graph.run(b.images, b.labels, net, opt, [&](const Tensor& images, const Tensor& labels) {
+        const LossTerms t = loss_fn(net.forward(images), labels);
+        opt.zero_grad();
+        backward(t.total);
+        opt.step();
+        return t.total.detach();
+      }));
       ++e.steps;
       ++step;
       // The loss is read (a wait for the device) only every log_every steps.
