@@ -52,6 +52,7 @@ Tensor StepGraph::run(const Tensor& images, const Tensor& labels, Module& net, A
   opt.upload_lr();  // outside the graph: it holds no lr
   if (graph_) {
     graph_->launch();
+    ++launches_;
     opt.count_replayed_step();
     for (auto& [t, by] : counters_) t.data<int32_t>()[0] += by;
     return loss_;
@@ -75,6 +76,7 @@ Tensor StepGraph::run(const Tensor& images, const Tensor& labels, Module& net, A
     return body(images, labels);
   }
   graph_->launch();
+  ++launches_;
   return loss_;
 }
 

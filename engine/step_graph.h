@@ -51,6 +51,7 @@ class StepGraph {
   Tensor run(const Tensor& images, const Tensor& labels, Module& net, AdamW& opt, const Body& body);
 
   bool replaying() const { return graph_ != nullptr; }  // a graph was captured
+  int64_t launches() const { return launches_; }        // graph launches so far
   // "on" (a graph replays), "warming up", "off", or "off: <why>".
   std::string status() const;
 
@@ -60,6 +61,7 @@ class StepGraph {
   std::function<void(const std::string&)> say_;
   std::string why_off_;
   int64_t eager_ = 0;  // warm-up steps taken
+  int64_t launches_ = 0;
   Tensor images_, labels_, loss_;  // statics
   std::unique_ptr<Graph> graph_;
   std::vector<std::pair<Tensor, int32_t>> counters_;  // host counters and what a step adds
