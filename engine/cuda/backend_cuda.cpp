@@ -475,7 +475,12 @@ class CudaBackend final : public Backend {
     LK_CUDA_CHECK(cudaSetDevice(device_));
     const int pool = alloc_.begin_pool();
     // Thread-local: the loader's worker threads may allocate meanwhile.
-    LK_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    if (const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); e != cudaSuccess) {
+      (void)cudaGetLastError();
+      alloc_.release_pool(pool);
+      *why = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e);
+      return nullptr;
+    }
     std::string failed;
     try {
       f();
