@@ -62,6 +62,9 @@ Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const Loade
   if (!(o_.tumour_fraction >= 0.0 && o_.tumour_fraction <= 1.0))
     bad("tumour fraction " + std::to_string(o_.tumour_fraction) + " must lie in [0, 1]");
   if (start_epoch < 0 || start_index < 0) bad("start epoch and index must be >= 0");
+  if (o_.ranks < 1 || o_.rank < 0 || o_.rank >= o_.ranks)
+    bad("rank " + std::to_string(o_.rank) + " of " + std::to_string(o_.ranks) + " ranks");
+  if (o_.ranks > 1 && !o_.drop_last) bad("a rank's share of a global batch needs drop_last");
   if (slices_.empty()) bad("no slices to load");
   for (int64_t s : slices_)
     if (s < 0 || s >= cache_.slices())
@@ -78,10 +81,12 @@ Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const Loade
   } else {
     side_out_ = side_in_;
   }
-  const int64_t n = size(), B = o_.batch_size;
-  batches_per_epoch_ = o_.drop_last ? n / B : (n + B - 1) / B;
+  const int64_t n = size(), B = o_.batch_size, G = global_batch();
+  batches_per_epoch_ = o_.drop_last ? n / G : (n + B - 1) / B;
   if (batches_per_epoch_ == 0)
-    bad(std::to_string(n) + " slices make no full batch of " + std::to_string(B) + " (drop_last)");
+    bad(std::to_string(n) + " slices make no full batch of " + std::to_string(G) +
+        (o_.ranks > 1 ? " (" + std::to_string(o_.ranks) + " ranks x " + std::to_string(B) + ")" : "") +
+        " (drop_last)");
   if (o_.tumour_fraction > 0) {
     const std::vector<int64_t> all = cache_.tumour_slices();
     std::vector<int64_t> mine = slices_;
@@ -158,7 +163,7 @@ std::vector<int64_t> Loader::batch_slices(int64_t epoch, int64_t index) const {
     throw std::out_of_range("Loader::batch_slices: batch " + std::to_string(index) + " of epoch " +
                             std::to_string(epoch) + " (" + std::to_string(batches_per_epoch_) + " per epoch)");
   const std::shared_ptr<const std::vector<int64_t>> order = shared_order(epoch);
-  const auto first = order->begin() + index * o_.batch_size;
+  const auto first = order->begin() + first_position(index);
   return {first, first + rows_of(index)};
 }
 
@@ -208,7 +213,7 @@ void Loader::produce(int64_t g, int slot) {
     const int64_t s = slices[static_cast<size_t>(i)];
     const float* src_img = cache_.images(s);
     const uint8_t* src_lab = cache_.labels(s);
-    const int64_t position = index * o_.batch_size + i;
+    const int64_t position = first_position(index) + i;
     if (o_.augment && !on_device_) {
       std::copy(src_lab, src_lab + px_in, lab_in.begin());
       augment_cpu(draw_augmentation(o_.seed, static_cast<uint32_t>(epoch), position), src_img, lab_in.data(), Si,

@@ -20,6 +20,14 @@
 // prefetch depth and timing change nothing, and a run resumed at an epoch
 // sees the batches it would have seen.
 //
+// Data-parallel ranks (LoaderOptions::rank of ranks, train/ with
+// engine/dist.h): every rank draws the same epoch list; the global batch i
+// is positions [i G, (i + 1) G), G = ranks * batch_size, and rank r takes
+// its rows [r B, (r + 1) B) - with their augmentation, keyed by the global
+// position. So within an epoch no position goes to two ranks, the ranks'
+// shares of batch i together are exactly what one process at batch G draws,
+// and the epoch leaves out only the n mod G positions one process would.
+//
 // Augmentation on the CPU runs in the workers (augment_cpu per slice);
 // on the device it is one fused kernel per batch (lk::augment_batch) on the
 // compute stream, after the raw slices' upload. Either way next() returns
@@ -69,6 +77,9 @@ struct LoaderOptions {
   int prefetch = 3;              // batches in flight, >= 2 (double buffering and more)
   Device device = cpu_device();
   int64_t out_side = kAugOut, pad = kAugPad;  // the augmentation crop
+  // This loader's share of a data-parallel global batch (see above):
+  // batch_size rows of each global batch of ranks * batch_size; needs drop_last.
+  int rank = 0, ranks = 1;
 };
 
 struct LoaderStats {
@@ -100,7 +111,7 @@ class Loader {
 
   // The next batch: the start batch, then on through the epochs.
   Batch next();
-  // What batch `index` of `epoch` holds (no work queued).
+  // What batch `index` of `epoch` holds (no work queued): this rank's share.
   std::vector<int64_t> batch_slices(int64_t epoch, int64_t index) const;
   // The epoch's position list (the order, with oversampling applied).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
@@ -118,6 +129,8 @@ class Loader {
   void worker_main();
   void produce(int64_t g, int slot);
   int64_t rows_of(int64_t index) const;
+  int64_t global_batch() const { return o_.batch_size * o_.ranks; }
+  int64_t first_position(int64_t index) const { return index * global_batch() + o_.rank * o_.batch_size; }
   std::shared_ptr<const std::vector<int64_t>> shared_order(int64_t epoch) const;
 
   const SliceCache& cache_;

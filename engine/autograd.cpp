@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/backend.h"
@@ -91,7 +92,9 @@ void grad_arena(const std::vector<Tensor>& params) {
   }
 }
 
-void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph) { backward(root, grad, retain_graph, {}); }
+
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph, const LeafReadyFn& on_leaf_ready) {
   if (!root.requires_grad())
     throw std::invalid_argument("backward: the root tensor does not require grad");
   if (grad.defined()) {
@@ -128,7 +131,27 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
   }
 
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+  // With a hook: the leaves whose gradient is complete after each node (in
+  // execution order, the last node that has them as an input).
+  std::vector<std::vector<Tensor>> leaves_after;
+  if (on_leaf_ready) {
+    std::unordered_map<TensorImpl*, size_t> last;
+    std::vector<Tensor> leaves;
+    for (size_t i = 0; i < order.size(); ++i)
+      for (const Tensor& in : order[order.size() - 1 - i]->inputs)
+        if (in.defined() && !in.impl()->grad_fn && in.requires_grad()) {
+          const auto [it, fresh] = last.emplace(in.impl(), i);
+          if (fresh) leaves.push_back(in);
+          it->second = i;
+        }
+    leaves_after.resize(order.size());
+    for (const Tensor& l : leaves) leaves_after[last.at(l.impl())].push_back(l);
+  }
+
+  size_t step = 0;
+  for (auto it = order.rbegin(); it != order.rend(); ++it, ++step) {
+    if (on_leaf_ready && step > 0)
+      for (const Tensor& l : leaves_after[step - 1]) on_leaf_ready(l);
     Node* node = *it;
     auto out = node->output.lock();
     if (!out || !out->grad) continue;  // nothing flowed into this node
@@ -143,6 +166,8 @@ void backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       node->backward = nullptr;  // frees the saved tensors
     }
   }
+  if (on_leaf_ready && !order.empty())
+    for (const Tensor& l : leaves_after.back()) on_leaf_ready(l);
   if (!retain_graph) {
     for (Node* node : order) node->inputs.clear();
     root.impl()->grad_fn.reset();

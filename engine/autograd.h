@@ -75,4 +75,11 @@ void grad_arena(const std::vector<Tensor>& params);
 // seeded with 1. The graph is freed afterwards unless retain_graph.
 void backward(const Tensor& root, const Tensor& grad = {}, bool retain_graph = false);
 
+// The same, calling on_leaf_ready(leaf) for every leaf of the graph that
+// requires grad as soon as no later closure adds into its gradient (right
+// after the last node using it ran): data-parallel training starts summing
+// gradients over the ranks then, while the backward goes on (engine/dist.h).
+using LeafReadyFn = std::function<void(const Tensor& leaf)>;
+void backward(const Tensor& root, const Tensor& grad, bool retain_graph, const LeafReadyFn& on_leaf_ready);
+
 }  // namespace lk

@@ -115,6 +115,21 @@ class Backend {
                               const Tensor& save_mean, const Tensor& save_invstd, bool training,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) = 0;
 
+  // Synchronised batch norm (engine/ops/norm.cpp, kernels/batch_norm.h):
+  // per-channel sums in double on the host - sum x (C values: dy undefined,
+  // mean empty), sum (x - mean)^2 (C: mean given), or sum dy and sum dy*xhat
+  // (2C: dy given); the training forward from the whole batch's mean and
+  // biased variance (C doubles each; running statistics untouched); and
+  // dx += gamma*invstd*(dy - mean_dy - xhat*mean_dyxhat) from the whole
+  // batch's means (2C).
+  virtual std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                              const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                    const std::vector<double>& mean, const std::vector<double>& var, double eps,
+                                    const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                                 const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) = 0;
+
   // The LKA tail y = x * sigmoid(BN(f)) (kernels/lka_gate.h)
   virtual void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
                             const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,

@@ -153,6 +153,34 @@ class CpuBackend final : public Backend {
     });
   }
 
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    std::vector<double> out(static_cast<size_t>((dy.defined() ? 2 : 1) * s.c));
+    dispatch_float(x, "batch_norm_sums", [&]<typename T>() {
+      cpu::batch_norm_sums<T>(s.n, s.c, s.hw, x.data<T>(), mean.empty() ? nullptr : mean.data(), ptr<T>(dy),
+                              ptr<T>(save_mean), ptr<T>(save_invstd), out.data());
+    });
+    return out;
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_fwd_stats", [&]<typename T>() {
+      cpu::batch_norm_fwd_stats<T>(s.n, s.c, s.hw, x.data<T>(), gamma.data<T>(), beta.data<T>(), mean.data(),
+                                   var.data(), eps, y.data<T>(), save_mean.data<T>(), save_invstd.data<T>());
+    });
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_bwd_dx", [&]<typename T>() {
+      cpu::batch_norm_bwd_dx<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
+                                save_invstd.data<T>(), means.data(), cleared<T>(dx));  // the kernel adds
+    });
+  }
+
   void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
                     const Tensor& rv, bool training, double momentum, double eps, const Tensor& y,
                     const Tensor& save_mean, const Tensor& save_invstd) override {

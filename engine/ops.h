@@ -4,6 +4,8 @@
 // input requires grad, records the backward. Images are NCHW.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -64,6 +66,37 @@ Tensor ce_tversky_loss(const Tensor& logits, const Tensor& target, const Tensor&
                        Tensor* stats = nullptr);
 // sum_i w_i xs[i] over same-shape tensors (the weighted total of loss terms).
 Tensor weighted_sum(const std::vector<Tensor>& xs, const std::vector<double>& w);
+
+// Whole-batch statistics over data-parallel ranks (engine/dist.h). While a
+// BatchReduceScope is alive on this thread, the ops whose value depends on
+// the whole batch sum their per-batch statistics over the ranks with
+// `sum(v, n)` (n host doubles, in place, the same call on every rank) before
+// using them, so N ranks at batch B compute what one process computes at
+// batch N*B:
+//   cross_entropy  the weighted log-likelihood and the weight sum,
+//   tversky_loss   the soft counts TP, FP, FN per class,
+//   batch_norm, lka_gate in training, when sync_bn: per channel sum x and
+//                sum x^2 and the value count (forward), sum dy and
+//                sum dy*xhat (backward; dgamma, dbeta stay this rank's share).
+// Each rank's backward then gives its share of the gradient of the global
+// loss; GradSync adds the shares. The backward of an op recorded inside the
+// scope reduces too, wherever it runs.
+struct BatchReduce {
+  std::function<void(double* v, int64_t n)> sum;
+  bool sync_bn = false;
+};
+class BatchReduceScope {
+ public:
+  explicit BatchReduceScope(std::shared_ptr<const BatchReduce> r);
+  ~BatchReduceScope();
+  BatchReduceScope(const BatchReduceScope&) = delete;
+  BatchReduceScope& operator=(const BatchReduceScope&) = delete;
+
+ private:
+  std::shared_ptr<const BatchReduce> prev_;
+};
+// The innermost active one on this thread, or null.
+const std::shared_ptr<const BatchReduce>& current_batch_reduce();
 
 // Training augmentation (kernels/augment.h) of a batch on its device, no
 // autograd: draws int32 (B, kAugDrawWords) (pack_augment_draws), images

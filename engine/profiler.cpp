@@ -133,6 +133,24 @@ class Profiler::Decorator final : public Backend {
     op("batch_norm_bwd", once({&dy, &x, &gamma, &mean, &invstd}) + grad_out(dx) + grad_out(dgamma) + grad_out(dbeta),
        [&] { b_.batch_norm_bwd(dy, x, gamma, mean, invstd, training, dx, dgamma, dbeta); });
   }
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    std::vector<double> out;
+    op("batch_norm_sums", once({&x, &dy, &save_mean, &save_invstd}),
+       [&] { out = b_.batch_norm_sums(x, mean, dy, save_mean, save_invstd); });
+    return out;
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    op("batch_norm_fwd_stats", once({&x, &gamma, &beta, &y, &save_mean, &save_invstd}),
+       [&] { b_.batch_norm_fwd_stats(x, gamma, beta, mean, var, eps, y, save_mean, save_invstd); });
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    op("batch_norm_bwd_dx", once({&dy, &x, &gamma, &save_mean, &save_invstd}) + grad_out(dx),
+       [&] { b_.batch_norm_bwd_dx(dy, x, gamma, save_mean, save_invstd, means, dx); });
+  }
   void lka_gate_fwd(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
                     const Tensor& rv, bool training, double momentum, double eps, const Tensor& y, const Tensor& mean,
                     const Tensor& invstd) override {

@@ -17,6 +17,11 @@ using namespace lk::data;
 
 namespace fs = std::filesystem;
 
+// How the files evaluate writes begin: an existing --out/--json is replaced
+// only when it begins so (a file that is not ours is never overwritten).
+constexpr char kCsvHeader[] = "case,region,dice,hd95_mm,gt_empty,pred_empty\n";
+constexpr char kJsonHead[] = "{\n  \"version\": 1,\n  \"conventions\": {\n";
+
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -166,7 +171,7 @@ EvaluationResult evaluate_folders(const EvaluateOptions& cmd) {
 }
 
 std::string format_metrics_csv(const std::vector<CaseMetrics>& cases) {
-  std::string s = "case,region,dice,hd95_mm,gt_empty,pred_empty\n";
+  std::string s = kCsvHeader;
   for (const CaseMetrics& c : cases)
     for (Region r : kRegions) {
       const MaskMetrics& m = c[r];
@@ -177,7 +182,7 @@ std::string format_metrics_csv(const std::vector<CaseMetrics>& cases) {
 }
 
 std::string format_metrics_json(const EvaluationResult& r, const AggregateOptions& opt) {
-  std::string s = "{\n  \"version\": 1,\n  \"conventions\": {\n";
+  std::string s = kJsonHead;
   s += "    \"dice\": \"2|P&G| / (|P| + |G|)\",\n";
   s += "    \"hd95\": \"max of the two directed 95th percentiles (numpy linear) of distances in mm between surface "
        "voxels (6-connected, volume border = background), as MONAI compute_hausdorff_distance(percentile=95)\",\n";
@@ -250,6 +255,8 @@ std::string format_summary_table(const std::array<RegionSummary, kNumRegions>& s
 EvaluationResult evaluate_and_report(const EvaluateOptions& o) {
   check_parent(o.out, "--out");
   check_parent(o.json, "--json");
+  if (!o.out.empty()) check_replaceable(o.out, file_starts_with(o.out, kCsvHeader), "not a metrics CSV of lkaseg evaluate");
+  if (!o.json.empty()) check_replaceable(o.json, file_starts_with(o.json, kJsonHead), "not a metrics JSON of lkaseg evaluate");
   EvaluationResult r = evaluate_folders(o);
   if (!o.out.empty()) write_file_atomically(o.out, format_metrics_csv(r.cases));
   if (!o.json.empty()) {

@@ -1,5 +1,7 @@
 #include "eval/figures.h"
 
+#include "util/atomic_file.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -101,6 +103,15 @@ std::vector<std::string> make_figures(const FiguresOptions& cmd) {
   if (!fs::is_directory(cmd.out))
     throw FigureError(cmd.out, "cannot create the --out folder" + (ec ? " (" + ec.message() + ")" : std::string()));
 
+  // Every file this call will write, checked before any is: only PNGs that
+  // lkaseg wrote are replaced.
+  const auto out_path = [&](const std::string& name) { return (fs::path(cmd.out) / (name + ".png")).string(); };
+  std::vector<std::string> planned;
+  for (const Job& j : jobs) planned.push_back(out_path(j.c.id));
+  for (const FoldLog& f : folds) planned.push_back(out_path("curves_fold_" + std::to_string(f.fold)));
+  if (!folds.empty()) planned.push_back(out_path("curves"));
+  for (const std::string& p : planned) check_replaceable(p, is_lkaseg_png(p), "not a figure written by lkaseg");
+
   std::vector<std::string> written;
   OverlayOptions oo;
   oo.names = cmd.names.empty() ? default_model_names(cmd.preds) : cmd.names;
@@ -111,7 +122,7 @@ std::vector<std::string> make_figures(const FiguresOptions& cmd) {
   for (const Job& j : jobs) {
     const OverlayCase oc = load_overlay_case(j.c, j.preds, auto_coding ? j.c.naming : pred_coding);
     const OverlayFigure fig = render_overlay(oc, oo);
-    const std::string path = (fs::path(cmd.out) / (j.c.id + ".png")).string();
+    const std::string path = out_path(j.c.id);
     write_png(path, fig.image);
     written.push_back(path);
     say(cmd, "wrote " + path + " (axial slice " + std::to_string(fig.axial_slice) +
@@ -119,13 +130,13 @@ std::vector<std::string> make_figures(const FiguresOptions& cmd) {
                  ")");
   }
   for (const FoldLog& f : folds) {
-    const std::string path = (fs::path(cmd.out) / ("curves_fold_" + std::to_string(f.fold) + ".png")).string();
+    const std::string path = out_path("curves_fold_" + std::to_string(f.fold));
     write_png(path, render_fold_curves(f));
     written.push_back(path);
     say(cmd, "wrote " + path + " (" + std::to_string(f.epochs.size()) + " epochs from " + f.path + ")");
   }
   if (!folds.empty()) {
-    const std::string path = (fs::path(cmd.out) / "curves.png").string();
+    const std::string path = out_path("curves");
     write_png(path, render_run_curves(folds));
     written.push_back(path);
     say(cmd, "wrote " + path + " (" + std::to_string(folds.size()) + " fold" + (folds.size() == 1 ? "" : "s") + ")");

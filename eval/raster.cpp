@@ -9,6 +9,10 @@
 
 #include "util/atomic_file.h"
 
+#include <zlib.h>
+
+#include <fstream>
+
 // stb_image_write: the implementation lives here, file-local (STATIC), and
 // without its stdio functions: every PNG goes through encode_png.
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -223,6 +227,31 @@ std::string fit_text(const std::string& text, int max_width, int scale) {
   return t.empty() ? std::string() : t + "..";
 }
 
+namespace {
+// PNG: an 8-byte signature, then the IHDR chunk (4 length + 4 type + 13 data
+// + 4 CRC bytes); ancillary chunks may follow it.
+constexpr char kPngSignature[] = "\x89PNG\r\n\x1a\n";
+constexpr size_t kIhdrEnd = 8 + 4 + 4 + 13 + 4;
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int sh = 24; sh >= 0; sh -= 8) s.push_back(static_cast<char>((v >> sh) & 0xFF));
+}
+
+// The tEXt chunk "Software\0lkaseg": length, type, data, CRC-32 of type + data.
+const std::string& software_chunk() {
+  static const std::string chunk = [] {
+    const std::string body = std::string("tEXt") + std::string("Software\0lkaseg", 15);
+    std::string c;
+    put_be32(c, static_cast<uint32_t>(body.size() - 4));
+    c += body;
+    put_be32(c, static_cast<uint32_t>(
+                    crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+    return c;
+  }();
+  return chunk;
+}
+}  // namespace
+
 std::string encode_png(const Image& im) {
   if (im.width <= 0 || im.height <= 0) throw std::runtime_error("encode_png: empty image");
   std::string out;
@@ -232,7 +261,16 @@ std::string encode_png(const Image& im) {
   if (!stbi_write_png_to_func(sink, &out, im.width, im.height, 3, im.rgb.data(), im.width * 3) || out.empty())
     throw std::runtime_error("PNG encoding of a " + std::to_string(im.width) + "x" + std::to_string(im.height) +
                              " image failed");
-  return out;
+  return out.insert(kIhdrEnd, software_chunk());
+}
+
+bool is_lkaseg_png(const std::string& path) {
+  return file_starts_with(path, std::string(kPngSignature, 8)) && [&] {
+    std::ifstream f(path, std::ios::binary);
+    std::string head(kIhdrEnd + software_chunk().size(), '\0');
+    return f.read(head.data(), static_cast<std::streamsize>(head.size())) &&
+           head.compare(kIhdrEnd, std::string::npos, software_chunk()) == 0;
+  }();
 }
 
 void write_png(const std::string& path, const Image& im) {

@@ -63,7 +63,10 @@ uint8_t glyph_row(char c, int row);
 std::string fit_text(const std::string& text, int max_width, int scale = 1);
 
 // PNG bytes (stbi_write_png_to_func); throws std::runtime_error on failure.
+// The PNG carries a tEXt chunk "Software: lkaseg" right after its header,
+// which is_lkaseg_png looks for (figures overwrite only their own PNGs).
 std::string encode_png(const Image& im);
+bool is_lkaseg_png(const std::string& path);
 // Encodes and writes `path` atomically; failures name the file.
 void write_png(const std::string& path, const Image& im);
 

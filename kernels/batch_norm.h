@@ -31,4 +31,27 @@ void batch_norm_bwd(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamm
                     const T* save_mean, const T* save_invstd, bool training, T* dx, T* dgamma,
                     T* dbeta, bool acc_dx = true, bool acc_dgamma = true, bool acc_dbeta = true);
 
+// Synchronised batch norm (statistics over several processes' batches,
+// engine/ops/norm.cpp): the pieces of the training forward and backward
+// around the sums the processes add up, in double (two passes: the sum, then
+// the squares around the whole batch's mean); one process agrees with
+// batch_norm_fwd/_bwd to rounding.
+// batch_norm_sums, per channel in double: with dy null and mean null, sum x
+// (c values); with mean (c doubles), sum (x - mean)^2 (c values); with dy,
+// sum dy then sum dy * (x - save_mean) * save_invstd (2c values).
+template <typename T>
+void batch_norm_sums(i64 n, i64 c, i64 hw, const T* x, const double* mean, const T* dy, const T* save_mean,
+                     const T* save_invstd, double* out);
+// The training forward's normalisation from the whole batch's mean and
+// biased variance (c doubles each); the running statistics are the caller's.
+template <typename T>
+void batch_norm_fwd_stats(i64 n, i64 c, i64 hw, const T* x, const T* gamma, const T* beta, const double* mean,
+                          const double* var, double eps, T* y, T* save_mean, T* save_invstd);
+// dx += gamma * invstd * (dy - mean_dy - xhat * mean_dyxhat), xhat = (x - mean)
+// * invstd, with the means over the whole (all processes') batch: means (2c)
+// = mean_dy per channel, then mean_dyxhat.
+template <typename T>
+void batch_norm_bwd_dx(i64 n, i64 c, i64 hw, const T* dy, const T* x, const T* gamma, const T* mean,
+                       const T* invstd, const double* means, T* dx);
+
 }  // namespace lk::cpu

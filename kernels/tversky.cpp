@@ -35,18 +35,25 @@ i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
       const double* q = &part[static_cast<size_t>((i * c + k) * 3)];
       tpc[k] += q[0], sp[k] += q[1], sy[k] += q[2];
     }
+  std::vector<double> fp(c), fn(c);
+  for (i64 k = 0; k < c; ++k) fp[k] = sp[k] - tpc[k], fn[k] = sy[k] - tpc[k];
+  tversky_finish(tp, c, tpc.data(), fp.data(), fn.data(), loss, stats);
+  return -1;
+}
+
+template <typename T>
+void tversky_finish(const TverskyParams& tp, i64 c, const double* TP, const double* FP, const double* FN, T* loss,
+                    T* stats) {
   double sum_ratio = 0;
   for (i64 k = 0; k < c; ++k) {
-    const double TP = tpc[k], FP = sp[k] - tpc[k], FN = sy[k] - tpc[k];
-    const double alpha = FP + FN > 0 ? std::clamp(FP / (FP + FN), tp.alpha_min, tp.alpha_max) : 0.5;
-    sum_ratio += TP / (TP + alpha * FP + (1 - alpha) * FN + tp.eps);
-    stats[k] = static_cast<T>(TP);
-    stats[c + k] = static_cast<T>(FP);
-    stats[2 * c + k] = static_cast<T>(FN);
+    const double alpha = FP[k] + FN[k] > 0 ? std::clamp(FP[k] / (FP[k] + FN[k]), tp.alpha_min, tp.alpha_max) : 0.5;
+    sum_ratio += TP[k] / (TP[k] + alpha * FP[k] + (1 - alpha) * FN[k] + tp.eps);
+    stats[k] = static_cast<T>(TP[k]);
+    stats[c + k] = static_cast<T>(FP[k]);
+    stats[2 * c + k] = static_cast<T>(FN[k]);
     stats[3 * c + k] = static_cast<T>(alpha);
   }
   loss[0] = static_cast<T>(1.0 - sum_ratio / static_cast<double>(c));
-  return -1;
 }
 
 template <typename T>
@@ -83,7 +90,9 @@ void tversky_bwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* dloss,
   template i64 tversky_fwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*,  \
                               T*, T*);                                                        \
   template void tversky_bwd<T>(const TverskyParams&, i64, i64, i64, const T*, const int32_t*, \
-                               const T*, T*, bool);
+                               const T*, T*, bool);                                          \
+  template void tversky_finish<T>(const TverskyParams&, i64, const double*, const double*,    \
+                                  const double*, T*, T*);
 LK_INSTANTIATE_FLOAT(LK_INST)
 #undef LK_INST
 

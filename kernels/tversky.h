@@ -19,6 +19,12 @@ namespace lk::cpu {
 template <typename T>
 i64 tversky_fwd(const TverskyParams& tp, i64 n, i64 c, i64 hw, const T* probs,
                 const int32_t* target, T* loss, T* stats);
+// The last step of tversky_fwd, from the soft counts of the whole batch
+// (per class TP, FP, FN in double: c values each): alpha, the loss and the
+// stats. Also used when the counts are summed over processes (engine/ops).
+template <typename T>
+void tversky_finish(const TverskyParams& tp, i64 c, const double* TP, const double* FP, const double* FN, T* loss,
+                    T* stats);
 // With alpha held fixed, d(TP/D)/dp = (y*D - TP*alpha) / D^2 since
 // dD/dp = y + alpha(1-y) - beta*y = alpha. dprobs += dloss * (-1/C) * that.
 // Without detaching, D also moves through alpha: dD/dalpha = FP - FN and,

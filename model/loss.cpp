@@ -29,7 +29,9 @@ LossTerms DeepSupervisionLoss::operator()(const std::vector<Tensor>& outputs, co
       const int64_t f = h / u.size(2);
       u = cfg_.bilinear_aux ? upsample_bilinear(u, f) : upsample_nearest(u, f);
     }
-    if (c <= cpu::kCeTverskyMaxClasses) {  // one fused op per output
+    // One fused op per output; data-parallel ranks (a BatchReduceScope) take
+    // the composition, whose ops sum the whole batch's statistics.
+    if (c <= cpu::kCeTverskyMaxClasses && !current_batch_reduce()) {
       Tensor stats;
       terms.push_back(ce_tversky_loss(u, labels, weights_, cfg_.tversky, &stats));
       t.ce.push_back(stats.slice_as(4 * c + 1, {1}));

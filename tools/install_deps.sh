@@ -16,6 +16,8 @@ PACKAGES=(
   zlib1g-dev
   libnifti2-dev            # nifti_clib: NIfTI-1/-2 reading and headers (data/)
   libstb-dev               # stb_image_write.h: PNG figures (lkaseg figures); stb_image.h in tests
+  libopenmpi-dev           # data-parallel training over MPI (optional at configure time)
+  openmpi-bin              # mpirun: the mpi tests start 2 ranks
 )
 
 missing=()

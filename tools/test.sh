@@ -8,6 +8,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LKASEG_BUILD_DIR:-$root/build}"
 "$root/tools/build.sh"
+# install_deps.sh installs Open MPI: the mpi tests (data-parallel ranks) must run, not skip.
+grep -q '^LKASEG_HAVE_MPI:INTERNAL=ON' "$build/CMakeCache.txt" ||
+  { echo "tools/test.sh: CMake found no MPI in $build: the mpi tests would be skipped" >&2; exit 1; }
 # The benchmarks must at least start and validate their kernels.
 "$build/bench/bench_cpu_ops" --benchmark_list_tests >/dev/null
 (cd "$build" && ctest --output-on-failure -j "$(nproc)" "$@")

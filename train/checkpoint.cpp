@@ -88,7 +88,8 @@ void save_pair(const std::string& path, const Module& m, const AdamW& opt, const
                     {"rng", s.rng},
                     {"config", s.config},
                     {"epoch_loss_sum", g17(s.epoch_loss_sum)},
-                    {"epoch_loss_steps", std::to_string(s.epoch_loss_steps)}});
+                    {"epoch_loss_steps", std::to_string(s.epoch_loss_steps)},
+                    {"epoch_open", s.epoch_open ? "1" : "0"}});
 }
 }  // namespace
 
@@ -117,6 +118,7 @@ TrainState load_checkpoint(const std::string& path, Module& m, AdamW& opt) {
     s.epoch_loss_sum = meta_double(st, "epoch_loss_sum");
     s.epoch_loss_steps = meta_int(st, "epoch_loss_steps");
   }
+  if (st.metadata.count("epoch_open")) s.epoch_open = meta_int(st, "epoch_open") != 0;
   // Check everything before changing anything.
   const auto& params = opt.params();
   for (const Tensor& p : params)

@@ -52,6 +52,10 @@ struct TrainState {
   // losses and their count, so the resumed epoch reports its whole mean.
   double epoch_loss_sum = 0;
   int64_t epoch_loss_steps = 0;
+  // The steps of epoch `step / steps_per_epoch` are all taken but its end
+  // (validation, log line, best checkpoint) is not: a stop came during the
+  // validation. A resume runs that end first.
+  bool epoch_open = false;
 };
 
 // The pair <path> + <path>.state; `weights_meta` is added to the weights

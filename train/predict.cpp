@@ -301,7 +301,9 @@ std::vector<int32_t> predict_classes(model::SegNet& net, const float* images, in
     const int64_t m = std::min(batch, n - b0);
     Tensor x = Tensor::empty({m, C, side, side});
     std::copy(images + b0 * C * px, images + (b0 + m) * C * px, x.data<float>());
-    const Tensor logits = net.forward(x.to(dev))[0].to(cpu_device());
+    const DType dt = net.parameters().front().dtype();  // float32, or float64 when trained so (--dtype f64)
+    Tensor logits = net.forward((dt == DType::F32 ? x : x.to(dt)).to(dev))[0].to(cpu_device());
+    if (dt != DType::F32) logits = logits.to(DType::F32);
     const float* z = logits.data<float>();
     for (int64_t i = 0; i < m; ++i)
       for (int64_t p = 0; p < px; ++p) {

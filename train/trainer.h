@@ -27,6 +27,16 @@
 // config.json differs in anything but `epochs` is refused (naming the field
 // and both values) rather than silently mixed.
 //
+// Data-parallel (TrainHooks::comm of N ranks, engine/dist.h): `batch` is each
+// rank's share; the loader gives every rank its rows of each global batch of
+// N*batch, the ops reduce the batch statistics (loss normalisation; batch
+// norm with sync_bn) and GradSync sums the gradients, so the ranks take the
+// steps one process would take at batch N*batch (exactly, in exact
+// arithmetic, with sync_bn) and their replicas stay identical (checked at
+// every epoch end). Rank 0 alone logs, validates and writes the files; the
+// others wait for it at the epoch end without spinning. config.json records
+// the rank count (and sync_bn), and a folder is resumed only with the same.
+//
 // Validation (our reading): every validation case is predicted slice by
 // slice (eval mode, argmax of the main output) on the cache grid, and Dice
 // per class is computed in 3-D over the case's stacked slices (both empty:
@@ -46,6 +56,7 @@
 
 #include "data/loader.h"
 #include "data/slice_cache.h"
+#include "engine/dist.h"
 #include "engine/optim.h"
 #include "model/loss.h"
 #include "model/networks.h"
@@ -67,6 +78,8 @@ struct TrainConfig {
   data::AugmentOn augment_on = data::AugmentOn::Auto;
   int workers = 0;
   int64_t eval_batch = 16;
+  bool sync_bn = false;  // data-parallel: batch-norm statistics over all ranks' batches
+  DType dtype = DType::F32;  // F64: in double precision on the CPU (to check exactness, e.g. over ranks)
   Device device = cpu_device();
   // Steps between loss read-backs (a progress line each; 0: only at epoch
   // ends). The loss is summed on the device in between, so a step never
@@ -75,7 +88,8 @@ struct TrainConfig {
   int64_t log_every = 50;
   // On a device with graphs (CUDA), the step is captured once as a CUDA
   // Graph and replayed (engine/step_graph.h); false: every step eager. The
-  // results are the same either way.
+  // results are the same either way. Data-parallel runs (hooks.comm) stay
+  // eager (the host exchanges gradients during the backward), saying so.
   bool cuda_graph = true;
 
   // everything above but device, workers, augment_on, log_every, cuda_graph (they do not change results)
@@ -99,6 +113,10 @@ struct TrainHooks {
   std::function<void(const std::string&)> log;  // progress lines; may be empty
   // The live progress inside epochs (train/train_progress.h); nullptr: none.
   std::FILE* progress = nullptr;
+  // Data-parallel training: this process is comm->rank() of comm->size()
+  // (null or one rank: a single process). The stop request is agreed on by
+  // all ranks at each step.
+  dist::Communicator* comm = nullptr;
 };
 
 // Throws std::invalid_argument for a configuration that cannot train on
@@ -123,7 +141,10 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                        const std::string& run_dir, const TrainHooks& hooks = {});
 
 // Dice per class (NCR, ET, ED) and their mean, averaged over the cases.
-ValidationResult validate(model::SegNet& net, const data::SliceCache& cache, const std::vector<std::string>& val_ids,
-                          int64_t batch, Device dev);
+// With `stop` given, it is checked between cases: once set, nothing is
+// returned (a partial mean would not be the epoch's).
+std::optional<ValidationResult> validate(model::SegNet& net, const data::SliceCache& cache,
+                                         const std::vector<std::string>& val_ids, int64_t batch, Device dev,
+                                         const std::atomic<bool>* stop = nullptr);
 
 }  // namespace lk::train

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "util/interrupt.h"
@@ -116,6 +118,19 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   AtomicFile f(path);
   f.write(bytes.data(), bytes.size());
   f.commit();
+}
+
+void check_replaceable(const std::string& path, bool ours, const std::string& why) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) || ours) return;
+  throw std::invalid_argument(path + ": exists and was not written by lkaseg (" + why +
+                              "); not overwriting it: choose another path, or move it away");
+}
+
+bool file_starts_with(const std::string& path, const std::string& prefix) {
+  std::ifstream f(path, std::ios::binary);
+  std::string head(prefix.size(), '\0');
+  return f.read(head.data(), static_cast<std::streamsize>(head.size())) && head == prefix;
 }
 
 }  // namespace lk

@@ -49,4 +49,12 @@ int make_temp_file(const std::string& path, std::string& tmpl);
 // The whole of `bytes` to `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
+// lkaseg writes only over its own files. Throws std::invalid_argument unless
+// `path` is absent or `ours` ("<path>: exists and was not written by lkaseg
+// (<why>); not overwriting it: ..."). `ours` is decided by the caller, who
+// knows the format (file_starts_with for text formats).
+void check_replaceable(const std::string& path, bool ours, const std::string& why);
+// The first bytes of `path` are `prefix` (false when unreadable or shorter).
+bool file_starts_with(const std::string& path, const std::string& prefix);
+
 }  // namespace lk

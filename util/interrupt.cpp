@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signals{0}, g_scopes{0}, g_critical{0};
 std::atomic<bool> g_exit_pending{false}, g_installed{false};
+std::atomic<int> g_exit_code{130};  // 130 after a signal; exit_process sets another
 std::atomic<const char*> g_what{"the current step"};
 
 constexpr int kSlots = 64;
@@ -27,6 +29,8 @@ struct Slot {
   char path[kPathBytes];
 };
 Slot g_slots[kSlots];
+char g_name[64];                 // set_interrupt_name, then read by the handler
+std::atomic<bool> g_named{false};
 
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free &&
                   std::atomic<const char*>::is_always_lock_free,
@@ -49,10 +53,23 @@ void remove_registered() {
     if (s.state.load() == 2) ::unlink(s.path);
 }
 
+// "lkaseg: " or "lkaseg: <name>: ".
+void say_who() {
+  say("lkaseg: ");
+  if (g_named.load()) {
+    say(g_name);
+    say(": ");
+  }
+}
+
 [[noreturn]] void exit_now() {
   remove_registered();
-  say("lkaseg: interrupted\n");
-  ::_exit(130);
+  const int code = g_exit_code.load();
+  if (code == 130) {
+    say_who();
+    say("interrupted\n");
+  }
+  ::_exit(code);
 }
 
 extern "C" void on_interrupt(int) {
@@ -60,11 +77,17 @@ extern "C" void on_interrupt(int) {
   const int n = g_signals.fetch_add(1) + 1;
   if (n == 1 && g_scopes.load() > 0) {
     g_stop.store(true);
-    say("\nlkaseg: stopping after ");
+    say("\n");
+    say_who();
+    say("stopping after ");
     say(g_what.load());
     say(" (Ctrl-C again to quit now)\n");
   } else if (g_critical.load() > 0) {
-    if (!g_exit_pending.exchange(true)) say("\nlkaseg: finishing the checkpoint being written, then quitting\n");
+    if (!g_exit_pending.exchange(true)) {
+      say("\n");
+      say_who();
+      say("finishing the checkpoint being written, then quitting\n");
+    }
   } else {
     exit_now();
   }
@@ -90,6 +113,14 @@ void install_interrupt_handlers() {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
+void set_interrupt_name(const std::string& name) {
+  g_named.store(false);
+  const size_t n = std::min(name.size(), sizeof g_name - 1);
+  std::memcpy(g_name, name.data(), n);
+  g_name[n] = '\0';
+  g_named.store(!name.empty());
+}
+
 const std::atomic<bool>& stop_flag() { return g_stop; }
 void request_stop() { g_stop.store(true); }
 void clear_stop() {
@@ -102,6 +133,16 @@ StopScope::StopScope(const char* what) {
   g_scopes.fetch_add(1);
 }
 StopScope::~StopScope() { g_scopes.fetch_sub(1); }
+
+void exit_process(int code) {
+  g_exit_code.store(code);
+  g_exit_pending.store(true);  // first: a section closing from now on exits
+  // Polled rather than waited for: the section's owner exits when it closes
+  // it, and this thread never returns either way.
+  while (g_critical.load() > 0) ::usleep(10000);
+  std::fflush(nullptr);
+  exit_now();
+}
 
 CriticalSection::CriticalSection() { g_critical.fetch_add(1); }
 CriticalSection::~CriticalSection() {

@@ -27,6 +27,15 @@ namespace lk {
 
 // Idempotent; SIGINT and SIGTERM.
 void install_interrupt_handlers();
+// Who this process is in the messages ("lkaseg: <name>: stopping after ..."),
+// e.g. "rank 1 of 4" in data-parallel training; at most 63 bytes are kept.
+void set_interrupt_name(const std::string& name);
+
+// Ends the process with exit code `code` from any thread (e.g. a watchdog
+// that saw another rank die): the registered temporaries are removed, and an
+// open CriticalSection is finished first (the exit then happens when the
+// outermost one closes). Prints nothing; does not return.
+[[noreturn]] void exit_process(int code);
 
 // The stop asked for by a signal inside a StopScope (or by request_stop()).
 const std::atomic<bool>& stop_flag();

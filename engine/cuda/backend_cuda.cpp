@@ -210,6 +210,36 @@ class CudaBackend final : public Backend {
                                          acc(dbeta)));
   }
 
+  // Synchronised batch norm: the sums in double on the device, read back
+  // (this waits for the stream); the statistics go up as float32 and
+  // normalise through the evaluation kernel.
+  std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
+                                      const Tensor& save_mean, const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    const Tensor out = Tensor::empty({(dy.defined() ? 2 : 1) * s.c}, DType::F64, device());
+    Tensor mu;
+    if (!mean.empty()) mu = Tensor::from_vector(mean, {s.c}, DType::F64).to(device());
+    LK_LAUNCHED(lk::cuda::batch_norm_sums(s.n, s.c, s.hw, cf(x), mu.defined() ? mu.data<double>() : nullptr, cf(dy),
+                                          cf(save_mean), cf(save_invstd), out.data<double>(), stream_));
+    return out.to(cpu_device()).to_vector();
+  }
+  void batch_norm_fwd_stats(const Tensor& x, const Tensor& gamma, const Tensor& beta, const std::vector<double>& mean,
+                            const std::vector<double>& var, double eps, const Tensor& y, const Tensor& save_mean,
+                            const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    const Tensor m = Tensor::from_vector(mean, {s.c}).to(device()), v = Tensor::from_vector(var, {s.c}).to(device());
+    LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(m), mf(v), false, 0.0, eps,
+                                         mf(y), mf(save_mean), mf(save_invstd), stream_));
+  }
+  void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
+                         const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    const NC s = nc_of(x);
+    const Tensor m = Tensor::from_vector(means, {static_cast<int64_t>(means.size())}).to(device());
+    if (dx.first_write()) fill(dx, 0.0);  // the kernel adds
+    LK_LAUNCHED(lk::cuda::batch_norm_bwd_dx(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
+                                            cf(m), mf(dx), stream_));
+  }
+
   // ---------------------------------------------------------------- the LKA gate
   // Fast: the fused kernel. Cudnn: the composition of this backend's batch
   // norm, sigmoid and multiply (each on cuDNN on a GPU).

@@ -38,7 +38,9 @@ void set_tf32(bool on);
 // Deterministic cuDNN convolution algorithms only (the default), or any (no
 // effect under emulation, where convolutions are our deterministic kernels).
 void set_deterministic(bool on);
-// The stream cuda:`device`'s backend computes on (profilers record events on it).
+// The stream cuda:`device`'s backend computes on (profilers record events on
+// it; other streams that read or write its tensors, NCCL's in
+// engine/cuda/dist_nccl.cpp, order themselves against it with events).
 cudaStream_t compute_stream(int device = 0);
 
 LK_CUDA_NAMESPACE_END

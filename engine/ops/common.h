@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/ops.h"
 
@@ -24,5 +25,11 @@ inline Tensor new_like(const Tensor& x, const Shape& shape) { return Tensor::emp
 inline Tensor grad_of(const Tensor& t) { return t.defined() && t.requires_grad() ? grad_buffer(t) : Tensor(); }
 
 inline Backend& be(const Tensor& t) { return backend(t.device()); }
+
+// Small tensors (statistics) read on the host and written back, any device.
+inline std::vector<double> host_values(const Tensor& t) { return t.to_vector(); }
+inline void set_values(const Tensor& t, const std::vector<double>& v) {
+  t.copy_from(Tensor::from_vector(v, t.shape(), t.dtype()));
+}
 
 }  // namespace lk::detail

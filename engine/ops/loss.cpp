@@ -50,6 +50,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   Tensor probs = new_like(logits, logits.shape());
   Tensor wsum = new_like(logits, {1});
   be(logits).cross_entropy_fwd(logits, target, weight, loss, probs, wsum);
+  if (const auto& r = current_batch_reduce()) {
+    // The whole batch's weighted mean: the ranks add up the weighted sum of
+    // -log p and the weight sum; the backward divides by the latter.
+    const double w = host_values(wsum)[0];
+    double v[2] = {host_values(loss)[0] * w, w};
+    r->sum(v, 2);
+    set_values(loss, {v[0] / v[1]});
+    set_values(wsum, {v[1]});
+  }
   if (needs_grad({&logits}))
     record(loss, op, {logits}, [logits, target, weight, probs, wsum](const Tensor& dl) {
       be(dl).cross_entropy_bwd(dl, probs, target, weight, wsum, grad_buffer(logits));
@@ -64,6 +73,19 @@ Tensor tversky_loss(const Tensor& probs, const Tensor& target, const TverskyPara
   Tensor loss = new_like(probs, {1});
   Tensor stats = new_like(probs, {4 * probs.size(1)});
   be(probs).tversky_fwd(p, probs, target, loss, stats);
+  if (const auto& r = current_batch_reduce()) {
+    // The soft counts of the whole batch: the ranks add up TP, FP and FN;
+    // alpha and the loss follow from the sums (the backward reads stats).
+    const int64_t c = probs.size(1);
+    std::vector<double> v = host_values(stats);
+    v.resize(static_cast<size_t>(3 * c));
+    r->sum(v.data(), 3 * c);
+    double l = 0;
+    std::vector<double> st(static_cast<size_t>(4 * c));
+    cpu::tversky_finish(p, c, v.data(), v.data() + c, v.data() + 2 * c, &l, st.data());
+    set_values(loss, {l});
+    set_values(stats, st);
+  }
   if (stats_out) *stats_out = stats;
   if (needs_grad({&probs}))
     record(loss, op, {probs}, [p, probs, target, stats](const Tensor& dl) {

@@ -1,8 +1,67 @@
-// batch_norm.
+// batch_norm and lka_gate; with sync_bn under a BatchReduceScope (engine/ops.h)
+// their training statistics are the whole data-parallel batch's.
+#include <algorithm>
+
 #include "engine/ops/common.h"
 
 namespace lk {
 using namespace detail;
+
+namespace {
+
+Tensor on_device_of(const Tensor& like, const std::vector<double>& v) {
+  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, like.dtype()).to(like.device());
+}
+
+// Training batch norm over the batches of all ranks, in the training
+// kernel's two passes: the ranks add up sum x and the count M (the mean),
+// then sum (x - mean)^2 (the biased variance); the kernel normalises with
+// them as it would with its own, and the running statistics take the
+// unbiased variance the same way - so one rank computes the bits the fused
+// kernel computes, and N ranks the whole batch's statistics. The backward
+// adds up sum dy and sum dy*xhat the same way for dx; dgamma and dbeta stay
+// this rank's share (the gradient sync adds the shares).
+Tensor batch_norm_synced(const std::shared_ptr<const BatchReduce>& r, const Tensor& x, const Tensor& gamma,
+                         const Tensor& beta, const Tensor& running_mean, const Tensor& running_var, double momentum,
+                         double eps) {
+  const int64_t c = x.size(1);
+  std::vector<double> mean = be(x).batch_norm_sums(x, {}, {}, {}, {});
+  mean.push_back(static_cast<double>(x.numel() / c));
+  r->sum(mean.data(), c + 1);
+  const double m = mean.back();
+  mean.pop_back();
+  if (m < 2) shape_error("batch_norm", "training needs more than one value per channel over the ranks", x.shape());
+  for (double& v : mean) v /= m;
+  std::vector<double> var = be(x).batch_norm_sums(x, mean, {}, {}, {});
+  r->sum(var.data(), c);
+  std::vector<double> rm = host_values(running_mean), rv = host_values(running_var);
+  for (size_t ch = 0; ch < mean.size(); ++ch) {
+    var[ch] /= m;
+    rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch];
+    rv[ch] = (1 - momentum) * rv[ch] + momentum * var[ch] * m / (m - 1);
+  }
+  set_values(running_mean, rm);
+  set_values(running_var, rv);
+  Tensor y = new_like(x, x.shape());
+  Tensor save_mean = new_like(x, {c}), save_invstd = new_like(x, {c});
+  be(x).batch_norm_fwd_stats(x, gamma, beta, mean, var, eps, y, save_mean, save_invstd);
+  if (needs_grad({&x, &gamma, &beta}))
+    record(y, "batch_norm", {x, gamma, beta}, [r, x, gamma, beta, save_mean, save_invstd, m, c](const Tensor& dy) {
+      std::vector<double> s = be(dy).batch_norm_sums(x, {}, dy, save_mean, save_invstd);
+      const auto half = [&](int64_t from) {
+        return on_device_of(dy, std::vector<double>(s.begin() + from, s.begin() + from + c));
+      };
+      if (gamma.requires_grad()) be(dy).axpy(1.0, half(c), grad_buffer(gamma));
+      if (beta.requires_grad()) be(dy).axpy(1.0, half(0), grad_buffer(beta));
+      if (!x.requires_grad()) return;
+      r->sum(s.data(), static_cast<int64_t>(s.size()));
+      for (double& e : s) e /= m;
+      be(dy).batch_norm_bwd_dx(dy, x, gamma, save_mean, save_invstd, s, grad_buffer(x));
+    });
+  return y;
+}
+
+}  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
@@ -15,6 +74,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
       shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
     check_dtype_match(op, x, *p);
   }
+  if (const auto& r = current_batch_reduce(); training && r && r->sync_bn)
+    return batch_norm_synced(r, x, gamma, beta, running_mean, running_var, momentum, eps);
   if (training && x.numel() / c < 2)
     shape_error(op, "training needs more than one value per channel", x.shape());
 
@@ -41,6 +102,9 @@ Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Ten
       shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
     check_dtype_match(op, x, *p);
   }
+  // Synchronised statistics: the composition, whose batch_norm reduces them.
+  if (const auto& r = current_batch_reduce(); training && r && r->sync_bn)
+    return mul(x, sigmoid(batch_norm(f, gamma, beta, running_mean, running_var, true, momentum, eps)));
   if (training && x.numel() / c < 2) shape_error(op, "training needs more than one value per channel", x.shape());
   Tensor y = new_like(x, x.shape());
   Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});

@@ -39,10 +39,10 @@ __device__ __forceinline__ void for_channel(int64_t n, int64_t c, int hw, int64_
 }
 
 // Sums v[0..N) over the block; every thread gets the totals. scratch holds
-// N * (kMaxWarps + 1) floats. Two barriers; safe to call again right away
+// N * (kMaxWarps + 1) values. Two barriers; safe to call again right away
 // (the next call writes other slots before its first barrier).
-template <int N>
-__device__ __forceinline__ void block_sum(float (&v)[N], float* scratch) {
+template <typename T, int N>
+__device__ __forceinline__ void block_sum(T (&v)[N], T* scratch) {
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int warps = static_cast<int>((blockDim.x + 31) / 32);
   LK_UNROLL
@@ -54,7 +54,7 @@ __device__ __forceinline__ void block_sum(float (&v)[N], float* scratch) {
   if (warp == 0) {
     LK_UNROLL
     for (int q = 0; q < N; ++q) {
-      float s = lane < warps ? scratch[q * (kMaxWarps + 1) + lane] : 0.f;
+      T s = lane < warps ? scratch[q * (kMaxWarps + 1) + lane] : T(0);
       s = warp_sum(s);
       if (lane == 0) scratch[q * (kMaxWarps + 1) + kMaxWarps] = s;
     }
@@ -169,6 +169,56 @@ __global__ void __launch_bounds__(kBatchNormMaxThreads)
   }
 }
 
+// Synchronised batch norm: per-channel sums in double (one block per
+// channel): sum x (out[ch]), sum (x - mean)^2 (out[ch]; mean given), or sum dy
+// and sum dy*xhat (out[ch], out[c + ch]; dy given).
+__global__ void __launch_bounds__(kBatchNormMaxThreads)
+    bn_sums_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ x, const double* __restrict__ mean,
+                   const float* __restrict__ dy, const float* __restrict__ save_mean,
+                   const float* __restrict__ save_invstd, double* __restrict__ out) {
+  LK_SHARED(double, scratch, [2 * (kMaxWarps + 1)]);
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    double acc[2] = {0.0, 0.0};
+    if (dy) {
+      const double mu = save_mean[ch], is = save_invstd[ch];
+      for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) {
+        const double g = dy[o];
+        acc[0] += g;
+        acc[1] += g * (x[o] - mu) * is;
+      });
+    } else if (mean) {
+      const double mu = mean[ch];
+      for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) {
+        const double d = x[o] - mu;
+        acc[0] += d * d;
+      });
+    } else {
+      for_channel(n, c, hw, ch, tid, nt, [&](int64_t o) { acc[0] += x[o]; });
+    }
+    block_sum(acc, scratch);
+    if (tid == 0) {
+      out[ch] = acc[0];
+      if (dy) out[c + ch] = acc[1];
+    }
+  }
+}
+
+// dx += gamma*invstd*(dy - a - xhat*b) with the whole batch's a = means[ch],
+// b = means[c + ch]; a (channels x chunks) grid as the evaluation forward.
+__global__ void __launch_bounds__(kBatchNormThreads)
+    bn_bwd_dx_kernel(int64_t n, int64_t c, int hw, const float* __restrict__ dy, const float* __restrict__ x,
+                     const float* __restrict__ gamma, const float* __restrict__ mean,
+                     const float* __restrict__ invstd, const float* __restrict__ means, float* __restrict__ dx) {
+  const int nt = static_cast<int>(blockDim.x);
+  const int start = static_cast<int>(blockIdx.y) * nt + static_cast<int>(threadIdx.x);
+  const int step = static_cast<int>(gridDim.y) * nt;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    const float mu = mean[ch], is = invstd[ch], scale = gamma[ch] * is, a = means[ch], b = means[c + ch] * is;
+    for_channel(n, c, hw, ch, start, step, [&](int64_t o) { dx[o] += scale * (dy[o] - a - (x[o] - mu) * b); });
+  }
+}
+
 int channel_threads(int64_t m) { return m >= 8192 ? 512 : m >= 2048 ? 256 : 128; }
 int channel_grid(int64_t c) { return static_cast<int>(c < kMaxChannelBlocks ? c : kMaxChannelBlocks); }
 
@@ -205,6 +255,27 @@ cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, co
   return LK_LAUNCH(batch_norm_bwd_kernel, channel_grid(c), channel_threads(m), 0, stream)(
       n, c, static_cast<int>(hw), dy, x, gamma, save_mean, save_invstd, training, sums, dx, dgamma, dbeta, acc_dx,
       acc_dgamma, acc_dbeta);
+}
+
+cudaError_t batch_norm_sums(int64_t n, int64_t c, int64_t hw, const float* x, const double* mean, const float* dy,
+                            const float* save_mean, const float* save_invstd, double* out, cudaStream_t stream) {
+  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
+  if (c == 0) return cudaSuccess;
+  if (n * hw == 0) return cudaMemsetAsync(out, 0, static_cast<size_t>((dy ? 2 : 1) * c) * sizeof(double), stream);
+  return LK_LAUNCH(bn_sums_kernel, channel_grid(c), channel_threads(n * hw), 0, stream)(
+      n, c, static_cast<int>(hw), x, mean, dy, save_mean, save_invstd, out);
+}
+
+cudaError_t batch_norm_bwd_dx(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
+                              const float* mean, const float* invstd, const float* means, float* dx,
+                              cudaStream_t stream) {
+  if (!valid_sizes(n, c, hw)) return cudaErrorInvalidValue;
+  if (n * c * hw == 0) return cudaSuccess;
+  const int64_t m = n * hw, chunks = (m + kBatchNormThreads - 1) / kBatchNormThreads;
+  const dim3 grid(static_cast<unsigned>(channel_grid(c)),
+                  static_cast<unsigned>(chunks < kMaxChunks ? chunks : kMaxChunks));
+  return LK_LAUNCH(bn_bwd_dx_kernel, grid, kBatchNormThreads, 0, stream)(n, c, static_cast<int>(hw), dy, x, gamma,
+                                                                         mean, invstd, means, dx);
 }
 
 LK_CUDA_NAMESPACE_END

@@ -39,6 +39,20 @@ cudaError_t batch_norm_bwd(int64_t n, int64_t c, int64_t hw, const float* dy, co
                            float* dbeta, cudaStream_t stream = nullptr, bool acc_dx = true, bool acc_dgamma = true,
                            bool acc_dbeta = true);
 
+// Synchronised batch norm (the device twins of kernels/batch_norm.h's
+// batch_norm_sums and batch_norm_bwd_dx): out (device doubles) gets per
+// channel sum x (c values), sum (x - mean)^2 (c values; mean: c device
+// doubles) or, with dy, sum dy then sum dy*(x - save_mean)*save_invstd (2c),
+// accumulated in double (one block per channel, fixed reduction order);
+// dx += gamma*invstd*(dy - means[ch] - xhat*means[c + ch]), means (2c floats,
+// device) the whole batch's mean dy and mean dy*xhat.
+cudaError_t batch_norm_sums(int64_t n, int64_t c, int64_t hw, const float* x, const double* mean, const float* dy,
+                            const float* save_mean, const float* save_invstd, double* out,
+                            cudaStream_t stream = nullptr);
+cudaError_t batch_norm_bwd_dx(int64_t n, int64_t c, int64_t hw, const float* dy, const float* x, const float* gamma,
+                              const float* mean, const float* invstd, const float* means, float* dx,
+                              cudaStream_t stream = nullptr);
+
 // Block sizes: per-channel blocks get 128, 256 or 512 threads by channel
 // length n*hw (below 2048, below 8192, from 8192 on); the evaluation
 // forward uses kBatchNormThreads.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -156,6 +157,60 @@ TEST_CASE("loader: the batches do not depend on workers, prefetch or where augme
     CHECK(same(got.images, want.images));
     CHECK_THROWS_WITH(Loader(f.cache, f.all_slices(), base, 0, L.batches_per_epoch()), Catch::Contains("start batch"));
   }
+}
+
+TEST_CASE("loader: data-parallel ranks split each global batch; together they are one loader at the global batch",
+          "[data][loader]") {
+  LoaderFixture f("loader_ranks", 3, 9, 20);  // 27 slices: 3 global batches of 8, 3 positions left out
+  LoaderOptions whole = opts(8, 2, 3);
+  whole.tumour_fraction = 0.3;
+  Loader one(f.cache, f.all_slices(), whole);
+  REQUIRE(one.batches_per_epoch() == 3);
+  std::vector<std::unique_ptr<Loader>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    LoaderOptions o = whole;
+    o.batch_size = 4;
+    o.rank = r;
+    o.ranks = 2;
+    o.workers = 1 + r;  // the worker count changes nothing
+    ranks.push_back(std::make_unique<Loader>(f.cache, f.all_slices(), o));
+    CHECK(ranks.back()->batches_per_epoch() == 3);
+  }
+  for (int k = 0; k < 2 * 3 + 1; ++k) {  // two epochs and one batch
+    const Batch want = one.next();
+    std::vector<int64_t> together;
+    for (int r = 0; r < 2; ++r) {
+      const Batch got = ranks[static_cast<size_t>(r)]->next();
+      CHECK(got.epoch == want.epoch);
+      CHECK(got.index == want.index);
+      REQUIRE(got.images.size(0) == 4);
+      // Rows 4r..4r+3 of the global batch, augmentation (keyed by the global position) included.
+      const size_t img = got.images.nbytes(), lab = got.labels.nbytes();
+      CHECK(std::memcmp(got.images.raw(), static_cast<const char*>(want.images.raw()) + r * img, img) == 0);
+      CHECK(std::memcmp(got.labels.raw(), static_cast<const char*>(want.labels.raw()) + r * lab, lab) == 0);
+      together.insert(together.end(), got.slices.begin(), got.slices.end());
+    }
+    CHECK(together == want.slices);
+  }
+  // Without oversampling an epoch's shares are disjoint: no slice twice, and
+  // only the n mod G positions one process leaves out are left out.
+  whole.tumour_fraction = 0;
+  std::set<int64_t> seen;
+  for (int r = 0; r < 2; ++r) {
+    LoaderOptions o = whole;
+    o.batch_size = 4, o.rank = r, o.ranks = 2;
+    const Loader L(f.cache, f.all_slices(), o);
+    for (int64_t i = 0; i < L.batches_per_epoch(); ++i)
+      for (int64_t s : L.batch_slices(1, i)) CHECK(seen.insert(s).second);
+  }
+  CHECK(seen.size() == 24);
+  LoaderOptions bad = whole;
+  bad.ranks = 2, bad.rank = 2;
+  CHECK_THROWS_WITH(Loader(f.cache, f.all_slices(), bad), Catch::Contains("rank 2 of 2"));
+  bad.rank = 1, bad.drop_last = false;
+  CHECK_THROWS_WITH(Loader(f.cache, f.all_slices(), bad), Catch::Contains("drop_last"));
+  bad.drop_last = true, bad.batch_size = 14;
+  CHECK_THROWS_WITH(Loader(f.cache, f.all_slices(), bad), Catch::Contains("no full batch of 28 (2 ranks x 14)"));
 }
 
 TEST_CASE("loader: tumour oversampling", "[data][loader]") {

@@ -654,6 +654,26 @@ TEST_CASE("cli: lkaseg figures on two synthetic cases with the ground truth as p
     }
   }
   CHECK(decode_png(files[2]).width == 1280);
+  for (const std::string& f : files) CHECK(is_lkaseg_png(f));
+  // Run again: its own figures are replaced; a file of the same name that
+  // lkaseg did not write (here a PNG without our tag, then a text file) stops
+  // the call before anything is written.
+  REQUIRE(make_figures(cmd).size() == 4);
+  {
+    Image small(2, 2, kBlack);
+    std::string foreign = encode_png(small);
+    foreign.erase(8 + 25, 27);  // drop the "Software: lkaseg" chunk: a PNG of another program
+    REQUIRE(foreign.size() > 8);
+    write_text(files[3], foreign);
+    CHECK_FALSE(is_lkaseg_png(files[3]));
+    const auto before = fs::last_write_time(files[0]);
+    CHECK_THROWS_WITH(make_figures(cmd), Contains(files[3]) && Contains("not overwriting it"));
+    CHECK(fs::last_write_time(files[0]) == before);
+    CHECK(decode_png(files[3]).width == 2);
+    write_text(files[3], "notes\n");
+    CHECK_THROWS_WITH(make_figures(cmd), Contains(files[3]) && Contains("not overwriting it"));
+    fs::remove(files[3]);
+  }
 
   // --cases and --names, one case, curves left out.
   cmd = parse("--data " + data + " --pred " + pa + " --pred " + pb + " --names A B --cases " + ds.cases[1].id +

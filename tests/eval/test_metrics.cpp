@@ -638,6 +638,19 @@ TEST_CASE("cli: lkaseg evaluate on synthetic cases", "[metrics][cli]") {
     REQUIRE_NOTHROW(evaluate_and_report(cmd));
     CHECK(read_lines(dir.file("r.csv")).size() == 1 + 3 * kNumRegions);
   }
+  // --out and --json replace what evaluate wrote (above), never a user's file.
+  {
+    std::ofstream(dir.file("notes.csv")) << "my,own,table\n";
+    std::ofstream(dir.file("notes.json")) << "{\"mine\": 1}\n";
+    EvaluateOptions c2 = cmd;
+    c2.out = dir.file("notes.csv");
+    CHECK_THROWS_WITH(evaluate_and_report(c2), Contains("notes.csv") && Contains("not overwriting it"));
+    c2.out = dir.file("r.csv");
+    c2.json = dir.file("notes.json");
+    CHECK_THROWS_WITH(evaluate_and_report(c2), Contains("notes.json") && Contains("not overwriting it"));
+    CHECK(read_lines(dir.file("notes.csv")) == std::vector<std::string>{"my,own,table"});
+    CHECK(read_lines(dir.file("notes.json")) == std::vector<std::string>{"{\"mine\": 1}"});
+  }
   // Two files for one case.
   write_nifti((fs::path(pred) / (ds.cases[0].id + ".nii")).string(), g0, l0);
   CHECK_THROWS_WITH(evaluate_and_report(cmd), Contains("two predictions") && Contains(ds.cases[0].id));

@@ -10,11 +10,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "tests/support/child_process.h"
 #include "util/atomic_file.h"
@@ -113,4 +115,30 @@ TEST_CASE("interrupt: temporaries of a process that is gone are stale, others ar
   CHECK(lk::temp_owner("x.tmp.lkaseg-0.abcdef") == -1);
   // The names follow the pattern, with this process's id.
   CHECK(lk::temp_template("/x/y.bin") == "/x/y.bin.tmp.lkaseg-" + std::to_string(::getpid()) + ".XXXXXX");
+}
+
+TEST_CASE("interrupt: exit_process from another thread waits for the open critical section", "[util]") {
+  const Dir d;
+  const std::string done = (d.p / "done").string(), target = (d.p / "half.bin").string();
+  const int how = lk::test::run_child([&] {
+    lk::install_interrupt_handlers();
+    {
+      const lk::CriticalSection saving;
+      std::thread([] { lk::exit_process(3); }).detach();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::ofstream(done) << "written";  // the section's work completes
+    }
+    ::_exit(4);  // not reached: the section's close exits
+  });
+  CHECK(how == 1000 + 3);
+  CHECK(fs::exists(done));
+  // Without a section the process ends at once, its temporaries removed.
+  const int now = lk::test::run_child([&] {
+    lk::AtomicFile f(target);
+    f.write("half", 4);
+    std::thread([] { lk::exit_process(5); }).join();
+  });
+  CHECK(now == 1000 + 5);
+  CHECK(temps(d.p) == 0);
+  CHECK_FALSE(fs::exists(target));
 }

@@ -1,5 +1,7 @@
-// lkaseg cv: every fold of the paper's protocol (resumable), the validation
-// summary over folds, then in the original grid of each case:
+// lkaseg cv: every fold of the paper's protocol (resumable; data-parallel
+// under mpirun / srun, or several folds at once with --parallel-folds /
+// --devices), the validation summary over folds, then (rank 0 alone) in the
+// original grid of each case:
 //   1. per fold, the checkpoint: with --select auto (the default) both the
 //      best-validation and the last checkpoint predict the fold's validation
 //      cases (RUN/fold_k/val_best/, val_last/), and the one with the better
@@ -330,12 +332,21 @@ Subcommand add_cv(CLI::App& app) {
                  "original grid), best or last")
       ->check(CLI::IsMember({"auto", "best", "last"}))
       ->capture_default_str();
+  cv->add_option("--parallel-folds", o->run.parallel_folds,
+                 "train this many folds at once, one process each with its share of the cores")
+      ->check(CLI::Range(1, 64));
+  cv->add_option("--devices", o->run.devices, "train folds at once, one process per device listed (e.g. 0,1,2,3)")
+      ->delimiter(',');
   return {cv, [o] {
-            const Device dev = resolve_device(o->run.device);
-            const Prepared p = prepare(o->run);
-            install_stop_handlers();
-            if (const int rc = train_folds(o->run, p, true, dev); rc != 0) return rc;
-            return o->run.no_eval ? 0 : evaluate_cv(*o, p, dev);
+            const RunOptions& ro = o->run;
+            return run_on_ranks(ro, [&](Ranks& r) {
+              const Prepared p = prepare_all(ro, r);
+              install_stop_handlers();
+              if (ro.parallel_folds > 0 || !ro.devices.empty())
+                if (const int rc = train_folds_in_parallel(ro, p); rc != 0) return rc;
+              if (const int rc = train_folds(ro, p, true, r.device, r.comm.get()); rc != 0) return rc;
+              return ro.no_eval || !r.lead() ? 0 : evaluate_cv(*o, p, r.device);
+            });
           }};
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tools/cli/commands.h"
+#include "tools/cli/run.h"
 #include "util/interrupt.h"
 
 namespace {
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   // Ctrl-C and SIGTERM for every command (util/interrupt.h): temporary
   // files are removed, training stops after its step with a checkpoint.
   lk::install_interrupt_handlers();
+  lk::cli::g_argv.assign(argv, argv + argc);  // cv --parallel-folds starts children with the same options
   CLI::App app{"lkaseg: ResSE-LKA-UNet brain-tumour segmentation engine and trainer"};
   app.require_subcommand(1);
   app.set_version_flag("--version", lk::cli::version_line());

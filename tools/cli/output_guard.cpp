@@ -54,13 +54,6 @@ void clean_stale_temps(const std::string& dir) {
     std::fprintf(stderr, "lkaseg: removed %s (left by a killed run)\n", t.c_str());
 }
 
-void check_replaceable(const std::string& path, bool ours, const std::string& why) {
-  std::error_code ec;
-  if (!fs::exists(path, ec) || ours) return;
-  throw std::invalid_argument(path + ": exists and was not written by lkaseg (" + why +
-                              "); not overwriting it: choose another path, or move it away");
-}
-
 void check_parent_exists(const std::string& path, const std::string& flag) {
   const fs::path parent = fs::path(path).parent_path();
   if (!parent.empty() && !fs::is_directory(parent))

@@ -15,6 +15,8 @@
 #include <functional>
 #include <string>
 
+#include "util/atomic_file.h"
+
 namespace lk::cli {
 
 // Accepts an entry of an output folder as one lkaseg wrote.
@@ -30,9 +32,8 @@ void check_output_folder(const std::string& dir, const OwnsEntry& ours, bool for
 // (util/interrupt.h), naming each on stderr.
 void clean_stale_temps(const std::string& dir);
 
-// Throws std::invalid_argument unless `path` is absent or `ours(path)`
-// ("... exists and was not written by lkaseg (<why>); not overwriting it").
-void check_replaceable(const std::string& path, bool ours, const std::string& why);
+// check_replaceable (util/atomic_file.h): a file that is not ours is never
+// overwritten.
 
 // The folder of `path` exists (else std::invalid_argument naming it and `flag`).
 void check_parent_exists(const std::string& path, const std::string& flag);

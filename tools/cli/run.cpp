@@ -14,16 +14,28 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
+#include <thread>
+
+#include <omp.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include "data/nifti_validate.h"
 #include "data/nifti_write.h"
 #include "engine/safetensors.h"
 #include "engine/state_dict.h"
+#include "tools/cli/commands.h"
 #include "tools/cli/output_guard.h"
 #include "train/checkpoint.h"
-#include "tools/cli/commands.h"
+#ifdef LKASEG_HAVE_CUDA
+#include "engine/cuda/device_info.h"
+#endif
+#ifdef LKASEG_HAVE_NCCL
+#include "engine/cuda/dist_nccl.h"
+#endif
 #include "util/atomic_file.h"
 #include "util/interrupt.h"
 
@@ -31,6 +43,8 @@ namespace lk::cli {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+std::vector<std::string> g_argv;
 
 void install_stop_handlers() { install_interrupt_handlers(); }
 
@@ -105,6 +119,16 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
+  s->add_flag("--sync-bn", o.sync_bn,
+              "data-parallel (mpirun -np N): batch-norm statistics over all ranks' batches (default: per rank)");
+  s->add_option("--comm", o.comm,
+                "data-parallel gradient transport: auto (NCCL for GPU ranks when built, else MPI), mpi, or nccl "
+                "(with one process: the data-parallel path on a single rank)")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}))
+      ->capture_default_str();
+  s->add_option("--dtype", o.dtype, "f32, or f64 on the CPU (slow; to check exactness, e.g. of ranks against one process)")
+      ->check(CLI::IsMember({"f32", "f64"}))
+      ->capture_default_str();
   s->add_option("--log-every", o.log_every, "steps between loss reads and progress lines (0: epoch ends only)")
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
@@ -148,6 +172,8 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.seed = o.seed;
   c.augment_on = data::parse_augment_on(o.augment_on);
   c.workers = o.workers;
+  c.sync_bn = o.sync_bn;
+  c.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
   c.log_every = o.log_every;
   c.cuda_graph = o.cuda_graph == "on";
   c.device = dev;
@@ -198,7 +224,7 @@ bool fold_entry(const fs::directory_entry& e) {
   if (e.is_directory()) return n == "val_best" || n == "val_last";  // cv's checkpoint choice (tools/cli/cv.cpp)
   if (!e.is_regular_file()) return false;
   if (n == "config.json" || n == "log.jsonl" || n == "best.safetensors" || n == "last.json" || n == "selected.json" ||
-      n == "last.safetensors" || n == "last.safetensors.state")
+      n == "last.safetensors" || n == "last.safetensors.state" || n == "train.out")  // train.out: cv --parallel-folds
     return true;
   return n.rfind("last-", 0) == 0 && (n.ends_with(".safetensors") || n.ends_with(".safetensors.state"));
 }
@@ -219,7 +245,7 @@ int64_t slices_at_most(const data::BratsDataset& ds, const std::vector<std::stri
 
 }  // namespace
 
-Prepared prepare(const RunOptions& o) {
+Prepared prepare(const RunOptions& o, bool writer) {
   // Every flag first, then the folder, the cases and the split, then the
   // recorded configuration: nothing is written, and nothing slow runs,
   // until all of it holds.
@@ -230,15 +256,17 @@ Prepared prepare(const RunOptions& o) {
   const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
   const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
   const std::string record_path = (fs::path(o.out) / "run.json").string();
-  check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
-  std::error_code ec;
-  for (fs::directory_iterator it(o.out, ec), end; !ec && it != end; it.increment(ec))
-    if (it->is_directory() && it->path().filename().string().rfind("fold_", 0) == 0)
-      check_output_folder(it->path().string(), fold_entry, o.force, "fold folder");
-  check_parent_exists(cache_path, "--cache");
-  check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
-  if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
-    clean_stale_temps(cache_dir.string());
+  if (writer) {
+    check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
+    std::error_code ec;
+    for (fs::directory_iterator it(o.out, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_directory() && it->path().filename().string().rfind("fold_", 0) == 0)
+        check_output_folder(it->path().string(), fold_entry, o.force, "fold folder");
+    check_parent_exists(cache_path, "--cache");
+    check_replaceable(cache_path, data::is_slice_cache_file(cache_path), "not a slice cache");
+    if (const fs::path cache_dir = fs::path(cache_path).parent_path(); !cache_dir.empty() && cache_dir != fs::path(o.out))
+      clean_stale_temps(cache_dir.string());
+  }
 
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
@@ -277,8 +305,8 @@ Prepared prepare(const RunOptions& o) {
                                   o.out + " to start over");
   }
 
-  if (!split_exists) data::write_split_json(split_path, p.split);
-  write_file_atomically(record_path, record.dump(2) + "\n");
+  if (writer && !split_exists) data::write_split_json(split_path, p.split);
+  if (writer) write_file_atomically(record_path, record.dump(2) + "\n");
   if (split_exists)
     std::printf("split: %s (%zu cases selected, %d folds)\n", split_path.c_str(), p.split.selected.size(), n_folds);
   else
@@ -302,7 +330,7 @@ Prepared prepare(const RunOptions& o) {
   return p;
 }
 
-FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev) {
+FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev, dist::Communicator* comm) {
   if (k >= static_cast<int>(p.split.folds.size()))
     throw std::invalid_argument("--fold " + std::to_string(k) + ": the split has " +
                                 std::to_string(p.split.folds.size()) + " folds");
@@ -315,11 +343,15 @@ FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev) 
   train::TrainHooks h;
   h.stop = &stop_flag();
   h.progress = stderr;
+  // One process trains as always unless --comm asks for the data-parallel path.
+  h.comm = comm && (comm->size() > 1 || o.comm != "auto") ? comm : nullptr;
   h.log = [](const std::string& m) {
     std::printf("  %s\n", m.c_str());
     std::fflush(stdout);
   };
-  const StopScope stoppable("the current step (a checkpoint is written)");
+  const StopScope stoppable(h.comm && h.comm->size() > 1
+                                ? "the current step on every rank (a checkpoint is written)"
+                                : "the current step (a checkpoint is written)");
   out.result = train::train_fold(train_config(o, dev), p.cache, f.train, f.val, out.dir, h);
   return out;
 }
@@ -333,14 +365,14 @@ std::string pm(double mean, double sd, double scale) {
 
 }  // namespace
 
-int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev) {
+int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev, dist::Communicator* comm) {
   set_fast_nondeterministic(o.fast_nondeterministic);
   set_tf32(o.tf32);
   std::vector<FoldOutcome> done;
   const int first = all_folds ? 0 : o.fold;
   const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;
   for (int k = first; k <= last; ++k) {
-    done.push_back(run_fold(o, p, k, dev));
+    done.push_back(run_fold(o, p, k, dev, comm));
     if (done.back().result.stopped) {
       std::printf("stopped: run the same command again to resume\n");
       return 130;
@@ -381,10 +413,117 @@ int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device d
                           {"mean", {{"dice_ncr", mean[0]}, {"dice_et", mean[1]}, {"dice_ed", mean[2]}, {"dice_mean", mean[3]}}},
                           {"std", {{"dice_ncr", sd[0]}, {"dice_et", sd[1]}, {"dice_ed", sd[2]}, {"dice_mean", sd[3]}}}};
     const std::string path = (fs::path(o.out) / "cv_summary.json").string();
-    write_file_atomically(path, summary.dump(2) + "\n");
+    if (!comm || comm->rank() == 0) write_file_atomically(path, summary.dump(2) + "\n");
     std::printf("wrote %s\n", path.c_str());
   }
   return 0;
+}
+
+// ------------------------------------------------------------ ranks
+
+namespace {
+
+// This rank's device: `auto` or `cuda` with several ranks on a node take
+// cuda:<local rank modulo the GPUs>; anything else as for one process.
+Device rank_device(const std::string& want, [[maybe_unused]] const dist::Launch& l) {
+#ifdef LKASEG_HAVE_CUDA
+  if (l.size > 1 && (want == "auto" || want == "cuda") && cuda::device_count() > 0)
+    return resolve_device("cuda:" + std::to_string(l.local_rank % cuda::device_count()));
+#endif
+  return resolve_device(want);
+}
+
+// OpenMP threads (and OpenBLAS's, which follows OpenMP) of one rank: the
+// cores the launcher bound it to, or its share of the node's cores when it
+// is not bound; OMP_NUM_THREADS wins.
+int set_rank_threads(const dist::Launch& l) {
+  if (!std::getenv("OMP_NUM_THREADS")) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : all;
+    omp_set_num_threads(mine < all ? mine : std::max(1, all / std::max(1, l.local_size)));
+  }
+  return omp_get_max_threads();
+}
+
+std::unique_ptr<dist::Communicator> start_comm(const RunOptions& o, const dist::Launch& l, Device dev,
+                                               std::unique_ptr<dist::Communicator> host) {
+  const bool gpu = dev.type == DeviceType::CUDA;
+  if (o.comm == "nccl" && !gpu) throw std::invalid_argument("--comm nccl needs a CUDA device (--device cuda)");
+  if (!gpu || o.comm == "mpi" || (o.comm == "auto" && l.size == 1)) return host;
+#ifdef LKASEG_HAVE_NCCL
+  return cuda::make_nccl(dev.index, std::move(host));
+#else
+  if (o.comm == "nccl") throw std::invalid_argument("--comm nccl: this lkaseg was built without NCCL");
+  std::fprintf(stderr, "lkaseg: built without NCCL: GPU gradients go through the host and MPI (slow)\n");
+  return host;
+#endif
+}
+
+}  // namespace
+
+int run_on_ranks(const RunOptions& o, const std::function<int(Ranks&)>& body) {
+  Ranks r;
+  r.launch = dist::detect_launch();
+  const dist::Launch& l = r.launch;
+  if (l.size > 1) {
+    const std::string who = "launched as rank " + std::to_string(l.rank) + " of " + std::to_string(l.size) + " by " +
+                            l.launcher;
+    if (!dist::mpi_built())
+      throw std::runtime_error(who + ", but this lkaseg was built without MPI, so the ranks would train " +
+                               std::to_string(l.size) + " independent copies: install libopenmpi-dev "
+                               "(tools/install_deps.sh) and rebuild, or run one process without mpirun");
+    if (o.parallel_folds > 0 || !o.devices.empty())
+      throw std::invalid_argument(who + ": --parallel-folds and --devices start their own processes; run them "
+                                  "without mpirun (or drop them to train each fold on all ranks)");
+    r.comm = dist::make_mpi();
+    if (r.comm->size() != l.size)
+      throw std::runtime_error(who + ", but MPI sees " + std::to_string(r.comm->size()) +
+                               " rank(s): the launcher and the MPI library do not match (with Slurm: srun --mpi=pmix, "
+                               "or mpirun inside the allocation)");
+  } else {
+    r.comm = o.comm == "mpi" && !l.launcher.empty() ? dist::make_mpi() : dist::make_single();
+  }
+  const int rank = r.comm->rank(), size = r.comm->size();
+  if (size == 1) {
+    r.device = rank_device(o.device, l);
+    r.comm = start_comm(o, l, r.device, std::move(r.comm));
+    return body(r);
+  }
+  // Several ranks: an error on one must end them all, or the others wait
+  // for it forever inside a collective.
+  try {
+    if (rank > 0 && !std::freopen("/dev/null", "w", stdout))
+      throw std::runtime_error("cannot silence the output of rank " + std::to_string(rank));
+    const int threads = set_rank_threads(l);
+    r.device = rank_device(o.device, l);
+    r.comm = start_comm(o, l, r.device, std::move(r.comm));
+    set_interrupt_name("rank " + std::to_string(rank) + " of " + std::to_string(size));  // in Ctrl-C/SIGTERM messages
+    std::printf("%d ranks (%s), %s, %d thread(s) each, rank 0 on %s\n", size, l.launcher.c_str(),
+                r.comm->describe().c_str(), threads, r.device.str().c_str());
+    std::fflush(stdout);
+    const int rc = body(r);
+    r.comm->barrier();  // the others wait (sleeping) for rank 0's evaluation and files
+    return rc;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lkaseg: rank %d of %d: error: %s\nlkaseg: rank %d of %d: ending the job (all ranks)\n", rank,
+                 size, e.what(), rank, size);
+    std::fflush(stderr);
+    r.comm->abort(1);
+  }
+  return 1;  // not reached: abort() ends the process
+}
+
+Prepared prepare_all(const RunOptions& o, Ranks& r) {
+  if (r.comm->size() == 1) return prepare(o);
+  std::optional<Prepared> p;
+  if (r.lead()) p.emplace(prepare(o));
+  r.comm->barrier();  // the split and the cache exist now
+  // The others only read: on a cluster's shared folder a temporary of rank 0
+  // (another node's pid) would look stale to them.
+  if (!r.lead()) p.emplace(prepare(o, false));
+  return std::move(*p);
 }
 
 void prepare_prediction_folder(const std::string& dir, bool force) {

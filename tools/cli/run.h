@@ -14,8 +14,17 @@
 // checked before the cache is built. Every command resumes: a finished fold
 // is skipped, an interrupted one (Ctrl-C, SIGTERM: the current step
 // finishes and a checkpoint is written; exit 130) goes on from its last step.
+//
+// Data-parallel: train and cv started by mpirun / srun with N > 1 ranks run
+// on the ranks (run_on_ranks): rank 0 prepares the split and the cache first,
+// then the others read them; each fold trains on all ranks; rank 0 alone
+// prints and writes (the other ranks' stdout goes to /dev/null, their errors
+// still show). An error on any rank ends the whole job (MPI_Abort) with the
+// message, naming the rank. cv --parallel-folds / --devices instead trains
+// several folds at once, one child process each (train_folds_in_parallel).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +33,7 @@
 #include "data/preprocess.h"
 #include "data/slice_cache.h"
 #include "data/splits.h"
+#include "engine/dist.h"
 #include "engine/tensor.h"
 #include "model/networks.h"
 #include "train/predict.h"
@@ -57,6 +67,13 @@ struct RunOptions {
   std::string device = "auto", augment_on = "auto";
   int workers = 0;
   int64_t log_every = 50;  // steps between loss reads (train/trainer.h)
+  // data-parallel ranks (mpirun / srun)
+  bool sync_bn = false;
+  std::string comm = "auto";   // auto (NCCL for GPU ranks when built), mpi, nccl (also with one rank)
+  std::string dtype = "f32";   // f64: double precision on the CPU (checks)
+  // cv: folds trained at once, one child process each (CPU), or one per device listed
+  int parallel_folds = 0;
+  std::vector<std::string> devices;
   bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
   bool tf32 = false;                   // TF32 in cuDNN convolutions (commands.h)
   std::string cuda_graph = "on";       // the step as a CUDA Graph on a GPU (commands.h)
@@ -87,18 +104,52 @@ struct Prepared {
   data::Split split;
   data::SliceCache cache;
 };
-Prepared prepare(const RunOptions& o);
+// writer false (data-parallel ranks but rank 0): only reads what rank 0's
+// prepare made; no folder is cleaned, no file written.
+Prepared prepare(const RunOptions& o, bool writer = true);
 
 struct FoldOutcome {
   train::TrainResult result;
   std::string dir;
 };
-FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev);
+FoldOutcome run_fold(const RunOptions& o, const Prepared& p, int k, Device dev, dist::Communicator* comm = nullptr);
 
 // Trains folds first..last (train: one, cv: all), prints the validation
 // summary and (all folds) writes RUN/cv_summary.json. Returns 130 when
-// stopped by a signal, else 0.
-int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev);
+// stopped by a signal, else 0. With comm, on its ranks (rank 0 writes).
+int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev,
+                dist::Communicator* comm = nullptr);
+
+// This process's part of a train/cv run: its communicator (single process
+// without a launcher; MPI under mpirun/srun with N > 1 ranks; NCCL for GPU
+// ranks when built, or with --comm nccl) and its device (`auto`/`cuda` on a
+// node with several ranks: cuda:<local rank modulo the GPUs>).
+struct Ranks {
+  dist::Launch launch;
+  std::unique_ptr<dist::Communicator> comm;  // never null
+  Device device;
+  bool lead() const { return comm->rank() == 0; }
+};
+// Runs `body` (resolves the device, then prepare, train, ...) on this rank:
+// starts the ranks (refusing N > 1 ranks without MPI in this build, or
+// --parallel-folds under mpirun), sets the OpenMP threads of each rank (its
+// share of the cores, unless OMP_NUM_THREADS says), runs prepare on rank 0
+// before the others (prepare_all), and ends the whole job on an error.
+int run_on_ranks(const RunOptions& o, const std::function<int(Ranks&)>& body);
+// prepare() on rank 0, then on the others (which find the split and cache made).
+Prepared prepare_all(const RunOptions& o, Ranks& r);
+
+// cv --parallel-folds N / --devices LIST: every fold not yet finished trained
+// by a child `lkaseg train --fold k ...` (the same options, its own device,
+// its share of the cores), at most N (or one per device) at a time, output
+// in RUN/fold_<k>/train.out; then the parent's own train_folds finds them
+// trained and prints the summary. Ctrl-C reaches the children (they stop
+// with a checkpoint; exit 130); SIGTERM to the parent is passed on to them.
+// Returns 130 when stopped, 1 when a fold failed, else 0.
+int train_folds_in_parallel(const RunOptions& o, const Prepared& p);
+// The command line this process was started with (main sets it), which the
+// children of train_folds_in_parallel copy.
+extern std::vector<std::string> g_argv;
 
 // Ctrl-C and SIGTERM (util/interrupt.h; lkaseg.cpp installs the handlers
 // for every command): training stops after the current step with a

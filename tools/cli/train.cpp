@@ -1,5 +1,5 @@
 // lkaseg train: one fold of the paper's protocol into RUN/fold_<k>/
-// (resumable; tools/cli/run.h).
+// (resumable; data-parallel under mpirun / srun; tools/cli/run.h).
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -14,10 +14,11 @@ Subcommand add_train(CLI::App& app) {
   CLI::App* t = app.add_subcommand("train", "train one fold with the paper's protocol (resumable)");
   add_run_options(t, *o, true);
   return {t, [o] {
-            const Device dev = resolve_device(o->device);
-            const Prepared p = prepare(*o);
-            install_stop_handlers();
-            return train_folds(*o, p, false, dev);
+            return run_on_ranks(*o, [&](Ranks& r) {
+              const Prepared p = prepare_all(*o, r);
+              install_stop_handlers();
+              return train_folds(*o, p, false, r.device, r.comm.get());
+            });
           }};
 }
 

@@ -12,6 +12,7 @@
 // Outputs start NaN-poisoned; gradients start random, so the backward must add.
 #include <catch2/catch.hpp>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "kernels/batch_norm.h"
@@ -156,4 +157,49 @@ TEST_CASE("emu batch_norm: empty and invalid sizes", "[emu]") {
                                  nullptr, nullptr) == cudaErrorInvalidValue);
   CHECK(lk::cuda::batch_norm_bwd(2, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
                                  nullptr) == cudaSuccess);  // nothing requested
+}
+
+// Synchronised batch norm's pieces against kernels/batch_norm.h: the three
+// kinds of sums (double on both sides, from the same float inputs, in another
+// order: to 1e-10 of their scale) and dx from given means (float: kTol).
+TEST_CASE("emu batch_norm: sync pieces (channel sums, dx from the whole batch's means)", "[emu]") {
+  NoLeaks no_leaks;
+  unsigned seed = 4000;
+  for (const auto& [n, c, hw] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 3, 63}, {2, 17, 13 * 11},
+                                 {3, 5, 61 * 47}}) {
+    INFO("n " << n << " c " << c << " hw " << hw);
+    const int64_t nx = n * c * hw;
+    const std::vector<float> x = make_input(n, c, hw, seed += 10), dy = uniform(nx, seed + 1, -1.f, 1.f),
+                             gamma = uniform(c, seed + 2, 0.5f, 1.5f), sm = uniform(c, seed + 3, -4.f, 4.f),
+                             si = uniform(c, seed + 4, 0.5f, 2.f), dx0 = uniform(nx, seed + 5, -1.f, 1.f),
+                             means_f = uniform(2 * c, seed + 6, -0.5f, 0.5f);
+    const std::vector<double> means = widen(means_f);
+    DeviceBuffer<float> d_x(x), d_dy(dy), d_g(gamma), d_sm(sm), d_si(si), d_dx(dx0), d_means(means_f);
+    std::vector<double> mu(static_cast<size_t>(c));
+    for (int64_t ch = 0; ch < c; ++ch) mu[static_cast<size_t>(ch)] = sm[static_cast<size_t>(ch)] + 0.25;
+    DeviceBuffer<double> d_out(static_cast<size_t>(2 * c)), d_mu(mu);
+    for (int mode = 0; mode < 3; ++mode) {  // sum x; sum (x - mean)^2; sum dy and sum dy*xhat
+      INFO("mode " << mode);
+      const size_t values = static_cast<size_t>((mode == 2 ? 2 : 1) * c);
+      std::vector<double> ref(values);
+      lk::cpu::batch_norm_sums<float>(n, c, hw, x.data(), mode == 1 ? mu.data() : nullptr,
+                                      mode == 2 ? dy.data() : nullptr, sm.data(), si.data(), ref.data());
+      REQUIRE(lk::cuda::batch_norm_sums(n, c, hw, d_x.get(), mode == 1 ? d_mu.get() : nullptr,
+                                        mode == 2 ? d_dy.get() : nullptr, d_sm.get(), d_si.get(),
+                                        d_out.get()) == cudaSuccess);
+      std::vector<double> got = d_out.download();
+      got.resize(values);
+      double scale = 0, diff = 0;
+      for (size_t i = 0; i < ref.size(); ++i)
+        scale = std::max(scale, std::abs(ref[i])), diff = std::max(diff, std::abs(got[i] - ref[i]));
+      CHECK(diff <= 1e-10 * std::max(scale, 1.0));
+    }
+    std::vector<float> dx_ref = dx0;
+    lk::cpu::batch_norm_bwd_dx<float>(n, c, hw, dy.data(), x.data(), gamma.data(), sm.data(), si.data(), means.data(),
+                                      dx_ref.data());
+    REQUIRE(lk::cuda::batch_norm_bwd_dx(n, c, hw, d_dy.get(), d_x.get(), d_g.get(), d_sm.get(), d_si.get(),
+                                        d_means.get(), d_dx.get()) == cudaSuccess);
+    CHECK(scaled_error(d_dx.download(), dx_ref) <= kTol);
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+  }
 }
