@@ -16,6 +16,7 @@
 #include "util/dice.h"
 #include "engine/autograd.h"
 #include "engine/state_dict.h"
+#include "engine/step_graph.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
 #include "train/train_progress.h"
@@ -359,6 +360,13 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                   (cfg.sync_bn ? ", synchronised batch norm" : "") + " (" + comm->describe() + ")"
             : std::string()));
   TrainProgress progress(lead ? hooks.progress : nullptr, cfg.epochs, spe, cfg.val_every, step);
+  // One rank on a GPU: the step captured at the second step and replayed
+  // after (engine/step_graph.h). With ranks the host exchanges gradient
+  // buckets during the backward, which no graph can hold: eager.
+  if (comm && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
+    say("CUDA Graph: off for data-parallel training (the host exchanges gradients during the backward); training "
+        "eagerly");
+  StepGraph graph(cfg.cuda_graph && !comm, say);
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total || epoch_end_pending) {
@@ -388,21 +396,23 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
       const Tensor images = cfg.dtype == DType::F32 ? b.images : b.images.to(cfg.dtype);
-      LossTerms t;
       if (comm) {  // the global batch's statistics; gradient buckets summed during the backward
         const BatchReduceScope scope(batch_reduce);
-        t = loss_fn(net.forward(images), b.labels);
+        const LossTerms t = loss_fn(net.forward(images), b.labels);
         meter.add(t.total);
         opt.zero_grad();
         backward(t.total, {}, false, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
         grad_sync->finish();
+        opt.step();
       } else {
-        t = loss_fn(net.forward(images), b.labels);
-        meter.add(t.total);
-        opt.zero_grad();
-        backward(t.total);
+        meter.add(graph.run(images, b.labels, net, opt, [&](const Tensor& x, const Tensor& labels) {
+          const LossTerms t = loss_fn(net.forward(x), labels);
+          opt.zero_grad();
+          backward(t.total);
+          opt.step();
+          return t.total.detach();
+        }));
       }
-      opt.step();
       ++e.steps;
       ++step;
       // The loss is read (a wait for the device) only every log_every steps.

@@ -75,6 +75,8 @@ struct RunOptions {
   int parallel_folds = 0;
   std::vector<std::string> devices;
   bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
+  bool tf32 = false;                   // TF32 in cuDNN convolutions (commands.h)
+  std::string cuda_graph = "on";       // the step as a CUDA Graph on a GPU (commands.h)
 };
 
 // Registers the options of train (one_fold) and cv on `s`.
