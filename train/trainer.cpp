@@ -280,7 +280,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
     if (lead)
-      for (const std::string& f : checkpoints.remove_others(step)) say("removed " + f + " (an unfinished save)");
+      for (const std::string& f : checkpoints.adopt(*st)) say("removed " + f + " (an unfinished save)");
     if (epoch_end_pending)
       say("resuming " + run_dir + " at step " + std::to_string(step) + ": the validation of epoch " +
           std::to_string(step / spe) + " was stopped, running it first");
