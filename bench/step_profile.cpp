@@ -17,7 +17,12 @@
 //                            reads and writes (engine/profiler.h), summed
 //   step_seconds(_min)       median (minimum) over the timed steps, wall clock
 //                            to the end of the step's device work
-// and per phase (forward, loss, backward, optimizer). On `emu` (the CUDA
+// and per phase (forward, loss, backward, optimizer; with --graph on the
+// step is one phase, "step": engine/step_graph.h runs the first step eagerly,
+// captures the second and replays it after, so count after --warmup 2 or
+// more; graph_launches_per_step counts cudaGraphLaunch, and the per-op table
+// and trace see the ops of the eager and captured steps only; --precision
+// fp16 stays eager: its loss scaler decides on the host). On `emu` (the CUDA
 // backend under the SIMT emulator, this program's twin step_profile_emu,
 // which `--backend emu` runs) every runtime call is counted at the runtime-API
 // boundary (simt/api_counts.h), so the counts are exact; on `cuda` launches
@@ -48,6 +53,7 @@
 #include "engine/loss_scaler.h"
 #include "engine/optim.h"
 #include "engine/profiler.h"
+#include "engine/step_graph.h"
 #include "model/loss.h"
 #include "model/networks.h"
 #if defined(STEP_PROFILE_EMU) || defined(LKASEG_HAVE_CUDA)
@@ -106,16 +112,18 @@ std::vector<int64_t> parse_widths(const std::string& s) {
 
 // Everything counted, as running totals; a step's count is a difference.
 struct Counts {
-  double launches = 0, syncs = 0, allocations = 0, copies = 0, op_calls = 0, op_bytes = 0;
+  double launches = 0, syncs = 0, allocations = 0, copies = 0, op_calls = 0, op_bytes = 0, graph_launches = 0;
 };
 
 Counts operator-(const Counts& a, const Counts& b) {
-  return {a.launches - b.launches, a.syncs - b.syncs, a.allocations - b.allocations,
-          a.copies - b.copies,     a.op_calls - b.op_calls, a.op_bytes - b.op_bytes};
+  return {a.launches - b.launches, a.syncs - b.syncs,       a.allocations - b.allocations,
+          a.copies - b.copies,     a.op_calls - b.op_calls, a.op_bytes - b.op_bytes,
+          a.graph_launches - b.graph_launches};
 }
 Counts operator+(const Counts& a, const Counts& b) {
-  return {a.launches + b.launches, a.syncs + b.syncs, a.allocations + b.allocations,
-          a.copies + b.copies,     a.op_calls + b.op_calls, a.op_bytes + b.op_bytes};
+  return {a.launches + b.launches, a.syncs + b.syncs,       a.allocations + b.allocations,
+          a.copies + b.copies,     a.op_calls + b.op_calls, a.op_bytes + b.op_bytes,
+          a.graph_launches + b.graph_launches};
 }
 
 #if STEP_PROFILE_GPU
@@ -175,6 +183,7 @@ class Counter {
   KernelObserver observer;
 #endif
   Profiler* prof = nullptr;
+  const StepGraph* graph = nullptr;
   // Kernel launches (and memsets) so far.
   uint64_t launches() const { return static_cast<uint64_t>(now().launches); }
   Counts now() const {
@@ -193,7 +202,9 @@ class Counter {
     c.syncs = static_cast<double>(a.syncs);
     c.allocations = static_cast<double>(a.mallocs);
     c.copies = static_cast<double>(a.copies);
+    c.graph_launches = static_cast<double>(a.graph_launches);
 #elif STEP_PROFILE_GPU
+    if (graph) c.graph_launches = static_cast<double>(graph->launches());
     c.launches = static_cast<double>(observer.launches);
     if (auto* ca = dynamic_cast<cuda::CachingAllocator*>(&backend(dev_).allocator()))
       c.allocations = static_cast<double>(ca->stats().driver_allocs);
@@ -226,7 +237,8 @@ json counts_json(const Counts& c, double per, bool syncs_counted) {
   json j = {{"launches", c.launches / per},
             {"allocations", c.allocations / per},
             {"op_calls", c.op_calls / per},
-            {"op_bytes", c.op_bytes / per}};
+            {"op_bytes", c.op_bytes / per},
+            {"graph_launches", c.graph_launches / per}};
   j["host_syncs"] = syncs_counted ? json(c.syncs / per) : json(nullptr);
   return j;
 }
@@ -269,8 +281,11 @@ int run(const Args& a) {
   BatchNorm2d::set_fused_relu(a.fuse == "on");
   if (a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.size < 1) throw std::invalid_argument("bad --steps/--warmup/--batch/--size");
   if (a.threads > 0) omp_set_num_threads(a.threads);
-  const bool graph_wanted = a.graph == "on";
-  if (graph_wanted) std::fprintf(stderr, "step_profile: CUDA Graph capture not implemented yet; running eagerly\n");
+  // fp16's loss scaler decides on the host each step (as the trainer's): eager.
+  const bool fp16_eager = a.graph == "on" && precision == DType::F16;
+  const char* const kFp16Eager = "off: --precision fp16 (the loss scaler reads an overflow flag on the host each step)";
+  if (fp16_eager) std::fprintf(stderr, "step_profile: CUDA Graph %s; running eagerly\n", kFp16Eager);
+  const bool graph_wanted = a.graph == "on" && !fp16_eager;
 
   Device dev = cpu_device();
   if (a.backend == kGpuBackend) {
@@ -300,13 +315,13 @@ int run(const Args& a) {
   Counter counter(dev);
   Profiler::Options po;
   po.timeline = timeline.get();
-  po.mark_ops = per_op;
+  po.mark_ops = per_op && !graph_wanted;  // no timeline marks inside a capture
   if (dev.type == DeviceType::CUDA) po.launches = [&counter] { return counter.launches(); };
   Profiler prof(dev, po);
   counter.prof = &prof;
 #if STEP_PROFILE_GPU
   if (dev.type == DeviceType::CUDA) {
-    if (!a.trace.empty()) counter.observer.profiler = &prof;
+    if (!a.trace.empty() && !graph_wanted) counter.observer.profiler = &prof;
     cuda::set_launch_observer(&counter.observer);
   }
 #endif
@@ -320,14 +335,18 @@ int run(const Args& a) {
               {"precision", a.precision},
               {"fuse", a.fuse},
               {"tf32", a.tf32},
-              {"graph", graph_wanted ? "on (capture not implemented yet: eager)" : "off"},
               {"counts_exact", a.backend != "cuda"},
               {"steps", a.steps},
               {"warmup", a.warmup}};
 
-  const std::vector<std::string> phase_names = a.inference ? std::vector<std::string>{"forward"}
-                                                           : std::vector<std::string>{"forward", "loss", "backward",
-                                                                                      "optimizer"};
+  // With the graph, a step is one graph launch: no phases inside it.
+  const std::vector<std::string> phase_names =
+      a.inference ? std::vector<std::string>{"forward"}
+      : graph_wanted ? std::vector<std::string>{"step"}
+                     : std::vector<std::string>{"forward", "loss", "backward", "optimizer"};
+  StepGraph graph(graph_wanted && !a.inference,
+                  [](const std::string& m) { std::fprintf(stderr, "step_profile: %s\n", m.c_str()); });
+  counter.graph = &graph;
   std::vector<double> seconds;
   std::vector<std::vector<int64_t>> phase_marks;  // per timed step: a mark at each phase boundary
   std::vector<Counts> phase_counts(phase_names.size());
@@ -390,19 +409,31 @@ int run(const Args& a) {
         marks.push_back(timeline->mark());
         at.push_back(counter.now());
       };
-      std::vector<Tensor> outs;
-      model::LossTerms terms;
-      phase("forward", [&] { outs = net.forward(images); });
-      phase("loss", [&] { terms = loss_fn(outs, labels); });
-      phase("backward", [&] {
-        opt.zero_grad();
-        scaler.backward(terms.total);
-      });
-      phase("optimizer", [&] {
-        if (scaler.unscale(net.parameters())) opt.step();
-      });
-      outs.clear();
-      terms = {};
+      if (graph_wanted) {
+        // engine/step_graph.h: eager on the static inputs, then captured, then replayed.
+        phase("step", [&] {
+          graph.run(images, labels, net, opt, [&](const Tensor& x, const Tensor& y) {
+            const model::LossTerms t = loss_fn(net.forward(x), y);
+            opt.zero_grad();
+            backward(t.total);
+            opt.step();
+            return t.total.detach();
+          });
+        });
+      } else {
+        std::vector<Tensor> outs;
+        model::LossTerms terms;
+        phase("forward", [&] { outs = net.forward(images); });
+        phase("loss", [&] { terms = loss_fn(outs, labels); });
+        phase("backward", [&] {
+          opt.zero_grad();
+          scaler.backward(terms.total);
+        });
+        // fp16: one host read of the overflow flag (counted in host_syncs)
+        phase("optimizer", [&] {
+          if (scaler.unscale(net.parameters())) opt.step();
+        });
+      }
       backend(dev).synchronize();  // the profiler's own wait: after the counts
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       const Counts d = at.back() - at.front();
@@ -430,7 +461,8 @@ int run(const Args& a) {
   const bool sc = counter.syncs_counted();
   out["launches_per_step"] = step_total.launches / n;
   out["host_syncs_per_step"] = sc ? json(step_total.syncs / n) : json(nullptr);
-  out["graph_launches_per_step"] = 0;
+  out["graph_launches_per_step"] = step_total.graph_launches / n;
+  out["graph"] = fp16_eager ? std::string(kFp16Eager) : graph.status();
   out["allocations_per_step"] = step_total.allocations / n;
   out["copies_per_step"] = sc ? json(step_total.copies / n) : json(nullptr);
   out["op_calls_per_step"] = step_total.op_calls / n;

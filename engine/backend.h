@@ -18,6 +18,7 @@
 // see docs/ARCHITECTURE.md.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,15 @@ enum class KernelVariant { Fast, PlainLoops, Cudnn, Im2colBlas };
 const char* variant_name(KernelVariant v);
 
 class UploadRing;
+
+// Work captured from a backend's stream (a CUDA Graph): launch() queues all
+// of it once more, on that stream, as one call. The memory the captured work
+// allocated belongs to the graph's private pool while it lives.
+class Graph {
+ public:
+  virtual ~Graph() = default;
+  virtual void launch() = 0;
+};
 
 class Backend {
  public:
@@ -214,6 +224,21 @@ class Backend {
   // slice reflect-padded by `pad`. Use lk::augment_batch (engine/ops.h).
   virtual void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
                        const Tensor& out_images, const Tensor& out_labels) = 0;
+
+  // Runs f with this backend's stream capturing (CUDA Graphs): f's device
+  // work is recorded, not run, and memory f allocates or frees comes from
+  // and goes to a pool private to the graph (engine/cuda/caching_allocator.h),
+  // never handed to other work while the graph lives; tensors f leaves alive
+  // keep their memory, which every launch() writes again. Returns the graph
+  // (not launched yet), or nullptr with *why set when the backend has no
+  // graphs or f did something a capture cannot hold (a host wait, a
+  // host-memory copy, an error f threw): then none of f's device work ran.
+  // Warm f up eagerly once first, so that its memory is already cached.
+  virtual std::unique_ptr<Graph> capture(const std::function<void()>& f, std::string* why) {
+    (void)f;
+    *why = "no graphs on " + device().str();
+    return nullptr;
+  }
 
   // Host-to-device staging for input pipelines (see UploadRing below).
   // `parts`: the shape and dtype of each tensor of one slot.

@@ -63,6 +63,9 @@ class AdamW : public Optimizer {
 
   // Writes lr into the device state if it differs from the last value written.
   void upload_lr();
+  // A replayed graph (engine/step_graph.h) took a step on the device: count
+  // it on the host too (the device advanced its own count).
+  void count_replayed_step() { ++t_; }
   const Tensor& state() const { return state_; }
 
  private:

@@ -71,6 +71,9 @@ class Profiler::Decorator final : public Backend {
   Device device() const override { return b_.device(); }
   Allocator& allocator() override { return b_.allocator(); }
   void synchronize() override { b_.synchronize(); }
+  std::unique_ptr<Graph> capture(const std::function<void()>& f, std::string* why) override {
+    return b_.capture(f, why);
+  }
   std::string describe() const override { return b_.describe(); }
   std::vector<KernelVariant> variants() const override { return b_.variants(); }
 

@@ -265,12 +265,10 @@ std::string encode_png(const Image& im) {
 }
 
 bool is_lkaseg_png(const std::string& path) {
-  return file_starts_with(path, std::string(kPngSignature, 8)) && [&] {
-    std::ifstream f(path, std::ios::binary);
-    std::string head(kIhdrEnd + software_chunk().size(), '\0');
-    return f.read(head.data(), static_cast<std::streamsize>(head.size())) &&
-           head.compare(kIhdrEnd, std::string::npos, software_chunk()) == 0;
-  }();
+  std::ifstream f(path, std::ios::binary);
+  std::string head(kIhdrEnd + software_chunk().size(), '\0');
+  return f.read(head.data(), static_cast<std::streamsize>(head.size())) && head.compare(0, 8, kPngSignature, 8) == 0 &&
+         head.compare(kIhdrEnd, std::string::npos, software_chunk()) == 0;
 }
 
 void write_png(const std::string& path, const Image& im) {

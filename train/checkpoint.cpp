@@ -203,17 +203,30 @@ void Checkpoints::save(const Module& m, const AdamW& opt, const TrainState& st,
   const std::string weights = weights_path(st.step), state = weights + ".state";
   save_pair(weights, m, opt, st, weights_meta, [&] { stage(Stage::Weights); });
   stage(Stage::State);
+  write_manifest(st.step, st.epoch);
+  stage(Stage::Manifest);
+  remove_others(st.step);
+  stage(Stage::Cleanup);
+}
+
+void Checkpoints::write_manifest(int64_t step, int64_t epoch) const {
+  const std::string weights = weights_path(step), state = weights + ".state";
   const json manifest = {{"format", kManifestFormat},
-                         {"step", st.step},
-                         {"epoch", st.epoch},
+                         {"step", step},
+                         {"epoch", epoch},
                          {"weights", fs::path(weights).filename().string()},
                          {"state", fs::path(state).filename().string()},
                          {"weights_bytes", fs::file_size(weights)},
                          {"state_bytes", fs::file_size(state)}};
   write_file_atomically(manifest_path(), manifest.dump(2) + "\n");
-  stage(Stage::Manifest);
-  remove_others(st.step);
-  stage(Stage::Cleanup);
+}
+
+std::vector<std::string> Checkpoints::adopt(const TrainState& st) const {
+  if (fs::exists(weights_path(st.step) + ".state")) {  // not a legacy single pair
+    const CriticalSection critical;
+    write_manifest(st.step, st.epoch);
+  }
+  return remove_others(st.step);
 }
 
 std::optional<TrainState> Checkpoints::load_newest(Module& m, AdamW& opt,

@@ -97,10 +97,16 @@ class Checkpoints {
   // returns the removed paths.
   std::vector<std::string> remove_others(int64_t keep_step) const;
 
+  // After load_newest: the manifest is made to name generation `st` (a kill
+  // between a pair and its manifest leaves the manifest naming the previous
+  // one), then the other generations are removed (returned).
+  std::vector<std::string> adopt(const TrainState& st) const;
+
   // Steps of the pairs whose two files are present, newest first.
   std::vector<int64_t> generations() const;
 
  private:
+  void write_manifest(int64_t step, int64_t epoch) const;
   std::string dir_, name_;
 };
 

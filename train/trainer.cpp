@@ -17,6 +17,7 @@
 #include "engine/autograd.h"
 #include "engine/loss_scaler.h"
 #include "engine/state_dict.h"
+#include "engine/step_graph.h"
 #include "train/checkpoint.h"
 #include "train/predict.h"
 #include "train/train_progress.h"
@@ -287,7 +288,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     for (const EpochLog& e : r.log)
       if (e.val && e.val->mean > r.best_dice) r.best_dice = e.val->mean, r.best_epoch = e.epoch;
     if (lead)
-      for (const std::string& f : checkpoints.remove_others(step)) say("removed " + f + " (an unfinished save)");
+      for (const std::string& f : checkpoints.adopt(*st)) say("removed " + f + " (an unfinished save)");
     if (epoch_end_pending)
       say("resuming " + run_dir + " at step " + std::to_string(step) + ": the validation of epoch " +
           std::to_string(step / spe) + " was stopped, running it first");
@@ -367,6 +368,19 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
                   (cfg.sync_bn ? ", synchronised batch norm" : "") + " (" + comm->describe() + ")"
             : std::string()));
   TrainProgress progress(lead ? hooks.progress : nullptr, cfg.epochs, spe, cfg.val_every, step);
+  // One rank on a GPU: the step captured at the second step and replayed
+  // after (engine/step_graph.h). With ranks the host exchanges gradient
+  // buckets during the backward, which no graph can hold: eager.
+  if (comm && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
+    say("CUDA Graph: off for data-parallel training (the host exchanges gradients during the backward); training "
+        "eagerly");
+  // fp16's dynamic loss scaler reads an overflow flag on the host every step
+  // and decides there whether to step: no graph can hold that, so eager too
+  // (bf16 and fp32 need no scaler and replay the graph).
+  if (!comm && scaler.enabled() && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
+    say("CUDA Graph: off for --precision fp16 (the dynamic loss scaler reads an overflow flag on the host each "
+        "step); training eagerly");
+  StepGraph graph(cfg.cuda_graph && !comm && !scaler.enabled(), say);
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total || epoch_end_pending) {
@@ -396,23 +410,31 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
       opt.set_lr(e.lr);
       const data::Batch b = loader.next();
       const Tensor images = cfg.dtype == DType::F32 ? b.images : b.images.to(cfg.dtype);
-      LossTerms t;
       if (comm) {  // the global batch's statistics; gradient buckets summed during the backward
         const BatchReduceScope scope(batch_reduce);
-        t = loss_fn(net.forward(images), b.labels);
+        const LossTerms t = loss_fn(net.forward(images), b.labels);
         meter.add(t.total);
         opt.zero_grad();
         scaler.backward(t.total, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
         grad_sync->finish();
-      } else {
-        t = loss_fn(net.forward(images), b.labels);
+        // fp16: the rank-summed gradients unscaled; a step with a non-finite
+        // one is skipped on every rank alike (the scaler's host decision)
+        if (scaler.unscale(net.parameters())) opt.step();
+      } else if (scaler.enabled()) {  // fp16: eager (the scaler decides on the host)
+        const LossTerms t = loss_fn(net.forward(images), b.labels);
         meter.add(t.total);
         opt.zero_grad();
         scaler.backward(t.total);
+        if (scaler.unscale(net.parameters())) opt.step();
+      } else {
+        meter.add(graph.run(images, b.labels, net, opt, [&](const Tensor& x, const Tensor& labels) {
+          const LossTerms t = loss_fn(net.forward(x), labels);
+          opt.zero_grad();
+          backward(t.total);
+          opt.step();
+          return t.total.detach();
+        }));
       }
-      // fp16: the (rank-summed) gradients unscaled; a step with a non-finite
-      // one is skipped on every rank alike
-      if (scaler.unscale(net.parameters())) opt.step();
       ++e.steps;
       ++step;
       // The loss is read (a wait for the device) only every log_every steps.

@@ -90,8 +90,13 @@ struct TrainConfig {
   // waits for the device; divergence (a non-finite loss) is caught at the
   // next read.
   int64_t log_every = 50;
+  // On a device with graphs (CUDA), the step is captured once as a CUDA
+  // Graph and replayed (engine/step_graph.h); false: every step eager. The
+  // results are the same either way. Data-parallel runs (hooks.comm) stay
+  // eager (the host exchanges gradients during the backward), saying so.
+  bool cuda_graph = true;
 
-  // everything above but device, workers, augment_on, log_every (they do not change results)
+  // everything above but device, workers, augment_on, log_every, cuda_graph (they do not change results)
   std::string to_json() const;
   static TrainConfig from_json(const std::string& json);  // throws on a malformed or incomplete one
 };

@@ -106,6 +106,31 @@ NC nc_of(const Tensor& t) {
 
 #define LK_LAUNCHED(expr) ::lk::cuda::check((expr), #expr, __FILE__, __LINE__)
 
+// A captured step: its executable graph and its allocator pool.
+class CudaGraph final : public Graph {
+ public:
+  CudaGraph(int device, cudaStream_t stream, CachingAllocator& alloc, cudaGraphExec_t exec, int pool)
+      : device_(device), stream_(stream), alloc_(alloc), exec_(exec), pool_(pool) {}
+  ~CudaGraph() override {
+    // Later work on the stream runs after the last replay, so the pool's
+    // blocks may go back to the cache at once.
+    try {
+      LK_CUDA_CHECK(cudaSetDevice(device_));
+      LK_CUDA_CHECK(cudaGraphExecDestroy(exec_));
+    } catch (...) {
+    }
+    alloc_.release_pool(pool_);
+  }
+  void launch() override { LK_CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  CachingAllocator& alloc_;
+  cudaGraphExec_t exec_;
+  int pool_;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device), alloc_(device), pinned_(device, true) {
@@ -121,7 +146,8 @@ class CudaBackend final : public Backend {
 #endif
   }
   ~CudaBackend() override {
-    if (adamw_device_) cudaFreeAsync(adamw_device_, stream_);
+    for (auto& [state, u] : adamw_uploads_)
+      if (u.device) cudaFreeAsync(u.device, stream_);
     if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
     if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));
     if (stream_) cudaStreamDestroy(stream_);
@@ -598,19 +624,25 @@ class CudaBackend final : public Backend {
     }
     AdamWTable table;
     LK_CUDA_CHECK(adamw_table(tensors, &table));
-    if (table.bytes != adamw_table_.bytes) {
-      if (table.bytes.size() > adamw_device_bytes_) {
-        if (adamw_device_) LK_CUDA_CHECK(cudaFreeAsync(adamw_device_, stream_));
-        adamw_device_ = nullptr;
-        LK_CUDA_CHECK(cudaMallocAsync(&adamw_device_, table.bytes.size(), stream_));
-        adamw_device_bytes_ = table.bytes.size();
+    // Per optimizer (its state's address): two optimizers stepping in turn
+    // do not upload their tables each step, and a replayed graph finds the
+    // table its capture read.
+    AdamWUpload& u = adamw_uploads_[state.raw()];
+    if (table.bytes != u.table.bytes) {
+      u.table = {};  // not valid on the device until the copy is queued
+      if (table.bytes.size() > u.bytes) {
+        if (u.device) LK_CUDA_CHECK(cudaFreeAsync(u.device, stream_));
+        u.device = nullptr;
+        u.bytes = 0;
+        LK_CUDA_CHECK(cudaMallocAsync(&u.device, table.bytes.size(), stream_));
+        u.bytes = table.bytes.size();
       }
-      adamw_table_ = std::move(table);  // kept alive: the source of the copy
-      if (!adamw_table_.bytes.empty())
-        LK_CUDA_CHECK(cudaMemcpyAsync(adamw_device_, adamw_table_.bytes.data(), adamw_table_.bytes.size(),
-                                      cudaMemcpyHostToDevice, stream_));
+      if (!table.bytes.empty())
+        LK_CUDA_CHECK(cudaMemcpyAsync(u.device, table.bytes.data(), table.bytes.size(), cudaMemcpyHostToDevice,
+                                      stream_));
+      u.table = std::move(table);  // kept alive (the same buffer): the source of the copy
     }
-    LK_LAUNCHED(lk::cuda::adamw_step(adamw_table_, adamw_device_, state.data<double>(), a.beta1, a.beta2, a.eps,
+    LK_LAUNCHED(lk::cuda::adamw_step(u.table, u.device, state.data<double>(), a.beta1, a.beta2, a.eps,
                                      a.weight_decay, stream_));
   }
 
@@ -621,6 +653,42 @@ class CudaBackend final : public Backend {
                                         labels.defined() ? labels.data<int32_t>() : nullptr, images.size(2),
                                         mf(out_images), out_labels.defined() ? out_labels.data<int32_t>() : nullptr,
                                         out_images.size(2), pad, stream_));
+  }
+
+  std::unique_ptr<Graph> capture(const std::function<void()>& f, std::string* why) override {
+    LK_CUDA_CHECK(cudaSetDevice(device_));
+    const int pool = alloc_.begin_pool();
+    // Thread-local: the loader's worker threads may allocate meanwhile.
+    if (const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal); e != cudaSuccess) {
+      (void)cudaGetLastError();
+      alloc_.release_pool(pool);
+      *why = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e);
+      return nullptr;
+    }
+    std::string failed;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+    alloc_.end_pool();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    cudaGraphExec_t exec = nullptr;
+    if (failed.empty() && ended != cudaSuccess)
+      failed = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(ended);
+    if (failed.empty()) {
+      const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+      if (made != cudaSuccess) failed = std::string("cudaGraphInstantiate: ") + cudaGetErrorString(made);
+    }
+    if (graph) LK_CUDA_CHECK(cudaGraphDestroy(graph));
+    if (!failed.empty()) {
+      (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
+      alloc_.release_pool(pool);
+      *why = failed;
+      return nullptr;
+    }
+    return std::make_unique<CudaGraph>(device_, stream_, alloc_, exec, pool);
   }
 
   std::unique_ptr<UploadRing> make_upload_ring(const std::vector<std::pair<Shape, DType>>& parts,
@@ -784,9 +852,12 @@ class CudaBackend final : public Backend {
   LabelError* label_errors_ = nullptr;       // device: cross_entropy's, tversky's (cross_entropy.h)
   LabelError* label_errors_seen_ = nullptr;  // pinned host copy, read after each wait
   int64_t label_classes_[2] = {0, 0};        // C of the last call of each
-  AdamWTable adamw_table_;  // the last AdamW table, as uploaded to adamw_device_
-  void* adamw_device_ = nullptr;
-  size_t adamw_device_bytes_ = 0;
+  struct AdamWUpload {
+    AdamWTable table;  // as uploaded to device
+    void* device = nullptr;
+    size_t bytes = 0;
+  };
+  std::map<const void*, AdamWUpload> adamw_uploads_;
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;

@@ -24,6 +24,9 @@ CachingAllocator::~CachingAllocator() {
   // Tensors outliving their allocator are a bug elsewhere; free what we hold
   // in the cache and leave live blocks alone (the process is ending).
   try {
+    std::vector<int> pools;
+    for (const auto& [id, pf] : pool_free_) pools.push_back(id);
+    for (const int id : pools) release_pool(id);
     release_cached();
     std::lock_guard lock(mu_);
     for (cudaEvent_t e : spare_events_) LK_CUDA_CHECK(cudaEventDestroy(e));
@@ -85,19 +88,85 @@ void CachingAllocator::collect_locked(bool wait) {
       continue;
     }
     for (const Use& u : q.uses) spare_events_.push_back(u.event);
-    const size_t size = blocks_.at(q.p).size;
-    free_.emplace(size, q.p);
-    stats_.pending -= size;
-    stats_.cached += size;
+    const Block& b = blocks_.at(q.p);
+    stats_.pending -= b.size;
+    put_free_locked(q.p, b);
     pending_[i] = std::move(pending_.back());
     pending_.pop_back();
   }
+}
+
+void CachingAllocator::put_free_locked(void* p, const Block& b) {
+  if (b.pool) {
+    auto it = pool_free_.find(b.pool);
+    if (it != pool_free_.end()) {
+      it->second.emplace(b.size, p);
+      return;
+    }
+  }
+  free_.emplace(b.size, p);
+  stats_.cached += b.size;
+}
+
+int CachingAllocator::capturing_pool_locked() const {
+  return filling_ && filler_ == std::this_thread::get_id() ? filling_ : 0;
+}
+
+int CachingAllocator::begin_pool() {
+  std::lock_guard lock(mu_);
+  if (pinned_) throw std::logic_error("CachingAllocator::begin_pool: graph pools hold device memory only");
+  if (filling_) throw std::logic_error("CachingAllocator::begin_pool: pool " + std::to_string(filling_) + " is still open");
+  filling_ = next_pool_++;
+  filler_ = std::this_thread::get_id();
+  pool_free_[filling_];
+  return filling_;
+}
+
+void CachingAllocator::end_pool() {
+  std::lock_guard lock(mu_);
+  filling_ = 0;
+}
+
+void CachingAllocator::release_pool(int pool) {
+  std::lock_guard lock(mu_);
+  if (filling_ == pool) filling_ = 0;
+  auto it = pool_free_.find(pool);
+  if (it == pool_free_.end()) return;
+  const std::multimap<size_t, void*> blocks = std::move(it->second);
+  pool_free_.erase(it);
+  for (auto& [p, b] : blocks_)
+    if (b.pool == pool) b.pool = 0;
+  for (const auto& [size, p] : blocks) {
+    free_.emplace(size, p);
+    stats_.cached += size;
+  }
+}
+
+size_t CachingAllocator::pool_bytes(int pool) const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [p, b] : blocks_)
+    if (b.pool == pool) n += b.size;
+  return n;
 }
 
 void* CachingAllocator::take(size_t bytes) {
   const size_t size = round_size(bytes);
   std::unique_lock lock(mu_);
   if (!pending_.empty()) collect_locked(false);
+  const int pool = capturing_pool_locked();
+  if (pool) {
+    std::multimap<size_t, void*>& pf = pool_free_.at(pool);
+    auto it = pf.find(size);
+    if (it != pf.end()) {
+      void* p = it->second;
+      pf.erase(it);
+      stats_.in_use += size;
+      stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+      ++stats_.cache_hits;
+      return p;
+    }
+  }
   // Only a block of the same rounded size: a step's requests then find, from
   // the second step on, exactly the blocks the first one made (a larger block
   // taken for a smaller request would leave a later request without one).
@@ -106,10 +175,28 @@ void* CachingAllocator::take(size_t bytes) {
     void* p = it->second;
     const size_t got = it->first;
     free_.erase(it);
+    blocks_.at(p).pool = pool;
     stats_.cached -= got;
     stats_.in_use += got;
     stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
     ++stats_.cache_hits;
+    return p;
+  }
+  if (pool) {
+    // Capturing: the driver only with this thread's capture mode relaxed,
+    // and no retry (freeing the cache would wait for the device).
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    LK_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    void* p = driver_alloc(size);
+    LK_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    if (!p)
+      throw std::runtime_error("CUDA out of memory on " + device().str() + " while capturing a graph: requested " +
+                               mib(bytes) + "; this allocator holds " + mib(stats_.in_use) + " in use");
+    blocks_[p] = Block{size, {}, pool};
+    ++stats_.driver_allocs;
+    ++stats_.capture_driver_allocs;
+    stats_.in_use += size;
+    stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
     return p;
   }
   void* p = driver_alloc(size);
@@ -157,9 +244,9 @@ void CachingAllocator::deallocate(void* p, size_t) {
   if (it == blocks_.end()) throw std::logic_error("CachingAllocator: freeing a block it does not own");
   Block& b = it->second;
   stats_.in_use -= b.size;
+  if (const int pool = capturing_pool_locked()) b.pool = pool;  // a captured kernel may use it
   if (b.uses.empty()) {
-    free_.emplace(b.size, p);
-    stats_.cached += b.size;
+    put_free_locked(p, b);
     return;
   }
   // Reuse waits until the other streams' work queued so far has run.

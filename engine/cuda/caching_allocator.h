@@ -24,6 +24,19 @@
 // after the allocation (the previous owner's work may still be queued; the
 // upload ring does this when it makes its slots).
 //
+// Graph pools (CUDA Graphs, engine/step_graph.h): between begin_pool() and
+// end_pool(), the thread that called begin_pool (the one capturing) takes
+// its blocks for a pool owned by the graph being captured: first the pool's
+// own free blocks, then cached ones (a warm-up step left the exact sizes
+// there), and only if none fits a new one from the driver, asked with that
+// thread's capture mode relaxed (counted as capture_driver_allocs: a step
+// that was warmed up eagerly makes none). Every block that thread frees
+// meanwhile joins the pool too, wherever it came from (a captured kernel
+// may still use it). A pool's blocks, in use or free, are never handed to
+// other work while the pool lives: replays write them. release_pool (the
+// graph is gone) returns its free blocks to the cache and lets the blocks
+// still in use return there when freed. release_cached leaves pools alone.
+//
 // With pinned_host the blocks are page-locked host buffers (cudaMallocHost),
 // cached the same way, for the data loader's host-to-device copies; the host
 // uses such a block at once, so one that a copy stream reads must be
@@ -33,6 +46,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -51,6 +65,7 @@ struct CacheStats {
   uint64_t driver_frees = 0;
   uint64_t cache_hits = 0;
   uint64_t cross_stream_frees = 0;  // frees that had to wait for other streams
+  uint64_t capture_driver_allocs = 0;  // driver allocations for a graph pool while capturing
 };
 
 class CachingAllocator final : public Allocator {
@@ -72,6 +87,12 @@ class CachingAllocator final : public Allocator {
   // has completed. Call with the stream's device current.
   void record_stream(void* p, cudaStream_t stream);
 
+  // Graph pools (see above). begin_pool returns the pool's id (> 0).
+  int begin_pool();
+  void end_pool();
+  void release_pool(int pool);
+  size_t pool_bytes(int pool) const;  // held by the pool, in use or free
+
   CacheStats stats() const;
   void release_cached();  // returns every cached (and, after waiting, pending) block to the driver
   static size_t round_size(size_t bytes);
@@ -84,12 +105,17 @@ class CachingAllocator final : public Allocator {
   struct Block {
     size_t size = 0;
     std::vector<Use> uses;  // other streams that touch it
+    int pool = 0;           // the graph pool holding it; 0: none
   };
   struct Pending {
     void* p;
     std::vector<Use> uses;
   };
   void* take(size_t bytes);
+  // Puts a free block in its pool's free list, or the cache's; mu_ held.
+  void put_free_locked(void* p, const Block& b);
+  // The pool the calling thread is filling now (0: none); mu_ held.
+  int capturing_pool_locked() const;
   void* driver_alloc(size_t bytes);
   void driver_free(void* p);
   // Moves pending blocks whose events have completed to the free list
@@ -101,6 +127,9 @@ class CachingAllocator final : public Allocator {
   cudaStream_t stream_ = nullptr;
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_;        // size -> block
+  std::map<int, std::multimap<size_t, void*>> pool_free_;  // live pools: their free blocks
+  int next_pool_ = 1, filling_ = 0;            // filling_: the pool begin_pool opened
+  std::thread::id filler_;                     // the thread that opened it
   std::unordered_map<void*, Block> blocks_;  // every live, pending or cached block
   std::vector<Pending> pending_;
   std::vector<cudaEvent_t> spare_events_;

@@ -2,7 +2,8 @@
 // backend, its cuDNN convolutions and its other cuDNN paths each hold: one
 // user at a time on one stream, so get(bytes) may hand out the same memory
 // again; it reallocates (through the caching allocator, no driver call after
-// warm-up) only when a call asks for more than it holds.
+// warm-up) only when a call asks for more than it holds. A captured training
+// step (engine/step_graph.h) finds it sized by the eager warm-up step.
 #pragma once
 
 #include <cstddef>

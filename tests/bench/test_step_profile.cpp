@@ -71,6 +71,23 @@ TEST_CASE("step_profile: a training step on the emulated backend meets issue 12'
   }
 }
 
+TEST_CASE("step_profile --graph on: after warm-up and capture a step is one graph launch and nothing else") {
+  // engine/step_graph.h: step 1 eager, step 2 captured, the counted step 3 replayed.
+  const std::string shape = " --backend emu --widths 4,8,16,32 --batch 2 --size 8 --steps 1 --warmup 2 --graph on";
+  for (const char* net : {"resse_lka_unet", "unet", "attention_unet"}) {
+    INFO(net);
+    const json j = profile(std::string("--net ") + net + shape);
+    CHECK(j.at("graph").get<std::string>() == "on");
+    CHECK(j.at("graph_launches_per_step").get<double>() == 1);
+    CHECK(j.at("launches_per_step").get<double>() == 0);
+    CHECK(j.at("host_syncs_per_step").get<double>() == 0);
+    CHECK(j.at("allocations_per_step").get<double>() == 0);
+    CHECK(j.at("copies_per_step").get<double>() == 2);  // the batch into the graph's static inputs
+    CHECK(j.at("allocations_after_first_step").get<double>() == 0);  // the capture found every block cached
+    CHECK(j.at("phases").at("step").at("graph_launches").get<double>() == 1);
+  }
+}
+
 TEST_CASE("step_profile: the per-op table and a Perfetto trace with phases, ops and kernels") {
   const std::string trace = (std::filesystem::temp_directory_path() /
                              ("lkaseg_step_trace_" + std::to_string(::getpid()) + ".json"))

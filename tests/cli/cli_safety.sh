@@ -132,8 +132,10 @@ grep -q "from 0 to 18446744073709551615, got -1" "$out" || fail "--seed -1: $(ca
 run summary --widths 60000 60000 60000 60000 && fail "huge --widths accepted"
 grep -q "needs at least .* GB .* this machine has" "$out" || fail "huge --widths: $(cat "$out")"
 grep -q "bad_alloc" "$out" && fail "bad_alloc shown: $(cat "$out")"
+run train --data "$dir/data" --out "$dir/y" --cuda-graph maybe && fail "--cuda-graph maybe accepted"
+grep -q "cuda-graph" "$out" || fail "--cuda-graph maybe not explained: $(cat "$out")"
 for o in --weight-decay --warmup-epochs --steps-per-epoch --oversample --seed --augment-on --workers --threads \
-  --lka-dilation --widths; do
+  --lka-dilation --widths --cuda-graph; do
   "$bin" cv --help | grep -- "^  $o " | grep -q "=" || fail "cv --help: no default for $o"
 done
 run demo --save /nonexistent/x.safetensors --work "$dir/demo" --steps 1 && fail "demo --save into a missing folder"

@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 
 #include "engine/optim.h"
 #include "model/loss.h"
@@ -197,8 +199,15 @@ TEST_CASE("checkpoint generations: a kill at any stage of a save leaves a comple
     REQUIRE(st.has_value());
     CHECK(st->step == (kill_at == Stage::Weights ? 3 : 6));
     CHECK(notes.empty());
-    ck.remove_others(st->step);
+    // The manifest names the generation kept (after a kill between the
+    // state file and the manifest it named generation 3, whose files go).
+    ck.adopt(*st);
     CHECK(ck.generations() == std::vector<int64_t>{st->step});
+    {
+      std::ifstream m(ck.manifest_path());
+      const std::string text((std::istreambuf_iterator<char>(m)), std::istreambuf_iterator<char>());
+      CHECK_THAT(text, Catch::Contains(std::filesystem::path(ck.weights_path(st->step)).filename().string()));
+    }
     for (const auto& e : std::filesystem::directory_iterator(dir))
       CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
     std::filesystem::remove_all(dir);

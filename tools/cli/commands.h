@@ -54,6 +54,17 @@ inline constexpr const char* kFastNondeterministicHelp =
     "let cuDNN use its fastest convolution algorithms, also non-deterministic ones (atomics): runs are then not "
     "bit-identical and resuming is not bit-exact";
 void set_fast_nondeterministic(bool on);
+// --tf32 (train, cv, demo): TF32 tensor-core math in cuDNN convolutions
+// (faster on Ampere and later; off by default so results match PyTorch's
+// float32). No effect on the CPU, under emulation or without CUDA.
+inline constexpr const char* kTf32Help =
+    "TF32 tensor-core math in cuDNN convolutions (faster on recent GPUs; results no longer match float32 exactly)";
+void set_tf32(bool on);
+// --cuda-graph on|off (train, cv, demo): on a GPU the training step is
+// captured once as a CUDA Graph and replayed (engine/step_graph.h); a step
+// that cannot be captured says why once and trains eagerly.
+inline constexpr const char* kCudaGraphHelp =
+    "on: capture the training step once as a CUDA Graph and replay it (GPU only; same results); off: every step eager";
 
 // "lkaseg 0.1.0 (CUDA 13.0 | CPU only), C++20": `lkaseg --version`, `lkaseg info`.
 std::string version_line();

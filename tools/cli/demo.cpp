@@ -22,6 +22,7 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "engine/step_graph.h"
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tools/cli/commands.h"
@@ -46,6 +47,8 @@ struct DemoOptions {
   std::string optimizer = "adamw", device = "auto", augment_on = "auto";
   bool force = false;
   bool fast_nondeterministic = false;
+  bool tf32 = false;
+  std::string cuda_graph = "on";
 };
 
 // Per-class Dice (training classes 1 ET, 2 ED, 3 NCR) of argmax(logits) vs
@@ -85,6 +88,7 @@ int cmd_demo(const DemoOptions& o) {
   check_network_memory(cfg, 4, "--widths");
   const Device dev = resolve_device(o.device);
   set_fast_nondeterministic(o.fast_nondeterministic);
+  set_tf32(o.tf32);
   // The data: BraTS-layout cases, generated unless --data names a folder.
   // The work folder holds the generated cases (data/), the slice cache, the
   // split and the predictions; a --data folder is only read.
@@ -190,16 +194,29 @@ int cmd_demo(const DemoOptions& o) {
   lo.out_side = o.size;
   data::Loader loader(cache, train_slices, lo);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int step = 1; step <= o.steps; ++step) {
-    opt->set_lr(sched.lr_at(step - 1));
-    const data::Batch b = loader.next();
-    const model::LossTerms t = model::deep_supervision_loss(net->forward(b.images), b.labels);
+  // On a GPU with AdamW the step is captured once as a CUDA Graph and
+  // replayed (engine/step_graph.h); ce and tversky then are the graph's
+  // static outputs, overwritten by each replay.
+  const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
+  auto* adamw = dynamic_cast<AdamW*>(opt.get());
+  StepGraph graph(o.cuda_graph == "on" && adamw, [](const std::string& m) { std::printf("%s\n", m.c_str()); });
+  Tensor ce, tversky;
+  const StepGraph::Body body = [&](const Tensor& images, const Tensor& labels) {
+    const model::LossTerms t = loss_fn(net->forward(images), labels);
+    ce = t.ce[0];
+    tversky = t.tversky[0];
     opt->zero_grad();
     backward(t.total);
     opt->step();
+    return t.total.detach();
+  };
+  for (int step = 1; step <= o.steps; ++step) {
+    opt->set_lr(sched.lr_at(step - 1));
+    const data::Batch b = loader.next();
+    const Tensor total = adamw ? graph.run(b.images, b.labels, *net, *adamw, body) : body(b.images, b.labels);
     if (step == 1 || step % 10 == 0 || step == o.steps)
       std::printf("step %4d  epoch %lld  lr %.2e  loss %.4f  (main: ce %.4f, tversky %.4f)\n", step,
-                  static_cast<long long>(b.epoch), opt->lr(), t.total.item(), t.ce[0].item(), t.tversky[0].item());
+                  static_cast<long long>(b.epoch), opt->lr(), total.item(), ce.item(), tversky.item());
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const data::LoaderStats ls = loader.stats();
@@ -238,7 +255,7 @@ int cmd_demo(const DemoOptions& o) {
     const std::map<std::string, std::string> meta{{"format", "lkaseg-weights-1"},
                                                   {"lkaseg.train_config", tc.to_json()},
                                                   {"lkaseg.preprocess", train::preprocess_to_json(po)}};
-    if (auto* adamw = dynamic_cast<AdamW*>(opt.get())) {
+    if (adamw) {
       TrainState st;
       st.step = o.steps;
       st.lr = opt->lr();
@@ -281,6 +298,8 @@ Subcommand add_demo(CLI::App& app) {
   d->add_option("--optimizer", o->optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
   d->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   d->add_flag("--fast-nondeterministic", o->fast_nondeterministic, kFastNondeterministicHelp);
+  d->add_flag("--tf32", o->tf32, kTf32Help);
+  d->add_option("--cuda-graph", o->cuda_graph, kCudaGraphHelp)->check(CLI::IsMember({"on", "off"}))->capture_default_str();
   d->add_option("--augment-on", o->augment_on, "where augmentation runs: auto (the device on a GPU), cpu (loader workers) or device")
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();

@@ -49,4 +49,12 @@ void set_fast_nondeterministic(bool on) {
 #endif
 }
 
+void set_tf32(bool on) {
+#ifdef LKASEG_HAVE_CUDA
+  cuda::set_tf32(on);
+#else
+  (void)on;
+#endif
+}
+
 }  // namespace lk::cli

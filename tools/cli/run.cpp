@@ -139,6 +139,8 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
   s->add_flag("--fast-nondeterministic", o.fast_nondeterministic, kFastNondeterministicHelp);
+  s->add_flag("--tf32", o.tf32, kTf32Help);
+  s->add_option("--cuda-graph", o.cuda_graph, kCudaGraphHelp)->check(CLI::IsMember({"on", "off"}))->capture_default_str();
 }
 
 void check_network_memory(const model::NetConfig& cfg, int copies, const std::string& what) {
@@ -185,6 +187,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.sync_bn = o.sync_bn;
   c.dtype = o.dtype == "f64" ? DType::F64 : DType::F32;
   c.log_every = o.log_every;
+  c.cuda_graph = o.cuda_graph == "on";
   c.device = dev;
   c.precision = parse_precision(o.precision);
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
@@ -377,6 +380,7 @@ std::string pm(double mean, double sd, double scale) {
 
 int train_folds(const RunOptions& o, const Prepared& p, bool all_folds, Device dev, dist::Communicator* comm) {
   set_fast_nondeterministic(o.fast_nondeterministic);
+  set_tf32(o.tf32);
   std::vector<FoldOutcome> done;
   const int first = all_folds ? 0 : o.fold;
   const int last = all_folds ? static_cast<int>(p.split.folds.size()) - 1 : o.fold;

@@ -76,6 +76,8 @@ struct RunOptions {
   int parallel_folds = 0;
   std::vector<std::string> devices;
   bool fast_nondeterministic = false;  // cuDNN's non-deterministic algorithms allowed (commands.h)
+  bool tf32 = false;                   // TF32 in cuDNN convolutions (commands.h)
+  std::string cuda_graph = "on";       // the step as a CUDA Graph on a GPU (commands.h)
 };
 
 // --precision bf16/fp16 on a device other than CUDA: std::invalid_argument.

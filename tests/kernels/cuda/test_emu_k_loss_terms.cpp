@@ -87,6 +87,14 @@ TEST_CASE("emu loss terms: CE + Tversky fused matches the CPU composition", "[em
   check_ce_tversky(full, 1, 4, 1024 * 3 + 7, true, seed += 5);  // several blocks per image
 }
 
+TEST_CASE("emu loss terms: threads mode", "[emu]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  NoLeaks no_leaks;
+  TverskyParams full;
+  full.detach_alpha = false;
+  check_ce_tversky(full, 2, 4, 1024 + 37, true, 91);  // two blocks per image
+}
+
 TEST_CASE("emu loss terms: a bad label is recorded on the device, more than 8 classes refused", "[emu]") {
   NoLeaks no_leaks;
   const int64_t n = 2, c = 4, hw = 300;
