@@ -84,6 +84,7 @@ json config_json(const TrainConfig& c) {
           {"seed", c.seed},
           {"eval_batch", c.eval_batch}};
   if (c.precision != DType::F32) j["precision"] = precision_name(c.precision);  // fp32 configs read as before
+  if (c.precision == DType::F16) j["loss_scale"] = c.loss_scale;
   return j;
 }
 
@@ -262,7 +263,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   const DeepSupervisionLoss loss_fn(cfg.loss);
   LossMeter meter;  // the loss, summed on the device between reads
   AdamW opt(net.parameters(), cfg.adamw);
-  LossScaler scaler(cfg.precision == DType::F16);
+  LossScaler scaler(cfg.precision == DType::F16, {.init_scale = cfg.loss_scale});
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
 
@@ -584,6 +585,7 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.seed = j.at("seed").get<uint64_t>();
     c.eval_batch = j.at("eval_batch").get<int64_t>();
     c.precision = parse_precision(j.value("precision", "fp32"));
+    c.loss_scale = j.value("loss_scale", TrainConfig{}.loss_scale);
     c.sync_bn = j.value("sync_bn", false);  // data-parallel runs only
     c.dtype = j.value("dtype", std::string("float32")) == "float64" ? DType::F64 : DType::F32;
     return c;

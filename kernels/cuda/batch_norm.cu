@@ -7,7 +7,8 @@
 // blocks each add their channel's partials (fixed order) and normalise.
 // Backward: a reduction pass (sum g, sum g * (x - mean), g = dy through the
 // ReLU's mask; the residual's gradient written on the way) and an apply pass
-// that finalises the sums the same way and writes dx.
+// that finalises the sums the same way and writes dx. A small channel (n * hw
+// <= kBatchNormWholeChannel) is one block doing both passes in one launch.
 #include <climits>
 #include <cmath>
 
@@ -115,6 +116,93 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 }
 
+// ------------------------------------------------- whole-channel kernels
+// A channel of at most kBatchNormWholeChannel values (n * hw: the deep
+// levels) is one block, which takes the statistics (or the backward's sums)
+// and applies them in the same launch: one launch per pass instead of two,
+// where a launch costs more than the pass. The plane_chunks helpers see the
+// channel as one plane of m = n * hw elements in one chunk (n = 1).
+
+// Element k of channel ch's n * hw values.
+__device__ __forceinline__ int64_t channel_elem(int c, int64_t hw, int ch, int64_t k) {
+  const int64_t img = k / hw;
+  return (img * c + ch) * hw + (k - img * hw);
+}
+__device__ __forceinline__ Block whole_channel(int64_t m) {
+  Block b;
+  b.plane = b.ch = static_cast<int>(blockIdx.x);
+  b.img = 0;
+  b.start = b.off = 0;
+  b.end = m;
+  return b;
+}
+
+// The training forward: shifted sums (as shifted_stats_kernel), the channel's
+// (scale, shift) (as bn_fwd_apply_kernel), y.
+template <typename T, int E>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_fwd_whole_kernel(int c, int64_t hw, int64_t m, const T* __restrict__ x, const T* __restrict__ r,
+                        const float* __restrict__ gamma, const float* __restrict__ beta,
+                        float* __restrict__ running_mean, float* __restrict__ running_var, double momentum,
+                        double eps, T* __restrict__ y, float* __restrict__ save_mean,
+                        float* __restrict__ save_invstd, double* __restrict__ part) {
+  const Block b = whole_channel(m);
+  const float first = static_cast<float>(x[int64_t(b.ch) * hw]);
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
+    const float d = static_cast<float>(x[channel_elem(c, hw, b.ch, k)]) - first;
+    s1 += d;
+    s2 += d * d;
+  }
+  block_sum2_store(s1, s2, partial_of(part, b, 1));
+  __syncthreads();  // the channel's sums (thread 0's) before warp 0 reads them
+  const auto [scale, shift] = bn_channel_coefs(b, 1, m, 1, first, part, gamma, beta, running_mean, running_var, true,
+                                               momentum, eps, save_mean, save_invstd);
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
+    const int64_t i = channel_elem(c, hw, b.ch, k);
+    const float rv = E == kReluAdd || E == kAddRelu ? static_cast<float>(r[i]) : 0.f;
+    y[i] = static_cast<T>(epilogue<E>(scale * static_cast<float>(x[i]) + shift, rv));
+  }
+}
+
+// The backward with its sums (as bn_bwd_reduce_kernel, dr on the way), then
+// dgamma, dbeta and dx (as bn_bwd_apply_kernel).
+template <typename T, int E>
+__global__ void __launch_bounds__(kMaxThreads)
+    bn_bwd_whole_kernel(int c, int64_t hw, int64_t m, const T* __restrict__ dy, const T* __restrict__ x,
+                        const T* __restrict__ y, const float* __restrict__ gamma, const float* __restrict__ beta,
+                        const float* __restrict__ save_mean, const float* __restrict__ save_invstd, bool training,
+                        T* __restrict__ dx, T* __restrict__ dr, float* __restrict__ dgamma, float* __restrict__ dbeta,
+                        double* __restrict__ part, bool acc_dx, bool acc_dr, bool acc_dgamma, bool acc_dbeta) {
+  LK_SHARED(float, coef, [2]);
+  const Block b = whole_channel(m);
+  const Affine a = affine_of(gamma[b.ch], E == kRelu || E == kReluAdd ? beta[b.ch] : 0.f, save_mean[b.ch],
+                             save_invstd[b.ch]);
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
+    const int64_t i = channel_elem(c, hw, b.ch, k);
+    const float g = masked<E>(dy, x, y, a, i);
+    s1 += g;
+    s2 += g * (static_cast<float>(x[i]) - a.mean);
+    if ((E == kReluAdd || E == kAddRelu) && dr) {
+      const float v = E == kReluAdd ? static_cast<float>(dy[i]) : g;
+      dr[i] = static_cast<T>(acc_dr ? static_cast<float>(dr[i]) + v : v);
+    }
+  }
+  block_sum2_store(s1, s2, partial_of(part, b, 1));
+  __syncthreads();  // the channel's sums (thread 0's) before warp 0 reads them
+  if (threadIdx.x < 32)
+    bn_channel_bwd(b, 1, m, 1, true, training, a.invstd, part, dgamma, dbeta, acc_dgamma, acc_dbeta, coef);
+  __syncthreads();
+  if (!dx) return;  // no barrier follows
+  const float scale = gamma[b.ch] * a.invstd, k0 = coef[0], k1 = coef[1];
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
+    const int64_t i = channel_elem(c, hw, b.ch, k);
+    const float v = scale * (masked<E>(dy, x, y, a, i) - k0 - (static_cast<float>(x[i]) - a.mean) * k1);
+    dx[i] = static_cast<T>(acc_dx ? static_cast<float>(dx[i]) + v : v);
+  }
+}
+
 bool valid_sizes(int64_t n, int64_t c, int64_t hw) {
   return n >= 0 && c >= 0 && hw >= 0 && hw <= INT_MAX && n * c <= INT_MAX && n * kMaxChunks <= INT_MAX;
 }
@@ -145,6 +233,9 @@ cudaError_t fwd_impl(int64_t n, int64_t c, int64_t hw, const T* x, const T* r, c
   const dim3 grid = grid_of(n, c, s);
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   auto* part = static_cast<double*>(workspace);
+  if (training && n * hw <= kBatchNormWholeChannel)
+    return LK_LAUNCH((bn_fwd_whole_kernel<T, E>), dim3(static_cast<unsigned>(c)), threads_for(n * hw), 0, stream)(
+        ci, hw, n * hw, x, r, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd, part);
   if (training) {
     const cudaError_t e = LK_LAUNCH(shifted_stats_kernel<T>, grid, s.threads, 0, stream)(ni, ci, hw, s.len, x, part);
     if (e != cudaSuccess) return e;
@@ -167,6 +258,10 @@ cudaError_t bwd_impl(int64_t n, int64_t c, int64_t hw, const T* dy, const T* x, 
   const Shape s = shape_for(hw);
   const int ni = static_cast<int>(n), ci = static_cast<int>(c);
   auto* part = static_cast<double*>(workspace);
+  if (sums && n * hw <= kBatchNormWholeChannel)
+    return LK_LAUNCH((bn_bwd_whole_kernel<T, E>), dim3(static_cast<unsigned>(c)), threads_for(n * hw), 0, stream)(
+        ci, hw, n * hw, dy, x, y, gamma, beta, save_mean, save_invstd, training, dx, dr, dgamma, dbeta, part, acc_dx,
+        acc_dr, acc_dgamma, acc_dbeta);
   if (sums || dr) {
     // The reduction pass also writes dr; with dr only, its sums go unused.
     if (!workspace_ok(workspace, workspace_bytes, n, c, hw)) return cudaErrorInvalidValue;

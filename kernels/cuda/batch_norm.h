@@ -39,6 +39,11 @@
 
 LK_CUDA_NAMESPACE_BEGIN
 
+// Channels of at most this many values (n * hw; the deep levels) run as one
+// block per channel, statistics (or the backward's sums) and apply in one
+// launch instead of two: there the launch costs more than the pass.
+inline constexpr int64_t kBatchNormWholeChannel = 4096;
+
 // Bytes of workspace the training forwards and the backwards need.
 size_t batch_norm_workspace_bytes(int64_t n, int64_t c, int64_t hw);
 

@@ -94,10 +94,14 @@ __global__ void __launch_bounds__(kThreads)
       } else {
         const int oy0 = max(iy * f - f, 0), oy1 = min(iy * f + 2 * f, oh);
         const int ox0 = max(ix * f - f, 0), ox1 = min(ix * f + 2 * f, ow);
+        // Loops not unrolled (unrolled for a runtime factor, their live
+        // addresses and weights spilled on sm_89).
+        LK_NO_UNROLL
         for (int oy = oy0; oy < oy1; ++oy) {
           float wy;
           if (!bilinear_weight(oy, iy, h, f, wy)) continue;
           const T* row = gp + oy * ow;
+          LK_NO_UNROLL
           for (int ox = ox0; ox < ox1; ++ox) {
             float wx;
             if (bilinear_weight(ox, ix, w, f, wx)) v += wy * wx * static_cast<float>(row[ox]);

@@ -184,7 +184,22 @@ TEST_CASE("emu batch_norm_relu: partial gradients", "[emu]") {
 TEST_CASE("emu batch_norm_relu: threads mode", "[emu]") {
   const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
   NoLeaks no_leaks;
-  check_fused<float>({2, 2, 63, true, BnResidual::AfterRelu}, 4000);
+  check_fused<float>({2, 2, 63, true, BnResidual::AfterRelu}, 4000);   // one block per channel
+  check_fused<float>({1, 2, 4097, true, BnResidual::BeforeRelu}, 4010);  // the two-pass grid
+}
+
+TEST_CASE("emu batch_norm_relu: both sides of the whole-channel bound", "[emu]") {
+  // n * hw <= kBatchNormWholeChannel: one block per channel, one launch per
+  // pass; above it the N*C x chunks grid in two launches. Same results.
+  NoLeaks no_leaks;
+  static_assert(lk::cuda::kBatchNormWholeChannel == 4096);
+  unsigned seed = 6000;
+  for (BnResidual mode : {BnResidual::None, BnResidual::AfterRelu, BnResidual::BeforeRelu}) {
+    check_fused<float>({2, 2, 2048, true, mode}, seed += 20);          // 4096: whole
+    check_fused<float>({1, 2, 4097, true, mode, false}, seed += 20);   // 4097: chunked, written
+    check_fused<bf16>({4, 3, 1024, true, mode, false}, seed += 20);    // whole, written
+  }
+  check_fused<float>({2, 1, 1, true, BnResidual::None}, seed += 20);  // two values: the smallest training batch
 }
 
 TEST_CASE("emu batch_norm: bf16 and f16 storage against the float reference", "[emu]") {
