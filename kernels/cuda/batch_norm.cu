@@ -43,6 +43,32 @@ __device__ __forceinline__ float masked(const T* dy, const T* x, const T* y, con
   return a.scale * static_cast<float>(x[j]) + a.shift > 0.f ? g : 0.f;
 }
 
+// One element i of each pass: y = E(scale * x + shift, r); the backward's
+// sums s1 += g, s2 += g * (x - mean), with dr (+)= dy (kReluAdd) or g
+// (kAddRelu) on the way; dx (+)= scale * (g - k0 - (x - mean) * k1).
+template <int E, typename T>
+__device__ __forceinline__ void fwd_elem(const T* x, const T* r, float scale, float shift, T* y, int64_t i) {
+  const float rv = E == kReluAdd || E == kAddRelu ? static_cast<float>(r[i]) : 0.f;
+  y[i] = static_cast<T>(epilogue<E>(scale * static_cast<float>(x[i]) + shift, rv));
+}
+template <int E, typename T>
+__device__ __forceinline__ void bwd_sums_elem(const T* dy, const T* x, const T* y, const Affine& a, int64_t i, T* dr,
+                                              bool acc_dr, float& s1, float& s2) {
+  const float g = masked<E>(dy, x, y, a, i);
+  s1 += g;
+  s2 += g * (static_cast<float>(x[i]) - a.mean);
+  if ((E == kReluAdd || E == kAddRelu) && dr) {
+    const float v = E == kReluAdd ? static_cast<float>(dy[i]) : g;
+    dr[i] = static_cast<T>(acc_dr ? static_cast<float>(dr[i]) + v : v);
+  }
+}
+template <int E, typename T>
+__device__ __forceinline__ void bwd_dx_elem(const T* dy, const T* x, const T* y, const Affine& a, float scale, float k0,
+                                            float k1, int64_t i, T* dx, bool acc_dx) {
+  const float v = scale * (masked<E>(dy, x, y, a, i) - k0 - (static_cast<float>(x[i]) - a.mean) * k1);
+  dx[i] = static_cast<T>(acc_dx ? static_cast<float>(dx[i]) + v : v);
+}
+
 // Warp 0 finalises the channel's statistics (training: from the partials;
 // evaluation: the running statistics) into coef = (scale, shift); the
 // channel's writer block updates the running statistics and saves mean and
@@ -59,10 +85,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   const float first = static_cast<float>(x[int64_t(b.ch) * hw]);  // the statistics' shift
   const auto [scale, shift] = bn_channel_coefs(b, n, hw, chunks, first, part, gamma, beta, running_mean, running_var,
                                                training, momentum, eps, save_mean, save_invstd);
-  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
-    const float rv = E == kReluAdd || E == kAddRelu ? static_cast<float>(r[i]) : 0.f;
-    y[i] = static_cast<T>(epilogue<E>(scale * static_cast<float>(x[i]) + shift, rv));
-  }
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x)
+    fwd_elem<E>(x, r, scale, shift, y, i);
 }
 
 // Per block: sum g and sum g * (x - mean), g = dy through E's mask; the
@@ -78,15 +102,8 @@ __global__ void __launch_bounds__(kMaxThreads)
                        ? affine_of(gamma[b.ch], beta[b.ch], save_mean[b.ch], save_invstd[b.ch])
                        : Affine{0.f, 0.f, save_mean[b.ch], 0.f};
   float s1 = 0.f, s2 = 0.f;
-  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
-    const float g = masked<E>(dy, x, y, a, i);
-    s1 += g;
-    s2 += g * (static_cast<float>(x[i]) - a.mean);
-    if ((E == kReluAdd || E == kAddRelu) && dr) {
-      const float v = E == kReluAdd ? static_cast<float>(dy[i]) : g;
-      dr[i] = static_cast<T>(acc_dr ? static_cast<float>(dr[i]) + v : v);
-    }
-  }
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x)
+    bwd_sums_elem<E>(dy, x, y, a, i, dr, acc_dr, s1, s2);
   block_sum2_store(s1, s2, partial_of(part, b, n));
 }
 
@@ -110,10 +127,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   __syncthreads();
   if (!dx) return;  // dgamma/dbeta only (no barrier follows)
   const float scale = gamma[b.ch] * a.invstd, k0 = coef[0], k1 = coef[1];
-  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x) {
-    const float v = scale * (masked<E>(dy, x, y, a, i) - k0 - (static_cast<float>(x[i]) - a.mean) * k1);
-    dx[i] = static_cast<T>(acc_dx ? static_cast<float>(dx[i]) + v : v);
-  }
+  for (int64_t i = b.off + b.start + threadIdx.x; i < b.off + b.end; i += blockDim.x)
+    bwd_dx_elem<E>(dy, x, y, a, scale, k0, k1, i, dx, acc_dx);
 }
 
 // ------------------------------------------------- whole-channel kernels
@@ -158,11 +173,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   __syncthreads();  // the channel's sums (thread 0's) before warp 0 reads them
   const auto [scale, shift] = bn_channel_coefs(b, 1, m, 1, first, part, gamma, beta, running_mean, running_var, true,
                                                momentum, eps, save_mean, save_invstd);
-  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
-    const int64_t i = channel_elem(c, hw, b.ch, k);
-    const float rv = E == kReluAdd || E == kAddRelu ? static_cast<float>(r[i]) : 0.f;
-    y[i] = static_cast<T>(epilogue<E>(scale * static_cast<float>(x[i]) + shift, rv));
-  }
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) fwd_elem<E>(x, r, scale, shift, y, channel_elem(c, hw, b.ch, k));
 }
 
 // The backward with its sums (as bn_bwd_reduce_kernel, dr on the way), then
@@ -179,16 +190,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   const Affine a = affine_of(gamma[b.ch], E == kRelu || E == kReluAdd ? beta[b.ch] : 0.f, save_mean[b.ch],
                              save_invstd[b.ch]);
   float s1 = 0.f, s2 = 0.f;
-  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
-    const int64_t i = channel_elem(c, hw, b.ch, k);
-    const float g = masked<E>(dy, x, y, a, i);
-    s1 += g;
-    s2 += g * (static_cast<float>(x[i]) - a.mean);
-    if ((E == kReluAdd || E == kAddRelu) && dr) {
-      const float v = E == kReluAdd ? static_cast<float>(dy[i]) : g;
-      dr[i] = static_cast<T>(acc_dr ? static_cast<float>(dr[i]) + v : v);
-    }
-  }
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x)
+    bwd_sums_elem<E>(dy, x, y, a, channel_elem(c, hw, b.ch, k), dr, acc_dr, s1, s2);
   block_sum2_store(s1, s2, partial_of(part, b, 1));
   __syncthreads();  // the channel's sums (thread 0's) before warp 0 reads them
   if (threadIdx.x < 32)
@@ -196,11 +199,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   __syncthreads();
   if (!dx) return;  // no barrier follows
   const float scale = gamma[b.ch] * a.invstd, k0 = coef[0], k1 = coef[1];
-  for (int64_t k = threadIdx.x; k < m; k += blockDim.x) {
-    const int64_t i = channel_elem(c, hw, b.ch, k);
-    const float v = scale * (masked<E>(dy, x, y, a, i) - k0 - (static_cast<float>(x[i]) - a.mean) * k1);
-    dx[i] = static_cast<T>(acc_dx ? static_cast<float>(dx[i]) + v : v);
-  }
+  for (int64_t k = threadIdx.x; k < m; k += blockDim.x)
+    bwd_dx_elem<E>(dy, x, y, a, scale, k0, k1, channel_elem(c, hw, b.ch, k), dx, acc_dx);
 }
 
 bool valid_sizes(int64_t n, int64_t c, int64_t hw) {

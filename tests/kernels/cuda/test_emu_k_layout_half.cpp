@@ -113,3 +113,12 @@ TEMPLATE_TEST_CASE("emu concat, pooling and upsampling in 16-bit storage match t
     for (int64_t f : {2, 3}) check_upsample<TestType>(mode, 3, 5, 6, f, 30 + static_cast<unsigned>(f));
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
+
+TEST_CASE("emu concat, pooling and upsampling in 16-bit storage: threads mode", "[emu]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  NoLeaks no_leaks;
+  check_concat<lk::bf16>(2, 2, 3, 5 * 7, 50);
+  check_pools<lk::f16>(2, 6, 8, 60);  // the global pool's shared-memory reduction
+  check_upsample<lk::bf16>(lk::UpsampleMode::Bilinear, 2, 3, 4, 3, 70);
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+}
