@@ -14,7 +14,6 @@
 //                                    template-id with commas in parentheses:
 //                                    LK_LAUNCH((k<float, 5>), ...)
 //   LK_UNROLL                        #pragma unroll where the compiler knows it
-//   LK_NO_UNROLL                     #pragma unroll 1 (likewise: fewer live values)
 #pragma once
 
 #include <cstddef>
@@ -27,7 +26,6 @@
 
 #define LK_SHARED(type, name, ...) __shared__ type name __VA_ARGS__
 #define LK_UNROLL _Pragma("unroll")
-#define LK_NO_UNROLL _Pragma("unroll 1")
 
 template <typename T>
 __device__ __forceinline__ T* lk_dynamic_smem() {
@@ -50,7 +48,6 @@ __device__ __forceinline__ T* lk_dynamic_smem() {
   type(&name) __VA_ARGS__ =                                                                         \
       *static_cast<type(*) __VA_ARGS__>(::lk::simt::detail::shared_static(LK_SIMT_CAT(lk_shared_site_, name)))
 #define LK_UNROLL
-#define LK_NO_UNROLL
 
 template <typename T>
 inline T* lk_dynamic_smem() {

@@ -22,6 +22,7 @@
 #include "model/networks.h"
 #include "tests/engine/cuda/cuda_device.h"
 #include "tests/support/loader_fixture.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 
 using namespace lk;
@@ -99,21 +100,6 @@ struct Run {
     CHECK(bits_equal(opt.state(), o.opt.state()));
   }
 };
-
-// One epoch of 4 steps of a small ResSE-LKA-UNet on the emulated device.
-train::TrainConfig trainer_config() {
-  train::TrainConfig c;
-  c.net.widths = {4, 8, 16, 32};
-  c.epochs = 1;
-  c.batch = 2;
-  c.steps_per_epoch = 4;
-  c.val_every = 1;
-  c.warmup_epochs = 1;
-  c.adamw.lr = 3e-3;
-  c.log_every = 1;
-  c.device = kCuda;
-  return c;
-}
 
 double lr_at(int k) { return k < 2 ? 3e-3 : 1e-3 * (1 + k % 2); }  // changes while replaying: upload_lr outside the graph
 
@@ -207,7 +193,9 @@ TEST_CASE("step graph: a trainer run resumed with the graph equals an uninterrup
   if (!have_device()) return;
   test::LoaderFixture f("step_graph_trainer", 3, 3, 8);
   const std::filesystem::path dir = f.dir / "runs";
-  const train::TrainConfig c = trainer_config();
+  train::TrainConfig c = test::tiny_run(1, 2, 4, 1);
+  c.log_every = 1;
+  c.device = kCuda;
   const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
   std::vector<std::string> lines;
   train::TrainHooks h;
@@ -260,9 +248,9 @@ TEST_CASE("step graph: bf16 steps replay a graph, fp16 steps stay eager and an o
           "[graph][precision]") {
   if (!have_device()) return;
   test::LoaderFixture f("step_graph_precision", 3, 3, 8);
-  train::TrainConfig c = trainer_config();
-  c.steps_per_epoch = 3;
+  train::TrainConfig c = test::tiny_run(1, 2, 3, 1);
   c.log_every = 0;
+  c.device = kCuda;
   const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
   const auto run = [&](DType precision, const std::string& name, std::vector<std::string>& lines) {
     train::TrainConfig p = c;
