@@ -1,6 +1,6 @@
 // cuDNN reference paths of our hand-written non-convolution kernels (real GPU
 // builds only), selected with Backend::set_variant(op, Cudnn) or
-// globally. The CUDA backend (backend_cuda.cpp) routes:
+// globally. The CUDA backend (backend_cuda*.cpp) routes:
 //   "activation"       relu / sigmoid        cudnnActivationForward/Backward
 //   "binary"           broadcast add / mul   cudnnOpTensor, backward through
 //                                            cudnnOpTensor + cudnnReduceTensor

@@ -16,7 +16,7 @@
 // block b updates chunks b, b + gridDim.x, ...: no per-element search, and
 // many small tensors cost no more than one large one. The table depends only
 // on the tensors' pointers and sizes, so its owner builds it once
-// (adamw_table), uploads it once and keeps it (engine/cuda/backend_cuda.cpp);
+// (adamw_table), uploads it once and keeps it (engine/cuda/backend_cuda_ops.cpp);
 // a step can then be captured in a CUDA Graph and replayed.
 #pragma once
 
