@@ -22,7 +22,7 @@
 // captures the second and replays it after, so count after --warmup 2 or
 // more; graph_launches_per_step counts cudaGraphLaunch, and the per-op table
 // and trace see the ops of the eager and captured steps only; --precision
-// fp16 stays eager: its loss scaler decides on the host). On `emu` (the CUDA
+// fp16's loss scaler decides on the device, so fp16 replays too). On `emu` (the CUDA
 // backend under the SIMT emulator, this program's twin step_profile_emu,
 // which `--backend emu` runs) every runtime call is counted at the runtime-API
 // boundary (simt/api_counts.h), so the counts are exact; on `cuda` launches
@@ -281,11 +281,7 @@ int run(const Args& a) {
   BatchNorm2d::set_fused_relu(a.fuse == "on");
   if (a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.size < 1) throw std::invalid_argument("bad --steps/--warmup/--batch/--size");
   if (a.threads > 0) omp_set_num_threads(a.threads);
-  // fp16's loss scaler decides on the host each step (as the trainer's): eager.
-  const bool fp16_eager = a.graph == "on" && precision == DType::F16;
-  const char* const kFp16Eager = "off: --precision fp16 (the loss scaler reads an overflow flag on the host each step)";
-  if (fp16_eager) std::fprintf(stderr, "step_profile: CUDA Graph %s; running eagerly\n", kFp16Eager);
-  const bool graph_wanted = a.graph == "on" && !fp16_eager;
+  const bool graph_wanted = a.graph == "on";
 
   Device dev = cpu_device();
   if (a.backend == kGpuBackend) {
@@ -393,7 +389,8 @@ int run(const Args& a) {
     const Tensor images = random_images(a.batch, a.size, 1).to(dev);
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
-    LossScaler scaler(precision == DType::F16);
+    LossScaler scaler(precision == DType::F16, dev);  // fp16: decides on the device (as the trainer's)
+    opt.skip_if(scaler.found_inf());
     const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
@@ -415,7 +412,8 @@ int run(const Args& a) {
           graph.run(images, labels, net, opt, [&](const Tensor& x, const Tensor& y) {
             const model::LossTerms t = loss_fn(net.forward(x), y);
             opt.zero_grad();
-            backward(t.total);
+            scaler.backward(t.total);
+            scaler.unscale(net.parameters());
             opt.step();
             return t.total.detach();
           });
@@ -429,9 +427,9 @@ int run(const Args& a) {
           opt.zero_grad();
           scaler.backward(terms.total);
         });
-        // fp16: one host read of the overflow flag (counted in host_syncs)
-        phase("optimizer", [&] {
-          if (scaler.unscale(net.parameters())) opt.step();
+        phase("optimizer", [&] {  // fp16: the unscale and the skip decision on the device, no host read
+          scaler.unscale(net.parameters());
+          opt.step();
         });
       }
       backend(dev).synchronize();  // the profiler's own wait: after the counts
@@ -462,7 +460,7 @@ int run(const Args& a) {
   out["launches_per_step"] = step_total.launches / n;
   out["host_syncs_per_step"] = sc ? json(step_total.syncs / n) : json(nullptr);
   out["graph_launches_per_step"] = step_total.graph_launches / n;
-  out["graph"] = fp16_eager ? std::string(kFp16Eager) : graph.status();
+  out["graph"] = graph.status();
   out["allocations_per_step"] = step_total.allocations / n;
   out["copies_per_step"] = sc ? json(step_total.copies / n) : json(nullptr);
   out["op_calls_per_step"] = step_total.op_calls / n;

@@ -28,6 +28,7 @@
 #include "engine/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/adamw.h"
+#include "kernels/loss_scale.h"
 #include "kernels/binary.h"
 #include "kernels/conv2d.h"
 #include "kernels/tversky.h"
@@ -213,9 +214,16 @@ class Backend {
   // m and v are the moments, in parameter order. `state` (float64, on this
   // device: lk::adamw_state, kernels/adamw.h) holds lr and the step count:
   // the step advances the count and takes lr from there (a.lr is not used),
-  // so nothing passes from the host.
+  // so nothing passes from the host. `skip`: undefined, or one float32
+  // element on this device; when it is not 0 as the step runs, the step is
+  // skipped (parameters, moments and count unchanged: kernels/adamw.h).
   virtual void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
-                          const std::vector<Tensor>& m, const std::vector<Tensor>& v) = 0;
+                          const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) = 0;
+  // Dynamic loss scaling's decision (kernels/loss_scale.h), on this device:
+  // `total` (one float32 element: a sum over the unscaled gradients) updates
+  // `state` (float32, kLossScaleStateSize: scale, 1/scale, clean steps,
+  // skipped steps, overflow flag). Nothing passes to or from the host.
+  virtual void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) = 0;
 
   // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,
   // B packed AugmentDraw (pack_augment_draws); images (B, 4, S, S) float32 and

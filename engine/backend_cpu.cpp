@@ -392,9 +392,10 @@ class CpuBackend final : public Backend {
   }
 
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
-                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) override {
     double* s = state.data<double>();
-    cpu::adamw_advance(s, a.beta1, a.beta2, a.weight_decay);
+    if (!cpu::adamw_advance(s, a.beta1, a.beta2, a.weight_decay, skip.defined() ? skip.data<float>() : nullptr))
+      return;
     AdamWParams b = a;
     b.lr = s[cpu::kAdamWLr];
     const auto step = static_cast<int64_t>(s[cpu::kAdamWStep]);
@@ -406,6 +407,10 @@ class CpuBackend final : public Backend {
         cpu::adamw_update<T>(b, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
       });
     }
+  }
+
+  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override {
+    cpu::loss_scale_update(p, total.data<float>()[0], state.data<float>());
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

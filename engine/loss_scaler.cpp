@@ -11,24 +11,53 @@
 
 namespace lk {
 
-LossScaler::LossScaler(bool enabled, Options o) : enabled_(enabled), o_(o), scale_(enabled ? o.init_scale : 1.0) {
-  if (!(o.init_scale > 0) || !(o.growth >= 1) || !(o.backoff > 0 && o.backoff < 1) || o.interval < 1)
-    throw std::invalid_argument("loss scaler: bad options");
+LossScaler::LossScaler(bool enabled, Options o, Device device) : enabled_(enabled), o_(o) {
+  if (!(o.init_scale > 0) || !(o.growth >= 1) || !(o.backoff > 0 && o.backoff < 1) || o.interval < 1 ||
+      o.interval > (1 << 24) || !std::isfinite(static_cast<float>(o.init_scale)))
+    throw std::invalid_argument("loss scaler: bad options (the scale must be a positive finite float32)");
+  if (!enabled_) return;
+  std::vector<double> s(cpu::kLossScaleStateSize, 0.0);
+  s[cpu::kLossScale] = static_cast<float>(o.init_scale);
+  s[cpu::kLossScaleInv] = 1.0f / static_cast<float>(o.init_scale);
+  const Tensor host = Tensor::from_vector(s, {cpu::kLossScaleStateSize}, DType::F32);
+  state_ = device.type == DeviceType::CPU ? host : host.to(device);
+}
+
+double LossScaler::scale() const {
+  return enabled_ ? state_.to(cpu_device()).data<float>()[cpu::kLossScale] : 1.0;
+}
+
+int64_t LossScaler::skipped() const {
+  return enabled_ ? static_cast<int64_t>(state_.to(cpu_device()).data<float>()[cpu::kLossScaleSkipped]) : 0;
+}
+
+Tensor LossScaler::found_inf() const {
+  return enabled_ ? state_.slice_as(cpu::kLossScaleFoundInf, {1}) : Tensor();
+}
+
+// The backward's seed: S copied on the device into a tensor of the loss's shape.
+Tensor LossScaler::seed(const Tensor& loss) const {
+  if (loss.dtype() != DType::F32 || loss.numel() != 1 || !(loss.device() == state_.device()))
+    throw std::invalid_argument("loss scaler: the loss must be one float32 element on " + state_.device().str());
+  const Tensor s = Tensor::empty(loss.shape(), DType::F32, loss.device());
+  backend(loss.device()).copy(state_.slice_as(cpu::kLossScale, loss.shape()), s);
+  return s;
 }
 
 void LossScaler::backward(const Tensor& loss) const {
   if (!enabled_) return lk::backward(loss);
-  lk::backward(loss, Tensor::full(loss.shape(), scale_, loss.dtype(), loss.device()));
+  lk::backward(loss, seed(loss));
 }
 
 void LossScaler::backward(const Tensor& loss, const std::function<void(const Tensor&)>& on_leaf_ready) const {
-  const Tensor seed = enabled_ ? Tensor::full(loss.shape(), scale_, loss.dtype(), loss.device()) : Tensor();
-  lk::backward(loss, seed, false, on_leaf_ready);
+  lk::backward(loss, enabled_ ? seed(loss) : Tensor(), false, on_leaf_ready);
 }
 
-bool LossScaler::unscale(const std::vector<Tensor>& params) {
-  if (!enabled_) return true;
+void LossScaler::unscale(const std::vector<Tensor>& params) {
+  if (!enabled_) return;
   NoGradGuard ng;
+  Backend& be = backend(state_.device());
+  const Tensor inv = state_.slice_as(cpu::kLossScaleInv, {1});
   // The sum over every gradient of its mean (global_avg_pool of the
   // flattened gradient): not finite iff some gradient element is not
   // (a NaN or an infinity survives the sums), short of a finite overflow.
@@ -36,19 +65,18 @@ bool LossScaler::unscale(const std::vector<Tensor>& params) {
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    backend(g.device()).scale(g, 1.0 / scale_);
-    const Tensor m = global_avg_pool(g.view({1, 1, 1, g.numel()}));
+    if (g.dtype() != DType::F32)
+      throw std::invalid_argument("loss scaler: gradients are float32 (master weights), '" + p.name() + "' is " +
+                                  dtype_name(g.dtype()));
+    const Tensor flat = g.view({1, 1, 1, g.numel()});
+    be.binary_fwd(BinaryOp::Mul, flat, inv.view({1, 1, 1, 1}), flat);  // g *= 1/S in place
+    const Tensor m = global_avg_pool(flat);
     total = total.defined() ? add(total, m) : m;
   }
-  const bool finite = !total.defined() || std::isfinite(total.item());
-  if (finite) {
-    if (++good_ >= o_.interval) scale_ *= o_.growth, good_ = 0;
-  } else {
-    scale_ *= o_.backoff;
-    good_ = 0;
-    ++skipped_;
-  }
-  return finite;
+  if (!total.defined()) total = Tensor::zeros({1}, DType::F32, state_.device());  // no gradient: a clean step
+  const cpu::LossScaleParams lp{static_cast<float>(o_.growth), static_cast<float>(o_.backoff),
+                                static_cast<int32_t>(o_.interval)};
+  be.loss_scale_update(lp, total.view({1}), state_);
 }
 
 DType parse_precision(const std::string& s) {

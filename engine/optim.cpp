@@ -92,7 +92,19 @@ void AdamW::step() {
   if (params_.empty()) return;
   upload_lr();
   const AdamWParams a{lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay};
-  backend(params_.front().device()).adamw_step(a, state_, params_, m_, v_);
+  backend(params_.front().device()).adamw_step(a, state_, params_, m_, v_, skip_);
+}
+
+int64_t AdamW::steps() const {
+  if (!skip_.defined()) return t_;
+  return static_cast<int64_t>(state_.to(cpu_device()).data<double>()[cpu::kAdamWStep]);
+}
+
+void AdamW::skip_if(Tensor flag) {
+  if (flag.defined() && (flag.dtype() != DType::F32 || flag.numel() != 1 ||
+                         !(flag.device() == state_.device())))
+    throw std::invalid_argument("AdamW::skip_if: the flag must be one float32 element on " + state_.device().str());
+  skip_ = std::move(flag);
 }
 
 }  // namespace lk

@@ -53,8 +53,18 @@ class AdamW : public Optimizer {
   };
   AdamW(std::vector<Tensor> params, Options o);
   void step() override;
-  int64_t steps() const { return t_; }
+  // Steps taken. With a skip flag, the device's count (skipped steps do not
+  // count): a read from the device, i.e. a wait (checkpoints); else the host's.
+  int64_t steps() const;
   const Options& options() const { return o_; }
+  // float16 loss scaling (engine/loss_scaler.h): `flag` (one float32 element
+  // on the parameters' device, or undefined for none) is read by the device
+  // as each step runs; when it is not 0 the step is skipped there.
+  void skip_if(Tensor flag);
+  // step() calls counted on the host (skipped ones too), and their reset
+  // (engine/step_graph.h: a capture that failed ran nothing on the device).
+  int64_t step_calls() const { return t_; }
+  void set_step_calls(int64_t t) { t_ = t; }
 
   // The moments, in parameter order, and the step count: for checkpoints.
   const std::vector<Tensor>& first_moments() const { return m_; }
@@ -73,6 +83,7 @@ class AdamW : public Optimizer {
   int64_t t_ = 0;
   std::vector<Tensor> m_, v_;
   Tensor state_;            // adamw_state on the parameters' device
+  Tensor skip_;             // skip_if's flag, or undefined
   double lr_on_device_ = 0;  // what state_ holds
 };
 

@@ -286,11 +286,14 @@ class Profiler::Decorator final : public Backend {
 
   // Reads each parameter and gradient, reads and writes the parameter and its moments.
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
-                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override {
-    uint64_t bytes = 2 * nb(state);
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) override {
+    uint64_t bytes = 2 * nb(state) + nb(skip);
     for (size_t i = 0; i < params.size(); ++i)
       if (params[i].grad().defined()) bytes += 2 * (nb(params[i]) + nb(m[i]) + nb(v[i])) + nb(params[i].grad());
-    op("adamw_step", bytes, [&] { b_.adamw_step(a, state, params, m, v); });
+    op("adamw_step", bytes, [&] { b_.adamw_step(a, state, params, m, v, skip); });
+  }
+  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override {
+    op("loss_scale_update", nb(total) + 2 * nb(state), [&] { b_.loss_scale_update(p, total, state); });
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

@@ -61,7 +61,7 @@ Tensor StepGraph::run(const Tensor& images, const Tensor& labels, Module& net, A
     ++eager_;
     return body(images_, labels_);
   }
-  const int64_t steps = opt.steps();
+  const int64_t calls = opt.step_calls();
   counters_ = host_counters(net);
   std::string why;
   graph_ = be.capture([&] { loss_ = body(images_, labels_).detach(); }, &why);
@@ -71,7 +71,7 @@ Tensor StepGraph::run(const Tensor& images, const Tensor& labels, Module& net, A
     if (!graph_) t.data<int32_t>()[0] = before;
   }
   if (!graph_) {
-    opt.set_steps(steps);  // the host counted a step whose device work never ran
+    opt.set_step_calls(calls);  // the host counted a step whose device work never ran
     give_up("the step could not be captured (" + why + ")");
     return body(images, labels);
   }

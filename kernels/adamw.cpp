@@ -25,12 +25,15 @@ void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m,
   }
 }
 
-void adamw_advance(double* s, double beta1, double beta2, double weight_decay) {
+bool adamw_advance(double* s, double beta1, double beta2, double weight_decay, const float* skip) {
+  s[kAdamWSkipped] = skip && *skip != 0.0f ? 1.0 : 0.0;
+  if (s[kAdamWSkipped] != 0.0) return false;
   const double t = s[kAdamWStep] + 1, lr = s[kAdamWLr];
   s[kAdamWStep] = t;
   s[kAdamWDecay] = 1 - lr * weight_decay;
   s[kAdamWStepSize] = lr / (1 - std::pow(beta1, t));
   s[kAdamWSqrtBc2] = std::sqrt(1 - std::pow(beta2, t));
+  return true;
 }
 
 #define LK_INST(T) template void adamw_update<T>(const AdamWParams&, i64, i64, T*, const T*, T*, T*);

@@ -21,10 +21,22 @@ void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m,
 //   [kAdamWDecay]     1 - lr * weight_decay   (derived by each step from the two above)
 //   [kAdamWStepSize]  lr / (1 - beta1^t)
 //   [kAdamWSqrtBc2]   sqrt(1 - beta2^t)
-enum AdamWSlot : int { kAdamWLr, kAdamWStep, kAdamWDecay, kAdamWStepSize, kAdamWSqrtBc2, kAdamWStateSize };
+//   [kAdamWSkipped]   1 when the last step was skipped (its skip flag was set), else 0
+enum AdamWSlot : int {
+  kAdamWLr,
+  kAdamWStep,
+  kAdamWDecay,
+  kAdamWStepSize,
+  kAdamWSqrtBc2,
+  kAdamWSkipped,
+  kAdamWStateSize
+};
 
 // Advances the state by one step (t += 1) and derives its scalars, in double,
-// exactly as adamw_update does from (lr, t).
-void adamw_advance(double* state, double beta1, double beta2, double weight_decay);
+// exactly as adamw_update does from (lr, t). With a skip flag (one float on
+// the state's device: float16 loss scaling's overflow, kernels/loss_scale.h)
+// that is not 0 the step is skipped instead: t and the scalars stay, the
+// parameters and moments are not to be updated. Returns whether to update.
+bool adamw_advance(double* state, double beta1, double beta2, double weight_decay, const float* skip = nullptr);
 
 }  // namespace lk::cpu

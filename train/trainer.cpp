@@ -263,7 +263,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   const DeepSupervisionLoss loss_fn(cfg.loss);
   LossMeter meter;  // the loss, summed on the device between reads
   AdamW opt(net.parameters(), cfg.adamw);
-  LossScaler scaler(cfg.precision == DType::F16, {.init_scale = cfg.loss_scale});
+  LossScaler scaler(cfg.precision == DType::F16, {.init_scale = cfg.loss_scale}, cfg.device);
+  opt.skip_if(scaler.found_inf());  // fp16: a step whose gradients overflowed is skipped on the device
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
 
@@ -375,13 +376,9 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   if (comm && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
     say("CUDA Graph: off for data-parallel training (the host exchanges gradients during the backward); training "
         "eagerly");
-  // fp16's dynamic loss scaler reads an overflow flag on the host every step
-  // and decides there whether to step: no graph can hold that, so eager too
-  // (bf16 and fp32 need no scaler and replay the graph).
-  if (!comm && scaler.enabled() && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
-    say("CUDA Graph: off for --precision fp16 (the dynamic loss scaler reads an overflow flag on the host each "
-        "step); training eagerly");
-  StepGraph graph(cfg.cuda_graph && !comm && !scaler.enabled(), say);
+  // fp16's dynamic loss scaler decides on the device (engine/loss_scaler.h):
+  // its steps replay the graph as fp32's and bf16's.
+  StepGraph graph(cfg.cuda_graph && !comm, say);
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total || epoch_end_pending) {
@@ -419,19 +416,15 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
         scaler.backward(t.total, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
         grad_sync->finish();
         // fp16: the rank-summed gradients unscaled; a step with a non-finite
-        // one is skipped on every rank alike (the scaler's host decision)
-        if (scaler.unscale(net.parameters())) opt.step();
-      } else if (scaler.enabled()) {  // fp16: eager (the scaler decides on the host)
-        const LossTerms t = loss_fn(net.forward(images), b.labels);
-        meter.add(t.total);
-        opt.zero_grad();
-        scaler.backward(t.total);
-        if (scaler.unscale(net.parameters())) opt.step();
+        // one is skipped on every rank alike (the same sums decide on each device)
+        scaler.unscale(net.parameters());
+        opt.step();
       } else {
         meter.add(graph.run(images, b.labels, net, opt, [&](const Tensor& x, const Tensor& labels) {
           const LossTerms t = loss_fn(net.forward(x), labels);
           opt.zero_grad();
-          backward(t.total);
+          scaler.backward(t.total);  // fp16: from loss * S; else plain
+          scaler.unscale(net.parameters());
           opt.step();
           return t.total.detach();
         }));

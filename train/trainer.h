@@ -94,8 +94,8 @@ struct TrainConfig {
   int64_t log_every = 50;
   // On a device with graphs (CUDA), the step is captured once as a CUDA
   // Graph and replayed (engine/step_graph.h); false: every step eager. The
-  // results are the same either way. Data-parallel runs (hooks.comm) and
-  // fp16 (its loss scaler decides on the host each step) stay eager, saying so.
+  // results are the same either way. Data-parallel runs (hooks.comm) stay
+  // eager, saying so; fp16's loss scaler decides on the device and replays too.
   bool cuda_graph = true;
 
   // everything above but device, workers, augment_on, log_every, cuda_graph (they do not change results)

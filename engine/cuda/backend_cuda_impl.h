@@ -31,6 +31,7 @@
 #include "kernels/cuda/depthwise_conv2d.h"
 #include "kernels/cuda/binary.h"
 #include "kernels/cuda/linear.h"
+#include "kernels/cuda/loss_scale.h"
 #include "kernels/cuda/lka_gate.h"
 #include "kernels/cuda/loss_terms.h"
 #include "kernels/cuda/pooling.h"
@@ -253,7 +254,8 @@ class CudaBackend final : public Backend {
   // it at the end of the first step does not take a block the next forward
   // pass would have reused.
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
-                  const std::vector<Tensor>& m, const std::vector<Tensor>& v) override;
+                  const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) override;
+  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override;
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels, const Tensor& out_images,
                const Tensor& out_labels) override;

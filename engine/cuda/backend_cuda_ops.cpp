@@ -226,7 +226,7 @@ void CudaBackend::weighted_sum_bwd(const Tensor& dy, const std::vector<double>& 
 }
 
 void CudaBackend::adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
-                             const std::vector<Tensor>& m, const std::vector<Tensor>& v) {
+                             const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) {
   if (state.dtype() != DType::F64 || state.numel() != cpu::kAdamWStateSize)
     throw std::invalid_argument("adamw_step: the state must be lk::adamw_state");
   std::vector<AdamWTensor> tensors;
@@ -253,8 +253,12 @@ void CudaBackend::adamw_step(const AdamWParams& a, const Tensor& state, const st
       LK_CUDA_CHECK(cudaMemcpyAsync(u.device, table.bytes.data(), table.bytes.size(), cudaMemcpyHostToDevice, stream_));
     u.table = std::move(table);  // kept alive (the same buffer): the source of the copy
   }
-  LK_LAUNCHED(
-      lk::cuda::adamw_step(u.table, u.device, state.data<double>(), a.beta1, a.beta2, a.eps, a.weight_decay, stream_));
+  LK_LAUNCHED(lk::cuda::adamw_step(u.table, u.device, state.data<double>(), a.beta1, a.beta2, a.eps, a.weight_decay,
+                                   stream_, skip.defined() ? cf(skip) : nullptr));
+}
+
+void CudaBackend::loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) {
+  LK_LAUNCHED(lk::cuda::loss_scale_update(p, cf(total), mf(state), stream_));
 }
 
 void CudaBackend::augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

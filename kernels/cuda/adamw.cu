@@ -20,8 +20,12 @@ struct Chunk {
   int32_t index;   // elements [index * kAdamWChunk, (index + 1) * kAdamWChunk) of it
 };
 
-// t += 1 and the step's scalars, in double (as cpu::adamw_advance).
-__global__ void adamw_advance_kernel(double* state, double beta1, double beta2, double weight_decay) {
+// t += 1 and the step's scalars, in double (as cpu::adamw_advance), or a
+// skipped step when the skip flag is set.
+__global__ void adamw_advance_kernel(double* state, double beta1, double beta2, double weight_decay,
+                                     const float* skip) {
+  state[cpu::kAdamWSkipped] = skip && *skip != 0.0f ? 1.0 : 0.0;
+  if (state[cpu::kAdamWSkipped] != 0.0) return;
   const double t = state[cpu::kAdamWStep] + 1, lr = state[cpu::kAdamWLr];
   state[cpu::kAdamWStep] = t;
   state[cpu::kAdamWDecay] = 1 - lr * weight_decay;
@@ -35,6 +39,7 @@ __global__ void __launch_bounds__(kThreads)
     adamw_kernel(const AdamWTensor* __restrict__ tensors, const Chunk* __restrict__ chunks, int64_t n_chunks,
                  const double* __restrict__ state, float beta1, float beta2, float one_minus_beta1,
                  float one_minus_beta2, float eps) {
+  if (state[cpu::kAdamWSkipped] != 0.0) return;  // the loss scaler's overflow: nothing changes
   // The step's scalars, rounded to float from double.
   const float decay = static_cast<float>(state[cpu::kAdamWDecay]);
   const float step_size = static_cast<float>(state[cpu::kAdamWStepSize]);
@@ -82,10 +87,10 @@ cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, AdamWTable* tab
 }
 
 cudaError_t adamw_step(const AdamWTable& table, const void* device_table, double* state, double beta1, double beta2,
-                       double eps, double weight_decay, cudaStream_t stream) {
+                       double eps, double weight_decay, cudaStream_t stream, const float* skip) {
   if (!state || (table.chunks > 0 && !device_table)) return cudaErrorInvalidValue;
   // The step count advances even when no tensor has a gradient (as lk::AdamW).
-  const cudaError_t e = LK_LAUNCH(adamw_advance_kernel, 1, 1, 0, stream)(state, beta1, beta2, weight_decay);
+  const cudaError_t e = LK_LAUNCH(adamw_advance_kernel, 1, 1, 0, stream)(state, beta1, beta2, weight_decay, skip);
   if (e != cudaSuccess || table.chunks == 0) return e;
   const auto* d_tensors = static_cast<const AdamWTensor*>(device_table);
   const auto* d_chunks = reinterpret_cast<const Chunk*>(static_cast<const unsigned char*>(device_table) + table.tensor_bytes);

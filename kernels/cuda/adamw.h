@@ -53,9 +53,12 @@ cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, AdamWTable* tab
 // step left them) is advanced, then every tensor of the table at
 // `device_table` (table.bytes uploaded there, 8-byte aligned) is updated.
 // cudaSuccess without a launch when the table is empty; cudaErrorInvalidValue
-// (nothing launched) for a null state or table.
+// (nothing launched) for a null state or table. `skip` (device, one float, or
+// null): when not 0 at run time the step is skipped - t, the parameters and
+// the moments stay (cpu::adamw_advance; the float16 loss scaler's overflow
+// flag, decided on the device, so the step still replays in a graph).
 cudaError_t adamw_step(const AdamWTable& table, const void* device_table, double* state, double beta1, double beta2,
-                       double eps, double weight_decay, cudaStream_t stream = nullptr);
+                       double eps, double weight_decay, cudaStream_t stream = nullptr, const float* skip = nullptr);
 
 // Writes the learning rate into the state (one one-thread launch: no copy
 // from the host, so it is ordered on `stream` like everything else).

@@ -121,8 +121,8 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->capture_default_str();
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
   s->add_option("--precision", o.precision,
-                "activations: fp32 (the paper), bf16 or fp16 (CUDA only; fp16 with dynamic loss scaling, its "
-                "steps eager: no CUDA Graph); weights, optimiser, loss and checkpoints stay fp32")
+                "activations: fp32 (the paper), bf16 or fp16 (CUDA only; fp16 with dynamic loss scaling decided "
+                "on the device, skipped steps in the epoch line); weights, optimiser, loss and checkpoints stay fp32")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
       ->capture_default_str();
   s->add_flag("--sync-bn", o.sync_bn,

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <tuple>
 #include <string>
@@ -13,6 +14,7 @@
 #include "engine/loss_scaler.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "engine/step_graph.h"
 #include "model/loss.h"
 #include "model/networks.h"
 #include "tests/engine/cuda/cuda_device.h"
@@ -46,7 +48,8 @@ Run train(DType precision, int losses) {
   const Tensor x = randn({2, 4, 8, 8}, 3, DType::F32).to(kCuda);
   const Tensor y = random_labels({2, 8, 8}, 4, 4).to(kCuda);
   AdamW opt(net.parameters(), {.lr = 1e-3});
-  LossScaler scaler(precision == DType::F16);
+  LossScaler scaler(precision == DType::F16, kCuda);
+  opt.skip_if(scaler.found_inf());
   Run r;
   for (int s = 0; s < losses; ++s) {
     const Tensor loss = model::deep_supervision_loss(net.forward(x), y).total;
@@ -55,13 +58,13 @@ Run train(DType precision, int losses) {
     if (s + 1 == losses) break;
     opt.zero_grad();
     scaler.backward(loss);
-    const bool finite = scaler.unscale(net.parameters());
+    scaler.unscale(net.parameters());
     if (s == 0)
       for (const Tensor& p : net.parameters()) {
         REQUIRE(p.dtype() == DType::F32);  // master weights and their gradients stay float32
         r.grads.push_back(p.grad().to(cpu_device()));
       }
-    if (finite) opt.step();
+    opt.step();
   }
   r.skipped = scaler.skipped();
   return r;
@@ -157,13 +160,31 @@ TEST_CASE("convolutions, pooling, upsampling and concat in bf16 and fp16 match f
   }
 }
 
-TEST_CASE("the loss scaler unscales gradients and skips an overflowing fp16 step", "[cuda][precision]") {
+// The float32 value of a scale the state array holds (float32 there).
+double f32(double v) { return static_cast<double>(static_cast<float>(v)); }
+
+std::vector<Tensor> host_copies(const std::vector<Tensor>& ts) {
+  std::vector<Tensor> h;
+  for (const Tensor& t : ts) h.push_back(t.to(cpu_device()));
+  return h;
+}
+
+bool bits_equal(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  bool same = a.size() == b.size();
+  for (size_t i = 0; same && i < a.size(); ++i) {
+    const Tensor x = a[i].to(cpu_device()), y = b[i].to(cpu_device());
+    same = x.nbytes() == y.nbytes() && std::memcmp(x.raw(), y.raw(), x.nbytes()) == 0;
+  }
+  return same;
+}
+
+TEST_CASE("the loss scaler unscales gradients and skips an overflowing fp16 step on the device", "[cuda][precision]") {
   if (!have_device()) return;
   const Tensor x = randn({2, 4, 8, 8}, 3, DType::F32).to(kCuda);
   const Tensor y = random_labels({2, 8, 8}, 4, 4).to(kCuda);
 
-  // float32 (on the CPU: the same code): backward from loss * 1024 then
-  // / 1024 = the plain gradients.
+  // float32 (on the CPU backend: the same code): backward from loss * 1024
+  // then / 1024 = the plain gradients.
   model::SegNet net(small_net());
   const Tensor xc = x.to(cpu_device()), yc = y.to(cpu_device());
   backward(model::deep_supervision_loss(net.forward(xc), yc).total);
@@ -171,29 +192,84 @@ TEST_CASE("the loss scaler unscales gradients and skips an overflowing fp16 step
   for (const Tensor& p : net.parameters()) plain.push_back(p.grad().to(cpu_device()));
   net.zero_grad();
   LossScaler s1024(true, {.init_scale = 1024});
+  AdamW cpu_opt(net.parameters(), {.lr = 1e-3});
+  cpu_opt.skip_if(s1024.found_inf());
   s1024.backward(model::deep_supervision_loss(net.forward(xc), yc).total);
-  CHECK(s1024.unscale(net.parameters()));
+  s1024.unscale(net.parameters());
+  CHECK(s1024.found_inf().item() == 0);
   const auto params = net.parameters();
   for (size_t i = 0; i < params.size(); ++i) CHECK(scaled_error(params[i].grad(), plain[i]) <= 1e-6);
+  // The CPU backend skips as the device does: an infinite gradient sets the
+  // flag, halves the scale, and AdamW leaves the weights and its count.
+  params[0].grad().data<float>()[0] = INFINITY;
+  const std::vector<Tensor> before_cpu = host_copies(params);
+  s1024.unscale(net.parameters());
+  cpu_opt.step();
+  CHECK(s1024.found_inf().item() == 1);
+  CHECK(s1024.skipped() == 1);
+  CHECK(s1024.scale() == 512);
+  CHECK(cpu_opt.steps() == 0);
+  CHECK(bits_equal(params, before_cpu));
 
   // float16 with a scale that overflows 65504 in the logits' gradient: the
-  // step is skipped (the caller leaves the weights), the scale halves.
+  // device sets the flag, AdamW skips there (weights, moments and step count
+  // unchanged), the scale halves; nothing is read back until we ask.
   model::SegNet half(small_net());
   half.set_precision(DType::F16);
   half.to_device(kCuda);
   AdamW opt(half.parameters(), {.lr = 1e-3});
-  LossScaler scaler(true, {.init_scale = 1e30});
+  LossScaler scaler(true, {.init_scale = 1e30}, kCuda);
+  opt.skip_if(scaler.found_inf());
+  const std::vector<Tensor> before = host_copies(half.parameters());
   const Tensor loss = model::deep_supervision_loss(half.forward(x), y).total;
   scaler.backward(loss);
-  CHECK_FALSE(scaler.unscale(half.parameters()));
+  scaler.unscale(half.parameters());
+  opt.step();
+  CHECK(scaler.found_inf().item() == 1);
   CHECK(scaler.skipped() == 1);
-  CHECK(scaler.scale() == 5e29);
+  CHECK(scaler.scale() == f32(1e30) / 2);
+  CHECK(opt.steps() == 0);
+  CHECK(bits_equal(half.parameters(), before));
+  CHECK(bits_equal(opt.first_moments(), host_copies(opt.second_moments())));  // both still zero
 
-  // Disabled (float32, bfloat16): scale 1, nothing skipped.
+  // Disabled (float32, bfloat16): scale 1, nothing skipped, no flag.
   LossScaler off(false);
   CHECK(off.scale() == 1.0);
-  CHECK(off.unscale(half.parameters()));
+  off.unscale(half.parameters());
   CHECK(off.skipped() == 0);
+  CHECK_FALSE(off.found_inf().defined());
+}
+
+TEST_CASE("fp16 steps without overflow double the loss scale after `interval` of them, inside a CUDA Graph",
+          "[cuda][precision][graph]") {
+  if (!have_device()) return;
+  const Tensor x = randn({2, 4, 8, 8}, 3, DType::F32).to(kCuda);
+  const Tensor y = random_labels({2, 8, 8}, 4, 4).to(kCuda);
+  model::SegNet half(small_net());
+  half.set_precision(DType::F16);
+  half.to_device(kCuda);
+  AdamW opt(half.parameters(), {.lr = 1e-3});
+  LossScaler scaler(true, {.init_scale = 1024, .interval = 2}, kCuda);
+  opt.skip_if(scaler.found_inf());
+  StepGraph graph(true);
+  const model::DeepSupervisionLoss loss_fn;  // its class weights uploaded once, outside the capture
+  const std::vector<Tensor> before = host_copies(half.parameters());
+  // Step 1 eager, step 2 captured, steps 3 and 4 replayed: 4 clean steps.
+  for (int s = 0; s < 4; ++s)
+    graph.run(x, y, half, opt, [&](const Tensor& xs, const Tensor& ys) {
+      const Tensor loss = loss_fn(half.forward(xs), ys).total;
+      opt.zero_grad();
+      scaler.backward(loss);
+      scaler.unscale(half.parameters());
+      opt.step();
+      return loss.detach();
+    });
+  CHECK(graph.status() == "on");
+  CHECK(graph.launches() == 3);
+  CHECK(scaler.skipped() == 0);
+  CHECK(scaler.scale() == 4096);  // doubled after steps 2 and 4
+  CHECK(opt.steps() == 4);
+  CHECK_FALSE(bits_equal(half.parameters(), before));
 }
 
 TEST_CASE("the CPU backend refuses bf16 and fp16 activations", "[precision]") {

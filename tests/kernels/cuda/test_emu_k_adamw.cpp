@@ -123,6 +123,37 @@ TEST_CASE("emu adamw: in threads mode", "[emu]") {
   check_adamw({5, 300, 17}, 1, {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-5, .weight_decay = 0.01}, 2, 400);
 }
 
+TEST_CASE("emu adamw: a set skip flag leaves t, the parameters and the moments, a clear one steps", "[emu]") {
+  NoLeaks no_leaks;
+  const std::vector<float> p0 = uniform(5000, 9, -1.f, 1.f), g = uniform(5000, 10, -1.f, 1.f);
+  DeviceBuffer<float> p(p0), gr(g), m(std::vector<float>(5000, 0.f)), v(std::vector<float>(5000, 0.f));
+  lk::cuda::AdamWTable t;
+  REQUIRE(lk::cuda::adamw_table({{p.get(), gr.get(), m.get(), v.get(), 5000}}, &t) == cudaSuccess);
+  DeviceBuffer<unsigned char> d_table(t.bytes);
+  std::vector<double> state(lk::cpu::kAdamWStateSize, 0.0);
+  state[lk::cpu::kAdamWLr] = 1e-2;
+  DeviceBuffer<double> st(state);
+  DeviceBuffer<float> flag(std::vector<float>{1.f});
+  REQUIRE(lk::cuda::adamw_step(t, d_table.get(), st.get(), 0.9, 0.999, 1e-5, 0.01, nullptr, flag.get()) ==
+          cudaSuccess);
+  std::vector<double> want = state;
+  CHECK_FALSE(lk::cpu::adamw_advance(want.data(), 0.9, 0.999, 0.01, std::vector<float>{1.f}.data()));
+  CHECK(want[lk::cpu::kAdamWStep] == 0.0);
+  CHECK(want[lk::cpu::kAdamWSkipped] == 1.0);
+  CHECK(st.download() == want);  // the CPU twin agrees bit for bit
+  CHECK(p.download() == p0);
+  CHECK(m.download() == std::vector<float>(5000, 0.f));
+  CHECK(v.download() == std::vector<float>(5000, 0.f));
+  REQUIRE(flag.upload(std::vector<float>{0.f}) == cudaSuccess);  // the next step is clean
+  REQUIRE(lk::cuda::adamw_step(t, d_table.get(), st.get(), 0.9, 0.999, 1e-5, 0.01, nullptr, flag.get()) ==
+          cudaSuccess);
+  CHECK(lk::cpu::adamw_advance(want.data(), 0.9, 0.999, 0.01, std::vector<float>{0.f}.data()));
+  CHECK(want[lk::cpu::kAdamWStep] == 1.0);
+  CHECK(st.download() == want);
+  CHECK(p.download() != p0);
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+}
+
 TEST_CASE("emu adamw: nothing to do and invalid tables", "[emu]") {
   NoLeaks no_leaks;
   DeviceBuffer<float> d(4);
