@@ -299,8 +299,8 @@ void adamw_bench(benchmark::State& st) {
     static const Validation val = [&] {
       Validation v{0, 0, "gpu vs cpu"};
       AdamWState c = adamw_state(cpu_device()), g = adamw_state(kGpu);
-      cpu_backend().adamw_step(a, adamw_state(cpu_device(), a.lr, kAdamWStep - 1), c.params, c.m, c.v);
-      gpu().adamw_step(a, adamw_state(kGpu, a.lr, kAdamWStep - 1), g.params, g.m, g.v);
+      cpu_backend().adamw_step(a, adamw_state(cpu_device(), a.lr, kAdamWStep - 1), c.params, c.m, c.v, Tensor());
+      gpu().adamw_step(a, adamw_state(kGpu, a.lr, kAdamWStep - 1), g.params, g.m, g.v, Tensor());
       gpu().synchronize();
       for (size_t i = 0; i < c.params.size(); ++i)
         v.err = std::max({v.err, scaled_error(g.params[i], c.params[i]), scaled_error(g.m[i], c.m[i]),
@@ -312,7 +312,7 @@ void adamw_bench(benchmark::State& st) {
     AdamWState g = adamw_state(kGpu);
     Backend& be = gpu();
     const Tensor state = adamw_state(kGpu, a.lr, kAdamWStep - 1);
-    time_gpu(st, [&] { be.adamw_step(a, state, g.params, g.m, g.v); }, 2);
+    time_gpu(st, [&] { be.adamw_step(a, state, g.params, g.m, g.v, Tensor()); }, 2);
     set_items(st, g.numel);
     set_bytes(st, 7 * g.numel * kF);  // read p, g, m, v; write p, m, v
     st.counters["params"] = static_cast<double>(g.numel);
