@@ -35,4 +35,29 @@ bool onednn_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, 
 // dw += dL/dw, db += dL/db (db may be null)
 bool onednn_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db);
 
+// A training step without the redundant reorders. The forward can leave its
+// input and weights in the primitive's layouts in caller-owned buffers
+// ("kept"), so the backward needs no second reorder of x (weight gradient)
+// or w (data gradient, when its primitive wants the forward's weight layout);
+// the backward reorders dy once for both gradients and overwrites a first
+// write (no zero fill, no accumulate pass).
+//
+// Floats of the two kept buffers for geometry g (0 where our NCHW / OIHW
+// layout is already the primitive's, so nothing need be kept); false when
+// oneDNN is not built in or refuses the geometry.
+bool onednn_conv2d_kept_floats(const ConvGeom& g, bool bias, int64_t* src_floats, int64_t* wei_floats);
+// onednn_conv2d_fwd that also leaves x and w in kept_src / kept_wei (each
+// null or of onednn_conv2d_kept_floats' size).
+bool onednn_conv2d_fwd_keep(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                            float* kept_src, float* kept_wei);
+// Both gradients of one convolution: dx (null: not wanted), dw and db (both
+// null: not wanted; db alone may be null). Each is overwritten when its
+// *_first flag is set, else added into. kept_src / kept_wei: what
+// onednn_conv2d_fwd_keep left for the same g, x and w, or null (then x and w
+// are read again). False, with nothing written, where oneDNN refuses.
+// bias: whether the forward had one (its plan holds the kept layouts).
+bool onednn_conv2d_bwd(const ConvGeom& g, const float* dy, const float* x, const float* w, bool bias, float* dx,
+                       bool dx_first, float* dw, bool dw_first, float* db, bool db_first, const float* kept_src,
+                       const float* kept_wei);
+
 }  // namespace lk::cpu
