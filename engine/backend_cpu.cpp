@@ -123,7 +123,7 @@ class CpuBackend final : public Backend {
     Tensor src, wei;
   };
   bool onednn_conv(const ConvGeom& g, const Tensor& x) const {
-    return x.dtype() == DType::F32 && !g.depthwise() && conv_impl("conv2d") == cpu::ConvImpl::OneDnn;
+    return x.dtype() == DType::F32 && cpu::onednn_takes(g) && conv_impl("conv2d") == cpu::ConvImpl::OneDnn;
   }
   std::shared_ptr<void> conv2d_fwd_train(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
                                          const Tensor& y) override {

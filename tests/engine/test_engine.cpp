@@ -321,7 +321,7 @@ TEST_CASE("the CPU allocator hands a freed buffer to the next request of its siz
 
 // Each convolution implementation of the CPU against the float64 plain loops
 // at shapes the networks use (3x3 at 16 channels takes oneDNN's Winograd
-// path, 1x1 its 1x1 kernels, 2x2 stride 2 the transposed convolution), with
+// path, 1x1 a GEMM per image, 2x2 stride 2 the transposed convolution), with
 // gradients that already hold values (the accumulation), with none (first
 // writes: oneDNN's training pair overwrites them), and with the weight frozen
 // but the bias trained.
