@@ -169,12 +169,17 @@ Geometry geometry(const ConvGeom& g, bool bias) {
 // faster here, within the float32 golden tolerances (value-scaled 2e-5 per op,
 // 1e-4 for the networks). LKASEG_ONEDNN_WINOGRAD=0 keeps every convolution
 // direct, as PyTorch runs them.
-dnnl::algorithm algo(const ConvGeom& g) {
+// A forward with fewer than 16 input channels (the network's first
+// convolution, 4 MRI channels) stays direct: its Winograd transform costs
+// more than it saves (measured: 17 ms against 1.2 ms at 8x4x128x128 -> 32,
+// one thread), while its weight gradient still gains from Winograd.
+dnnl::algorithm algo(const ConvGeom& g, Pass pass) {
   static const bool wino = [] {
     const char* e = std::getenv("LKASEG_ONEDNN_WINOGRAD");
     return !(e && e[0] == '0');
   }();
-  return wino && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dil == 1 && g.groups == 1
+  const bool narrow_fwd = g.c_in < 16 && (pass == Pass::Fwd || pass == Pass::FwdAcc);
+  return wino && !narrow_fwd && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dil == 1 && g.groups == 1
              ? dnnl::algorithm::convolution_winograd
              : dnnl::algorithm::convolution_direct;
 }
@@ -198,7 +203,7 @@ std::unique_ptr<Plan> build(const ConvGeom& g, Pass pass, bool bias) {
   const Geometry d = geometry(g, bias);
   auto p = std::make_unique<Plan>();
   if (pass == Pass::Fwd || pass == Pass::FwdAcc) {
-    const auto pd = forward_pd(d, bias, algo(g));
+    const auto pd = forward_pd(d, bias, algo(g, pass));
     p->prim = dnnl::convolution_forward(pd);
     p->src = make_operand(d.src, pd.src_desc(), true, false, false);
     p->wei = make_operand(d.wei, pd.weights_desc(), true, false, false);
@@ -207,8 +212,8 @@ std::unique_ptr<Plan> build(const ConvGeom& g, Pass pass, bool bias) {
     p->scratchpad = pd.scratchpad_desc();
   } else if (pass == Pass::BwdData) {
     using B = dnnl::convolution_backward_data;
-    const auto hint = forward_pd(d, false, algo(g));
-    const B::desc desc(algo(g), d.src_any, d.wei_any, d.dst_any, d.strides, d.dilates,
+    const auto hint = forward_pd(d, false, algo(g, pass));
+    const B::desc desc(algo(g, pass), d.src_any, d.wei_any, d.dst_any, d.strides, d.dilates,
                        d.pad_l, d.pad_r);
     const B::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
     p->prim = B(pd);
@@ -218,10 +223,10 @@ std::unique_ptr<Plan> build(const ConvGeom& g, Pass pass, bool bias) {
     p->scratchpad = pd.scratchpad_desc();
   } else {
     using B = dnnl::convolution_backward_weights;
-    const auto hint = forward_pd(d, bias, algo(g));
-    const auto desc = bias ? B::desc(algo(g), d.src_any, d.wei_any, d.bias, d.dst_any,
+    const auto hint = forward_pd(d, bias, algo(g, pass));
+    const auto desc = bias ? B::desc(algo(g, pass), d.src_any, d.wei_any, d.bias, d.dst_any,
                                      d.strides, d.dilates, d.pad_l, d.pad_r)
-                           : B::desc(algo(g), d.src_any, d.wei_any, d.dst_any, d.strides,
+                           : B::desc(algo(g, pass), d.src_any, d.wei_any, d.dst_any, d.strides,
                                      d.dilates, d.pad_l, d.pad_r);
     const B::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
     p->prim = B(pd);
