@@ -2,10 +2,18 @@
 # Compiles every CUDA kernel source with `ptxas -v` for sm_89 and sm_90 and
 # writes docs/ptxas.md: registers, spills, stack and shared memory per
 # kernel. Needs only nvcc (no GPU). Fails if any kernel spills.
+#   tools/ptxas_report.sh [--out FILE]   (default docs/ptxas.md; ctest's
+#   ptxas_no_spills writes into the build folder instead)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="/usr/local/cuda/bin:$PATH"
 out="$root/docs/ptxas.md"
+if [[ "${1:-}" == --out && -n "${2:-}" ]]; then
+  out="$2"
+elif (($#)); then
+  echo "usage: tools/ptxas_report.sh [--out FILE]" >&2
+  exit 2
+fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 spills=0

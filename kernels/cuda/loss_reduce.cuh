@@ -31,6 +31,21 @@ __device__ __forceinline__ void pixel_max_sum(const float* __restrict__ z, int64
   for (int k = 0; k < c; ++k) s += expf(z[k * hw] - mx);
 }
 
+// One pixel's cross-entropy term: adds w*(-log p_t) to num and w to den, or,
+// for a label outside [0, c), records its index i in bad (the first one wins).
+__device__ __forceinline__ void ce_pixel(const float* __restrict__ z, int64_t hw, int c, int t, float mx, float s,
+                                         const float* __restrict__ weight, int64_t i, double& num, double& den,
+                                         int64_t& bad) {
+  if (t < 0 || t >= c) {
+    bad = i < bad ? i : bad;
+    return;
+  }
+  const double logp = static_cast<double>(z[t * hw] - mx - logf(s));
+  const double w = weight ? static_cast<double>(__ldg(weight + t)) : 1.0;
+  num += -w * logp;
+  den += w;
+}
+
 // Block-wide (num, den, bad) reduction in a fixed order; thread 0 gets the
 // result. Every thread of the block (a multiple of 32, at most 32 warps) must call it.
 __device__ inline CrossEntropyPartial ce_block_reduce(double num, double den, int64_t bad) {

@@ -41,10 +41,10 @@ Layout layout(int64_t n, int64_t c, int64_t hw) {
 }
 
 template <int C>
-__global__ void __launch_bounds__(kThreads)
-    ce_tversky_count_kernel(int64_t n, int64_t hw, const float* __restrict__ logits, const int32_t* __restrict__ target,
-                            const float* __restrict__ weight, CrossEntropyPartial* __restrict__ ce_part,
-                            double* __restrict__ cls_part, int count) {
+__device__ __forceinline__ void ce_tversky_count(int64_t n, int64_t hw, const float* __restrict__ logits,
+                                                 const int32_t* __restrict__ target, const float* __restrict__ weight,
+                                                 CrossEntropyPartial* __restrict__ ce_part,
+                                                 double* __restrict__ cls_part, int count) {
   LK_SHARED(double, s_cls, [kWarps][3 * C]);
   const int64_t stride = int64_t(gridDim.x) * kThreads;
   double num = 0.0, den = 0.0;
@@ -66,15 +66,7 @@ __global__ void __launch_bounds__(kThreads)
         s[k] += pk;
         if (t == k) a[k] += pk, ++y[k];
       }
-      if (t < 0 || t >= C) {
-        const int64_t i = img * hw + p;
-        bad = i < bad ? i : bad;
-        continue;
-      }
-      const double logp = static_cast<double>(z[t * hw] - mx - logf(sum));
-      const double w = weight ? static_cast<double>(__ldg(weight + t)) : 1.0;
-      num += -w * logp;
-      den += w;
+      loss_detail::ce_pixel(z, hw, C, t, mx, sum, weight, img * hw + p, num, den, bad);
     }
   const int j = static_cast<int>(blockIdx.y * gridDim.x + blockIdx.x);
   const CrossEntropyPartial r = loss_detail::ce_block_reduce(num, den, bad);
@@ -94,6 +86,25 @@ __global__ void __launch_bounds__(kThreads)
     for (int w = 0; w < kWarps; ++w) t += s_cls[w][v];
     cls_part[(int64_t(v / 3) * count + j) * 3 + v % 3] = t;
   }
+}
+
+// The kernels around ce_tversky_count. Without a minimum block count, CUDA 13's
+// ptxas holds C = 4-5 to 40-48 registers and spills 8-16 bytes; four blocks of
+// 256 (at most 64 registers) keep C <= 6 in registers, C = 7-8 need two
+// (docs/ptxas.md).
+template <int C>
+__global__ void __launch_bounds__(kThreads, 4)
+    ce_tversky_count_kernel(int64_t n, int64_t hw, const float* __restrict__ logits, const int32_t* __restrict__ target,
+                            const float* __restrict__ weight, CrossEntropyPartial* __restrict__ ce_part,
+                            double* __restrict__ cls_part, int count) {
+  ce_tversky_count<C>(n, hw, logits, target, weight, ce_part, cls_part, count);
+}
+template <int C>
+__global__ void __launch_bounds__(kThreads, 2)
+    ce_tversky_count_wide_kernel(int64_t n, int64_t hw, const float* __restrict__ logits,
+                                 const int32_t* __restrict__ target, const float* __restrict__ weight,
+                                 CrossEntropyPartial* __restrict__ ce_part, double* __restrict__ cls_part, int count) {
+  ce_tversky_count<C>(n, hw, logits, target, weight, ce_part, cls_part, count);
 }
 
 // One block: the CE and the Tversky final passes, then loss = CE + Tversky.
@@ -165,8 +176,14 @@ cudaError_t fwd_c(const TverskyParams& tp, int64_t n, int64_t hw, const float* l
   auto* cls_part = reinterpret_cast<double*>(ws + l.cls_part);
   auto* cls = reinterpret_cast<double*>(ws + l.cls);
   if (l.count > 0) {
-    const cudaError_t e = LK_LAUNCH(ce_tversky_count_kernel<C>, pixel_grid(n, hw), kThreads, 0, stream)(
-        n, hw, logits, target, weight, ce_part, cls_part, l.count);
+    const dim3 grid = pixel_grid(n, hw);
+    cudaError_t e;
+    if constexpr (C <= 6)
+      e = LK_LAUNCH(ce_tversky_count_kernel<C>, grid, kThreads, 0, stream)(n, hw, logits, target, weight, ce_part,
+                                                                           cls_part, l.count);
+    else
+      e = LK_LAUNCH(ce_tversky_count_wide_kernel<C>, grid, kThreads, 0, stream)(n, hw, logits, target, weight,
+                                                                                ce_part, cls_part, l.count);
     if (e != cudaSuccess) return e;
   }
   return LK_LAUNCH(ce_tversky_final_kernel, 1, kFinalThreads, 0, stream)(

@@ -95,7 +95,9 @@ __global__ void __launch_bounds__(kFinalThreads)
 
 // Grid (planes, chunks): thread 0 derives the class's g_y / g_n (double, as
 // the CPU kernel), then every thread adds them over its pixels.
-__global__ void __launch_bounds__(kThreads)
+// Six blocks of 256 (at most 42 registers): without the minimum, ptxas (CUDA 13, sm_90)
+// holds it to 32-40 registers and spills 4-8 bytes (docs/ptxas.md).
+__global__ void __launch_bounds__(kThreads, 6)
     tversky_bwd_kernel(double alpha_min, double alpha_max, double eps, bool detach_alpha, int c, int64_t hw,
                        int64_t len, const float* __restrict__ dloss, const int32_t* __restrict__ target,
                        const float* __restrict__ stats, float* __restrict__ dprobs, bool accumulate) {

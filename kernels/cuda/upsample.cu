@@ -72,8 +72,10 @@ __global__ void __launch_bounds__(kThreads)
 // One thread per input pixel, gathering the outputs that read it in
 // increasing output order. Bilinear: output rows touching input row iy lie in
 // [iy*f - f, iy*f + 2f) (their i0 is iy - 1 or iy, or clamped), columns likewise.
+// Four blocks of 256 (at most 64 registers): without the minimum, ptxas
+// (CUDA 13, sm_89) holds the bilinear any-factor case to 48 and spills 28-40 B.
 template <int F, bool kBilinear>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 4)
     upsample_bwd_kernel(int64_t planes, int h, int w, int f_rt, const float* __restrict__ dy, float* __restrict__ dx,
                         bool accumulate) {
   const int f = F > 0 ? F : f_rt;

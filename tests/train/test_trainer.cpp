@@ -14,6 +14,7 @@
 
 #include "train/checkpoint.h"
 #include "engine/safetensors.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 #include "tests/support/loader_fixture.h"
 #include "tests/support/file_size_limit.h"
@@ -26,16 +27,8 @@ namespace fs = std::filesystem;
 namespace {
 
 TrainConfig tiny_config() {
-  TrainConfig c;
-  c.net.arch = Arch::ResSELKAUNet;
-  c.net.widths = {4, 8, 16, 32};
+  TrainConfig c = test::tiny_run(3, 4, 3, 2);
   c.net.seed = 5;
-  c.epochs = 3;
-  c.batch = 4;
-  c.steps_per_epoch = 3;
-  c.val_every = 2;
-  c.warmup_epochs = 1;
-  c.adamw.lr = 3e-3;
   c.tumour_fraction = 0.5;
   c.workers = 2;
   c.eval_batch = 5;

@@ -22,6 +22,7 @@
 #include "engine/safetensors.h"
 #include "tests/support/loader_fixture.h"
 #include "tests/support/thread_comm.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 
 using namespace lk;
@@ -53,16 +54,8 @@ double weights_diff(const std::string& a, const std::string& b) {
 }
 
 train::TrainConfig tiny() {
-  train::TrainConfig c;
-  c.net.arch = model::Arch::ResSELKAUNet;
-  c.net.widths = {4, 8, 16, 32};
+  train::TrainConfig c = test::tiny_run(10, 8, 1, 100);
   c.net.seed = 5;
-  c.epochs = 10;
-  c.batch = 8;
-  c.steps_per_epoch = 1;
-  c.val_every = 100;
-  c.warmup_epochs = 1;
-  c.adamw.lr = 3e-3;
   c.dtype = DType::F64;
   c.workers = 1;
   c.eval_batch = 5;

@@ -23,6 +23,7 @@
 #include "tests/engine/cuda/cuda_device.h"
 #include "tests/support/harness.h"
 #include "tests/support/loader_fixture.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 #ifdef LKASEG_HAVE_NCCL
 #include "engine/cuda/dist_nccl.h"
@@ -114,14 +115,7 @@ TEST_CASE("cuda dist: NCCL on one rank sums, broadcasts, syncs gradients and tra
   const std::filesystem::path root =
       std::filesystem::temp_directory_path() / ("lkaseg_nccl_" + std::to_string(::getpid()));
   std::filesystem::remove_all(root);
-  train::TrainConfig c;
-  c.net.arch = model::Arch::ResSELKAUNet;
-  c.net.widths = {4, 8, 16, 32};
-  c.epochs = 3;
-  c.batch = 8;
-  c.steps_per_epoch = 2;
-  c.val_every = 3;
-  c.warmup_epochs = 1;
+  train::TrainConfig c = test::tiny_run(3, 8, 2, 3);
   c.adamw.lr = 1e-4;
   c.device = kCuda;
   const std::vector<std::string> tr{"case_0", "case_1", "case_2", "case_3"}, va{"case_4"};

@@ -13,6 +13,7 @@
 
 #include "data/loader.h"
 #include "engine/cuda/cuda_check.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 #include "tests/engine/cuda/cuda_device.h"
 #include "tests/support/loader_fixture.h"
@@ -121,14 +122,7 @@ TEST_CASE("cuda trainer: a tiny run on the device with augmentation in the kerne
   if (!have_device()) return;
   LoaderFixture f("cuda_trainer", 3, 3, 16);  // small: the emulator runs every kernel on the CPU
   const std::filesystem::path dir = f.dir / "runs";
-  train::TrainConfig c;
-  c.net.widths = {4, 8, 16, 32};
-  c.epochs = 1;
-  c.batch = 2;
-  c.steps_per_epoch = 2;
-  c.val_every = 1;
-  c.warmup_epochs = 1;
-  c.adamw.lr = 3e-3;
+  train::TrainConfig c = test::tiny_run(1, 2, 2, 1);
   c.device = kCuda;
   const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
   const train::TrainResult whole = train::train_fold(c, f.cache, train, val, (dir / "whole").string());

@@ -22,6 +22,7 @@
 #include "model/networks.h"
 #include "tests/engine/cuda/cuda_device.h"
 #include "tests/support/loader_fixture.h"
+#include "tests/support/tiny_run.h"
 #include "train/trainer.h"
 
 using namespace lk;
@@ -192,14 +193,7 @@ TEST_CASE("step graph: a trainer run resumed with the graph equals an uninterrup
   if (!have_device()) return;
   test::LoaderFixture f("step_graph_trainer", 3, 3, 8);
   const std::filesystem::path dir = f.dir / "runs";
-  train::TrainConfig c;
-  c.net.widths = {4, 8, 16, 32};
-  c.epochs = 1;
-  c.batch = 2;
-  c.steps_per_epoch = 4;
-  c.val_every = 1;
-  c.warmup_epochs = 1;
-  c.adamw.lr = 3e-3;
+  train::TrainConfig c = test::tiny_run(1, 2, 4, 1);
   c.log_every = 1;
   c.device = kCuda;
   const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
