@@ -7,7 +7,9 @@
 // Our tensors stay NCHW; oneDNN picks its own (blocked) layouts for the
 // convolution and each call reorders the operands in and the result out, the
 // accumulation folded into that last reorder (a "sum" post-op), so an added-to
-// gradient costs no extra pass. Primitives are built once per geometry and
+// gradient costs no extra pass. The training pair below (fwd_keep + bwd)
+// leaves out the reorders a step would repeat. The CPU backend sends only
+// onednn_takes() geometries here (kernels/conv2d.h: not 1x1). Primitives are built once per geometry and
 // kept; the blocked operands and oneDNN's scratchpad live in grow-only
 // per-thread buffers (no allocation per call after warm-up). oneDNN runs on
 // the same OpenMP pool as our kernels and OpenBLAS (Debian builds it with
@@ -27,7 +29,10 @@ bool onednn_available();
 // The oneDNN version, e.g. "2.6.3", or "" without it.
 const char* onednn_version();
 
-// y = conv(x) + b (b may be null); accumulate: y += conv(x) + b.
+// y = conv(x) + b (b may be null); accumulate: y += conv(x) + b. Always the
+// forward_training primitive: forward_inference's Winograd wants its weights
+// transformed by a reorder, which cost more per call than it saved (16-slice
+// inference passes, measured).
 bool onednn_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
                        bool accumulate);
 // dx += conv2d_backward_data(dy, w)
