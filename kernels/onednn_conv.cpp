@@ -376,50 +376,11 @@ bool onednn_conv2d_bwd(const ConvGeom& g, const float* dy, const float* x, const
 }
 
 bool onednn_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-  const Plan* p = plan(g, Pass::BwdData, false);
-  if (!p) return false;
-  Scratch& s = scratch();
-  try {
-    const memory ddst = bring_in(p->dst, dy, s.dst, s.stream);
-    const memory wei = bring_in(p->wei, w, s.wei, s.stream);
-    memory dsrc(p->src.prim, engine(), s.src.get(p->src.prim.get_size()));
-    p->prim.execute(s.stream, {{DNNL_ARG_DIFF_DST, ddst},
-                               {DNNL_ARG_WEIGHTS, wei},
-                               {DNNL_ARG_DIFF_SRC, dsrc},
-                               {DNNL_ARG_SCRATCHPAD, scratchpad(*p, s)}});
-    memory user(p->src.user, engine(), dx);
-    p->src.out_sum.execute(s.stream, dsrc, user);  // dx += ...
-    s.stream.wait();
-  } catch (const dnnl::error& e) {
-    fail("convolution backward data", e);
-  }
-  return true;
+  return onednn_conv2d_bwd(g, dy, nullptr, w, false, dx, false, nullptr, false, nullptr, false, nullptr, nullptr);
 }
 
 bool onednn_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
-  const Plan* p = plan(g, Pass::BwdWeight, db != nullptr);
-  if (!p) return false;
-  Scratch& s = scratch();
-  try {
-    const memory src = bring_in(p->src, x, s.src, s.stream);
-    const memory ddst = bring_in(p->dst, dy, s.dst, s.stream);
-    memory dwei(p->wei.prim, engine(), s.wei.get(p->wei.prim.get_size()));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_DIFF_DST, ddst},
-                                         {DNNL_ARG_DIFF_WEIGHTS, dwei},
-                                         {DNNL_ARG_SCRATCHPAD, scratchpad(*p, s)}};
-    float* dbias = db ? static_cast<float*>(s.bias.get(static_cast<size_t>(g.c_out) * sizeof(float))) : nullptr;
-    if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(p->bias, engine(), dbias));
-    p->prim.execute(s.stream, args);
-    memory user(p->wei.user, engine(), dw);
-    p->wei.out_sum.execute(s.stream, dwei, user);  // dw += ...
-    s.stream.wait();
-    if (db)
-      for (int64_t c = 0; c < g.c_out; ++c) db[c] += dbias[c];
-  } catch (const dnnl::error& e) {
-    fail("convolution backward weights", e);
-  }
-  return true;
+  return onednn_conv2d_bwd(g, dy, x, nullptr, false, nullptr, false, dw, false, db, false, nullptr, nullptr);
 }
 
 #endif
