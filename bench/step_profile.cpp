@@ -3,7 +3,7 @@
 //
 //   step_profile --backend cpu|cuda|emu --net resse_lka_unet|unet|attention_unet
 //                --widths 4,8,16,32 --batch 2 --size 32 --steps 5 --warmup 3
-//                [--threads N] [--graph on|off] [--precision fp32] [--tf32]
+//                [--threads N] [--graph on|off] [--precision fp32|bf16|fp16] [--fuse on|off] [--tf32]
 //                [--inference] [--ops] [--trace FILE]
 //
 // Each step is the trainer's: forward, the deep-supervision loss, zero_grad +
@@ -24,7 +24,8 @@
 // step is one phase, "step": engine/step_graph.h runs the first step eagerly,
 // captures the second and replays it after, so count after --warmup 2 or
 // more; graph_launches_per_step counts cudaGraphLaunch, and the per-op table
-// and trace see the ops of the eager and captured steps only). On `emu` (the CUDA
+// and trace see the ops of the eager and captured steps only; --precision
+// fp16 stays eager: its loss scaler decides on the host). On `emu` (the CUDA
 // backend under the SIMT emulator, this program's twin step_profile_emu,
 // which `--backend emu` runs) every runtime call is counted at the runtime-API
 // boundary (simt/api_counts.h), so the counts are exact; on `cuda` launches
@@ -53,6 +54,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/loss_scaler.h"
 #include "engine/optim.h"
 #include "engine/profiler.h"
 #include "engine/step_graph.h"
@@ -83,7 +85,7 @@ constexpr const char* kGpuBackend = "cuda";
 
 struct Args {
   std::string backend = "cpu", net = "resse_lka_unet", widths = "32,64,128,256,512", graph = "off",
-              precision = "fp32", trace;
+              precision = "fp32", fuse = "on", trace;
   int64_t batch = 8, size = 128, steps = 5, warmup = 3;
   int threads = 0;
   bool inference = false, ops = false, tf32 = false;
@@ -281,12 +283,20 @@ json peak_memory_bytes(Device dev) {
 }
 
 int run(const Args& a) {
-  if (a.precision != "fp32")
-    throw std::invalid_argument("--precision " + a.precision + ": only fp32 for now (bf16 and fp16 come later)");
+  const DType precision = parse_precision(a.precision);
+  if (precision != DType::F32 && a.backend == "cpu")
+    throw std::invalid_argument("--precision " + a.precision + ": the CPU backend computes in float32 only; use --backend " +
+                                std::string(kGpuBackend));
   if (a.graph != "on" && a.graph != "off") throw std::invalid_argument("--graph must be on or off");
+  if (a.fuse != "on" && a.fuse != "off") throw std::invalid_argument("--fuse must be on or off");
+  BatchNorm2d::set_fused_relu(a.fuse == "on");
   if (a.steps < 1 || a.warmup < 0 || a.batch < 1 || a.size < 1) throw std::invalid_argument("bad --steps/--warmup/--batch/--size");
   if (a.threads > 0) omp_set_num_threads(a.threads);
-  const bool graph_wanted = a.graph == "on";
+  // fp16's loss scaler decides on the host each step (as the trainer's): eager.
+  const bool fp16_eager = a.graph == "on" && precision == DType::F16;
+  const char* const kFp16Eager = "off: --precision fp16 (the loss scaler reads an overflow flag on the host each step)";
+  if (fp16_eager) std::fprintf(stderr, "step_profile: CUDA Graph %s; running eagerly\n", kFp16Eager);
+  const bool graph_wanted = a.graph == "on" && !fp16_eager;
 
   Device dev = cpu_device();
   if (a.backend == kGpuBackend) {
@@ -304,6 +314,7 @@ int run(const Args& a) {
   nc.arch = model::parse_arch(a.net);
   nc.widths = parse_widths(a.widths);
   model::SegNet net(nc);
+  net.set_precision(precision);
   net.to_device(dev);
 
   std::unique_ptr<Timeline> timeline;
@@ -333,6 +344,7 @@ int run(const Args& a) {
               {"size", a.size},
               {"threads", omp_get_max_threads()},
               {"precision", a.precision},
+              {"fuse", a.fuse},
               {"tf32", a.tf32},
               {"counts_exact", a.backend != "cuda"},
               {"steps", a.steps},
@@ -394,6 +406,7 @@ int run(const Args& a) {
     const Tensor images = random_images(a.batch, a.size, 1).to(dev);
     const Tensor labels = random_labels(a.batch, a.size, 2).to(dev);
     AdamW opt(net.parameters(), AdamW::Options{});
+    LossScaler scaler(precision == DType::F16);
     const model::DeepSupervisionLoss loss_fn;  // class weights uploaded once
     net.train(true);
     for (int64_t s = 0; s < a.warmup + a.steps; ++s) {
@@ -428,9 +441,12 @@ int run(const Args& a) {
         phase("loss", [&] { terms = loss_fn(outs, labels); });
         phase("backward", [&] {
           opt.zero_grad();
-          backward(terms.total);
+          scaler.backward(terms.total);
         });
-        phase("optimizer", [&] { opt.step(); });
+        // fp16: one host read of the overflow flag (counted in host_syncs)
+        phase("optimizer", [&] {
+          if (scaler.unscale(net.parameters())) opt.step();
+        });
       }
       backend(dev).synchronize();  // the profiler's own wait: after the counts
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -447,6 +463,7 @@ int run(const Args& a) {
       }
     }
     out["mode"] = "train";
+    out["skipped_steps"] = scaler.skipped();  // fp16: optimiser steps skipped on a loss-scale overflow
     out["first_step_allocations"] = first_step.allocations;
     out["allocations_after_first_step"] = allocations_after_first;
     out["allocations_by_step"] = allocations_by_step;
@@ -460,7 +477,7 @@ int run(const Args& a) {
   out["launches_per_step"] = step_total.launches / n;
   out["host_syncs_per_step"] = sc ? json(step_total.syncs / n) : json(nullptr);
   out["graph_launches_per_step"] = step_total.graph_launches / n;
-  out["graph"] = graph.status();
+  out["graph"] = fp16_eager ? std::string(kFp16Eager) : graph.status();
   out["allocations_per_step"] = step_total.allocations / n;
   out["copies_per_step"] = sc ? json(step_total.copies / n) : json(nullptr);
   out["op_calls_per_step"] = step_total.op_calls / n;
@@ -508,7 +525,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", a.warmup, "untimed steps first")->capture_default_str();
   app.add_option("--threads", a.threads, "OpenMP threads (0: default)")->capture_default_str();
   app.add_option("--graph", a.graph, "on or off: CUDA Graph capture of the step")->capture_default_str();
-  app.add_option("--precision", a.precision, "fp32")->capture_default_str();
+  app.add_option("--precision", a.precision, "fp32, bf16 or fp16 (activations; cuda/emu backends)")->capture_default_str();
+  app.add_option("--fuse", a.fuse, "on or off: batch norm fused with ReLU and the residual add (off: separate ops)")
+      ->capture_default_str();
   app.add_flag("--tf32", a.tf32, "TF32 tensor-core math in cuDNN convolutions");
   app.add_flag("--inference", a.inference, "time the forward pass over one 155-slice case instead");
   app.add_flag("--ops", a.ops, "per-op table on stderr");

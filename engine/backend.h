@@ -97,6 +97,21 @@ class Backend {
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& y, double value) = 0;
   virtual void axpy(double a, const Tensor& x, const Tensor& y) = 0;  // y += a*x (y = a*x on first write)
+  // y *= a in place (the loss scaler's unscaling: exact for a power of 2).
+  // The default goes through a zeroed temporary and axpy; CUDA has a kernel.
+  virtual void scale(const Tensor& y, double a) {
+    const Tensor t = Tensor::zeros(y.shape(), y.dtype(), y.device());
+    axpy(a, y, t);
+    copy(t, y);
+  }
+  // dst (+)= src converted to dst's dtype (same element count): the casts of
+  // mixed precision (engine/ops.h cast); with accumulate, dst first_write is
+  // overwritten as any gradient output. The default converts on the host
+  // (the CPU backend); the CUDA backend has a kernel.
+  virtual void cast(const Tensor& src, const Tensor& dst, bool accumulate) {
+    if (!accumulate) return dst.copy_from(src);
+    axpy(1.0, src.to(dst.dtype()), dst);
+  }
 
   // Convolutions (geometry in conv2d.h / conv_transpose2d.h terms)
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
@@ -132,6 +147,18 @@ class Backend {
                               const Tensor& save_mean, const Tensor& save_invstd, bool training,
                               const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta) = 0;
 
+  // Batch norm fused with ReLU and a residual add (kernels/batch_norm_relu.h):
+  // y = relu(BN(x)), relu(BN(x)) + r or relu(BN(x) + r) by `mode`; r
+  // undefined for None. The backward reads y for BeforeRelu only; dr may be
+  // undefined (not wanted, or None).
+  virtual void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& running_mean, const Tensor& running_var, bool training,
+                                   double momentum, double eps, const Tensor& r, BnResidual mode, const Tensor& y,
+                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y,
+                                   const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
+                                   const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dr,
+                                   const Tensor& dgamma, const Tensor& dbeta) = 0;
   // Synchronised batch norm (engine/ops/norm.cpp, kernels/batch_norm.h):
   // per-channel sums in double on the host - sum x (C values: dy undefined,
   // mean empty), sum (x - mean)^2 (C: mean given), or sum dy and sum dy*xhat

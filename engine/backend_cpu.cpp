@@ -14,6 +14,7 @@
 #include "engine/backend.h"
 #include "kernels/augment.h"
 #include "kernels/batch_norm.h"
+#include "kernels/batch_norm_relu.h"
 #include "kernels/concat.h"
 #include "kernels/conv_transpose2d.h"
 #include "kernels/cross_entropy.h"
@@ -34,6 +35,10 @@ void dispatch_float(const Tensor& t, const char* op, F&& f) {
   switch (t.dtype()) {
     case DType::F32: f.template operator()<float>(); return;
     case DType::F64: f.template operator()<double>(); return;
+    case DType::BF16:
+    case DType::F16:
+      throw std::invalid_argument(std::string(op) + ": the CPU backend computes in float32/float64, not " +
+                                  dtype_name(t.dtype()) + " (mixed precision needs the CUDA backend)");
     default: throw std::invalid_argument(std::string(op) + ": expects a float tensor, got " + dtype_name(t.dtype()));
   }
 }
@@ -213,6 +218,29 @@ class CpuBackend final : public Backend {
     dispatch_float(x, "batch_norm_bwd_dx", [&]<typename T>() {
       cpu::batch_norm_bwd_dx<T>(s.n, s.c, s.hw, dy.data<T>(), x.data<T>(), gamma.data<T>(), save_mean.data<T>(),
                                 save_invstd.data<T>(), means.data(), cleared<T>(dx));  // the kernel adds
+    });
+  }
+
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& save_mean,
+                           const Tensor& save_invstd) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_relu", [&]<typename T>() {
+      cpu::batch_norm_relu_fwd<T>(s.n, s.c, s.hw, x.data<T>(), gamma.data<T>(), beta.data<T>(), rm.data<T>(),
+                                  rv.data<T>(), training, momentum, eps, ptr<T>(r), mode, y.data<T>(),
+                                  save_mean.data<T>(), save_invstd.data<T>());
+    });
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    const NC s = nc_of(x);
+    dispatch_float(x, "batch_norm_relu_bwd", [&]<typename T>() {
+      cpu::batch_norm_relu_bwd<T>(s.n, s.c, s.hw, mode, dy.data<T>(), x.data<T>(), ptr<T>(y), gamma.data<T>(),
+                                  beta.data<T>(), save_mean.data<T>(), save_invstd.data<T>(), training, ptr<T>(dx),
+                                  ptr<T>(dr), ptr<T>(dgamma), ptr<T>(dbeta), acc(dx), acc(dr), acc(dgamma),
+                                  acc(dbeta));
     });
   }
 

@@ -53,6 +53,9 @@ MPI_Datatype mpi_type(const Tensor& t) {
     case DType::F32: return MPI_FLOAT;
     case DType::F64: return MPI_DOUBLE;
     case DType::I32: return MPI_INT;
+    case DType::BF16:
+    case DType::F16:  // mixed precision keeps weights, gradients and buffers float32
+      throw std::invalid_argument(std::string("MPI: no exchange of ") + dtype_name(t.dtype()) + " tensors");
   }
   return MPI_DATATYPE_NULL;
 }

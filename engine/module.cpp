@@ -1,5 +1,7 @@
 #include "engine/module.h"
 
+#include <atomic>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -123,6 +125,22 @@ BatchNorm2d::BatchNorm2d(int64_t c, double m, double e) : momentum(m), eps(e) {
 Tensor BatchNorm2d::forward(const Tensor& x) const {
   if (is_training()) num_batches_tracked.data<int32_t>()[0] += 1;
   return batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+}
+
+namespace {
+std::atomic<bool> g_fuse_bn_relu{true};
+}  // namespace
+void BatchNorm2d::set_fused_relu(bool on) { g_fuse_bn_relu.store(on); }
+bool BatchNorm2d::fused_relu() { return g_fuse_bn_relu.load(); }
+
+Tensor BatchNorm2d::forward_relu(const Tensor& x, const Tensor& residual, BnResidual at) const {
+  if (!fused_relu()) {  // the same result through the separate ops
+    if (at == BnResidual::BeforeRelu) return relu(add(forward(x), residual));
+    const Tensor y = relu(forward(x));
+    return at == BnResidual::AfterRelu ? add(y, residual) : y;
+  }
+  if (is_training()) num_batches_tracked.data<int32_t>()[0] += 1;
+  return batch_norm_relu(x, weight, bias, running_mean, running_var, is_training(), momentum, eps, residual, at);
 }
 
 Tensor BatchNorm2d::gate(const Tensor& x, const Tensor& f) const {

@@ -96,6 +96,13 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) const;
   // x * sigmoid(this(f)) in one op (the LKA tail), same statistics handling.
   Tensor gate(const Tensor& x, const Tensor& f) const;
+  // relu(this(x)), relu(this(x)) + residual or relu(this(x) + residual) by
+  // `at` (engine/ops.h batch_norm_relu), in one op; with fusion switched off
+  // (set_fused_relu(false), process-wide: for comparisons) the separate
+  // batch_norm, relu and add.
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = {}, BnResidual at = BnResidual::None) const;
+  static void set_fused_relu(bool on);
+  static bool fused_relu();
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double momentum, eps;
 };

@@ -2,6 +2,12 @@
 // shape throws std::invalid_argument naming the op and the shapes), allocates
 // its output on the inputs' device, runs the device's Backend and, when an
 // input requires grad, records the backward. Images are NCHW.
+//
+// Mixed precision: activations may be bfloat16 / float16 while parameters
+// (weights, biases, batch-norm parameters and running statistics) stay
+// float32: conv2d, conv_transpose2d, linear, batch_norm, batch_norm_relu and
+// lka_gate accept float32 parameters with a reduced-precision input; their
+// output has the input's dtype, their parameter gradients float32.
 #pragma once
 
 #include <functional>
@@ -29,10 +35,23 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
+// Batch norm fused with ReLU and a residual add, one op (kernels/batch_norm_relu.h):
+// relu(batch_norm(x)) (None), relu(batch_norm(x)) + residual (AfterRelu) or
+// relu(batch_norm(x) + residual) (BeforeRelu); residual has x's shape (and
+// is undefined for None). Same arguments and running-stat update as batch_norm.
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                       const Tensor& residual = {}, BnResidual mode = BnResidual::None);
+
 // y = x * sigmoid(batch_norm(f)): the LKA's attention tail as one op (fused
 // on CUDA); same arguments and running-stat update as batch_norm.
 Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                 const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// x converted to `dtype` (a float type); the gradient converts back. The
+// boundary of mixed precision: the network's input to bf16/f16, its logits
+// back to float32 (model/networks.h).
+Tensor cast(const Tensor& x, DType dtype);
 
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);

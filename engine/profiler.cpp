@@ -100,6 +100,12 @@ class Profiler::Decorator final : public Backend {
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     op("conv2d_fwd", once({&x, &w, &b, &y}), [&] { b_.conv2d_fwd(g, x, w, b, y); });
   }
+  void scale(const Tensor& y, double a) override {
+    op("scale", 2 * nb(y), [&] { b_.scale(y, a); });
+  }
+  void cast(const Tensor& src, const Tensor& dst, bool accumulate) override {
+    op("cast", nb(src) + (accumulate ? grad_out(dst) : nb(dst)), [&] { b_.cast(src, dst, accumulate); });
+  }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     op("conv2d_bwd_data", once({&dy, &w}) + grad_out(dx), [&] { b_.conv2d_bwd_data(g, dy, w, dx); });
   }
@@ -143,6 +149,22 @@ class Profiler::Decorator final : public Backend {
                       const Tensor& dbeta) override {
     op("batch_norm_bwd", once({&dy, &x, &gamma, &mean, &invstd}) + grad_out(dx) + grad_out(dgamma) + grad_out(dbeta),
        [&] { b_.batch_norm_bwd(dy, x, gamma, mean, invstd, training, dx, dgamma, dbeta); });
+  }
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& mean, const Tensor& invstd) override {
+    const uint64_t running = training ? 2 * once({&rm, &rv}) : once({&rm, &rv});
+    op("batch_norm_relu_fwd", once({&x, &gamma, &beta, &r, &y, &mean, &invstd}) + running,
+       [&] { b_.batch_norm_relu_fwd(x, gamma, beta, rm, rv, training, momentum, eps, r, mode, y, mean, invstd); });
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& mean, const Tensor& invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    const Tensor y_read = mode == BnResidual::BeforeRelu ? y : Tensor();
+    op("batch_norm_relu_bwd",
+       once({&dy, &x, &y_read, &gamma, &beta, &mean, &invstd}) + grad_out(dx) + grad_out(dr) + grad_out(dgamma) +
+           grad_out(dbeta),
+       [&] { b_.batch_norm_relu_bwd(mode, dy, x, y, gamma, beta, mean, invstd, training, dx, dr, dgamma, dbeta); });
   }
   std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
                                       const Tensor& save_mean, const Tensor& save_invstd) override {

@@ -7,6 +7,7 @@
 #include <new>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -20,6 +21,8 @@ size_t dtype_size(DType t) {
     case DType::F32: return 4;
     case DType::F64: return 8;
     case DType::I32: return 4;
+    case DType::BF16: return 2;
+    case DType::F16: return 2;
   }
   return 0;
 }
@@ -29,9 +32,14 @@ const char* dtype_name(DType t) {
     case DType::F32: return "float32";
     case DType::F64: return "float64";
     case DType::I32: return "int32";
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
   }
   return "?";
 }
+
+bool is_float(DType t) { return t != DType::I32; }
+bool is_reduced(DType t) { return t == DType::BF16 || t == DType::F16; }
 
 std::string Device::str() const {
   if (type == DeviceType::CPU) return "cpu";
@@ -94,6 +102,7 @@ std::atomic<bool> g_poison{[] {
 
 std::atomic<size_t> g_current{0}, g_peak{0};
 std::atomic<uint64_t> g_allocations{0};
+std::atomic<bool> g_cpu_allocator_closed{false};  // set at exit: the cache is gone, frees go to the system
 
 // Freed buffers are kept by size and handed to the next request of that
 // size (a training step asks for the same sizes every step), so after the
@@ -101,9 +110,16 @@ std::atomic<uint64_t> g_allocations{0};
 // again; at most kCacheBytes are kept, beyond that a freed buffer goes back.
 class CpuAllocator final : public Allocator {
  public:
-  ~CpuAllocator() override {  // the cached buffers (LeakSanitizer sees them otherwise)
+  ~CpuAllocator() override { close(); }
+  // Frees the cached buffers (LeakSanitizer sees them otherwise); later
+  // frees go straight back to the system.
+  void close() {
+    std::lock_guard<std::mutex> lock(m_);
+    g_cpu_allocator_closed.store(true);
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_ = 0;
   }
   void* allocate(size_t bytes) override {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
@@ -123,9 +139,9 @@ class CpuAllocator final : public Allocator {
   void deallocate(void* p, size_t bytes) override {
     g_current.fetch_sub(bytes);
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
-    {
+    if (!g_cpu_allocator_closed.load()) {
       std::lock_guard<std::mutex> lock(m_);
-      if (cached_ + rounded <= kCacheBytes) {
+      if (!g_cpu_allocator_closed.load() && cached_ + rounded <= kCacheBytes) {
         free_[rounded].push_back(p);
         cached_ += rounded;
         return;
@@ -152,9 +168,16 @@ class CpuAllocator final : public Allocator {
 };
 }  // namespace
 
+// The allocator itself is never destroyed (a tensor freed during static
+// destruction still finds it); its cache is freed at exit (LeakSanitizer
+// reported each cached block as a leak otherwise), after which frees go
+// straight to the system (g_cpu_allocator_closed).
 Allocator& cpu_allocator() {
-  static CpuAllocator a;
-  return a;
+  static CpuAllocator* a = new CpuAllocator;
+  static const struct Closer {
+    ~Closer() { a->close(); }
+  } closer;
+  return *a;
 }
 void set_poison_allocations(bool on) { g_poison.store(on); }
 MemoryStats cpu_memory_stats() { return {g_current.load(), g_peak.load(), g_allocations.load()}; }
@@ -203,6 +226,8 @@ Tensor Tensor::from_vector(const std::vector<double>& v, const Shape& shape, DTy
       case DType::F32: t.data<float>()[i] = static_cast<float>(v[i]); break;
       case DType::F64: t.data<double>()[i] = v[i]; break;
       case DType::I32: t.data<int32_t>()[i] = static_cast<int32_t>(v[i]); break;
+      case DType::BF16: t.data<bf16>()[i] = bf16(static_cast<float>(v[i])); break;
+      case DType::F16: t.data<f16>()[i] = f16(static_cast<float>(v[i])); break;
     }
   }
   return t;
@@ -250,6 +275,8 @@ T* Tensor::data() const {
 template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
 template int32_t* Tensor::data<int32_t>() const;
+template bf16* Tensor::data<bf16>() const;
+template f16* Tensor::data<f16>() const;
 
 bool Tensor::requires_grad() const { return need(impl_).requires_grad; }
 Tensor& Tensor::set_requires_grad(bool on) {
@@ -318,9 +345,20 @@ Tensor Tensor::to(DType dt) const {
 }
 
 namespace {
+// Element conversion; to and from the 16-bit types through float (they
+// round from float once, as the kernels do).
+template <typename D, typename S>
+D convert_one(S v) {
+  if constexpr (std::is_same_v<D, bf16> || std::is_same_v<D, f16>)
+    return D(static_cast<float>(v));
+  else if constexpr (std::is_same_v<S, bf16> || std::is_same_v<S, f16>)
+    return static_cast<D>(static_cast<float>(v));
+  else
+    return static_cast<D>(v);
+}
 template <typename D, typename S>
 void convert(D* d, const S* s, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+  for (int64_t i = 0; i < n; ++i) d[i] = convert_one<D>(s[i]);
 }
 template <typename D>
 void convert_from(D* d, const Tensor& src) {
@@ -328,6 +366,8 @@ void convert_from(D* d, const Tensor& src) {
     case DType::F32: convert(d, src.data<float>(), src.numel()); break;
     case DType::F64: convert(d, src.data<double>(), src.numel()); break;
     case DType::I32: convert(d, src.data<int32_t>(), src.numel()); break;
+    case DType::BF16: convert(d, src.data<bf16>(), src.numel()); break;
+    case DType::F16: convert(d, src.data<f16>(), src.numel()); break;
   }
 }
 }  // namespace
@@ -352,6 +392,8 @@ void Tensor::copy_from(const Tensor& src) const {
     case DType::F32: convert_from(data<float>(), src); break;
     case DType::F64: convert_from(data<double>(), src); break;
     case DType::I32: convert_from(data<int32_t>(), src); break;
+    case DType::BF16: convert_from(data<bf16>(), src); break;
+    case DType::F16: convert_from(data<f16>(), src); break;
   }
 }
 
@@ -365,6 +407,8 @@ void Tensor::fill_(double v) const {
     case DType::F32: std::fill_n(data<float>(), n, static_cast<float>(v)); break;
     case DType::F64: std::fill_n(data<double>(), n, v); break;
     case DType::I32: std::fill_n(data<int32_t>(), n, static_cast<int32_t>(v)); break;
+    case DType::BF16: std::fill_n(data<bf16>(), n, bf16(static_cast<float>(v))); break;
+    case DType::F16: std::fill_n(data<f16>(), n, f16(static_cast<float>(v))); break;
   }
 }
 

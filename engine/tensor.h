@@ -12,15 +12,25 @@
 #include <string>
 #include <vector>
 
+#include "kernels/half.h"
+
 namespace lk {
 
-enum class DType : uint8_t { F32, F64, I32 };
+// F32 trains (and holds parameters, statistics, losses and optimiser state in
+// every precision); BF16 / F16 store activations under mixed precision
+// (kernels/half.h: storage only, arithmetic in float); F64 for gradient
+// checks; I32 for labels and pooling indices.
+enum class DType : uint8_t { F32, F64, I32, BF16, F16 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
+bool is_float(DType t);      // F32, F64, BF16, F16
+bool is_reduced(DType t);    // BF16, F16
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::F32; }
 template <> constexpr DType dtype_of<double>() { return DType::F64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
+template <> constexpr DType dtype_of<bf16>() { return DType::BF16; }
+template <> constexpr DType dtype_of<f16>() { return DType::F16; }
 
 enum class DeviceType : uint8_t { CPU, CUDA };
 struct Device {

@@ -55,6 +55,12 @@ enum class BinaryOp { Add, Mul };
 // Pointwise activations (kernels/activation.h).
 enum class Activation { Relu, Sigmoid };
 
+// Batch norm fused with ReLU and a residual (kernels/batch_norm_relu.h):
+//   None        y = relu(BN(x))
+//   AfterRelu   y = relu(BN(x)) + r   (ResSE: F = skip + R(x))
+//   BeforeRelu  y = relu(BN(x) + r)   (the attention gate, ResNet's tail)
+enum class BnResidual { None, AfterRelu, BeforeRelu };
+
 // Upsampling modes (kernels/upsample.h).
 enum class UpsampleMode { Nearest, Bilinear };
 

@@ -19,7 +19,7 @@ ConvBlock::ConvBlock(int64_t c_in, int64_t c_out, Rng& rng)
       bn2_(LK_BN("bn2", c_out)) {}
 
 Tensor ConvBlock::forward(const Tensor& x) const {
-  return relu(bn2_.forward(conv2_.forward(relu(bn1_.forward(conv1_.forward(x))))));
+  return bn2_.forward_relu(conv2_.forward(bn1_.forward_relu(conv1_.forward(x))));
 }
 
 SqueezeExcite::SqueezeExcite(int64_t c, int64_t hidden, Rng& rng)
@@ -43,9 +43,10 @@ ResSE::ResSE(int64_t c_in, int64_t c_out, int64_t se_hidden, Rng& rng)
       se_(register_module("se", std::make_unique<SqueezeExcite>(c_out, se_hidden, rng))) {}
 
 Tensor ResSE::forward(const Tensor& x) const {
-  const Tensor r = relu(bn2_.forward(conv2_.forward(relu(bn1_.forward(conv1_.forward(x))))));
+  // F = skip + relu(bn2(conv2(...))): the add fused into bn2's ReLU.
+  const Tensor h = bn1_.forward_relu(conv1_.forward(x));
   const Tensor skip = skip_conv_ ? skip_bn_->forward(skip_conv_->forward(x)) : x;
-  return se_.forward(add(skip, r));
+  return se_.forward(bn2_.forward_relu(conv2_.forward(h), skip, BnResidual::AfterRelu));
 }
 
 LKA::LKA(int64_t c, int64_t d, Rng& rng)
@@ -72,7 +73,7 @@ ContextExtraction::ContextExtraction(int64_t c, Rng& rng)
 
 Tensor ContextExtraction::forward(const Tensor& x) const {
   const Tensor local = add(b1_.forward(x), b2_.forward(x));
-  return relu(bn_.forward(add(local, b3_.forward(global_avg_pool(x)))));
+  return bn_.forward_relu(add(local, b3_.forward(global_avg_pool(x))));
 }
 
 AttentionGate::AttentionGate(int64_t c, int64_t f_int, Rng& rng)
@@ -84,7 +85,8 @@ AttentionGate::AttentionGate(int64_t c, int64_t f_int, Rng& rng)
       bn_psi_(LK_BN("bn_psi", 1)) {}
 
 Tensor AttentionGate::forward(const Tensor& g, const Tensor& x) const {
-  const Tensor a = relu(add(bn_g_.forward(w_g_.forward(g)), bn_x_.forward(w_x_.forward(x))));
+  // relu(bn_g(w_g(g)) + bn_x(w_x(x))): the add and the ReLU fused into bn_x.
+  const Tensor a = bn_x_.forward_relu(w_x_.forward(x), bn_g_.forward(w_g_.forward(g)), BnResidual::BeforeRelu);
   return mul(x, sigmoid(bn_psi_.forward(psi_.forward(a))));
 }
 
@@ -100,8 +102,8 @@ DecoderLevel::DecoderLevel(int64_t c_in, int64_t c_skip, bool attention, Rng& rn
 Tensor DecoderLevel::forward(const Tensor& x, const Tensor& skip) const {
   const Tensor u = up_.forward(x);
   const Tensor s = att_ ? att_->forward(u, skip) : skip;
-  const Tensor h = relu(bn1_.forward(conv1_.forward(concat({u, s}))));
-  return relu(bn2_.forward(conv2_.forward(h)));
+  const Tensor h = bn1_.forward_relu(conv1_.forward(concat({u, s})));
+  return bn2_.forward_relu(conv2_.forward(h));
 }
 
 #undef LK_CONV

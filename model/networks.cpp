@@ -84,7 +84,10 @@ std::vector<Tensor> SegNet::run(const Tensor& x, const Trace& trace) const {
     if (trace) trace(name, t);
   };
   std::vector<Tensor> skips;
-  Tensor h = x;
+  // Mixed precision: in at the reduced type, logits out in float32.
+  const bool reduced = is_reduced(precision_);
+  auto out_cast = [&](const Tensor& t) { return reduced ? cast(t, DType::F32) : t; };
+  Tensor h = reduced ? cast(x, precision_) : x;
   for (size_t i = 0; i < levels; ++i) {
     if (i > 0) h = max_pool2d(h, 2, 2);
     h = enc_blocks_[i]->forward(h);
@@ -104,16 +107,23 @@ std::vector<Tensor> SegNet::run(const Tensor& x, const Trace& trace) const {
     note("dec." + std::to_string(j), h);
     path[scale] = h;
   }
-  std::vector<Tensor> out{head_.forward(h)};
+  std::vector<Tensor> out{out_cast(head_.forward(h))};
   note("head", out[0]);
   for (size_t k = 0; k < aux_heads_.size(); ++k) {
-    out.push_back(aux_heads_[k]->forward(path[k + 1]));
+    out.push_back(out_cast(aux_heads_[k]->forward(path[k + 1])));
     note("aux." + std::to_string(k), out.back());
   }
   return out;
 }
 
 std::vector<Tensor> SegNet::forward(const Tensor& x) const { return run(x, nullptr); }
+
+void SegNet::set_precision(DType activations) {
+  if (activations != DType::F32 && activations != DType::BF16 && activations != DType::F16)
+    throw std::invalid_argument(std::string("network precision: float32, bfloat16 or float16, not ") +
+                                dtype_name(activations));
+  precision_ = activations;
+}
 
 std::string SegNet::summary(int64_t batch, int64_t size) const {
   std::ostringstream o;
@@ -163,6 +173,18 @@ std::string SegNet::summary(int64_t batch, int64_t size) const {
                 static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(size),
                 static_cast<double>(after.peak - before.current) * mib + static_cast<double>(count) * 4 * mib,
                 static_cast<double>(after_forward) * mib);
+  o << line;
+  // bf16/fp16 activations (--precision, CUDA only, so not measured here):
+  // parameters and their gradients stay float32, every other tensor of the
+  // step is taken at half size (the float32 logits, loss and BN statistics
+  // are small beside the activations; the float32 twins of the ops without a
+  // 16-bit kernel, one op's tensors at a time, are not counted).
+  const double f32_peak = static_cast<double>(after.peak - before.current) + static_cast<double>(count) * 4;
+  const double pg = static_cast<double>(count) * 8;  // parameters + gradients
+  const double half_peak = pg + (f32_peak - pg) / 2;
+  std::snprintf(line, sizeof line,
+                "memory for forward+backward with bf16/fp16 activations: %.1f MiB peak (computed: %.2fx float32's)\n",
+                half_peak * mib, half_peak / f32_peak);
   o << line;
   const_cast<SegNet*>(this)->zero_grad();
   return o.str();

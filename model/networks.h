@@ -37,6 +37,14 @@ class SegNet : public Module {
   std::vector<Tensor> forward(const Tensor& x) const;
   const NetConfig& config() const { return cfg_; }
 
+  // Mixed precision: the dtype of the activations inside the network
+  // (float32, the default; bfloat16 or float16, on the CUDA backend). The
+  // input is cast to it and the logits back to float32, so the loss and
+  // everything outside see float32; parameters, their gradients and the
+  // batch-norm statistics stay float32 (engine/ops.h).
+  void set_precision(DType activations);
+  DType precision() const { return precision_; }
+
   // One line per layer with its output shape and parameter count for an
   // input of (batch, in, size, size), the total parameters, and the memory a
   // forward+backward needs (activations kept for backward, gradients,
@@ -47,10 +55,8 @@ class SegNet : public Module {
   using Trace = std::function<void(const std::string& name, const Tensor& out)>;
   std::vector<Tensor> run(const Tensor& x, const Trace& trace) const;
 
- public:
-
- private:
   NetConfig cfg_;
+  DType precision_ = DType::F32;
   Rng rng_;
   ModuleList& enc_;
   ContextExtraction* ce_ = nullptr;

@@ -15,6 +15,7 @@
 
 #include "util/dice.h"
 #include "engine/autograd.h"
+#include "engine/loss_scaler.h"
 #include "engine/state_dict.h"
 #include "engine/step_graph.h"
 #include "train/checkpoint.h"
@@ -56,7 +57,7 @@ NetConfig net_from(const json& j) {
 }
 
 json config_json(const TrainConfig& c) {
-  return {{"format", kFormat},
+  json j = {{"format", kFormat},
           {"net", net_json(c.net)},
           {"loss",
            {{"class_weights", c.loss.class_weights},
@@ -82,6 +83,9 @@ json config_json(const TrainConfig& c) {
           {"tumour_fraction", c.tumour_fraction},
           {"seed", c.seed},
           {"eval_batch", c.eval_batch}};
+  if (c.precision != DType::F32) j["precision"] = precision_name(c.precision);  // fp32 configs read as before
+  if (c.precision == DType::F16) j["loss_scale"] = c.loss_scale;
+  return j;
 }
 
 // Beside config_json: fields that only some runs have, so that existing run
@@ -250,11 +254,16 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   }
 
   SegNet net(cfg.net);
+  if (cfg.precision != DType::F32 && cfg.device.type != DeviceType::CUDA)
+    throw std::invalid_argument(std::string("--precision ") + precision_name(cfg.precision) +
+                                ": the CPU backend computes in float32; reduced precision needs --device cuda");
+  net.set_precision(cfg.precision);
   net.to_device(cfg.device);
   if (cfg.dtype != DType::F32) net.cast_(cfg.dtype);
   const DeepSupervisionLoss loss_fn(cfg.loss);
   LossMeter meter;  // the loss, summed on the device between reads
   AdamW opt(net.parameters(), cfg.adamw);
+  LossScaler scaler(cfg.precision == DType::F16, {.init_scale = cfg.loss_scale});
   const LrSchedule sched{.base_lr = cfg.adamw.lr, .warmup_epochs = cfg.warmup_epochs,
                          .start_factor = cfg.warmup_start, .decay = cfg.decay, .steps_per_epoch = spe};
 
@@ -366,7 +375,13 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   if (comm && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
     say("CUDA Graph: off for data-parallel training (the host exchanges gradients during the backward); training "
         "eagerly");
-  StepGraph graph(cfg.cuda_graph && !comm, say);
+  // fp16's dynamic loss scaler reads an overflow flag on the host every step
+  // and decides there whether to step: no graph can hold that, so eager too
+  // (bf16 and fp32 need no scaler and replay the graph).
+  if (!comm && scaler.enabled() && cfg.cuda_graph && cfg.device.type == DeviceType::CUDA)
+    say("CUDA Graph: off for --precision fp16 (the dynamic loss scaler reads an overflow flag on the host each "
+        "step); training eagerly");
+  StepGraph graph(cfg.cuda_graph && !comm && !scaler.enabled(), say);
   net.train(true);
   using Clock = std::chrono::steady_clock;
   while (step < total || epoch_end_pending) {
@@ -401,9 +416,17 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
         const LossTerms t = loss_fn(net.forward(images), b.labels);
         meter.add(t.total);
         opt.zero_grad();
-        backward(t.total, {}, false, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
+        scaler.backward(t.total, [&](const Tensor& leaf) { grad_sync->ready(leaf); });
         grad_sync->finish();
-        opt.step();
+        // fp16: the rank-summed gradients unscaled; a step with a non-finite
+        // one is skipped on every rank alike (the scaler's host decision)
+        if (scaler.unscale(net.parameters())) opt.step();
+      } else if (scaler.enabled()) {  // fp16: eager (the scaler decides on the host)
+        const LossTerms t = loss_fn(net.forward(images), b.labels);
+        meter.add(t.total);
+        opt.zero_grad();
+        scaler.backward(t.total);
+        if (scaler.unscale(net.parameters())) opt.step();
       } else {
         meter.add(graph.run(images, b.labels, net, opt, [&](const Tensor& x, const Tensor& labels) {
           const LossTerms t = loss_fn(net.forward(x), labels);
@@ -441,6 +464,8 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
     std::string line = "epoch " + std::to_string(e.epoch) + "/" + std::to_string(cfg.epochs) + "  loss " +
                        fmt("%.4f", e.loss) + "  lr " + fmt("%.2e", e.lr) + "  " + fmt("%.1f", e.seconds) + " s  wait " +
                        fmt("%.1f", e.wait_ms) + " ms/step";
+    if (scaler.enabled())  // fp16: the loss scale and the steps skipped on overflow so far
+      line += "  loss scale " + fmt("%g", scaler.scale()) + " (" + std::to_string(scaler.skipped()) + " skipped)";
     if (comm) {
       // Per-rank batch norm: each rank's running statistics saw only its
       // share; rank 0's are kept (as PyTorch's DDP broadcasts its buffers).
@@ -559,6 +584,8 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.tumour_fraction = j.at("tumour_fraction").get<double>();
     c.seed = j.at("seed").get<uint64_t>();
     c.eval_batch = j.at("eval_batch").get<int64_t>();
+    c.precision = parse_precision(j.value("precision", "fp32"));
+    c.loss_scale = j.value("loss_scale", TrainConfig{}.loss_scale);
     c.sync_bn = j.value("sync_bn", false);  // data-parallel runs only
     c.dtype = j.value("dtype", std::string("float32")) == "float64" ? DType::F64 : DType::F32;
     return c;

@@ -81,6 +81,12 @@ struct TrainConfig {
   bool sync_bn = false;  // data-parallel: batch-norm statistics over all ranks' batches
   DType dtype = DType::F32;  // F64: in double precision on the CPU (to check exactness, e.g. over ranks)
   Device device = cpu_device();
+  // Activations: fp32 (the paper), bf16 or fp16 (the CUDA backend; fp16
+  // with dynamic loss scaling, engine/loss_scaler.h). Weights, optimiser
+  // state, BN statistics, loss and checkpoints stay float32.
+  DType precision = DType::F32;
+  // fp16: the dynamic loss scaler's first scale (LossScaler::Options).
+  double loss_scale = 65536.0;
   // Steps between loss read-backs (a progress line each; 0: only at epoch
   // ends). The loss is summed on the device in between, so a step never
   // waits for the device; divergence (a non-finite loss) is caught at the
@@ -88,8 +94,8 @@ struct TrainConfig {
   int64_t log_every = 50;
   // On a device with graphs (CUDA), the step is captured once as a CUDA
   // Graph and replayed (engine/step_graph.h); false: every step eager. The
-  // results are the same either way. Data-parallel runs (hooks.comm) stay
-  // eager (the host exchanges gradients during the backward), saying so.
+  // results are the same either way. Data-parallel runs (hooks.comm) and
+  // fp16 (its loss scaler decides on the host each step) stay eager, saying so.
   bool cuda_graph = true;
 
   // everything above but device, workers, augment_on, log_every, cuda_graph (they do not change results)

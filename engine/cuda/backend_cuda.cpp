@@ -47,16 +47,47 @@ namespace {
 bool g_tf32 = false;
 bool g_deterministic = true;
 
+// Float32 pointers of the ops that compute in float32 only (a reduced-
+// precision tensor reaching one is a bug: the methods widen those first).
 const float* cf(const Tensor& t) {
   if (!t.defined()) return nullptr;
   if (t.dtype() != DType::F32)
-    throw std::invalid_argument(std::string("CUDA backend computes in float32 only, got a ") + dtype_name(t.dtype()) +
-                                " tensor");
+    throw std::invalid_argument(std::string("CUDA backend: this op computes in float32 only, got a ") +
+                                dtype_name(t.dtype()) + " tensor");
   return t.data<float>();
 }
 float* mf(const Tensor& t) { return const_cast<float*>(cf(t)); }
 // A gradient output is added into unless it is a first write (engine/backend.h).
 bool acc(const Tensor& t) { return !t.first_write(); }
+
+// Storage-type pointers of the kernels templated on T (kernels/half.h).
+template <typename T>
+const T* cp(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  if (t.dtype() != dtype_of<T>())
+    throw std::invalid_argument(std::string("CUDA backend: one op got ") + dtype_name(t.dtype()) + " and " +
+                                dtype_name(dtype_of<T>()) + " activations");
+  return t.data<T>();
+}
+template <typename T>
+T* mp(const Tensor& t) {
+  return const_cast<T*>(cp<T>(t));
+}
+
+// f.template operator()<T>() for t's storage type: float32, bfloat16, float16.
+template <typename F>
+void storage(const Tensor& t, F&& f) {
+  switch (t.dtype()) {
+    case DType::F32: return f.template operator()<float>();
+    case DType::BF16: return f.template operator()<bf16>();
+    case DType::F16: return f.template operator()<f16>();
+    default:
+      throw std::invalid_argument(std::string("CUDA backend: expects a float32, bfloat16 or float16 tensor, got ") +
+                                  dtype_name(t.dtype()));
+  }
+}
+
+bool reduced(const Tensor& t) { return t.defined() && is_reduced(t.dtype()); }
 
 Dims4 dims4(const Shape& s) {
   Dims4 d{1, 1, 1, 1};
@@ -149,37 +180,55 @@ class CudaBackend final : public Backend {
     }
     if (y.dtype() == DType::F64)  // small state arrays (the optimiser's)
       return LK_LAUNCHED(lk::cuda::fill(y.numel(), v, y.data<double>(), stream_));
-    LK_LAUNCHED(fill_kernel(y.numel(), static_cast<float>(v), mf(y)));
+    storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::fill(y.numel(), static_cast<float>(v), mp<T>(y), stream_)); });
   }
   void axpy(double a, const Tensor& x, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cf(x), mf(y), stream_, acc(y)));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::axpy(y.numel(), static_cast<float>(a), cp<T>(x), mp<T>(y), stream_, acc(y)));
+    });
+  }
+  void scale(const Tensor& y, double a) override {
+    storage(y, [&]<typename T> { LK_LAUNCHED(lk::cuda::scale(y.numel(), static_cast<float>(a), mp<T>(y), stream_)); });
+  }
+  // With accumulate, a first-write dst is overwritten (engine/backend.h).
+  void cast(const Tensor& src, const Tensor& dst, bool accumulate) override {
+    cast_to(src, dst, accumulate && acc(dst));
   }
 
   // ---------------------------------------------------------------- convolutions
+  // Any storage type: our depthwise kernels natively; the other
+  // convolutions through cuDNN (16-bit plans on a GPU) or, under the
+  // emulator, our direct kernels on float32 twins (conv_fwd & co. below).
   void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    conv_fwd(g, cf(x), cf(w), cf(b), mf(y), false);
+    conv_fwd(g, x, w, b, y, false);
   }
   void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_bwd_data(g, cf(dy), cf(w), mf(dx), acc(dx));
+    conv_bwd_data(g, dy, w, dx, acc(dx));
   }
   void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), acc(dw), acc(db));
+    conv_bwd_weight(g, dy, x, dw, db, acc(dw), acc(db));
   }
   // Transposed convolution = the adjoint of the convolution `g` describes
   // (kernels/conv_transpose2d.h): its passes are that convolution's passes.
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
-    conv_bwd_data(g, cf(x), cf(w), mf(y), false);
+    conv_bwd_data(g, x, w, y, false);
     if (b.defined()) {  // y += bias, in place (binary_fwd allows y == a when a has y's shape)
       const Dims4 out = dims4(y.shape()), sb{1, g.c_in, 1, 1};
-      LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cf(y), out, cf(b), sb, mf(y), stream_));
+      const Tensor bt = as_storage(b, y.dtype());
+      storage(y, [&]<typename T> {
+        LK_LAUNCHED(lk::cuda::binary_fwd(BinaryOp::Add, out, cp<T>(y), out, cp<T>(bt), sb, mp<T>(y), stream_));
+      });
     }
   }
   void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    conv_fwd(g, cf(dy), cf(w), nullptr, mf(dx), acc(dx));
+    conv_fwd(g, dy, w, Tensor(), dx, acc(dx));
   }
   void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) override {
-    conv_bwd_weight(g, cf(x), cf(dy), mf(dw), nullptr, acc(dw), true);
-    if (db.defined()) LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cf(dy), mf(db), stream_, acc(db)));
+    conv_bwd_weight(g, x, dy, dw, Tensor(), acc(dw), true);
+    if (db.defined())
+      storage(dy, [&]<typename T> {
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_in, g.h * g.w, cp<T>(dy), mf(db), stream_, acc(db)));
+      });
   }
 
   // ---------------------------------------------------------------- batch norm
@@ -189,33 +238,92 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(x);
     bn_eps_ = eps;  // cuDNN's backward wants the forward's eps (every BN here shares one)
 #if !defined(LKASEG_SIMT)
-    if (training && LK_CUDNN_REF("batch_norm"))
+    if (training && !reduced(x) && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_fwd_train(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), momentum, eps, mf(y),
                                         mf(save_mean), mf(save_invstd));
 #endif
-    LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(rm), mf(rv), training, momentum,
-                                         eps, mf(y), mf(save_mean), mf(save_invstd), stream_));
+    const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                           momentum, eps, mp<T>(y), mf(save_mean), mf(save_invstd), scratch(ws), ws,
+                                           stream_));
+    });
   }
   void batch_norm_bwd(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                       const Tensor& save_invstd, bool training, const Tensor& dx, const Tensor& dgamma,
                       const Tensor& dbeta) override {
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
-    if (training && LK_CUDNN_REF("batch_norm"))
+    if (training && !reduced(x) && LK_CUDNN_REF("batch_norm"))
       return ref_->batch_norm_bwd_train(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
                                         bn_eps_, mf(dx), mf(dgamma), mf(dbeta), acc(dx), acc(dgamma), acc(dbeta));
 #endif
-    LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(gamma), cf(save_mean), cf(save_invstd),
-                                         training, mf(dx), mf(dgamma), mf(dbeta), stream_, acc(dx), acc(dgamma),
-                                         acc(dbeta)));
+    const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cf(gamma), cf(save_mean),
+                                           cf(save_invstd), training, mp<T>(dx), mf(dgamma), mf(dbeta), scratch(ws), ws,
+                                           stream_, acc(dx), acc(dgamma), acc(dbeta)));
+    });
+  }
+
+  // ---------------------------------------------------------------- batch norm + ReLU (+ residual)
+  // Fast: the fused kernels. Cudnn: the composition of this backend's batch
+  // norm (cuDNN on a GPU), ReLU and add.
+  void batch_norm_relu_fwd(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& rm,
+                           const Tensor& rv, bool training, double momentum, double eps, const Tensor& r,
+                           BnResidual mode, const Tensor& y, const Tensor& save_mean,
+                           const Tensor& save_invstd) override {
+    bn_eps_ = eps;
+    if (variant("batch_norm_relu") == KernelVariant::Cudnn) {
+      Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
+      batch_norm_fwd(x, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
+      if (mode == BnResidual::BeforeRelu) binary_fwd(BinaryOp::Add, z, r, z);
+      activation_fwd(Activation::Relu, z, y);
+      if (mode == BnResidual::AfterRelu) binary_fwd(BinaryOp::Add, y, r, y);
+      return;
+    }
+    const NC s = nc_of(x);
+    const size_t ws = training ? batch_norm_workspace_bytes(s.n, s.c, s.hw) : 0;
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_relu_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(rm), mf(rv), training,
+                                                momentum, eps, cp<T>(r), mode, mp<T>(y), mf(save_mean),
+                                                mf(save_invstd), scratch(ws), ws, stream_));
+    });
+  }
+  void batch_norm_relu_bwd(BnResidual mode, const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                           const Tensor& beta, const Tensor& save_mean, const Tensor& save_invstd, bool training,
+                           const Tensor& dx, const Tensor& dr, const Tensor& dgamma, const Tensor& dbeta) override {
+    if (variant("batch_norm_relu") == KernelVariant::Cudnn) {
+      // g = dy through the ReLU (its output y, or relu of BN(x) recomputed), then batch norm's backward.
+      Tensor out = y;
+      if (mode != BnResidual::BeforeRelu) {
+        out = Tensor::empty(x.shape(), x.dtype(), device());
+        activation_fwd(Activation::Relu, bn_recompute(x, gamma, beta, save_mean, save_invstd), out);
+      }
+      Tensor g = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
+      activation_bwd(Activation::Relu, dy, out, g);
+      if (dr.defined()) axpy(1.0, mode == BnResidual::AfterRelu ? dy : g, dr);
+      batch_norm_bwd(g, x, gamma, save_mean, save_invstd, training, dx, dgamma, dbeta);
+      return;
+    }
+    const NC s = nc_of(x);
+    const size_t ws = batch_norm_workspace_bytes(s.n, s.c, s.hw);
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_relu_bwd(s.n, s.c, s.hw, mode, cp<T>(dy), cp<T>(x), cp<T>(y), cf(gamma),
+                                                cf(beta), cf(save_mean), cf(save_invstd), training, mp<T>(dx),
+                                                mp<T>(dr), mf(dgamma), mf(dbeta), scratch(ws), ws, stream_, acc(dx),
+                                                acc(dr), acc(dgamma), acc(dbeta)));
+    });
   }
 
   // Synchronised batch norm: the sums in double on the device, read back
   // (this waits for the stream); the statistics go up as float32 and
-  // normalise through the evaluation kernel.
+  // normalise through the evaluation kernel. 16-bit activations: the sums
+  // and dx on float32 twins (the statistics kernels are float32 only).
   std::vector<double> batch_norm_sums(const Tensor& x, const std::vector<double>& mean, const Tensor& dy,
                                       const Tensor& save_mean, const Tensor& save_invstd) override {
     const NC s = nc_of(x);
+    if (reduced(x)) return batch_norm_sums(wide(x), mean, wide(dy), save_mean, save_invstd);
     const Tensor out = Tensor::empty({(dy.defined() ? 2 : 1) * s.c}, DType::F64, device());
     Tensor mu;
     if (!mean.empty()) mu = Tensor::from_vector(mean, {s.c}, DType::F64).to(device());
@@ -228,11 +336,18 @@ class CudaBackend final : public Backend {
                             const Tensor& save_invstd) override {
     const NC s = nc_of(x);
     const Tensor m = Tensor::from_vector(mean, {s.c}).to(device()), v = Tensor::from_vector(var, {s.c}).to(device());
-    LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cf(x), cf(gamma), cf(beta), mf(m), mf(v), false, 0.0, eps,
-                                         mf(y), mf(save_mean), mf(save_invstd), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::batch_norm_fwd(s.n, s.c, s.hw, cp<T>(x), cf(gamma), cf(beta), mf(m), mf(v), false, 0.0, eps,
+                                           mp<T>(y), mf(save_mean), mf(save_invstd), nullptr, 0, stream_));
+    });
   }
   void batch_norm_bwd_dx(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                          const Tensor& save_invstd, const std::vector<double>& means, const Tensor& dx) override {
+    if (reduced(x)) {
+      const Tensor dxw = wide_grad(dx);
+      batch_norm_bwd_dx(wide(dy), wide(x), gamma, save_mean, save_invstd, means, dxw);
+      return narrow(dxw, dx);
+    }
     const NC s = nc_of(x);
     const Tensor m = Tensor::from_vector(means, {static_cast<int64_t>(means.size())}).to(device());
     if (dx.first_write()) fill(dx, 0.0);  // the kernel adds
@@ -249,133 +364,167 @@ class CudaBackend final : public Backend {
     const NC s = nc_of(x);
     bn_eps_ = eps;
     if (variant("lka_gate") == KernelVariant::Cudnn) {
-      Tensor z = Tensor::empty(x.shape(), DType::F32, device());
+      Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
       batch_norm_fwd(f, gamma, beta, rm, rv, training, momentum, eps, z, save_mean, save_invstd);
-      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
+      Tensor a = Tensor::empty(x.shape(), x.dtype(), device());
       activation_fwd(Activation::Sigmoid, z, a);
       binary_fwd(BinaryOp::Mul, x, a, y);
       return;
     }
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::lka_gate_fwd(s.n, s.c, s.hw, cf(x), cf(f), cf(gamma), cf(beta), mf(rm), mf(rv), training,
-                                       momentum, eps, mf(y), mf(save_mean), mf(save_invstd), nullptr, scratch(ws), ws,
-                                       stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::lka_gate_fwd(s.n, s.c, s.hw, cp<T>(x), cp<T>(f), cf(gamma), cf(beta), mf(rm), mf(rv),
+                                         training, momentum, eps, mp<T>(y), mf(save_mean), mf(save_invstd),
+                                         static_cast<T*>(nullptr), scratch(ws), ws, stream_));
+    });
   }
   void lka_gate_bwd(const Tensor& dy, const Tensor& x, const Tensor& f, const Tensor& gamma, const Tensor& beta,
                     const Tensor& save_mean, const Tensor& save_invstd, bool training, const Tensor& dx,
                     const Tensor& df, const Tensor& dgamma, const Tensor& dbeta) override {
     const NC s = nc_of(x);
     if (variant("lka_gate") == KernelVariant::Cudnn) {
-      // Recompute A = sigmoid(gamma * (f - mean) * invstd + beta) in eval form
-      // from the saved statistics, then the three backward passes.
-      Tensor z = Tensor::empty(x.shape(), DType::F32, device()), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
-             i2 = Tensor::empty(save_mean.shape(), DType::F32, device());
-      // var = 1/invstd^2 - eps reproduces the saved invstd in an eval-mode pass.
-      Tensor var = Tensor::empty(save_mean.shape(), DType::F32, device());
-      {
-        std::vector<double> inv = save_invstd.to_vector(), v(inv.size());
-        for (size_t k = 0; k < inv.size(); ++k) v[k] = 1.0 / (inv[k] * inv[k]) - bn_eps_;
-        var.copy_from(Tensor::from_vector(v, save_mean.shape()));
-      }
-      Tensor mean = save_mean.clone();
-      batch_norm_fwd(f, gamma, beta, mean, var, false, 0.0, bn_eps_, z, m2, i2);
-      Tensor a = Tensor::empty(x.shape(), DType::F32, device());
-      activation_fwd(Activation::Sigmoid, z, a);
+      // A = sigmoid(BN(f)) recomputed from the saved statistics, then the three backward passes.
+      Tensor a = Tensor::empty(x.shape(), x.dtype(), device());
+      activation_fwd(Activation::Sigmoid, bn_recompute(f, gamma, beta, save_mean, save_invstd), a);
       if (dx.defined()) binary_bwd(BinaryOp::Mul, dy, a, dx);  // dx += dy * A
-      Tensor da = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
+      Tensor da = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
       binary_bwd(BinaryOp::Mul, dy, x, da);  // dA = dy * x
-      Tensor dz = Tensor::empty(x.shape(), DType::F32, device()).as_first_write();
+      Tensor dz = Tensor::empty(x.shape(), x.dtype(), device()).as_first_write();
       activation_bwd(Activation::Sigmoid, da, a, dz);
       batch_norm_bwd(dz, f, gamma, save_mean, save_invstd, training, df, dgamma, dbeta);
       return;
     }
     const size_t ws = lka_gate_workspace_bytes(s.n, s.c, s.hw);
-    LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cf(dy), cf(x), cf(f), cf(gamma), cf(beta), cf(save_mean),
-                                       cf(save_invstd), training, mf(dx), mf(df), mf(dgamma), mf(dbeta), scratch(ws), ws,
-                                       stream_, acc(dx), acc(df), acc(dgamma), acc(dbeta)));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::lka_gate_bwd(s.n, s.c, s.hw, cp<T>(dy), cp<T>(x), cp<T>(f), cf(gamma), cf(beta),
+                                         cf(save_mean), cf(save_invstd), training, mp<T>(dx), mp<T>(df), mf(dgamma),
+                                         mf(dbeta), scratch(ws), ws, stream_, acc(dx), acc(df), acc(dgamma), acc(dbeta)));
+    });
   }
 
   // ---------------------------------------------------------------- pointwise
   void activation_fwd(Activation a, const Tensor& x, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_fwd(a, x.numel(), cf(x), mf(y));
+    if (!reduced(x) && LK_CUDNN_REF("activation")) return ref_->activation_fwd(a, x.numel(), cf(x), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> { LK_LAUNCHED(lk::cuda::activation_fwd(a, x.numel(), cp<T>(x), mp<T>(y), stream_)); });
   }
   void activation_bwd(Activation a, const Tensor& dy, const Tensor& y, const Tensor& dx) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("activation")) return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), acc(dx));
+    if (!reduced(y) && LK_CUDNN_REF("activation"))
+      return ref_->activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cf(dy), cf(y), mf(dx), stream_, acc(dx)));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::activation_bwd(a, y.numel(), cp<T>(dy), cp<T>(y), mp<T>(dx), stream_, acc(dx)));
+    });
   }
   void binary_fwd(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& y) override {
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("binary"))
+    if (!reduced(y) && LK_CUDNN_REF("binary"))
       return ref_->binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cf(a), dims4(a.shape()), cf(b), dims4(b.shape()), mf(y),
-                                     stream_));
+    storage(y, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::binary_fwd(op, dims4(y.shape()), cp<T>(a), dims4(a.shape()), cp<T>(b), dims4(b.shape()),
+                                       mp<T>(y), stream_));
+    });
   }
   void binary_bwd(BinaryOp op, const Tensor& dy, const Tensor& other, const Tensor& d_self) override {
     const bool mul = op == BinaryOp::Mul;
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("binary"))
+    if (!reduced(dy) && LK_CUDNN_REF("binary"))
       return ref_->binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
                               mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), acc(d_self));
 #endif
-    LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cf(dy), dims4(d_self.shape()), mul ? cf(other) : nullptr,
-                                     mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1}, mf(d_self), stream_, acc(d_self)));
+    storage(dy, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::binary_bwd(op, dims4(dy.shape()), cp<T>(dy), dims4(d_self.shape()),
+                                       mul ? cp<T>(other) : nullptr, mul ? dims4(other.shape()) : Dims4{1, 1, 1, 1},
+                                       mp<T>(d_self), stream_, acc(d_self)));
+    });
   }
 
   // ---------------------------------------------------------------- pooling, resampling, layout
   void global_avg_pool_fwd(const Tensor& x, const Tensor& y) override {
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
+    if (!reduced(x) && LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_fwd(s.n, s.c, s.hw, cf(x), mf(y));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::global_avg_pool_fwd(s.n * s.c, s.hw, cp<T>(x), mp<T>(y), stream_));
+    });
   }
   void global_avg_pool_bwd(const Tensor& dy, const Tensor& dx) override {
     const NC s = nc_of(dx);
 #if !defined(LKASEG_SIMT)
-    if (LK_CUDNN_REF("global_avg_pool")) return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx), acc(dx));
+    if (!reduced(dx) && LK_CUDNN_REF("global_avg_pool"))
+      return ref_->global_avg_pool_bwd(s.n, s.c, s.hw, cf(dy), mf(dx), acc(dx));
 #endif
-    LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cf(dy), mf(dx), stream_, acc(dx)));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::global_avg_pool_bwd(s.n * s.c, s.hw, cp<T>(dy), mp<T>(dx), stream_, acc(dx)));
+    });
   }
   void max_pool2d_fwd(int64_t k, int64_t st, const Tensor& x, const Tensor& y, const Tensor& idx) override {
-    LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cf(x), mf(y),
-                                         idx.data<int32_t>(), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::max_pool2d_fwd(x.size(0) * x.size(1), x.size(2), x.size(3), k, st, cp<T>(x), mp<T>(y),
+                                           idx.data<int32_t>(), stream_));
+    });
   }
   void max_pool2d_bwd(int64_t k, int64_t st, const Tensor& dy, const Tensor& idx, const Tensor& dx) override {
-    LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cf(dy),
-                                         idx.data<int32_t>(), mf(dx), stream_, acc(dx)));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::max_pool2d_bwd(dx.size(0) * dx.size(1), dx.size(2), dx.size(3), k, st, cp<T>(dy),
+                                           idx.data<int32_t>(), mp<T>(dx), stream_, acc(dx)));
+    });
   }
   void upsample_fwd(UpsampleMode m, int64_t f, const Tensor& x, const Tensor& y) override {
-    LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cf(x), mf(y), stream_));
+    storage(x, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::upsample_fwd(m, x.size(0) * x.size(1), x.size(2), x.size(3), f, cp<T>(x), mp<T>(y),
+                                         stream_));
+    });
   }
   void upsample_bwd(UpsampleMode m, int64_t f, const Tensor& dy, const Tensor& dx) override {
-    LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cf(dy), mf(dx), stream_,
-                                       acc(dx)));
+    storage(dx, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::upsample_bwd(m, dx.size(0) * dx.size(1), dx.size(2), dx.size(3), f, cp<T>(dy), mp<T>(dx),
+                                         stream_, acc(dx)));
+    });
   }
   void concat_fwd(int64_t offset, const Tensor& src, const Tensor& dst) override {
     const NC s = nc_of(src);
-    LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cf(src), mf(dst), stream_));
+    storage(dst, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::concat_fwd(s.n, s.c, dst.size(1), offset, s.hw, cp<T>(src), mp<T>(dst), stream_));
+    });
   }
   void concat_bwd(int64_t offset, const Tensor& ddst, const Tensor& dsrc) override {
     const NC s = nc_of(dsrc);
-    LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cf(ddst), mf(dsrc), stream_, acc(dsrc)));
+    storage(dsrc, [&]<typename T> {
+      LK_LAUNCHED(lk::cuda::concat_bwd(s.n, s.c, ddst.size(1), offset, s.hw, cp<T>(ddst), mp<T>(dsrc), stream_,
+                                       acc(dsrc)));
+    });
   }
   void linear_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      linear_fwd(wide(x), w, b, yw);
+      return narrow(yw, y);
+    }
     LK_LAUNCHED(lk::cuda::linear_fwd(x.size(0), x.size(1), w.size(0), cf(x), cf(w), cf(b), mf(y), stream_));
   }
   void linear_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dx, const Tensor& dw,
                   const Tensor& db) override {
+    if (reduced(x)) {
+      const Tensor dxw = wide_grad(dx);
+      linear_bwd(wide(dy), wide(x), w, dxw, dw, db);
+      return narrow(dxw, dx);
+    }
     LK_LAUNCHED(lk::cuda::linear_bwd(x.size(0), x.size(1), w.size(0), cf(dy), cf(x), cf(w), mf(dx), mf(dw), mf(db),
                                      stream_, acc(dx), acc(dw), acc(db)));
   }
 
   // ---------------------------------------------------------------- softmax and losses
   void softmax_fwd(const Tensor& x, const Tensor& y) override {
+    if (reduced(x)) {
+      const Tensor yw = wide_out(y);
+      softmax_fwd(wide(x), yw);
+      return narrow(yw, y);
+    }
     const NC s = nc_of(x);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("softmax")) return ref_->softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y));
@@ -383,6 +532,11 @@ class CudaBackend final : public Backend {
     LK_LAUNCHED(lk::cuda::softmax_fwd(s.n, s.c, s.hw, cf(x), mf(y), stream_));
   }
   void softmax_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    if (reduced(y)) {
+      const Tensor dxw = wide_grad(dx);
+      softmax_bwd(wide(dy), wide(y), dxw);
+      return narrow(dxw, dx);
+    }
     const NC s = nc_of(y);
 #if !defined(LKASEG_SIMT)
     if (LK_CUDNN_REF("softmax")) return ref_->softmax_bwd(s.n, s.c, s.hw, cf(dy), cf(y), mf(dx), acc(dx));
@@ -543,7 +697,31 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  cudaError_t fill_kernel(int64_t n, float v, float* y) { return lk::cuda::fill(n, v, y, stream_); }
+  // Float32 twins for the ops without a kernel for a reduced storage type
+  // (linear, softmax; the dense convolutions under the emulator): wide() a float32 copy of an input or of a gradient that
+  // is added to, wide_out() a float32 buffer for an output that is written,
+  // narrow() the twin back into the reduced tensor. Each costs a conversion
+  // pass that op_bytes (engine/profiler.h) does not count; docs/PERFORMANCE.md.
+  Tensor wide(const Tensor& t) {
+    if (!reduced(t)) return t;
+    Tensor w = Tensor::empty(t.shape(), DType::F32, device());
+    cast(t, w, false);
+    return w;
+  }
+  // dst (+)= src converted (the cast kernels; accumulate as given).
+  void cast_to(const Tensor& src, const Tensor& dst, bool accumulate) {
+    storage(src, [&]<typename S> {
+      storage(dst, [&]<typename D> {
+        LK_LAUNCHED(lk::cuda::cast(src.numel(), cp<S>(src), mp<D>(dst), stream_, accumulate));
+      });
+    });
+  }
+  Tensor wide_out(const Tensor& t) { return reduced(t) ? Tensor::empty(t.shape(), DType::F32, device()) : t; }
+  // A gradient output's twin: added to, or first-written as t is (engine/backend.h).
+  Tensor wide_grad(const Tensor& t) { return t.first_write() ? wide_out(t).as_first_write() : wide(t); }
+  void narrow(const Tensor& w, const Tensor& t) {
+    if (reduced(t)) cast(w, t, false);
+  }
 
   // After a wait: the first label error the loss kernels recorded since the
   // last one was reported (the records are cleared for the next).
@@ -560,6 +738,22 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // BN(x) in evaluation form from the statistics a training forward saved
+  // (the Cudnn compositions' backward): var = 1/invstd^2 - eps reproduces
+  // the saved invstd. Reads the statistics back to the host (a reference path).
+  Tensor bn_recompute(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& save_mean,
+                      const Tensor& save_invstd) {
+    std::vector<double> inv = save_invstd.to_vector(), v(inv.size());
+    for (size_t k = 0; k < inv.size(); ++k) v[k] = 1.0 / (inv[k] * inv[k]) - bn_eps_;
+    Tensor var = Tensor::empty(save_mean.shape(), DType::F32, device());
+    var.copy_from(Tensor::from_vector(v, save_mean.shape()));
+    Tensor mean = save_mean.clone(), m2 = Tensor::empty(save_mean.shape(), DType::F32, device()),
+           i2 = Tensor::empty(save_mean.shape(), DType::F32, device());
+    Tensor z = Tensor::empty(x.shape(), x.dtype(), device());
+    batch_norm_fwd(x, gamma, beta, mean, var, false, 0.0, bn_eps_, z, m2, i2);
+    return z;
+  }
+
   // The kernels' workspaces: one at a time on the single stream.
   void* scratch(size_t bytes) { return scratch_.get(bytes); }
 
@@ -567,38 +761,86 @@ class CudaBackend final : public Backend {
     return g.depthwise() && depthwise_conv2d_supported(g) && variant("conv2d") == KernelVariant::Fast;
   }
 
-  void conv_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool acc) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_fwd(g, x, w, b, y, acc, stream_));
-#if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_fwd(g, x, w, b, y, acc, stream_));
-#else
+  // t in storage type `to`: itself, or a converted copy (a float32 weight or
+  // bias of a 16-bit convolution: cuDNN wants one data type per convolution).
+  Tensor as_storage(const Tensor& t, DType to) {
+    if (!t.defined() || t.dtype() == to) return t;
+    Tensor c = Tensor::empty(t.shape(), to, device());
+    cast(t, c, false);
+    return c;
+  }
+#if !defined(LKASEG_SIMT)
+  void cudnn_mode() {
     cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
     cudnn_->set_deterministic(g_deterministic);
-    cudnn_->fwd(g, x, w, b, y, acc);
-#endif
   }
-  void conv_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool acc_dx) {
-    if (use_ours_depthwise(g)) return LK_LAUNCHED(depthwise_conv2d_bwd_data(g, dy, w, dx, stream_, acc_dx));
+#endif
+
+  // The convolution passes of conv2d_* and conv_transpose2d_* (the weights,
+  // biases and their gradients float32; the activations any storage type).
+  // 16-bit activations on a GPU: cuDNN's 16-bit plans on the weights
+  // narrowed per call, the filter gradient summed by cuDNN in 16 bits and
+  // added to the float32 one (as PyTorch's autocast), the bias gradient
+  // summed in float32 by our kernel. Under the emulator: float32 twins.
+  void conv_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y, bool acc) {
+    if (use_ours_depthwise(g))
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_fwd(g, cp<T>(x), cf(w), cf(b), mp<T>(y), acc, stream_));
+      });
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_data(g, dy, w, dx, stream_, acc_dx));
+    if (reduced(x)) {
+      const Tensor yw = acc ? wide(y) : wide_out(y);
+      conv_fwd(g, wide(x), w, b, yw, acc);
+      return narrow(yw, y);
+    }
+    LK_LAUNCHED(conv2d_direct_fwd(g, cf(x), cf(w), cf(b), mf(y), acc, stream_));
 #else
-    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_data(g, dy, w, dx, acc_dx);
+    cudnn_mode();
+    const Tensor wt = as_storage(w, x.dtype()), bt = as_storage(b, x.dtype());
+    cudnn_->fwd(g, x.dtype(), x.raw(), wt.raw(), bt.defined() ? bt.raw() : nullptr, y.raw(), acc);
 #endif
   }
-  void conv_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw,
-                       bool acc_db) {
+  void conv_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx, bool acc_dx) {
+    if (use_ours_depthwise(g))
+      return storage(dy, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_data(g, cp<T>(dy), cf(w), mp<T>(dx), stream_, acc_dx));
+      });
+#if defined(LKASEG_SIMT)
+    if (reduced(dy)) {
+      const Tensor dxw = acc_dx ? wide(dx) : wide_out(dx);
+      conv_bwd_data(g, wide(dy), w, dxw, acc_dx);
+      return narrow(dxw, dx);
+    }
+    LK_LAUNCHED(conv2d_direct_bwd_data(g, cf(dy), cf(w), mf(dx), stream_, acc_dx));
+#else
+    cudnn_mode();
+    cudnn_->bwd_data(g, dy.dtype(), dy.raw(), as_storage(w, dy.dtype()).raw(), dx.raw(), acc_dx);
+#endif
+  }
+  void conv_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db,
+                       bool acc_dw, bool acc_db) {
     if (use_ours_depthwise(g)) {
       const size_t ws = depthwise_conv2d_bwd_weight_workspace_bytes(g);
-      return LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, dy, x, dw, db, scratch(ws), ws, stream_, acc_dw, acc_db));
+      return storage(x, [&]<typename T> {
+        LK_LAUNCHED(depthwise_conv2d_bwd_weight(g, cp<T>(dy), cp<T>(x), mf(dw), mf(db), scratch(ws), ws, stream_,
+                                                acc_dw, acc_db));
+      });
     }
 #if defined(LKASEG_SIMT)
-    LK_LAUNCHED(conv2d_direct_bwd_weight(g, dy, x, dw, db, stream_, acc_dw, acc_db));
+    if (reduced(x)) return conv_bwd_weight(g, wide(dy), wide(x), dw, db, acc_dw, acc_db);
+    LK_LAUNCHED(conv2d_direct_bwd_weight(g, cf(dy), cf(x), mf(dw), mf(db), stream_, acc_dw, acc_db));
 #else
-    cudnn_->set_math(g_tf32 ? MathMode::TF32 : MathMode::FP32_FMA);
-    cudnn_->set_deterministic(g_deterministic);
-    cudnn_->bwd_filter(g, dy, x, dw, db, acc_dw, acc_db);
+    cudnn_mode();
+    if (!reduced(x)) return cudnn_->bwd_filter(g, cf(dy), cf(x), mf(dw), mf(db), acc_dw, acc_db);
+    if (dw.defined()) {  // written by cuDNN (beta 0), then added to (or written into) the float32 gradient
+      const Tensor dw16 = Tensor::empty(dw.shape(), x.dtype(), device());
+      cudnn_->bwd_filter(g, x.dtype(), dy.raw(), x.raw(), dw16.raw(), nullptr, false, true);
+      cast_to(dw16, dw, acc_dw);
+    }
+    if (db.defined())
+      storage(dy, [&]<typename T> {
+        LK_LAUNCHED(channel_sum_acc(g.n, g.c_out, g.oh * g.ow, cp<T>(dy), mf(db), stream_, acc_db));
+      });
 #endif
   }
 

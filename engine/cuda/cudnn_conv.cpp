@@ -33,14 +33,15 @@ bool atomic_algo(cudnnConvolutionBwdFilterAlgo_t a) {
 }
 
 // The first heuristic result (best first) that ran, fits the workspace
-// limit, and honours the math mode and, when asked, determinism.
+// limit, and honours the math mode (16-bit data: tensor cores always
+// allowed) and, when asked, determinism.
 template <class Perf>
-const Perf* pick(const std::vector<Perf>& perf, int found, MathMode math, bool deterministic) {
+const Perf* pick(const std::vector<Perf>& perf, int found, MathMode math, bool half, bool deterministic) {
   for (int i = 0; i < found; ++i) {
     const Perf& p = perf[static_cast<size_t>(i)];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) continue;
     if (deterministic && (p.determinism != CUDNN_DETERMINISTIC || atomic_algo(p.algo))) continue;
-    if (math == MathMode::FP32_FMA &&
+    if (math == MathMode::FP32_FMA && !half &&
         (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
       continue;
     return &p;
@@ -48,14 +49,24 @@ const Perf* pick(const std::vector<Perf>& perf, int found, MathMode math, bool d
   return nullptr;
 }
 
-[[noreturn]] void no_algorithm(const char* pass, const ConvGeom& g, MathMode math, bool deterministic) {
-  throw std::runtime_error(std::string("cuDNN: no ") + (deterministic ? "deterministic " : "") + pass +
-                           " algorithm with " + (math == MathMode::TF32 ? "TF32" : "FP32 FMA") +
+[[noreturn]] void no_algorithm(const char* pass, const ConvGeom& g, DType t, MathMode math, bool deterministic) {
+  throw std::runtime_error(std::string("cuDNN: no ") + (deterministic ? "deterministic " : "") + dtype_name(t) + " " +
+                           pass + " algorithm with " +
+                           (is_reduced(t) ? "tensor-core" : math == MathMode::TF32 ? "TF32" : "FP32 FMA") +
                            " math within 256 MiB of workspace for the convolution n" + std::to_string(g.n) + " c" +
                            std::to_string(g.c_in) + "->" + std::to_string(g.c_out) + " " + std::to_string(g.h) + "x" +
                            std::to_string(g.w) + " k" + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " groups " +
                            std::to_string(g.groups) +
                            (deterministic ? " (--fast-nondeterministic allows the others)" : ""));
+}
+
+cudnnDataType_t data_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDNN_DATA_FLOAT;
+    case DType::BF16: return CUDNN_DATA_BFLOAT16;
+    case DType::F16: return CUDNN_DATA_HALF;
+    default: throw std::invalid_argument(std::string("cuDNN convolution: no ") + dtype_name(t) + " plans");
+  }
 }
 
 int to_int(int64_t v) {
@@ -102,15 +113,15 @@ namespace {
 // on the plan's descriptor first.
 template <class Perf, class Algo, class Count, class List, class Size>
 void choose(CudnnConv::Plan::Pass<Algo>& pass, cudnnConvolutionDescriptor_t conv, const char* name,
-            const ConvGeom& g, MathMode math, bool deterministic, Count count, List list, Size size) {
+            const ConvGeom& g, DType t, MathMode math, bool deterministic, Count count, List list, Size size) {
   int max = 0, found = 0;
   count(&max);
   std::vector<Perf> perf(static_cast<size_t>(max));
   list(max, &found, perf.data());
-  const Perf* best = pick(perf, found, math, deterministic);
-  if (!best) no_algorithm(name, g, math, deterministic);
+  const Perf* best = pick(perf, found, math, is_reduced(t), deterministic);
+  if (!best) no_algorithm(name, g, t, math, deterministic);
   pass.algo = best->algo;
-  pass.math = math == MathMode::TF32 ? best->mathType : CUDNN_FMA_MATH;
+  pass.math = math == MathMode::TF32 || is_reduced(t) ? best->mathType : CUDNN_FMA_MATH;
   LK_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, pass.math));
   size(pass.algo, &pass.workspace);
   pass.chosen = true;
@@ -132,9 +143,10 @@ CudnnConv::~CudnnConv() {
 // allocator, whose stream is the handle's, so queued work finishes with it first.
 void* CudnnConv::workspace(size_t bytes) { return ws_.get(bytes); }
 
-CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g) {
-  const Key k{g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad, g.dil, g.groups, static_cast<int>(math_),
-              deterministic_};
+CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g, DType t) {
+  const Key k{g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.stride, g.pad,
+              g.dil, g.groups, static_cast<int>(math_), deterministic_, static_cast<int>(t)};
+  const cudnnDataType_t dt = data_type(t);
   std::unique_ptr<Plan>& slot = plans_[k];
   if (slot) return *slot;
   auto p = std::make_unique<Plan>();
@@ -143,18 +155,19 @@ CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g) {
   LK_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->b));
   LK_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
   LK_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
-  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(g.n), to_int(g.c_in),
+  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, dt, to_int(g.n), to_int(g.c_in),
                                             to_int(g.h), to_int(g.w)));
-  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(g.n), to_int(g.c_out),
+  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, dt, to_int(g.n), to_int(g.c_out),
                                             to_int(g.oh), to_int(g.ow)));
-  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, to_int(g.c_out), 1, 1));
-  LK_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(g.c_out),
+  LK_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, dt, 1, to_int(g.c_out), 1, 1));
+  LK_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, dt, CUDNN_TENSOR_NCHW, to_int(g.c_out),
                                             to_int(g.c_in / g.groups), to_int(g.kh), to_int(g.kw)));
   LK_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, to_int(g.pad), to_int(g.pad), to_int(g.stride),
                                                  to_int(g.stride), to_int(g.dil), to_int(g.dil),
-                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));  // float32 accumulation
   LK_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv, to_int(g.groups)));
-  LK_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, math_ == MathMode::TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  LK_CUDNN_CHECK(cudnnSetConvolutionMathType(
+      p->conv, is_reduced(t) ? CUDNN_TENSOR_OP_MATH : math_ == MathMode::TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
   // Our geometry and cuDNN's must agree on the output.
   int on = 0, oc = 0, oh = 0, ow = 0;
   LK_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &on, &oc, &oh, &ow));
@@ -165,11 +178,12 @@ CudnnConv::Plan& CudnnConv::plan(const ConvGeom& g) {
   return *slot;
 }
 
-void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
-  Plan& p = plan(g);
+void CudnnConv::fwd(const ConvGeom& g, DType t, const void* x, const void* w, const void* b, void* y,
+                    bool accumulate) {
+  Plan& p = plan(g, t);
   if (!p.fwd.chosen)
     choose<cudnnConvolutionFwdAlgoPerf_t>(
-        p.fwd, p.conv, "forward", g, math_, deterministic_,
+        p.fwd, p.conv, "forward", g, t, math_, deterministic_,
         [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(handle_, max)); },
         [&](int max, int* found, cudnnConvolutionFwdAlgoPerf_t* perf) {
           LK_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x, p.w, p.conv, p.y, max, found, perf));
@@ -184,11 +198,11 @@ void CudnnConv::fwd(const ConvGeom& g, const float* x, const float* w, const flo
   if (b) LK_CUDNN_CHECK(cudnnAddTensor(handle_, &one, p.b, b, &one, p.y, y));
 }
 
-void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate) {
-  Plan& p = plan(g);
+void CudnnConv::bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx, bool accumulate) {
+  Plan& p = plan(g, t);
   if (!p.data.chosen)
     choose<cudnnConvolutionBwdDataAlgoPerf_t>(
-        p.data, p.conv, "backward-data", g, math_, deterministic_,
+        p.data, p.conv, "backward-data", g, t, math_, deterministic_,
         [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(handle_, max)); },
         [&](int max, int* found, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
           LK_CUDNN_CHECK(
@@ -203,12 +217,12 @@ void CudnnConv::bwd_data(const ConvGeom& g, const float* dy, const float* w, flo
                                               workspace(p.data.workspace), p.data.workspace, &beta, p.x, dx));
 }
 
-void CudnnConv::bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw,
-                           bool acc_db) {
-  Plan& p = plan(g);
+void CudnnConv::bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db,
+                           bool acc_dw, bool acc_db) {
+  Plan& p = plan(g, t);
   if (dw && !p.filter.chosen)
     choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
-        p.filter, p.conv, "backward-filter", g, math_, deterministic_,
+        p.filter, p.conv, "backward-filter", g, t, math_, deterministic_,
         [&](int* max) { LK_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(handle_, max)); },
         [&](int max, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
           LK_CUDNN_CHECK(

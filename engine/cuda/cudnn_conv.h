@@ -22,7 +22,15 @@
 // heuristic choice is taken whatever its determinism: two runs of the same
 // step may then differ in the last bits.
 //
-// Per geometry (and math mode and determinism) a Plan holds the descriptors,
+// Reduced precision: the same passes on bfloat16 or float16 tensors (x, w,
+// y, dy, dx, dw all of that type; cuDNN wants one data type per
+// convolution), NCHW as our tensors, accumulation in float32
+// (PSEUDO_BFLOAT16 / PSEUDO_HALF configurations) and tensor-core math
+// allowed whatever the math mode (it is the point of 16-bit data); the
+// determinism rule still holds. The bias stays the caller's (a float32 bias
+// gradient is not cuDNN's to sum in 16 bits).
+//
+// Per geometry (and data type, math mode and determinism) a Plan holds the descriptors,
 // the three algorithms and their workspace sizes: made once, on the first
 // call of that shape, and reused; the workspace comes from the backend's
 // caching allocator.
@@ -62,20 +70,32 @@ class CudnnConv {
   void set_deterministic(bool on) { deterministic_ = on; }
   bool deterministic() const { return deterministic_; }
 
-  // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b
-  void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate);
+  // y = conv(x, w) + b (b may be null); accumulate: y += conv(x, w) + b.
+  // Pointers to elements of type t (F32, BF16 or F16), all of them.
+  void fwd(const ConvGeom& g, DType t, const void* x, const void* w, const void* b, void* y, bool accumulate);
   // dx += ... (= without accumulate: cuDNN's beta 0)
-  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate = true);
+  void bwd_data(const ConvGeom& g, DType t, const void* dy, const void* w, void* dx, bool accumulate = true);
   // dw, db += ... (acc_* false: =)
-  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw = true,
+  void bwd_filter(const ConvGeom& g, DType t, const void* dy, const void* x, void* dw, void* db, bool acc_dw = true,
                   bool acc_db = true);
+  // float32
+  void fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate) {
+    fwd(g, DType::F32, x, w, b, y, accumulate);
+  }
+  void bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx, bool accumulate = true) {
+    bwd_data(g, DType::F32, dy, w, dx, accumulate);
+  }
+  void bwd_filter(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db, bool acc_dw = true,
+                  bool acc_db = true) {
+    bwd_filter(g, DType::F32, dy, x, dw, db, acc_dw, acc_db);
+  }
 
   size_t plans() const { return plans_.size(); }  // geometries seen so far
 
   struct Plan;  // descriptors, algorithms and workspace sizes of one geometry (cudnn_conv.cpp)
 
  private:
-  Plan& plan(const ConvGeom& g);
+  Plan& plan(const ConvGeom& g, DType t);
   void* workspace(size_t bytes);
 
   cudnnHandle_t handle_ = nullptr;
@@ -83,7 +103,7 @@ class CudnnConv {
   MathMode math_ = MathMode::FP32_FMA;
   bool deterministic_ = true;
   using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                         int64_t, int, bool>;
+                         int64_t, int, bool, int>;
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 

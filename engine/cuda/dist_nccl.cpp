@@ -27,6 +27,8 @@ ncclDataType_t nccl_type(const Tensor& t) {
     case DType::F32: return ncclFloat32;
     case DType::F64: return ncclFloat64;
     case DType::I32: return ncclInt32;
+    case DType::BF16: return ncclBfloat16;
+    case DType::F16: return ncclFloat16;
   }
   return ncclFloat32;
 }

@@ -18,6 +18,17 @@ inline void require_float(const char* op, const Tensor& t) {
   if (t.dtype() == DType::I32) throw std::invalid_argument(std::string(op) + ": expects a float tensor");
 }
 
+// A parameter p of an op on x: x's dtype, or float32 when x is bfloat16 /
+// float16 (mixed precision: float32 master parameters); x's device.
+inline void check_param_dtype(const std::string& op, const Tensor& x, const Tensor& p) {
+  if (is_reduced(x.dtype()) && p.dtype() == DType::F32) {
+    if (!(x.device() == p.device()))
+      throw std::invalid_argument(op + ": device mismatch (" + x.device().str() + " vs " + p.device().str() + ")");
+    return;
+  }
+  check_dtype_match(op, x, p);
+}
+
 // Output on x's device with x's dtype.
 inline Tensor new_like(const Tensor& x, const Shape& shape) { return Tensor::empty(shape, x.dtype(), x.device()); }
 

@@ -9,7 +9,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   const char* op = "conv2d";
   require_rank(op, "input", x, 4);
   require_rank(op, "weight", w, 4);
-  check_dtype_match(op, x, w);
+  check_param_dtype(op, x, w);
+  if (b.defined()) check_param_dtype(op, x, b);
   ConvGeom g;
   g.n = x.size(0), g.c_in = x.size(1), g.h = x.size(2), g.w = x.size(3);
   g.c_out = w.size(0), g.kh = w.size(2), g.kw = w.size(3);
@@ -40,7 +41,8 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, int64
   const char* op = "conv_transpose2d";
   require_rank(op, "input", x, 4);
   require_rank(op, "weight", w, 4);
-  check_dtype_match(op, x, w);
+  check_param_dtype(op, x, w);
+  if (b.defined()) check_param_dtype(op, x, b);
   if (w.size(0) != x.size(1)) shape_error(op, "weight must be (C_in, C_out, K, K)", x.shape(), w.shape());
   if (w.size(2) != w.size(3)) shape_error(op, "only square kernels", w.shape());
   if (stride < 1 || padding < 0) throw std::invalid_argument("conv_transpose2d: stride must be >= 1, padding >= 0");
@@ -66,7 +68,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const char* op = "linear";
   require_rank(op, "input", x, 2);
   require_rank(op, "weight", w, 2);
-  check_dtype_match(op, x, w);
+  check_param_dtype(op, x, w);
+  if (b.defined()) check_param_dtype(op, x, b);
   if (w.size(1) != x.size(1)) shape_error(op, "input features differ from weight (OUT, IN)", x.shape(), w.shape());
   if (b.defined() && (b.ndim() != 1 || b.size(0) != w.size(0))) shape_error(op, "bias must be (OUT)", b.shape(), w.shape());
   Tensor y = new_like(x, {x.size(0), w.size(0)});

@@ -1,5 +1,6 @@
-// batch_norm and lka_gate; with sync_bn under a BatchReduceScope (engine/ops.h)
-// their training statistics are the whole data-parallel batch's.
+// batch_norm, batch_norm_relu, lka_gate; with sync_bn under a
+// BatchReduceScope (engine/ops.h) their training statistics are the whole
+// data-parallel batch's.
 #include <algorithm>
 
 #include "engine/ops/common.h"
@@ -43,13 +44,13 @@ Tensor batch_norm_synced(const std::shared_ptr<const BatchReduce>& r, const Tens
   set_values(running_mean, rm);
   set_values(running_var, rv);
   Tensor y = new_like(x, x.shape());
-  Tensor save_mean = new_like(x, {c}), save_invstd = new_like(x, {c});
+  Tensor save_mean = new_like(gamma, {c}), save_invstd = new_like(gamma, {c});
   be(x).batch_norm_fwd_stats(x, gamma, beta, mean, var, eps, y, save_mean, save_invstd);
   if (needs_grad({&x, &gamma, &beta}))
     record(y, "batch_norm", {x, gamma, beta}, [r, x, gamma, beta, save_mean, save_invstd, m, c](const Tensor& dy) {
       std::vector<double> s = be(dy).batch_norm_sums(x, {}, dy, save_mean, save_invstd);
       const auto half = [&](int64_t from) {
-        return on_device_of(dy, std::vector<double>(s.begin() + from, s.begin() + from + c));
+        return on_device_of(gamma, std::vector<double>(s.begin() + from, s.begin() + from + c));
       };
       if (gamma.requires_grad()) be(dy).axpy(1.0, half(c), grad_buffer(gamma));
       if (beta.requires_grad()) be(dy).axpy(1.0, half(0), grad_buffer(beta));
@@ -61,31 +62,81 @@ Tensor batch_norm_synced(const std::shared_ptr<const BatchReduce>& r, const Tens
   return y;
 }
 
-}  // namespace
-
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, double momentum, double eps) {
-  const char* op = "batch_norm";
+// The checks batch_norm, batch_norm_relu and lka_gate share: x (N, C, ...)
+// float, the parameters and running statistics (C) of x's dtype and device,
+// more than one value per channel in training. Returns C.
+int64_t check_bn(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                 const Tensor& running_var, bool training) {
   if (!x.defined() || x.ndim() < 2) shape_error(op, "input must be (N, C, ...)", x.defined() ? x.shape() : Shape{});
   require_float(op, x);
   const int64_t c = x.size(1);
   for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
     if (!p->defined() || p->ndim() != 1 || p->size(0) != c)
       shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
-    check_dtype_match(op, x, *p);
+    check_param_dtype(op, x, *p);
   }
-  if (const auto& r = current_batch_reduce(); training && r && r->sync_bn)
-    return batch_norm_synced(r, x, gamma, beta, running_mean, running_var, momentum, eps);
-  if (training && x.numel() / c < 2)
-    shape_error(op, "training needs more than one value per channel", x.shape());
+  if (training && x.numel() / c < 2) shape_error(op, "training needs more than one value per channel", x.shape());
+  return c;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  const char* op = "batch_norm";
+  // Synchronised statistics: more than one value per channel over the ranks.
+  const auto& r = current_batch_reduce();
+  const bool synced = training && r && r->sync_bn;
+  const int64_t c = check_bn(op, x, gamma, beta, running_mean, running_var, training && !synced);
+  if (synced) return batch_norm_synced(r, x, gamma, beta, running_mean, running_var, momentum, eps);
 
   Tensor y = new_like(x, x.shape());
-  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
   be(x).batch_norm_fwd(x, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
   if (needs_grad({&x, &gamma, &beta}))
     record(y, op, {x, gamma, beta}, [x, gamma, beta, mean, invstd, training](const Tensor& dy) {
       be(dy).batch_norm_bwd(dy, x, gamma, mean, invstd, training, grad_of(x), grad_of(gamma), grad_of(beta));
     });
+  return y;
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps, const Tensor& residual,
+                       BnResidual mode) {
+  const char* op = "batch_norm_relu";
+  const auto& r = current_batch_reduce();
+  const bool synced = training && r && r->sync_bn;
+  const int64_t c = check_bn(op, x, gamma, beta, running_mean, running_var, training && !synced);
+  if (mode == BnResidual::None && residual.defined())
+    throw std::invalid_argument("batch_norm_relu: a residual was given without a residual mode");
+  if (mode != BnResidual::None) {
+    if (!residual.defined() || residual.shape() != x.shape())
+      shape_error(op, "the residual must have the input's shape", x.shape(),
+                  residual.defined() ? residual.shape() : Shape{});
+    check_dtype_match(op, x, residual);
+  }
+  // Synchronised statistics: the composition, whose batch_norm reduces them.
+  if (synced) {
+    const Tensor bn = batch_norm(x, gamma, beta, running_mean, running_var, true, momentum, eps);
+    switch (mode) {
+      case BnResidual::None: return relu(bn);
+      case BnResidual::AfterRelu: return add(relu(bn), residual);
+      case BnResidual::BeforeRelu: return relu(add(bn, residual));
+    }
+  }
+
+  Tensor y = new_like(x, x.shape());
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
+  be(x).batch_norm_relu_fwd(x, gamma, beta, running_mean, running_var, training, momentum, eps, residual, mode, y,
+                            mean, invstd);
+  if (needs_grad({&x, &gamma, &beta, &residual})) {
+    // y (saved without its history) gives BeforeRelu's mask; the others recompute it from x.
+    const Tensor ys = mode == BnResidual::BeforeRelu ? y.detach() : Tensor();
+    record(y, op, {x, gamma, beta, residual},
+           [x, gamma, beta, residual, ys, mean, invstd, training, mode](const Tensor& dy) {
+             be(dy).batch_norm_relu_bwd(mode, dy, x, ys, gamma, beta, mean, invstd, training, grad_of(x),
+                                        grad_of(residual), grad_of(gamma), grad_of(beta));
+           });
+  }
   return y;
 }
 
@@ -95,19 +146,14 @@ Tensor lka_gate(const Tensor& x, const Tensor& f, const Tensor& gamma, const Ten
   if (!x.defined() || !f.defined() || x.ndim() < 2) shape_error(op, "inputs must be (N, C, ...)", x.defined() ? x.shape() : Shape{});
   if (x.shape() != f.shape()) shape_error(op, "x and f must have the same shape", x.shape(), f.shape());
   check_dtype_match(op, x, f);
-  require_float(op, x);
-  const int64_t c = x.size(1);
-  for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
-    if (!p->defined() || p->ndim() != 1 || p->size(0) != c)
-      shape_error(op, "parameters and running stats must be (C)", x.shape(), p->defined() ? p->shape() : Shape{});
-    check_dtype_match(op, x, *p);
-  }
+  const auto& r = current_batch_reduce();
+  const bool synced = training && r && r->sync_bn;
+  const int64_t c = check_bn(op, x, gamma, beta, running_mean, running_var, training && !synced);
   // Synchronised statistics: the composition, whose batch_norm reduces them.
-  if (const auto& r = current_batch_reduce(); training && r && r->sync_bn)
+  if (synced)
     return mul(x, sigmoid(batch_norm(f, gamma, beta, running_mean, running_var, true, momentum, eps)));
-  if (training && x.numel() / c < 2) shape_error(op, "training needs more than one value per channel", x.shape());
   Tensor y = new_like(x, x.shape());
-  Tensor mean = new_like(x, {c}), invstd = new_like(x, {c});
+  Tensor mean = new_like(gamma, {c}), invstd = new_like(gamma, {c});
   be(x).lka_gate_fwd(x, f, gamma, beta, running_mean, running_var, training, momentum, eps, y, mean, invstd);
   if (needs_grad({&x, &f, &gamma, &beta}))
     record(y, op, {x, f, gamma, beta}, [x, f, gamma, beta, mean, invstd, training](const Tensor& dy) {

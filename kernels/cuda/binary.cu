@@ -1,4 +1,5 @@
-// Broadcasting add/multiply forward and backward, fill, axpy, scale (float).
+// Broadcasting add/multiply forward and backward, fill, axpy, scale, for every
+// storage type T (float, bf16, f16; arithmetic and sums in float).
 //
 // Shapes are described by a Walk: the dims that matter (size > 1), innermost
 // first, adjacent dims merged when both operands see them as one contiguous
@@ -69,24 +70,24 @@ __device__ __forceinline__ void walk_offsets(const Walk<I>& w, I idx, I& oa, I& 
 }
 
 // y = a op b; w: output dims with the strides of a and b (0 where broadcast).
-template <typename I, bool kMul>
+template <typename I, bool kMul, typename T>
 __global__ void __launch_bounds__(kThreads)
-    binary_fwd_kernel(I n, Walk<I> w, const float* a, const float* b, float* y) {
+    binary_fwd_kernel(I n, Walk<I> w, const T* a, const T* b, T* y) {
   const I stride = I(blockDim.x) * I(gridDim.x);
   for (I i = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); i < n; i += stride) {
     I oa, ob;
     walk_offsets<0>(w, i, oa, ob);
-    const float va = a[oa], vb = b[ob];
-    y[i] = kMul ? va * vb : va + vb;
+    const float va = static_cast<float>(a[oa]), vb = static_cast<float>(b[ob]);
+    y[i] = static_cast<T>(kMul ? va * vb : va + vb);
   }
 }
 
 // dest: self's dims with the strides of dy (a) and other (b); red: the
 // reduced dims likewise, red_outer = their product without the innermost.
-template <typename I, bool kMul>
+template <typename I, bool kMul, typename T>
 __global__ void __launch_bounds__(kThreads)
-    binary_bwd_own_kernel(I n_dest, I red_outer, Walk<I> dest, Walk<I> red, const float* __restrict__ dy,
-                          const float* __restrict__ other, float* __restrict__ d_self, bool accumulate) {
+    binary_bwd_own_kernel(I n_dest, I red_outer, Walk<I> dest, Walk<I> red, const T* __restrict__ dy,
+                          const T* __restrict__ other, T* __restrict__ d_self, bool accumulate) {
   const I inner = red.size[0], inner_a = red.st_a[0], inner_b = red.st_b[0];
   const I stride = I(blockDim.x) * I(gridDim.x);
   for (I e = I(blockIdx.x) * I(blockDim.x) + I(threadIdx.x); e < n_dest; e += stride) {
@@ -97,8 +98,8 @@ __global__ void __launch_bounds__(kThreads)
     float acc = 0.f;
     for (I ro = 0; ro < red_outer; ++ro) {
       for (I j = 0; j < inner; ++j) {
-        const float g = dy[oa + j * inner_a];
-        if constexpr (kMul) acc += g * other[ob + j * inner_b];
+        const float g = static_cast<float>(dy[oa + j * inner_a]);
+        if constexpr (kMul) acc += g * static_cast<float>(other[ob + j * inner_b]);
         else acc += g;
       }
       oa += red.st_a[1];
@@ -114,15 +115,15 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
     }
-    lk_put_grad(d_self[e], acc, accumulate);
+    d_self[e] = static_cast<T>(accumulate ? static_cast<float>(d_self[e]) + acc : acc);
   }
 }
 
 // kTpd threads per destination: 32 (a warp each) or kThreads (the block).
-template <typename I, bool kMul, int kTpd>
+template <typename I, bool kMul, int kTpd, typename T>
 __global__ void __launch_bounds__(kThreads)
-    binary_bwd_coop_kernel(I n_dest, I n_red, Walk<I> dest, Walk<I> red, const float* __restrict__ dy,
-                           const float* __restrict__ other, float* __restrict__ d_self, bool accumulate) {
+    binary_bwd_coop_kernel(I n_dest, I n_red, Walk<I> dest, Walk<I> red, const T* __restrict__ dy,
+                           const T* __restrict__ other, T* __restrict__ d_self, bool accumulate) {
   static_assert(kTpd == 32 || kTpd == kThreads, "a warp or the block per destination");
   LK_SHARED(float, warp_sums, [kWarps]);
   constexpr int kGroups = kThreads / kTpd;
@@ -138,36 +139,54 @@ __global__ void __launch_bounds__(kThreads)
       for (I r = lane; r < n_red; r += kTpd) {
         I oa, ob;
         walk_offsets<0>(red, r, oa, ob);
-        const float g = dy[base_a + oa];
-        if constexpr (kMul) acc += g * other[base_b + ob];
+        const float g = static_cast<float>(dy[base_a + oa]);
+        if constexpr (kMul) acc += g * static_cast<float>(other[base_b + ob]);
         else acc += g;
       }
     }
     if constexpr (kTpd == 32) {
       acc = warp_sum(acc);
-      if (lane == 0 && e < n_dest) lk_put_grad(d_self[e], acc, accumulate);
+      if (lane == 0 && e < n_dest) d_self[e] = static_cast<T>(accumulate ? static_cast<float>(d_self[e]) + acc : acc);
     } else {
       acc = block_sum_in_thread0<kThreads>(acc, warp_sums);
-      if (tid == 0) lk_put_grad(d_self[e], acc, accumulate);  // kGroups == 1: e == e0 < n_dest
+      if (tid == 0)  // kGroups == 1: e == e0 < n_dest
+        d_self[e] = static_cast<T>(accumulate ? static_cast<float>(d_self[e]) + acc : acc);
     }
   }
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, T value, T* __restrict__ y) {
+__global__ void __launch_bounds__(kThreads) fill_kernel(int64_t n, double value, T* __restrict__ y) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = value;
+  const T v = static_cast<T>(value);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] = v;
 }
 
-__global__ void __launch_bounds__(kThreads) axpy_kernel(int64_t n, float a, const float* x, float* y, bool accumulate) {
+template <typename T>
+__global__ void __launch_bounds__(kThreads) axpy_kernel(int64_t n, float a, const T* x, T* y, bool accumulate) {
+  const int64_t stride = int64_t(blockDim.x) * gridDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float v = a * static_cast<float>(x[i]);
+    y[i] = static_cast<T>(accumulate ? static_cast<float>(y[i]) + v : v);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) scale_kernel(int64_t n, float a, T* __restrict__ y) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    lk_put_grad(y[i], a * x[i], accumulate);
+    y[i] = static_cast<T>(a * static_cast<float>(y[i]));
 }
 
-__global__ void __launch_bounds__(kThreads) scale_kernel(int64_t n, float a, float* __restrict__ y) {
+// dst (+)= src, converting the storage type.
+template <typename S, typename D>
+__global__ void __launch_bounds__(kThreads) cast_kernel(int64_t n, const S* __restrict__ src, D* __restrict__ dst,
+                                                        bool accumulate) {
   const int64_t stride = int64_t(blockDim.x) * gridDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) y[i] *= a;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float v = static_cast<float>(src[i]);
+    dst[i] = static_cast<D>(accumulate ? static_cast<float>(dst[i]) + v : v);
+  }
 }
 
 // ------------------------------------------------------------------ host side
@@ -223,19 +242,19 @@ Walk<I> make_walk(const bool use[4], const Dims4& size, const Dims4& st_a, const
   return w;
 }
 
-template <typename I, bool kMul>
-cudaError_t fwd_impl(const Dims4& out, const float* a, const Dims4& sa, const float* b, const Dims4& sb,
-                     float* y, cudaStream_t stream) {
+template <typename I, bool kMul, typename T>
+cudaError_t fwd_impl(const Dims4& out, const T* a, const Dims4& sa, const T* b, const Dims4& sb, T* y,
+                     cudaStream_t stream) {
   const bool all[4] = {true, true, true, true};
   const Walk<I> w = make_walk<I>(all, out, bcast_strides(sa), bcast_strides(sb));
   const int64_t n = numel(out);
-  return LK_LAUNCH((binary_fwd_kernel<I, kMul>), grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(
+  return LK_LAUNCH((binary_fwd_kernel<I, kMul, T>), grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(
       static_cast<I>(n), w, a, b, y);
 }
 
-template <typename I, bool kMul>
-cudaError_t bwd_impl(const Dims4& out, const float* dy, const Dims4& s_self, const float* other,
-                     const Dims4& s_other, float* d_self, cudaStream_t stream, bool accumulate) {
+template <typename I, bool kMul, typename T>
+cudaError_t bwd_impl(const Dims4& out, const T* dy, const Dims4& s_self, const T* other, const Dims4& s_other,
+                     T* d_self, cudaStream_t stream, bool acc) {
   // Output strides (dy is dense) and other's broadcast strides.
   Dims4 st_dy{};
   st_dy[3] = 1;
@@ -258,14 +277,14 @@ cudaError_t bwd_impl(const Dims4& out, const float* dy, const Dims4& s_self, con
   // reduced) and there are enough destinations to keep the GPU busy.
   if (n_red == 1 || (red.st_a[0] != 1 && n_dest >= kOwnMinDests)) {
     const I red_outer = static_cast<I>(n_red / red.size[0]);
-    return LK_LAUNCH((binary_bwd_own_kernel<I, kMul>), grid_for(n_dest, kThreads, kElementwiseMaxBlocks), kThreads, 0,
-                     stream)(static_cast<I>(n_dest), red_outer, dest, red, dy, other, d_self, accumulate);
+    return LK_LAUNCH((binary_bwd_own_kernel<I, kMul, T>), grid_for(n_dest, kThreads, kElementwiseMaxBlocks), kThreads,
+                     0, stream)(static_cast<I>(n_dest), red_outer, dest, red, dy, other, d_self, acc);
   }
   if (n_red >= kBlockReduceMinLength && n_dest <= kBlockReduceMaxDests)
-    return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, kThreads>), grid_for(n_dest, 1, kCoopMaxBlocks), kThreads, 0,
-                     stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, accumulate);
-  return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, 32>), grid_for(n_dest, kWarps, kCoopMaxBlocks), kThreads, 0,
-                   stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, accumulate);
+    return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, kThreads, T>), grid_for(n_dest, 1, kCoopMaxBlocks), kThreads, 0,
+                     stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, acc);
+  return LK_LAUNCH((binary_bwd_coop_kernel<I, kMul, 32, T>), grid_for(n_dest, kWarps, kCoopMaxBlocks), kThreads, 0,
+                   stream)(static_cast<I>(n_dest), static_cast<I>(n_red), dest, red, dy, other, d_self, acc);
 }
 
 // 32-bit index arithmetic while every offset and loop counter fits with room
@@ -274,8 +293,9 @@ bool fits_int32(int64_t n) { return n < (int64_t(1) << 30); }
 
 }  // namespace
 
-cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
-                       const Dims4& sb, float* y, cudaStream_t stream) {
+template <typename T>
+cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const T* a, const Dims4& sa, const T* b, const Dims4& sb, T* y,
+                       cudaStream_t stream) {
   if (!broadcastable(sa, out) || !broadcastable(sb, out)) return cudaErrorInvalidValue;
   const int64_t n = numel(out);
   if (n == 0) return cudaSuccess;
@@ -286,9 +306,9 @@ cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims
              : fwd_impl<int64_t, false>(out, a, sa, b, sb, y, stream);
 }
 
-cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
-                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream,
-                       bool accumulate) {
+template <typename T>
+cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self, const T* other,
+                       const Dims4& s_other, T* d_self, cudaStream_t stream, bool accumulate) {
   const bool mul = op == BinaryOp::Mul;
   if (!broadcastable(s_self, out) || (mul && (!broadcastable(s_other, out) || other == nullptr)))
     return cudaErrorInvalidValue;
@@ -302,10 +322,11 @@ cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dim
              : bwd_impl<int64_t, false>(out, dy, s_self, other, so, d_self, stream, accumulate);
 }
 
-cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream) {
+template <typename T>
+cudaError_t fill(int64_t n, float value, T* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(fill_kernel<float>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
+  return LK_LAUNCH(fill_kernel<T>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
 }
 
 cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream) {
@@ -314,17 +335,41 @@ cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream) {
   return LK_LAUNCH(fill_kernel<double>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, value, y);
 }
 
-cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream, bool accumulate) {
+template <typename T>
+cudaError_t axpy(int64_t n, float a, const T* x, T* y, cudaStream_t stream, bool accumulate) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(axpy_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, x, y,
-                                                                                                 accumulate);
+  return LK_LAUNCH(axpy_kernel<T>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, x, y,
+                                                                                                     accumulate);
 }
 
-cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream) {
+template <typename T>
+cudaError_t scale(int64_t n, float a, T* y, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  return LK_LAUNCH(scale_kernel, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, y);
+  return LK_LAUNCH(scale_kernel<T>, grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(n, a, y);
 }
+
+template <typename S, typename D>
+cudaError_t cast(int64_t n, const S* src, D* dst, cudaStream_t stream, bool accumulate) {
+  if (n < 0) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  return LK_LAUNCH((cast_kernel<S, D>), grid_for(n, kThreads, kElementwiseMaxBlocks), kThreads, 0, stream)(
+      n, src, dst, accumulate);
+}
+
+#define LK_INST(T)                                                                                                 \
+  template cudaError_t binary_fwd<T>(BinaryOp, const Dims4&, const T*, const Dims4&, const T*, const Dims4&, T*,   \
+                                     cudaStream_t);                                                                \
+  template cudaError_t binary_bwd<T>(BinaryOp, const Dims4&, const T*, const Dims4&, const T*, const Dims4&, T*,   \
+                                     cudaStream_t, bool);                                                          \
+  template cudaError_t fill<T>(int64_t, float, T*, cudaStream_t);                                                  \
+  template cudaError_t axpy<T>(int64_t, float, const T*, T*, cudaStream_t, bool);                                  \
+  template cudaError_t scale<T>(int64_t, float, T*, cudaStream_t);                                                 \
+  template cudaError_t cast<T, float>(int64_t, const T*, float*, cudaStream_t, bool);                              \
+  template cudaError_t cast<T, ::lk::bf16>(int64_t, const T*, ::lk::bf16*, cudaStream_t, bool);                    \
+  template cudaError_t cast<T, ::lk::f16>(int64_t, const T*, ::lk::f16*, cudaStream_t, bool);
+LK_INSTANTIATE_STORAGE(LK_INST)
+#undef LK_INST
 
 LK_CUDA_NAMESPACE_END

@@ -1,4 +1,6 @@
-// Broadcasting binary ops on CUDA (float), the device twins of kernels/binary.h:
+// Broadcasting binary ops on CUDA, the device twins of kernels/binary.h, for
+// every storage type T (float, bf16, f16: kernels/half.h; arithmetic and sums
+// in float):
 // broadcasting add/multiply over shapes padded to 4 dims (each input dim equals
 // the output's or is 1), their backward, and the vector helpers fill, axpy and
 // scale. Same semantics and argument order as the CPU kernels, device pointers.
@@ -18,26 +20,35 @@
 
 #include "kernels/binary.h"
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
 // y = a (+|*) b with broadcasting. y may alias an input of the output's shape.
-cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const float* a, const Dims4& sa, const float* b,
-                       const Dims4& sb, float* y, cudaStream_t stream = nullptr);
+template <typename T>
+cudaError_t binary_fwd(BinaryOp op, const Dims4& out, const T* a, const Dims4& sa, const T* b, const Dims4& sb, T* y,
+                       cudaStream_t stream = nullptr);
 
 // d_self += reduce_to(s_self, dy * (op == Mul ? other : 1)) (= without
 // accumulate). `other` is read only for Mul (it may be null for Add).
-cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const float* dy, const Dims4& s_self,
-                       const float* other, const Dims4& s_other, float* d_self, cudaStream_t stream = nullptr,
-                       bool accumulate = true);
+template <typename T>
+cudaError_t binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self, const T* other,
+                       const Dims4& s_other, T* d_self, cudaStream_t stream = nullptr, bool accumulate = true);
 
 // y[i] = value (double: small state arrays such as the optimiser's, engine/optim.h)
-cudaError_t fill(int64_t n, float value, float* y, cudaStream_t stream = nullptr);
+template <typename T>
+cudaError_t fill(int64_t n, float value, T* y, cudaStream_t stream = nullptr);
 cudaError_t fill(int64_t n, double value, double* y, cudaStream_t stream = nullptr);
 // y += a * x (y = a * x without accumulate)
-cudaError_t axpy(int64_t n, float a, const float* x, float* y, cudaStream_t stream = nullptr, bool accumulate = true);
+template <typename T>
+cudaError_t axpy(int64_t n, float a, const T* x, T* y, cudaStream_t stream = nullptr, bool accumulate = true);
 // y *= a (in place)
-cudaError_t scale(int64_t n, float a, float* y, cudaStream_t stream = nullptr);
+template <typename T>
+cudaError_t scale(int64_t n, float a, T* y, cudaStream_t stream = nullptr);
+// dst += src (= without accumulate), converting between storage types
+// (S, D in {float, bf16, f16}; rounded once, to nearest even).
+template <typename S, typename D>
+cudaError_t cast(int64_t n, const S* src, D* dst, cudaStream_t stream = nullptr, bool accumulate = false);
 
 // Launch shape: kBinaryThreads per block; grid-stride loops over at most
 // kElementwiseMaxBlocks blocks.

@@ -130,13 +130,16 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One block per channel: db[c] += sum over n and the plane of dy[n, c].
+// One block per channel: db[c] += sum over n and the plane of dy[n, c] (dy
+// of any storage type, the sum in float).
+template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    channel_sum_kernel(int64_t n, int64_t c, int64_t hw, const float* __restrict__ dy, float* __restrict__ db,
+    channel_sum_kernel(int64_t n, int64_t c, int64_t hw, const T* __restrict__ dy, float* __restrict__ db,
                        bool accumulate) {
   for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
     float acc = 0.f;
-    for (int64_t j = threadIdx.x; j < n * hw; j += blockDim.x) acc += dy[((j / hw) * c + ch) * hw + j % hw];
+    for (int64_t j = threadIdx.x; j < n * hw; j += blockDim.x)
+      acc += static_cast<float>(dy[((j / hw) * c + ch) * hw + j % hw]);
     const float total = block_sum(acc);
     if (threadIdx.x == 0) lk_put_grad(db[ch], total, accumulate);
   }
@@ -178,11 +181,17 @@ cudaError_t conv2d_direct_bwd_weight(const ConvGeom& g, const float* dy, const f
   return cudaSuccess;
 }
 
-cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const float* dy, float* db, cudaStream_t stream,
+template <typename T>
+cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const T* dy, float* db, cudaStream_t stream,
                             bool accumulate) {
   if (c == 0) return cudaSuccess;
   const int blocks = static_cast<int>(c < kMaxBlocks ? c : kMaxBlocks);
-  return LK_LAUNCH(channel_sum_kernel, blocks, kThreads, 0, stream)(n, c, hw, dy, db, accumulate);
+  return LK_LAUNCH(channel_sum_kernel<T>, blocks, kThreads, 0, stream)(n, c, hw, dy, db, accumulate);
 }
+
+#define LK_INST(T) template cudaError_t channel_sum_acc<T>(int64_t, int64_t, int64_t, const T*, float*, cudaStream_t, \
+                                                                   bool);
+LK_INSTANTIATE_STORAGE(LK_INST)
+#undef LK_INST
 
 LK_CUDA_NAMESPACE_END

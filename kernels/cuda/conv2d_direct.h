@@ -18,6 +18,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
@@ -30,8 +31,10 @@ cudaError_t conv2d_direct_bwd_data(const ConvGeom& g, const float* dy, const flo
 // dw += dL/dw; db += dL/db when db is not null
 cudaError_t conv2d_direct_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db,
                                      cudaStream_t stream = nullptr, bool acc_dw = true, bool acc_db = true);
-// db[c] += sum over n and the plane of dy[n, c] (the transposed conv's bias)
-cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const float* dy, float* db, cudaStream_t stream = nullptr,
+// db[c] += sum over n and the plane of dy[n, c] (the transposed conv's bias;
+// dy float, bf16 or f16, db float; = without accumulate)
+template <typename T>
+cudaError_t channel_sum_acc(int64_t n, int64_t c, int64_t hw, const T* dy, float* db, cudaStream_t stream = nullptr,
                             bool accumulate = true);
 
 LK_CUDA_NAMESPACE_END

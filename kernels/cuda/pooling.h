@@ -1,4 +1,4 @@
-// Pooling on CUDA (float), the device twins of kernels/global_avg_pool.h and
+// Pooling on CUDA (float, bf16, f16 storage; float arithmetic), the device twins of kernels/global_avg_pool.h and
 // kernels/max_pool2d.h: same semantics and argument order, device pointers.
 //
 // Global average pooling: a warp per plane (a whole block per plane for
@@ -24,21 +24,26 @@
 #include <cstdint>
 
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
 // x (planes, hw) -> y (planes): the mean of each plane.
-cudaError_t global_avg_pool_fwd(int64_t planes, int64_t hw, const float* x, float* y, cudaStream_t stream = nullptr);
+template <typename T>
+cudaError_t global_avg_pool_fwd(int64_t planes, int64_t hw, const T* x, T* y, cudaStream_t stream = nullptr);
 // dx += dy / hw, broadcast over each plane (= without accumulate).
-cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const float* dy, float* dx,
-                                cudaStream_t stream = nullptr, bool accumulate = true);
+template <typename T>
+cudaError_t global_avg_pool_bwd(int64_t planes, int64_t hw, const T* dy, T* dx, cudaStream_t stream = nullptr,
+                                bool accumulate = true);
 
 // x (planes, h, w) -> y, idx (planes, oh, ow), oh = (h - k) / stride + 1.
-cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* x, float* y,
+template <typename T>
+cudaError_t max_pool2d_fwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const T* x, T* y,
                            int32_t* idx, cudaStream_t stream = nullptr);
 // dx += scatter(dy) through idx (= without accumulate: 0 where no window picked).
-cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const float* dy,
-                           const int32_t* idx, float* dx, cudaStream_t stream = nullptr, bool accumulate = true);
+template <typename T>
+cudaError_t max_pool2d_bwd(int64_t planes, int64_t h, int64_t w, int64_t k, int64_t stride, const T* dy,
+                           const int32_t* idx, T* dx, cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kPoolThreads = 256;
 

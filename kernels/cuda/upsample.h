@@ -1,4 +1,4 @@
-// Upsampling by an integer factor on CUDA (float), the device twin of
+// Upsampling by an integer factor on CUDA (float, bf16, f16 storage; float arithmetic), the device twin of
 // kernels/upsample.h (PyTorch's F.interpolate: nearest, and bilinear with
 // align_corners=False): same semantics and argument order, device pointers.
 //   x (planes, h, w) -> y (planes, h*f, w*f)
@@ -20,15 +20,18 @@
 #include <cstdint>
 
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 #include "kernels/upsample.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
-cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* x,
-                         float* y, cudaStream_t stream = nullptr);
+template <typename T>
+cudaError_t upsample_fwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const T* x, T* y,
+                         cudaStream_t stream = nullptr);
 // dx += adjoint(dy) (= without accumulate)
-cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const float* dy,
-                         float* dx, cudaStream_t stream = nullptr, bool accumulate = true);
+template <typename T>
+cudaError_t upsample_bwd(UpsampleMode mode, int64_t planes, int64_t h, int64_t w, int64_t f, const T* dy, T* dx,
+                         cudaStream_t stream = nullptr, bool accumulate = true);
 
 inline constexpr int kUpsampleThreads = 256;
 

@@ -88,6 +88,21 @@ TEST_CASE("step_profile --graph on: after warm-up and capture a step is one grap
   }
 }
 
+TEST_CASE("step_profile --graph on: bf16 replays a graph, fp16 stays eager and counts its loss scaler host read") {
+  const std::string shape = " --backend emu --net unet --widths 4,8,16,32 --batch 2 --size 8 --steps 1 --warmup 2 --graph on";
+  const json bf16 = profile("--precision bf16" + shape);
+  CHECK(bf16.at("graph").get<std::string>() == "on");
+  CHECK(bf16.at("graph_launches_per_step").get<double>() == 1);
+  CHECK(bf16.at("host_syncs_per_step").get<double>() == 0);
+  const json fp16 = profile("--precision fp16" + shape + " 2>/dev/null");
+  CHECK(fp16.at("graph").get<std::string>().rfind("off: --precision fp16", 0) == 0);
+  CHECK(fp16.at("graph_launches_per_step").get<double>() == 0);
+  CHECK(fp16.at("host_syncs_per_step").get<double>() == 1);  // the overflow flag, once per step
+  CHECK(fp16.at("skipped_steps").get<double>() == 0);
+  CHECK(fp16.at("phases").contains("optimizer"));
+  check_phases(fp16);
+}
+
 TEST_CASE("step_profile: the per-op table and a Perfetto trace with phases, ops and kernels") {
   const std::string trace = (std::filesystem::temp_directory_path() /
                              ("lkaseg_step_trace_" + std::to_string(::getpid()) + ".json"))
@@ -114,7 +129,7 @@ TEST_CASE("step_profile: the per-op table and a Perfetto trace with phases, ops 
 }
 
 TEST_CASE("step_profile refuses what it cannot do, naming it") {
-  const std::string cmd = std::string(LKASEG_STEP_PROFILE) + " --backend emu --precision bf16 2>&1";
+  const std::string cmd = std::string(LKASEG_STEP_PROFILE) + " --backend cpu --precision bf16 2>&1";
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   REQUIRE(p);
   std::string out;

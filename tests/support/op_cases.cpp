@@ -188,26 +188,33 @@ std::vector<LayerCheck> conv_checks(const std::string& name, bool (*keep)(const 
 // Training batch norm, or the LKA gate y = x * sigmoid(BN(f)) (ours: the
 // fused kernel; cuDNN's: its batch norm, sigmoid and multiply composed), at
 // level l: forward, and backward from the forward's saved statistics.
-std::vector<BenchCase> norm_cases(bool gate, const Level& l) {
-  auto inputs = [l, gate](int64_t n) {
+std::vector<BenchCase> norm_cases(NormCase kind, const Level& l) {
+  const bool gate = kind == NormCase::LkaGate, fused = kind == NormCase::BatchNormRelu;
+  auto inputs = [l, gate, fused](int64_t n) {
     Named b{{"x", rand_tensor(act_shape(n, l), 1)},        {"gamma", rand_tensor({l.c}, 2, 0.5f, 1.5f)},
             {"beta", rand_tensor({l.c}, 3)},               {"rm", Tensor::zeros({l.c})},
             {"rv", Tensor::full({l.c}, 1.0)},              {"y", Tensor::zeros(act_shape(n, l))},
             {"mean", Tensor::zeros({l.c})},                {"invstd", Tensor::zeros({l.c})}};
     if (gate) b["f"] = rand_tensor(act_shape(n, l), 5, -2.f, 2.f);
+    if (fused) b["r"] = rand_tensor(act_shape(n, l), 6);  // ResSE's tail: relu(BN(x)) + skip
     return b;
   };
-  auto fwd = [gate](Backend& be, const Named& b) {
-    if (gate)
+  auto fwd = [kind](Backend& be, const Named& b) {
+    if (kind == NormCase::LkaGate)
       be.lka_gate_fwd(b.at("x"), b.at("f"), b.at("gamma"), b.at("beta"), b.at("rm"), b.at("rv"), true, 0.1, 1e-5,
                       b.at("y"), b.at("mean"), b.at("invstd"));
+    else if (kind == NormCase::BatchNormRelu)
+      be.batch_norm_relu_fwd(b.at("x"), b.at("gamma"), b.at("beta"), b.at("rm"), b.at("rv"), true, 0.1, 1e-5,
+                             b.at("r"), BnResidual::AfterRelu, b.at("y"), b.at("mean"), b.at("invstd"));
     else
       be.batch_norm_fwd(b.at("x"), b.at("gamma"), b.at("beta"), b.at("rm"), b.at("rv"), true, 0.1, 1e-5, b.at("y"),
                         b.at("mean"), b.at("invstd"));
   };
-  const std::string op = gate ? "lka_gate" : "batch_norm";
+  const std::string op = gate ? "lka_gate" : fused ? "batch_norm_relu" : "batch_norm";
   const std::vector<std::string> ops =
-      gate ? std::vector<std::string>{"lka_gate", "batch_norm", "activation", "binary"} : std::vector<std::string>{op};
+      gate    ? std::vector<std::string>{"lka_gate", "batch_norm", "activation", "binary"}
+      : fused ? std::vector<std::string>{"batch_norm_relu", "batch_norm", "activation", "binary"}
+              : std::vector<std::string>{op};
   const int64_t e = shape_numel(act_shape(kBatch, l));
 
   BenchCase f = bench_case(op + "_train_fwd", l.str(), op, Gpu::OursAndCudnn);
@@ -216,7 +223,7 @@ std::vector<BenchCase> norm_cases(bool gate, const Level& l) {
   f.make = inputs;
   f.run = fwd;
   f.outs = {"y", "mean", "invstd", "rm", "rv"};
-  f.items = e, f.bytes = (gate ? 3 : 2) * e * kF;
+  f.items = e, f.bytes = (gate || fused ? 3 : 2) * e * kF;
 
   BenchCase g = bench_case(op + "_train_bwd", l.str(), op, Gpu::OursAndCudnn);
   g.variant_ops = ops;
@@ -229,19 +236,25 @@ std::vector<BenchCase> norm_cases(bool gate, const Level& l) {
     b["dgamma"] = Tensor::zeros({l.c});
     b["dbeta"] = Tensor::zeros({l.c});
     if (gate) b["df"] = Tensor::zeros(act_shape(n, l));
+    if (fused) b["dr"] = Tensor::zeros(act_shape(n, l));
     return b;
   };
-  g.run = [gate](Backend& be, const Named& b) {
-    if (gate)
+  g.run = [kind](Backend& be, const Named& b) {
+    if (kind == NormCase::LkaGate)
       be.lka_gate_bwd(b.at("dy"), b.at("x"), b.at("f"), b.at("gamma"), b.at("beta"), b.at("mean"), b.at("invstd"),
                       true, b.at("dx"), b.at("df"), b.at("dgamma"), b.at("dbeta"));
+    else if (kind == NormCase::BatchNormRelu)
+      be.batch_norm_relu_bwd(BnResidual::AfterRelu, b.at("dy"), b.at("x"), b.at("y"), b.at("gamma"), b.at("beta"),
+                             b.at("mean"), b.at("invstd"), true, b.at("dx"), b.at("dr"), b.at("dgamma"), b.at("dbeta"));
     else
       be.batch_norm_bwd(b.at("dy"), b.at("x"), b.at("gamma"), b.at("mean"), b.at("invstd"), true, b.at("dx"),
                         b.at("dgamma"), b.at("dbeta"));
   };
-  g.outs = gate ? std::vector<std::string>{"dx", "df", "dgamma", "dbeta"}
-                : std::vector<std::string>{"dx", "dgamma", "dbeta"};
-  g.items = e, g.bytes = (gate ? 7 : 4) * e * kF;  // gate: read dy, x, f; read and write dx, df
+  g.outs = gate    ? std::vector<std::string>{"dx", "df", "dgamma", "dbeta"}
+           : fused ? std::vector<std::string>{"dx", "dr", "dgamma", "dbeta"}
+                   : std::vector<std::string>{"dx", "dgamma", "dbeta"};
+  // Read dy, x (and f); read and write dx (and df / dr).
+  g.items = e, g.bytes = (gate || fused ? 7 : 4) * e * kF;
   return {f, g};
 }
 

@@ -60,7 +60,10 @@ std::vector<LayerCheck> conv_checks(const std::string& name, bool (*keep)(const 
 // rescale x (N,C,H,W) * s (N,C,1,1); global average pooling; 2x2 max
 // pooling; a decoder skip concat (C + C -> 2C); the SE block's two linear
 // layers (C -> max(C/16, 4) -> C). The CPU suite times them at key levels.
-std::vector<BenchCase> norm_cases(bool gate, const Level& l);
+// The per-channel normalisations' fwd/bwd cases: batch_norm, lka_gate, and
+// batch_norm_relu with ResSE's residual (relu(BN(x)) + skip).
+enum class NormCase { BatchNorm, LkaGate, BatchNormRelu };
+std::vector<BenchCase> norm_cases(NormCase kind, const Level& l);
 std::vector<BenchCase> activation_cases(const std::string& name, Activation a, const Level& l);
 std::vector<BenchCase> se_mul_cases(const Level& l);
 std::vector<BenchCase> global_avg_pool_cases(const Level& l);

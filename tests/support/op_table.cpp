@@ -182,7 +182,53 @@ std::vector<OpEntry> make_table() {
                    }
                  return out;
                },
-               .bench = [] { return at_levels([](const Level& l) { return norm_cases(false, l); }); }});
+               .bench = [] { return at_levels([](const Level& l) { return norm_cases(NormCase::BatchNorm, l); }); }});
+
+  t.push_back({.name = "batch_norm_relu",
+               .where = "batch_norm_relu (relu(batch_norm(x)) [+ r], relu(batch_norm(x) + r), fused); "
+                        "kernels/batch_norm_relu.cpp, kernels/cuda/batch_norm.cu",
+               .fixtures = {"batch_norm_relu_eval", "batch_norm_relu_residual_after_train",
+                            "batch_norm_relu_residual_before_eval", "batch_norm_relu_residual_before_train",
+                            "batch_norm_relu_train"},
+               .golden = [](Named& in, const Meta& m) {
+                 const std::string& r = m.at("residual");
+                 const BnResidual mode = r == "after_relu"    ? BnResidual::AfterRelu
+                                         : r == "before_relu" ? BnResidual::BeforeRelu
+                                                              : BnResidual::None;
+                 Tensor y = batch_norm_relu(in["x"], in["weight"], in["bias"], in["running_mean"], in["running_var"],
+                                            mi(m, "training") != 0, md(m, "momentum"), md(m, "eps"),
+                                            mode == BnResidual::None ? Tensor() : in["residual"], mode);
+                 in["running_mean_after"] = in["running_mean"];
+                 in["running_var_after"] = in["running_var"];
+                 return y;
+               },
+               .gradcheck = [] {
+                 // Random inputs: a pre-activation within a probe's reach (~1e-6) of
+                 // ReLU's kink is improbable at these sizes (as for relu's check).
+                 std::vector<LayerCheck> out;
+                 uint64_t seed = 950;
+                 for (BnResidual mode : {BnResidual::None, BnResidual::AfterRelu, BnResidual::BeforeRelu})
+                   for (bool training : {true, false}) {
+                     const Shape s{3, 5, 6, 5};
+                     LayerCheck lc;
+                     const char* mode_name = mode == BnResidual::None        ? "relu "
+                                             : mode == BnResidual::AfterRelu ? "relu+r "
+                                                                             : "(+r)relu ";
+                     lc.name = std::string("batch_norm_relu ") + mode_name + (training ? "train " : "eval ") +
+                               shape_str(s);
+                     lc.inputs = {randn(s, seed++, DType::F64, 2.0), randn({5}, seed++), randn({5}, seed++),
+                                  randn({5}, seed++, DType::F64, 0.1), uniform({5}, seed++, 0.5, 1.5),
+                                  randn(s, seed++)};
+                     lc.differentiable = {true, true, true, false, false, mode != BnResidual::None};
+                     lc.fn = [training, mode](const std::vector<Tensor>& in) {
+                       return batch_norm_relu(in[0], in[1], in[2], in[3].clone(), in[4].clone(), training, 0.1, 1e-5,
+                                              mode == BnResidual::None ? Tensor() : in[5], mode);
+                     };
+                     out.push_back(std::move(lc));
+                   }
+                 return out;
+               },
+               .bench = [] { return at_levels([](const Level& l) { return norm_cases(NormCase::BatchNormRelu, l); }); }});
 
   t.push_back({.name = "lka_gate",
                .where = "lka_gate (x * sigmoid(batch_norm(f)), fused); kernels/lka_gate.cpp, kernels/cuda/lka_gate.cu",
@@ -204,7 +250,7 @@ std::vector<OpEntry> make_table() {
                    }
                  return out;
                },
-               .bench = [] { return at_levels([](const Level& l) { return norm_cases(true, l); }); }});
+               .bench = [] { return at_levels([](const Level& l) { return norm_cases(NormCase::LkaGate, l); }); }});
 
   t.push_back({.name = "relu",
                .where = "relu; kernels/activation.cpp, kernels/cuda/activation.cu, engine/cuda/cudnn_ops.cpp",

@@ -235,6 +235,10 @@ TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
   c.decay = 0.9;
   c.seed = 1234567890123ull;
   CHECK(TrainConfig::from_json(c.to_json()).to_json() == c.to_json());
+  c.precision = DType::F16;  // fp16 keeps its loss scaler's first scale
+  c.loss_scale = 1024;
+  CHECK(TrainConfig::from_json(c.to_json()).loss_scale == 1024);
+  CHECK(TrainConfig::from_json(c.to_json()).to_json() == c.to_json());
   CHECK_THROWS_WITH(TrainConfig::from_json("{\"format\": \"other\"}"), Catch::Contains("format"));
   CHECK_THROWS_WITH(TrainConfig::from_json("not json"), Catch::Contains("training configuration"));
 

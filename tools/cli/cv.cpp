@@ -340,6 +340,7 @@ Subcommand add_cv(CLI::App& app) {
   return {cv, [o] {
             const RunOptions& ro = o->run;
             return run_on_ranks(ro, [&](Ranks& r) {
+              check_precision(ro, r.device);
               const Prepared p = prepare_all(ro, r);
               install_stop_handlers();
               if (ro.parallel_folds > 0 || !ro.devices.empty())

@@ -25,6 +25,7 @@
 
 #include "data/nifti_validate.h"
 #include "data/nifti_write.h"
+#include "engine/loss_scaler.h"
 #include "engine/safetensors.h"
 #include "engine/state_dict.h"
 #include "tools/cli/commands.h"
@@ -119,6 +120,11 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
       ->check(CLI::IsMember({"auto", "cpu", "device"}))
       ->capture_default_str();
   s->add_option("--workers", o.workers, "loader worker threads (0: automatic)")->check(CLI::Range(0, 256))->capture_default_str();
+  s->add_option("--precision", o.precision,
+                "activations: fp32 (the paper), bf16 or fp16 (CUDA only; fp16 with dynamic loss scaling, its "
+                "steps eager: no CUDA Graph); weights, optimiser, loss and checkpoints stay fp32")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
   s->add_flag("--sync-bn", o.sync_bn,
               "data-parallel (mpirun -np N): batch-norm statistics over all ranks' batches (default: per rank)");
   s->add_option("--comm", o.comm,
@@ -151,6 +157,12 @@ void check_network_memory(const model::NetConfig& cfg, int copies, const std::st
   }
 }
 
+void check_precision(const RunOptions& o, Device dev) {
+  if (parse_precision(o.precision) != DType::F32 && dev.type != DeviceType::CUDA)
+    throw std::invalid_argument("--precision " + o.precision + ": the CPU backend computes in float32 only; bf16 "
+                                "and fp16 need --device cuda (fp32 is the paper's precision)");
+}
+
 train::TrainConfig train_config(const RunOptions& o, Device dev) {
   if (o.widths.size() < 2 || o.widths.size() > 8)
     throw std::invalid_argument("--widths: " + std::to_string(o.widths.size()) +
@@ -177,6 +189,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.log_every = o.log_every;
   c.cuda_graph = o.cuda_graph == "on";
   c.device = dev;
+  c.precision = parse_precision(o.precision);
   const int64_t stride = int64_t{1} << (o.widths.size() - 1);
   if (o.size % stride != 0)
     throw std::invalid_argument("--size " + std::to_string(o.size) + " must be divisible by 2^(levels - 1) = " +

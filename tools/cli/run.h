@@ -65,6 +65,7 @@ struct RunOptions {
   double lr = 1e-4, weight_decay = 0.01, oversample = 0.0;
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
+  std::string precision = "fp32";  // fp32, bf16, fp16 (activations; CUDA only for the last two)
   int workers = 0;
   int64_t log_every = 50;  // steps between loss reads (train/trainer.h)
   // data-parallel ranks (mpirun / srun)
@@ -78,6 +79,9 @@ struct RunOptions {
   bool tf32 = false;                   // TF32 in cuDNN convolutions (commands.h)
   std::string cuda_graph = "on";       // the step as a CUDA Graph on a GPU (commands.h)
 };
+
+// --precision bf16/fp16 on a device other than CUDA: std::invalid_argument.
+void check_precision(const RunOptions& o, Device dev);
 
 // Registers the options of train (one_fold) and cv on `s`.
 void add_run_options(CLI::App* s, RunOptions& o, bool one_fold);

@@ -15,6 +15,7 @@ Subcommand add_train(CLI::App& app) {
   add_run_options(t, *o, true);
   return {t, [o] {
             return run_on_ranks(*o, [&](Ranks& r) {
+              check_precision(*o, r.device);
               const Prepared p = prepare_all(*o, r);
               install_stop_handlers();
               return train_folds(*o, p, false, r.device, r.comm.get());

@@ -281,6 +281,73 @@ def _(name):
 
 
 # ---------------------------------------------------------------------------
+# batch_norm_relu: batch norm fused with ReLU and a residual add, from the
+# composition of the unfused PyTorch ops
+# ---------------------------------------------------------------------------
+
+def batch_norm_relu_case(name, n, c, h, w, training: bool, residual: str) -> Case:
+    """residual: "none" (relu(bn(x))), "after_relu" (relu(bn(x)) + r) or
+    "before_relu" (relu(bn(x) + r)). The inputs are redrawn until every
+    pre-ReLU value is at least 1e-3 away from the kink (gradients unambiguous)."""
+    while True:
+        inputs = {
+            "x": randn(n, c, h, w),
+            "weight": randn(c),
+            "bias": randn(c),
+            "running_mean": randn(c) * 0.1,
+            "running_var": 0.5 + torch.rand(c, dtype=DTYPE),  # uniform [0.5, 1.5)
+        }
+        if residual != "none":
+            inputs["residual"] = randn(n, c, h, w)
+
+        def fwd(t, frozen, pre_only=False):
+            rm = t["running_mean"].detach().clone()
+            rv = t["running_var"].detach().clone()
+            z = F.batch_norm(t["x"], rm, rv, t["weight"], t["bias"], training=training,
+                             momentum=BN_MOMENTUM, eps=BN_EPS)
+            pre = z + t["residual"] if residual == "before_relu" else z
+            if pre_only:
+                return pre
+            out = F.relu(pre)
+            if residual == "after_relu":
+                out = out + t["residual"]
+            return out, {"running_mean_after": rm, "running_var_after": rv}
+
+        with torch.no_grad():
+            if bool((fwd(inputs, None, pre_only=True).abs() >= 1e-3).all()):
+                break
+    params = {"training": fmt(training), "momentum": fmt(BN_MOMENTUM), "eps": fmt(BN_EPS),
+              "residual": residual}
+    diff = ["x", "weight", "bias"] + (["residual"] if residual != "none" else [])
+    return Case(name, "batch_norm_relu", params, inputs, diff, lambda t, frozen: fwd(t, frozen))
+
+
+@case("batch_norm_relu_train")
+def _(name):
+    return batch_norm_relu_case(name, n=3, c=5, h=7, w=6, training=True, residual="none")
+
+
+@case("batch_norm_relu_eval")
+def _(name):
+    return batch_norm_relu_case(name, n=2, c=4, h=5, w=5, training=False, residual="none")
+
+
+@case("batch_norm_relu_residual_after_train")
+def _(name):
+    return batch_norm_relu_case(name, n=2, c=6, h=5, w=4, training=True, residual="after_relu")
+
+
+@case("batch_norm_relu_residual_before_train")
+def _(name):
+    return batch_norm_relu_case(name, n=2, c=6, h=5, w=4, training=True, residual="before_relu")
+
+
+@case("batch_norm_relu_residual_before_eval")
+def _(name):
+    return batch_norm_relu_case(name, n=2, c=3, h=4, w=4, training=False, residual="before_relu")
+
+
+# ---------------------------------------------------------------------------
 # Elementwise activations
 # ---------------------------------------------------------------------------
 

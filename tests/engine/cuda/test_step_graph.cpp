@@ -243,3 +243,44 @@ TEST_CASE("step graph: a trainer run resumed with the graph equals an uninterrup
     }
   }
 }
+
+TEST_CASE("step graph: bf16 steps replay a graph, fp16 steps stay eager and an overflowing one is skipped and reported",
+          "[graph][precision]") {
+  if (!have_device()) return;
+  test::LoaderFixture f("step_graph_precision", 3, 3, 8);
+  train::TrainConfig c = test::tiny_run(1, 2, 3, 1);
+  c.log_every = 0;
+  c.device = kCuda;
+  const std::vector<std::string> train{"case_0", "case_1"}, val{"case_2"};
+  const auto run = [&](DType precision, const std::string& name, std::vector<std::string>& lines) {
+    train::TrainConfig p = c;
+    p.precision = precision;
+    p.loss_scale = 1e30;  // fp16: every scaled backward overflows 65504 (the scale halves per skip)
+    train::TrainHooks h;
+    h.log = [&](const std::string& m) { lines.push_back(m); };
+    return train::train_fold(p, f.cache, train, val, (f.dir / "runs" / name).string(), h);
+  };
+  const auto said = [](const std::vector<std::string>& lines, const std::string& what) {
+    for (const std::string& m : lines)
+      if (m.find(what) != std::string::npos) return true;
+    return false;
+  };
+  std::vector<std::string> bf16_lines, fp16_lines;
+  const train::TrainResult bf16 = run(DType::BF16, "bf16", bf16_lines);
+  CHECK_FALSE(said(bf16_lines, "CUDA Graph"));  // captured and replayed: no loss scaler in the step
+  REQUIRE(bf16.log.size() == 1);
+  CHECK(std::isfinite(bf16.log[0].loss));
+
+  const train::TrainResult fp16 = run(DType::F16, "fp16", fp16_lines);
+  CHECK(said(fp16_lines, "CUDA Graph: off for --precision fp16"));
+  CHECK(said(fp16_lines, "(3 skipped)"));  // the epoch line reports the skipped steps
+  REQUIRE(fp16.log.size() == 1);
+  // Every step skipped: the weights are still the initial ones (the same net seed).
+  model::SegNet init(c.net);
+  const SafeTensors w = load_safetensors((f.dir / "runs" / "fp16" / "last-00000003.safetensors").string());
+  for (const auto& [name, p] : init.named_parameters()) {
+    INFO(name);
+    REQUIRE(w.has(name));
+    CHECK(bits_equal(w.get(name), p));
+  }
+}

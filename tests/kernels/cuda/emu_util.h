@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/half.h"
 #include "simt/runtime.h"
 #include "tests/support/compare.h"
 
@@ -78,6 +80,41 @@ inline std::vector<float> narrow(const std::vector<double>& v) {
 }
 inline std::vector<double> to_double(const std::vector<float>& v) { return widen(v); }
 inline std::vector<float> to_float(const std::vector<double>& v) { return narrow(v); }
+
+// Mixed precision: values rounded to a storage type T (float, bf16, f16) and
+// back, and the value-scaled tolerance of a kernel that computes in float
+// and rounds each output once to T: half an ulp, u = 2^-8 (bf16's 8
+// significant bits), 2^-11 (f16's 11), plus the float kernels' 1e-5.
+// Element by element static_cast (a 16-bit type goes through float).
+template <typename To, typename From>
+std::vector<To> convert(const std::vector<From>& v) {
+  std::vector<To> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = static_cast<To>(v[i]);
+  return r;
+}
+template <typename T>
+std::vector<T> store(const std::vector<float>& v) {
+  return convert<T>(v);
+}
+template <typename T>
+std::vector<float> as_float(const std::vector<T>& v) {
+  return convert<float>(v);
+}
+template <typename T>
+std::vector<double> load(const std::vector<T>& v) {
+  return convert<double>(v);
+}
+// v rounded to T and back to float (what a T buffer of v holds).
+template <typename T>
+std::vector<float> rounded(const std::vector<float>& v) {
+  return as_float(store<T>(v));
+}
+template <typename T>
+constexpr double storage_tol() {
+  if constexpr (std::is_same_v<T, lk::bf16>) return 1.0 / 256 + 1e-5;
+  if constexpr (std::is_same_v<T, lk::f16>) return 1.0 / 2048 + 1e-5;
+  return 1e-5;
+}
 
 // Checks at scope exit that every cudaMalloc of the scope was freed.
 struct NoLeaks {

@@ -11,6 +11,7 @@
 // (measured: at most 8e-7).
 // Outputs start NaN-poisoned; gradients start random, so the backward must add.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -55,8 +56,10 @@ void check_fwd(int64_t n, int64_t c, int64_t hw, bool training, unsigned seed) {
                                   training, kMomentum, kEps, y_ref.data(), sm_ref.data(), si_ref.data());
 
   DeviceBuffer<float> d_x(x), d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0), d_y(nx), d_sm(c), d_si(c);
+  const size_t ws = lk::cuda::batch_norm_workspace_bytes(n, c, hw);
+  DeviceBuffer<double> d_ws(ws / sizeof(double));
   REQUIRE(lk::cuda::batch_norm_fwd(n, c, hw, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), training,
-                                   kMomentum, kEps, d_y.get(), d_sm.get(), d_si.get()) == cudaSuccess);
+                                   kMomentum, kEps, d_y.get(), d_sm.get(), d_si.get(), d_ws.get(), ws) == cudaSuccess);
   CHECK(scaled_error(d_y.download(), narrow(y_ref)) <= kTol);
   CHECK(scaled_error(d_sm.download(), narrow(sm_ref)) <= kTol);
   CHECK(scaled_error(d_si.download(), narrow(si_ref)) <= kTol);
@@ -65,11 +68,12 @@ void check_fwd(int64_t n, int64_t c, int64_t hw, bool training, unsigned seed) {
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-// want: which gradients to request (dx, dgamma, dbeta).
+// want: which gradients to request (dx, dgamma, dbeta). accumulate: the gradients are
+// added to (it starts random), else written (it starts NaN-poisoned).
 void check_bwd(int64_t n, int64_t c, int64_t hw, bool training, bool want_dx, bool want_dg, bool want_db,
-               unsigned seed) {
+               unsigned seed, bool accumulate = true) {
   INFO("batch_norm_bwd n " << n << " c " << c << " hw " << hw << " training " << training << " dx " << want_dx
-                           << " dgamma " << want_dg << " dbeta " << want_db);
+                           << " dgamma " << want_dg << " dbeta " << want_db << " accumulate " << accumulate);
   const int64_t nx = n * c * hw;
   const std::vector<float> x = make_input(n, c, hw, seed), gamma = uniform(c, seed + 3, 0.5f, 1.5f),
                            dy = uniform(nx, seed + 4, -1.f, 1.f), dx0 = uniform(nx, seed + 5, -1.f, 1.f),
@@ -88,19 +92,38 @@ void check_bwd(int64_t n, int64_t c, int64_t hw, bool training, bool want_dx, bo
   }
 
   std::vector<double> dx_ref = widen(dx0), dg_ref = widen(dg0), db_ref = widen(db0);
+  if (!accumulate) {
+    std::fill(dx_ref.begin(), dx_ref.end(), 0.0);
+    std::fill(dg_ref.begin(), dg_ref.end(), 0.0);
+    std::fill(db_ref.begin(), db_ref.end(), 0.0);
+  }
   const std::vector<double> x_d = widen(x), g_d = widen(gamma), dy_d = widen(dy), sm_d = widen(sm), si_d = widen(si);
   lk::cpu::batch_norm_bwd<double>(n, c, hw, dy_d.data(), x_d.data(), g_d.data(), sm_d.data(), si_d.data(), training,
                                   want_dx ? dx_ref.data() : nullptr, want_dg ? dg_ref.data() : nullptr,
                                   want_db ? db_ref.data() : nullptr);
 
-  DeviceBuffer<float> d_x(x), d_g(gamma), d_dy(dy), d_sm(sm), d_si(si), d_dx(dx0), d_dg(dg0), d_db(db0);
+  DeviceBuffer<float> d_x(x), d_g(gamma), d_dy(dy), d_sm(sm), d_si(si);
+  // Poisoned: a written gradient must not read its old contents.
+  DeviceBuffer<float> d_dx(nx), d_dg(c), d_db(c);
+  if (accumulate || !want_dx) REQUIRE(d_dx.upload(dx0) == cudaSuccess);
+  if (accumulate || !want_dg) REQUIRE(d_dg.upload(dg0) == cudaSuccess);
+  if (accumulate || !want_db) REQUIRE(d_db.upload(db0) == cudaSuccess);
+  const size_t ws = lk::cuda::batch_norm_workspace_bytes(n, c, hw);
+  DeviceBuffer<double> d_ws(ws / sizeof(double));
   REQUIRE(lk::cuda::batch_norm_bwd(n, c, hw, d_dy.get(), d_x.get(), d_g.get(), d_sm.get(), d_si.get(), training,
                                    want_dx ? d_dx.get() : nullptr, want_dg ? d_dg.get() : nullptr,
-                                   want_db ? d_db.get() : nullptr) == cudaSuccess);
+                                   want_db ? d_db.get() : nullptr, d_ws.get(), ws, nullptr, accumulate, accumulate,
+                                   accumulate) == cudaSuccess);
   // Unrequested gradients stay as they were (dx0 etc.), as in the reference.
-  CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
-  CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
-  CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  if (accumulate) {
+    CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
+    CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
+    CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  } else {  // the written ones (the others stay poisoned)
+    if (want_dx) CHECK(scaled_error(d_dx.download(), narrow(dx_ref)) <= kTol);
+    if (want_dg) CHECK(scaled_error(d_dg.download(), narrow(dg_ref)) <= kTol);
+    if (want_db) CHECK(scaled_error(d_db.download(), narrow(db_ref)) <= kTol);
+  }
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
@@ -140,6 +163,23 @@ TEST_CASE("emu batch_norm: block sizes, short planes and partial gradients", "[e
   }
 }
 
+TEST_CASE("emu batch_norm: gradients written instead of added", "[emu]") {
+  NoLeaks no_leaks;
+  unsigned seed = 2500;
+  for (bool training : {true, false}) {
+    check_bwd(2, 3, 11 * 13, training, true, true, true, seed += 10, false);
+    check_bwd(2, 3, 61 * 47, training, true, false, false, seed += 10, false);  // two chunks per plane
+  }
+}
+
+TEST_CASE("emu batch_norm: planes of many chunks, far from zero", "[emu]") {
+  NoLeaks no_leaks;
+  // 64x64 planes: 2 chunks of 2048 elements each; with 3 images 6 partials
+  // per channel. The channel offsets (make_input) exercise the shifted sums.
+  check_fwd(3, 2, 64 * 64, true, 2600);
+  check_bwd(3, 2, 64 * 64, true, true, true, true, 2610);
+}
+
 TEST_CASE("emu batch_norm: in threads mode", "[emu]") {
   const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
   NoLeaks no_leaks;
@@ -149,14 +189,23 @@ TEST_CASE("emu batch_norm: in threads mode", "[emu]") {
 
 TEST_CASE("emu batch_norm: empty and invalid sizes", "[emu]") {
   NoLeaks no_leaks;
-  CHECK(lk::cuda::batch_norm_fwd(0, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
-                                 nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::batch_norm_fwd(1, 3, 1, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
-                                 nullptr, nullptr) == cudaErrorInvalidValue);  // one value per channel
-  CHECK(lk::cuda::batch_norm_fwd(-1, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, false, 0.1, 1e-5, nullptr,
-                                 nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::batch_norm_bwd(2, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
-                                 nullptr) == cudaSuccess);  // nothing requested
+  DeviceBuffer<double> ws(64);
+  const size_t bytes = 64 * sizeof(double);
+  CHECK(lk::cuda::batch_norm_fwd<float>(0, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+                                 nullptr, nullptr, nullptr, 0) == cudaSuccess);
+  CHECK(lk::cuda::batch_norm_fwd<float>(1, 3, 1, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+                                 nullptr, nullptr, ws.get(), bytes) == cudaErrorInvalidValue);  // one value per channel
+  CHECK(lk::cuda::batch_norm_fwd<float>(-1, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, false, 0.1, 1e-5, nullptr,
+                                 nullptr, nullptr, nullptr, 0) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::batch_norm_bwd<float>(2, 3, 4, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
+                                 nullptr, nullptr, 0) == cudaSuccess);  // nothing requested
+  // Training needs the workspace: missing or too small is refused, nothing launched.
+  const size_t need = lk::cuda::batch_norm_workspace_bytes(4, 8, 4096);
+  CHECK(need > bytes);
+  CHECK(lk::cuda::batch_norm_fwd<float>(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, 0.1, 1e-5, nullptr,
+                                 nullptr, nullptr, ws.get(), bytes) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::batch_norm_bwd<float>(4, 8, 4096, nullptr, nullptr, nullptr, nullptr, nullptr, true, nullptr, nullptr,
+                                 reinterpret_cast<float*>(ws.get()), nullptr, 0) == cudaErrorInvalidValue);
 }
 
 // Synchronised batch norm's pieces against kernels/batch_norm.h: the three

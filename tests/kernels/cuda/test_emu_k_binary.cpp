@@ -142,17 +142,17 @@ TEST_CASE("emu binary: fill, axpy and scale", "[emu]") {
 
 TEST_CASE("emu binary: empty and invalid shapes", "[emu]") {
   NoLeaks no_leaks;
-  CHECK(lk::cuda::binary_fwd(BinaryOp::Add, {0, 3, 4, 4}, nullptr, {0, 3, 4, 4}, nullptr, {1, 3, 1, 1}, nullptr) ==
+  CHECK(lk::cuda::binary_fwd<float>(BinaryOp::Add, {0, 3, 4, 4}, nullptr, {0, 3, 4, 4}, nullptr, {1, 3, 1, 1}, nullptr) ==
         cudaSuccess);
-  CHECK(lk::cuda::binary_bwd(BinaryOp::Mul, {2, 0, 4, 4}, nullptr, {2, 0, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
+  CHECK(lk::cuda::binary_bwd<float>(BinaryOp::Mul, {2, 0, 4, 4}, nullptr, {2, 0, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
         cudaErrorInvalidValue);  // Mul needs `other`
-  CHECK(lk::cuda::binary_bwd(BinaryOp::Add, {2, 0, 4, 4}, nullptr, {2, 0, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
+  CHECK(lk::cuda::binary_bwd<float>(BinaryOp::Add, {2, 0, 4, 4}, nullptr, {2, 0, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
         cudaSuccess);
-  CHECK(lk::cuda::binary_fwd(BinaryOp::Add, {2, 3, 4, 4}, nullptr, {2, 2, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
+  CHECK(lk::cuda::binary_fwd<float>(BinaryOp::Add, {2, 3, 4, 4}, nullptr, {2, 2, 4, 4}, nullptr, {1, 1, 1, 1}, nullptr) ==
         cudaErrorInvalidValue);
-  CHECK(lk::cuda::binary_bwd(BinaryOp::Mul, {2, 3, 4, 4}, nullptr, {2, 3, 4, 4}, nullptr, {1, 3, 2, 1}, nullptr) ==
+  CHECK(lk::cuda::binary_bwd<float>(BinaryOp::Mul, {2, 3, 4, 4}, nullptr, {2, 3, 4, 4}, nullptr, {1, 3, 2, 1}, nullptr) ==
         cudaErrorInvalidValue);
-  CHECK(lk::cuda::fill(0, 1.f, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::axpy(-1, 1.f, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::scale(0, 1.f, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::fill<float>(0, 1.f, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::axpy<float>(-1, 1.f, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::scale<float>(0, 1.f, nullptr) == cudaSuccess);
 }

@@ -83,7 +83,7 @@ TEST_CASE("emu concat: in threads mode", "[emu]") {
 
 TEST_CASE("emu concat: empty and invalid sizes", "[emu]") {
   NoLeaks no_leaks;
-  CHECK(lk::cuda::concat_fwd(0, 3, 5, 0, 16, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::concat_bwd(2, 3, 5, 3, 16, nullptr, nullptr) == cudaErrorInvalidValue);  // past c_dst
-  CHECK(lk::cuda::concat_fwd(2, 3, 5, -1, 16, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::concat_fwd<float>(0, 3, 5, 0, 16, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::concat_bwd<float>(2, 3, 5, 3, 16, nullptr, nullptr) == cudaErrorInvalidValue);  // past c_dst
+  CHECK(lk::cuda::concat_fwd<float>(2, 3, 5, -1, 16, nullptr, nullptr) == cudaErrorInvalidValue);
 }

@@ -118,12 +118,12 @@ TEST_CASE("emu pooling: in threads mode", "[emu]") {
 
 TEST_CASE("emu pooling: empty and invalid sizes", "[emu]") {
   NoLeaks no_leaks;
-  CHECK(lk::cuda::global_avg_pool_fwd(0, 5, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::global_avg_pool_fwd(2, 0, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::global_avg_pool_bwd(2, 0, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::global_avg_pool_bwd(-1, 3, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::max_pool2d_fwd(0, 4, 4, 2, 2, nullptr, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::max_pool2d_fwd(1, 1, 4, 2, 2, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::max_pool2d_fwd(1, 4, 4, 2, 0, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::max_pool2d_bwd(1, 4, 4, 0, 1, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::global_avg_pool_fwd<float>(0, 5, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::global_avg_pool_fwd<float>(2, 0, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::global_avg_pool_bwd<float>(2, 0, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::global_avg_pool_bwd<float>(-1, 3, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::max_pool2d_fwd<float>(0, 4, 4, 2, 2, nullptr, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::max_pool2d_fwd<float>(1, 1, 4, 2, 2, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::max_pool2d_fwd<float>(1, 4, 4, 2, 0, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::max_pool2d_bwd<float>(1, 4, 4, 0, 1, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
 }

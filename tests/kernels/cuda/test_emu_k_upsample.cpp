@@ -71,10 +71,10 @@ TEST_CASE("emu upsample: in threads mode", "[emu]") {
 
 TEST_CASE("emu upsample: empty and invalid sizes", "[emu]") {
   NoLeaks no_leaks;
-  CHECK(lk::cuda::upsample_fwd(UpsampleMode::Bilinear, 0, 4, 4, 2, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::upsample_bwd(UpsampleMode::Nearest, 3, 0, 4, 2, nullptr, nullptr) == cudaSuccess);
-  CHECK(lk::cuda::upsample_fwd(UpsampleMode::Nearest, 1, 4, 4, 0, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::upsample_bwd(UpsampleMode::Bilinear, -1, 4, 4, 2, nullptr, nullptr) == cudaErrorInvalidValue);
-  CHECK(lk::cuda::upsample_fwd(UpsampleMode::Bilinear, 1, 1 << 16, 1 << 16, 2, nullptr, nullptr) ==
+  CHECK(lk::cuda::upsample_fwd<float>(UpsampleMode::Bilinear, 0, 4, 4, 2, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::upsample_bwd<float>(UpsampleMode::Nearest, 3, 0, 4, 2, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::upsample_fwd<float>(UpsampleMode::Nearest, 1, 4, 4, 0, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::upsample_bwd<float>(UpsampleMode::Bilinear, -1, 4, 4, 2, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::upsample_fwd<float>(UpsampleMode::Bilinear, 1, 1 << 16, 1 << 16, 2, nullptr, nullptr) ==
         cudaErrorInvalidValue);  // an output plane beyond int
 }

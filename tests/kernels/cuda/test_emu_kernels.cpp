@@ -86,7 +86,7 @@ TEST_CASE("emu kernels: relu and sigmoid match the CPU kernels", "[emu]") {
   // 270000 > 1024 blocks * 256 threads: the grid-stride loop wraps.
   for (int64_t n : {1, 7, 255, 256, 257, 1000, 4099, 270000})
     for (Activation a : {Activation::Relu, Activation::Sigmoid}) check_activation(a, n, seed++);
-  CHECK(lk::cuda::activation_fwd(Activation::Relu, 0, nullptr, nullptr) == cudaSuccess);
+  CHECK(lk::cuda::activation_fwd<float>(Activation::Relu, 0, nullptr, nullptr) == cudaSuccess);
 }
 
 TEST_CASE("emu kernels: relu and sigmoid in threads mode", "[emu]") {
@@ -131,13 +131,13 @@ TEST_CASE("emu kernels: depthwise conv2d rejects what it does not implement", "[
   g.n = 1, g.c_in = 4, g.h = 13, g.w = 11, g.c_out = 4, g.kh = 3, g.kw = 3, g.pad = 1, g.groups = 4;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // 3x3
-  CHECK(lk::cuda::depthwise_conv2d_fwd(g, nullptr, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
+  CHECK(lk::cuda::depthwise_conv2d_fwd<float>(g, nullptr, nullptr, nullptr, nullptr) == cudaErrorInvalidValue);
   g.kh = g.kw = 5, g.stride = 2;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // strided
   g.stride = 1, g.groups = 1;
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // dense
-  g.groups = 4, g.kh = g.kw = 7, g.dil = 16, g.pad = 48;
+  g.groups = 4, g.kh = g.kw = 7, g.dil = 30, g.pad = 90;
   REQUIRE(g.finish());
   CHECK_FALSE(lk::cuda::depthwise_conv2d_supported(g));  // halo tile above 48 KiB
 }
