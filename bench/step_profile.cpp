@@ -17,6 +17,9 @@
 //                            reads and writes (engine/profiler.h), summed
 //   step_seconds(_min)       median (minimum) over the timed steps, wall clock
 //                            to the end of the step's device work
+//   step_cpu_seconds         median process CPU time (all host threads) of a
+//                            step: with --threads 1 on a shared machine, the
+//                            work itself, steadier than the wall clock
 // and per phase (forward, loss, backward, optimizer; with --graph on the
 // step is one phase, "step": engine/step_graph.h runs the first step eagerly,
 // captures the second and replays it after, so count after --warmup 2 or
@@ -40,6 +43,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -226,6 +230,13 @@ class Counter {
 
 // ------------------------------------------------------------------ the run
 
+// CPU time of the whole process (all threads), seconds.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -343,7 +354,7 @@ int run(const Args& a) {
   StepGraph graph(graph_wanted && !a.inference,
                   [](const std::string& m) { std::fprintf(stderr, "step_profile: %s\n", m.c_str()); });
   counter.graph = &graph;
-  std::vector<double> seconds;
+  std::vector<double> seconds, cpu_secs;
   std::vector<std::vector<int64_t>> phase_marks;  // per timed step: a mark at each phase boundary
   std::vector<Counts> phase_counts(phase_names.size());
   Counts step_total, first_step;
@@ -364,6 +375,7 @@ int run(const Args& a) {
       std::vector<int64_t> marks{timeline->mark()};
       prof.begin_phase("forward");
       const auto t0 = Clock::now();
+      const double c0s = cpu_seconds();
       for (int64_t b0 = 0; b0 < kSlices; b0 += a.batch) {
         const int64_t m = std::min(a.batch, kSlices - b0);
         Tensor x = Tensor::empty({m, 4, a.size, a.size});
@@ -378,6 +390,7 @@ int run(const Args& a) {
       const double t = std::chrono::duration<double>(Clock::now() - t0).count();
       if (timed) {
         seconds.push_back(t);
+        cpu_secs.push_back(cpu_seconds() - c0s);
         phase_marks.push_back(marks);
         step_total = step_total + (c1 - c0);
         phase_counts[0] = phase_counts[0] + (c1 - c0);
@@ -399,6 +412,7 @@ int run(const Args& a) {
       std::vector<Counts> at{counter.now()};
       std::vector<int64_t> marks{timeline->mark()};
       const auto t0 = Clock::now();
+      const double c0s = cpu_seconds();
       const auto phase = [&](const char* name, auto&& f) {
         prof.begin_phase(name);
         f();
@@ -440,6 +454,7 @@ int run(const Args& a) {
       else allocations_after_first += d.allocations;
       if (timed) {
         seconds.push_back(t);
+        cpu_secs.push_back(cpu_seconds() - c0s);
         phase_marks.push_back(marks);
         step_total = step_total + d;
         for (size_t p = 0; p < phase_names.size(); ++p) phase_counts[p] = phase_counts[p] + (at[p + 1] - at[p]);
@@ -467,6 +482,7 @@ int run(const Args& a) {
   out["op_bytes_per_step"] = step_total.op_bytes / n;
   out["step_seconds"] = median(seconds);
   out["step_seconds_min"] = *std::min_element(seconds.begin(), seconds.end());
+  out["step_cpu_seconds"] = median(cpu_secs);
   json phases = json::object();
   for (size_t p = 0; p < phase_names.size(); ++p) {
     std::vector<double> ps;

@@ -118,6 +118,23 @@ class Backend {
   virtual void conv2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
   virtual void conv2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
   virtual void conv2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;
+  // The training pair, for backends that keep something from the forward for
+  // the backward (the CPU's oneDNN path keeps x and w in its own layouts, so
+  // the backward reorders neither, and reorders dy once for dx and dw):
+  // conv2d_fwd_train returns that state (or null), conv2d_bwd takes it back
+  // with every wanted gradient (undefined: not wanted). By default the
+  // single-pass methods above.
+  virtual std::shared_ptr<void> conv2d_fwd_train(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
+                                                 const Tensor& y) {
+    conv2d_fwd(g, x, w, b, y);
+    return nullptr;
+  }
+  virtual void conv2d_bwd(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& b,
+                          const Tensor& dx, const Tensor& dw, const Tensor& db, const std::shared_ptr<void>& kept) {
+    (void)b, (void)kept;
+    if (dx.defined()) conv2d_bwd_data(g, dy, w, dx);
+    if (dw.defined() || db.defined()) conv2d_bwd_weight(g, dy, x, dw, db);
+  }
   virtual void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) = 0;
   virtual void conv_transpose2d_bwd_data(const ConvGeom& g, const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
   virtual void conv_transpose2d_bwd_weight(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& dw, const Tensor& db) = 0;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <type_traits>
+#include <vector>
 
 #include "engine/backend.h"
 #include "kernels/augment.h"
@@ -119,6 +121,39 @@ class CpuBackend final : public Backend {
     dispatch_float(dy, "conv2d_bwd_weight", [&]<typename T>() {
       cpu::conv2d_bwd_weight<T>(conv_impl("conv2d"), g, dy.data<T>(), x.data<T>(), cleared<T>(dw), cleared<T>(db));
     });
+  }
+  // oneDNN's training pair (kernels/onednn_conv.h): the forward keeps x and w
+  // in the primitive's layouts, in tensors the backward reads.
+  struct ConvKept {
+    Tensor src, wei;
+  };
+  bool onednn_conv(const ConvGeom& g, const Tensor& x) const {
+    return x.dtype() == DType::F32 && cpu::onednn_takes(g) && conv_impl("conv2d") == cpu::ConvImpl::OneDnn;
+  }
+  std::shared_ptr<void> conv2d_fwd_train(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
+                                         const Tensor& y) override {
+    int64_t ns = 0, nw = 0;
+    if (!onednn_conv(g, x) || !cpu::onednn_conv2d_kept_floats(g, b.defined(), &ns, &nw)) {
+      conv2d_fwd(g, x, w, b, y);
+      return nullptr;
+    }
+    auto k = std::make_shared<ConvKept>();
+    if (ns) k->src = Tensor::empty({ns}, DType::F32, device());
+    if (nw) k->wei = Tensor::empty({nw}, DType::F32, device());
+    cpu::onednn_conv2d_fwd_keep(g, x.data<float>(), w.data<float>(), ptr<float>(b), y.data<float>(),
+                                ptr<float>(k->src), ptr<float>(k->wei));
+    return k;
+  }
+  void conv2d_bwd(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& b,
+                  const Tensor& dx, const Tensor& dw, const Tensor& db, const std::shared_ptr<void>& kept) override {
+    const auto* k = static_cast<const ConvKept*>(kept.get());
+    const auto first = [](const Tensor& t) { return t.defined() && t.first_write(); };
+    if (onednn_conv(g, dy) &&
+        cpu::onednn_conv2d_bwd(g, dy.data<float>(), x.data<float>(), w.data<float>(), b.defined(), ptr<float>(dx),
+                               first(dx), ptr<float>(dw), first(dw), ptr<float>(db), first(db),
+                               k ? ptr<float>(k->src) : nullptr, k ? ptr<float>(k->wei) : nullptr))
+      return;
+    Backend::conv2d_bwd(g, dy, x, w, b, dx, dw, db, kept);
   }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     dispatch_float(x, "conv_transpose2d", [&]<typename T>() {
@@ -399,14 +434,19 @@ class CpuBackend final : public Backend {
     AdamWParams b = a;
     b.lr = s[cpu::kAdamWLr];
     const auto step = static_cast<int64_t>(s[cpu::kAdamWStep]);
+    std::vector<cpu::AdamWTensor<float>> f32;  // one multi-tensor update per dtype
+    std::vector<cpu::AdamWTensor<double>> f64;
     for (size_t i = 0; i < params.size(); ++i) {
       const Tensor& p = params[i];
       const Tensor g = p.grad();
       if (!g.defined()) continue;
       dispatch_float(p, "adamw", [&]<typename T>() {
-        cpu::adamw_update<T>(b, step, p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>());
+        auto& list = [&]() -> auto& { if constexpr (std::is_same_v<T, float>) return f32; else return f64; }();
+        list.push_back({p.numel(), p.data<T>(), g.data<T>(), m[i].data<T>(), v[i].data<T>()});
       });
     }
+    cpu::adamw_update_multi(b, step, f32.data(), static_cast<int64_t>(f32.size()));
+    cpu::adamw_update_multi(b, step, f64.data(), static_cast<int64_t>(f64.size()));
   }
 
   void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override {

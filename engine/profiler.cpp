@@ -114,6 +114,17 @@ class Profiler::Decorator final : public Backend {
     op("conv2d_bwd_weight", once({&dy, &x}) + grad_out(dw) + grad_out(db),
        [&] { b_.conv2d_bwd_weight(g, dy, x, dw, db); });
   }
+  std::shared_ptr<void> conv2d_fwd_train(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
+                                         const Tensor& y) override {
+    std::shared_ptr<void> kept;
+    op("conv2d_fwd", once({&x, &w, &b, &y}), [&] { kept = b_.conv2d_fwd_train(g, x, w, b, y); });
+    return kept;
+  }
+  void conv2d_bwd(const ConvGeom& g, const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& b,
+                  const Tensor& dx, const Tensor& dw, const Tensor& db, const std::shared_ptr<void>& kept) override {
+    op("conv2d_bwd", once({&dy, &x, &w}) + grad_out(dx) + grad_out(dw) + grad_out(db),
+       [&] { b_.conv2d_bwd(g, dy, x, w, b, dx, dw, db, kept); });
+  }
   void conv_transpose2d_fwd(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y) override {
     op("conv_transpose2d_fwd", once({&x, &w, &b, &y}), [&] { b_.conv_transpose2d_fwd(g, x, w, b, y); });
   }

@@ -13,6 +13,22 @@ namespace lk::cpu {
 template <typename T>
 void adamw_update(const AdamWParams& a, i64 step, i64 n, T* p, const T* g, T* m, T* v);
 
+// adamw_update of many tensors in one parallel region: their elements, taken
+// as one range, are split evenly over the threads (one fork-join per step
+// instead of one per tensor; a network has hundreds of tensors, most tiny,
+// and each fork-join costs a time slice when the cores are shared).
+// Each element gets adamw_update's arithmetic.
+template <typename T>
+struct AdamWTensor {
+  i64 n;
+  T* p;
+  const T* g;
+  T* m;
+  T* v;
+};
+template <typename T>
+void adamw_update_multi(const AdamWParams& a, i64 step, const AdamWTensor<T>* tensors, i64 count);
+
 // The per-step scalars of an AdamW optimiser, kept in one float64 array on
 // the parameters' device, so that a step takes nothing from the host
 // (engine/optim.h; the CUDA kernels read it, a captured step can replay):

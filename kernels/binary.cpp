@@ -37,6 +37,30 @@ void binary_fwd(BinaryOp op, const Dims4& out, const T* a, const Dims4& sa, cons
       }
 }
 
+// d[i] (+)= g[i] * o[i * step] (o null: g[i]), one loop per case so that
+// each vectorises (put_grad's test of accumulate inside the loop, and the
+// strided read of o, kept GCC's loop scalar).
+template <typename T, bool Acc>
+static void grad_row(i64 n, const T* g, const T* o, i64 step, T* d) {
+  const auto put = [d](i64 i, T v) {
+    if constexpr (Acc) d[i] += v;
+    else d[i] = v;
+  };
+  if (!o) {
+#pragma omp simd
+    for (i64 i = 0; i < n; ++i) put(i, g[i]);
+  } else if (step == 0) {
+    const T c = o[0];
+#pragma omp simd
+    for (i64 i = 0; i < n; ++i) put(i, g[i] * c);
+  } else if (step == 1) {
+#pragma omp simd
+    for (i64 i = 0; i < n; ++i) put(i, g[i] * o[i]);
+  } else {
+    for (i64 i = 0; i < n; ++i) put(i, g[i] * o[i * step]);
+  }
+}
+
 template <typename T>
 void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
                 const T* other, const Dims4& s_other, T* d_self, bool accumulate) {
@@ -48,12 +72,9 @@ void binary_bwd(BinaryOp op, const Dims4& out, const T* dy, const Dims4& s_self,
       for (i64 i1 = 0; i1 < out[1]; ++i1)
         for (i64 i2 = 0; i2 < out[2]; ++i2) {
           const i64 row = ((i0 * out[1] + i1) * out[2] + i2) * out[3];
-          if (op == BinaryOp::Add) {
-            for (i64 i3 = 0; i3 < out[3]; ++i3) put_grad(d_self[row + i3], dy[row + i3], accumulate);
-          } else {
-            const T* po = other + i0 * to[0] + i1 * to[1] + i2 * to[2];
-            for (i64 i3 = 0; i3 < out[3]; ++i3) put_grad(d_self[row + i3], dy[row + i3] * po[i3 * to[3]], accumulate);
-          }
+          const T* po = op == BinaryOp::Add ? nullptr : other + i0 * to[0] + i1 * to[1] + i2 * to[2];
+          accumulate ? grad_row<T, true>(out[3], dy + row, po, to[3], d_self + row)
+                     : grad_row<T, false>(out[3], dy + row, po, to[3], d_self + row);
         }
     return;
   }

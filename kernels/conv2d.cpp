@@ -1,5 +1,7 @@
 #include "kernels/conv2d.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -150,6 +152,8 @@ static bool is_pointwise(const ConvGeom& g) {
   return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
 }
 
+bool onednn_takes(const ConvGeom& g) { return !g.depthwise() && !is_pointwise(g); }
+
 template <typename T>
 void conv2d_fwd(const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
   if (g.depthwise()) return depthwise_conv2d_fwd(g, x, w, b, y, accumulate);
@@ -213,6 +217,29 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
   const i64 cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   const i64 K = cig * g.kh * g.kw, P = g.oh * g.ow;
   const bool pw = is_pointwise(g);
+  if (pw && g.groups == 1 && g.n > 1) {
+    // Images in parallel, each thread summing its images into its own
+    // partial gradient (one BLAS call per image on the calling thread), then
+    // the partials added into dw in thread order.
+    const int nt = std::min<int>(omp_get_max_threads(), static_cast<int>(g.n));
+    std::vector<T> part(static_cast<size_t>(nt) * cog * K);
+#pragma omp parallel num_threads(nt)
+    {
+      const i64 t = omp_get_thread_num(), lo = g.n * t / nt, hi = g.n * (t + 1) / nt;
+      T* pt = part.data() + t * cog * K;
+      for (i64 n = lo; n < hi; ++n)
+        gemm<T>(false, true, cog, K, P, T(1), dy + n * g.c_out * P, P, x + n * g.c_in * P, P, T(n > lo), pt, K);
+#pragma omp barrier
+#pragma omp for
+      for (i64 i = 0; i < cog * K; ++i) {
+        T acc = dw[i];
+        for (int u = 0; u < nt; ++u) acc += part[u * cog * K + i];
+        dw[i] = acc;
+      }
+    }
+    if (db) channel_sum_acc(g.n, g.c_out, P, dy, db);
+    return;
+  }
   // Sequential over images (the weight gradient is shared); BLAS threads.
   std::vector<T> cols(pw ? 0 : K * P);
   for (i64 n = 0; n < g.n; ++n)
@@ -234,7 +261,7 @@ template <typename T>
 void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate) {
   if (impl == ConvImpl::PlainLoops) return conv2d_fwd_ref(g, x, w, b, y, accumulate);
   if constexpr (std::is_same_v<T, float>)
-    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_fwd(g, x, w, b, y, accumulate)) return;
+    if (impl == ConvImpl::OneDnn && onednn_takes(g) && onednn_conv2d_fwd(g, x, w, b, y, accumulate)) return;
   conv2d_fwd(g, x, w, b, y, accumulate);
 }
 
@@ -242,7 +269,7 @@ template <typename T>
 void conv2d_bwd_data(ConvImpl impl, const ConvGeom& g, const T* dy, const T* w, T* dx) {
   if (impl == ConvImpl::PlainLoops) return conv2d_bwd_data_ref(g, dy, w, dx);
   if constexpr (std::is_same_v<T, float>)
-    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_data(g, dy, w, dx)) return;
+    if (impl == ConvImpl::OneDnn && onednn_takes(g) && onednn_conv2d_bwd_data(g, dy, w, dx)) return;
   conv2d_bwd_data(g, dy, w, dx);
 }
 
@@ -250,7 +277,7 @@ template <typename T>
 void conv2d_bwd_weight(ConvImpl impl, const ConvGeom& g, const T* dy, const T* x, T* dw, T* db) {
   if (impl == ConvImpl::PlainLoops) return conv2d_bwd_weight_ref(g, dy, x, dw, db);
   if constexpr (std::is_same_v<T, float>)
-    if (impl == ConvImpl::OneDnn && !g.depthwise() && onednn_conv2d_bwd_weight(g, dy, x, dw, db)) return;
+    if (impl == ConvImpl::OneDnn && onednn_takes(g) && onednn_conv2d_bwd_weight(g, dy, x, dw, db)) return;
   conv2d_bwd_weight(g, dy, x, dw, db);
 }
 

@@ -7,9 +7,9 @@
 //   *_ref   plain nested loops: the reference every other variant is tested on
 //   (none)  im2col + OpenBLAS sgemm for dense convolutions, direct OpenMP
 //           loops for depthwise ones
-//   oneDNN  float32 dense convolutions through oneDNN (kernels/onednn_conv.h),
-//           everything else as above; the conv2d_*(ConvImpl, ...) entry points
-//           below choose
+//   oneDNN  float32 dense convolutions but the 1x1 ones through oneDNN
+//           (kernels/onednn_conv.h), everything else as above; the
+//           conv2d_*(ConvImpl, ...) entry points below choose
 #pragma once
 
 #include "kernels/common.h"
@@ -37,6 +37,12 @@ void conv2d_bwd_weight(const ConvGeom& g, const T* dy, const T* x, T* dw, T* db)
 
 // Which implementation the conv2d_*(ConvImpl, ...) entry points run.
 enum class ConvImpl { PlainLoops, Im2colBlas, OneDnn };
+
+// Whether ConvImpl::OneDnn sends g to oneDNN: not depthwise convolutions (our
+// direct loops) nor pointwise ones (1x1, stride 1, no padding): in NCHW those
+// are plain GEMMs per image, while oneDNN would reorder every operand into
+// and out of its blocked layout around the same GEMM.
+bool onednn_takes(const ConvGeom& g);
 
 template <typename T>
 void conv2d_fwd(ConvImpl impl, const ConvGeom& g, const T* x, const T* w, const T* b, T* y, bool accumulate = false);

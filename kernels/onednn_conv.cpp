@@ -23,6 +23,14 @@ const char* onednn_version() { return ""; }
 bool onednn_conv2d_fwd(const ConvGeom&, const float*, const float*, const float*, float*, bool) { return false; }
 bool onednn_conv2d_bwd_data(const ConvGeom&, const float*, const float*, float*) { return false; }
 bool onednn_conv2d_bwd_weight(const ConvGeom&, const float*, const float*, float*, float*) { return false; }
+bool onednn_conv2d_kept_floats(const ConvGeom&, bool, int64_t*, int64_t*) { return false; }
+bool onednn_conv2d_fwd_keep(const ConvGeom&, const float*, const float*, const float*, float*, float*, float*) {
+  return false;
+}
+bool onednn_conv2d_bwd(const ConvGeom&, const float*, const float*, const float*, bool, float*, bool, float*, bool,
+                       float*, bool, const float*, const float*) {
+  return false;
+}
 
 #else
 
@@ -60,7 +68,7 @@ class Buffer {
 // The per-thread working set of one call: the operands in oneDNN's layouts
 // and its scratchpad, plus the stream.
 struct Scratch {
-  Buffer src, wei, dst, pad, bias;
+  Buffer src, wei, dst, dst2, pad, bias;
   dnnl::stream stream{engine()};
 };
 Scratch& scratch() {
@@ -93,13 +101,26 @@ Operand make_operand(const Md& user, const Md& prim, bool in, bool out, bool out
 }
 
 // The user's tensor as the primitive wants it: the user's memory itself, or
-// a reordered copy in `buf`.
-memory bring_in(const Operand& o, const float* p, Buffer& buf, dnnl::stream& s) {
+// a reordered copy in `to` (when given) or `buf`.
+memory bring_in(const Operand& o, const float* p, Buffer& buf, dnnl::stream& s, float* to = nullptr) {
   memory um(o.user, engine(), const_cast<float*>(p));
   if (o.same()) return um;
-  memory pm(o.prim, engine(), buf.get(o.prim.get_size()));
+  memory pm(o.prim, engine(), to ? static_cast<void*>(to) : buf.get(o.prim.get_size()));
   o.in.execute(s, um, pm);
   return pm;
+}
+
+// Where the primitive writes a result meant for the user's p: p itself when
+// the layouts agree and p is overwritten, else `buf` (then finish_out).
+memory out_mem(const Operand& o, float* p, bool first, Buffer& buf) {
+  if (o.same() && first) return memory(o.user, engine(), p);
+  return memory(o.prim, engine(), buf.get(o.prim.get_size()));
+}
+// The primitive's result m into the user's p: overwritten (first) or added.
+void finish_out(const Operand& o, memory m, float* p, bool first, dnnl::stream& s) {
+  if (o.same() && first) return;
+  memory um(o.user, engine(), p);
+  (first ? o.out : o.out_sum).execute(s, m, um);
 }
 
 enum class Pass { Fwd, FwdAcc, BwdData, BwdWeight };
@@ -148,12 +169,17 @@ Geometry geometry(const ConvGeom& g, bool bias) {
 // faster here, within the float32 golden tolerances (value-scaled 2e-5 per op,
 // 1e-4 for the networks). LKASEG_ONEDNN_WINOGRAD=0 keeps every convolution
 // direct, as PyTorch runs them.
-dnnl::algorithm algo(const ConvGeom& g) {
+// A forward with fewer than 16 input channels (the network's first
+// convolution, 4 MRI channels) stays direct: its Winograd transform costs
+// more than it saves (measured: 17 ms against 1.2 ms at 8x4x128x128 -> 32,
+// one thread), while its weight gradient still gains from Winograd.
+dnnl::algorithm algo(const ConvGeom& g, Pass pass) {
   static const bool wino = [] {
     const char* e = std::getenv("LKASEG_ONEDNN_WINOGRAD");
     return !(e && e[0] == '0');
   }();
-  return wino && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dil == 1 && g.groups == 1
+  const bool narrow_fwd = g.c_in < 16 && (pass == Pass::Fwd || pass == Pass::FwdAcc);
+  return wino && !narrow_fwd && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dil == 1 && g.groups == 1
              ? dnnl::algorithm::convolution_winograd
              : dnnl::algorithm::convolution_direct;
 }
@@ -177,7 +203,7 @@ std::unique_ptr<Plan> build(const ConvGeom& g, Pass pass, bool bias) {
   const Geometry d = geometry(g, bias);
   auto p = std::make_unique<Plan>();
   if (pass == Pass::Fwd || pass == Pass::FwdAcc) {
-    const auto pd = forward_pd(d, bias, algo(g));
+    const auto pd = forward_pd(d, bias, algo(g, pass));
     p->prim = dnnl::convolution_forward(pd);
     p->src = make_operand(d.src, pd.src_desc(), true, false, false);
     p->wei = make_operand(d.wei, pd.weights_desc(), true, false, false);
@@ -186,26 +212,26 @@ std::unique_ptr<Plan> build(const ConvGeom& g, Pass pass, bool bias) {
     p->scratchpad = pd.scratchpad_desc();
   } else if (pass == Pass::BwdData) {
     using B = dnnl::convolution_backward_data;
-    const auto hint = forward_pd(d, false, algo(g));
-    const B::desc desc(algo(g), d.src_any, d.wei_any, d.dst_any, d.strides, d.dilates,
+    const auto hint = forward_pd(d, false, algo(g, pass));
+    const B::desc desc(algo(g, pass), d.src_any, d.wei_any, d.dst_any, d.strides, d.dilates,
                        d.pad_l, d.pad_r);
     const B::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
     p->prim = B(pd);
-    p->src = make_operand(d.src, pd.diff_src_desc(), false, false, true);
+    p->src = make_operand(d.src, pd.diff_src_desc(), false, true, true);
     p->wei = make_operand(d.wei, pd.weights_desc(), true, false, false);
     p->dst = make_operand(d.dst, pd.diff_dst_desc(), true, false, false);
     p->scratchpad = pd.scratchpad_desc();
   } else {
     using B = dnnl::convolution_backward_weights;
-    const auto hint = forward_pd(d, bias, algo(g));
-    const auto desc = bias ? B::desc(algo(g), d.src_any, d.wei_any, d.bias, d.dst_any,
+    const auto hint = forward_pd(d, bias, algo(g, pass));
+    const auto desc = bias ? B::desc(algo(g, pass), d.src_any, d.wei_any, d.bias, d.dst_any,
                                      d.strides, d.dilates, d.pad_l, d.pad_r)
-                           : B::desc(algo(g), d.src_any, d.wei_any, d.dst_any, d.strides,
+                           : B::desc(algo(g, pass), d.src_any, d.wei_any, d.dst_any, d.strides,
                                      d.dilates, d.pad_l, d.pad_r);
     const B::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
     p->prim = B(pd);
     p->src = make_operand(d.src, pd.src_desc(), true, false, false);
-    p->wei = make_operand(d.wei, pd.diff_weights_desc(), false, false, true);
+    p->wei = make_operand(d.wei, pd.diff_weights_desc(), false, true, true);
     p->dst = make_operand(d.dst, pd.diff_dst_desc(), true, false, false);
     p->bias = d.bias;
     p->scratchpad = pd.scratchpad_desc();
@@ -249,14 +275,16 @@ const char* onednn_version() {
   return v.c_str();
 }
 
-bool onednn_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
-                       bool accumulate) {
+namespace {
+
+bool forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y, bool accumulate,
+             float* kept_src, float* kept_wei) {
   const Plan* p = plan(g, accumulate ? Pass::FwdAcc : Pass::Fwd, b != nullptr);
   if (!p) return false;
   Scratch& s = scratch();
   try {
-    const memory src = bring_in(p->src, x, s.src, s.stream);
-    const memory wei = bring_in(p->wei, w, s.wei, s.stream);
+    const memory src = bring_in(p->src, x, s.src, s.stream, kept_src);
+    const memory wei = bring_in(p->wei, w, s.wei, s.stream, kept_wei);
     memory user_dst(p->dst.user, engine(), y);
     const bool direct = p->dst.same() && !accumulate;
     memory dst = direct ? user_dst : memory(p->dst.prim, engine(), s.dst.get(p->dst.prim.get_size()));
@@ -275,51 +303,84 @@ bool onednn_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const 
   return true;
 }
 
-bool onednn_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
-  const Plan* p = plan(g, Pass::BwdData, false);
+}  // namespace
+
+bool onednn_conv2d_fwd(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                       bool accumulate) {
+  return forward(g, x, w, b, y, accumulate, nullptr, nullptr);
+}
+
+bool onednn_conv2d_kept_floats(const ConvGeom& g, bool bias, int64_t* src_floats, int64_t* wei_floats) {
+  const Plan* p = plan(g, Pass::Fwd, bias);
   if (!p) return false;
+  *src_floats = p->src.same() ? 0 : static_cast<int64_t>(p->src.prim.get_size() / sizeof(float));
+  *wei_floats = p->wei.same() ? 0 : static_cast<int64_t>(p->wei.prim.get_size() / sizeof(float));
+  return true;
+}
+
+bool onednn_conv2d_fwd_keep(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                            float* kept_src, float* kept_wei) {
+  return forward(g, x, w, b, y, false, kept_src, kept_wei);
+}
+
+bool onednn_conv2d_bwd(const ConvGeom& g, const float* dy, const float* x, const float* w, bool bias, float* dx,
+                       bool dx_first, float* dw, bool dw_first, float* db, bool db_first, const float* kept_src,
+                       const float* kept_wei) {
+  const Plan* pd = dx ? plan(g, Pass::BwdData, false) : nullptr;
+  const Plan* pw = dw || db ? plan(g, Pass::BwdWeight, db != nullptr) : nullptr;
+  if ((dx && !pd) || ((dw || db) && !pw)) return false;
+  // The forward's plan, whose layouts kept_src / kept_wei are in.
+  const Plan* pf = kept_src || kept_wei ? plan(g, Pass::Fwd, bias) : nullptr;
+  const auto kept = [&](const float* k, const Operand* fwd, const Operand& want) {
+    return k && fwd && !fwd->same() && fwd->prim == want.prim;
+  };
   Scratch& s = scratch();
   try {
-    const memory ddst = bring_in(p->dst, dy, s.dst, s.stream);
-    const memory wei = bring_in(p->wei, w, s.wei, s.stream);
-    memory dsrc(p->src.prim, engine(), s.src.get(p->src.prim.get_size()));
-    p->prim.execute(s.stream, {{DNNL_ARG_DIFF_DST, ddst},
-                               {DNNL_ARG_WEIGHTS, wei},
-                               {DNNL_ARG_DIFF_SRC, dsrc},
-                               {DNNL_ARG_SCRATCHPAD, scratchpad(*p, s)}});
-    memory user(p->src.user, engine(), dx);
-    p->src.out_sum.execute(s.stream, dsrc, user);  // dx += ...
+    memory ddst_d, ddst_w;  // dy, reordered once when both primitives take the same layout
+    if (pd) ddst_d = bring_in(pd->dst, dy, s.dst, s.stream);
+    if (pw) ddst_w = pd && pw->dst.prim == pd->dst.prim ? ddst_d : bring_in(pw->dst, dy, s.dst2, s.stream);
+    if (pd) {
+      const memory wei = kept(kept_wei, pf ? &pf->wei : nullptr, pd->wei)
+                             ? memory(pd->wei.prim, engine(), const_cast<float*>(kept_wei))
+                             : bring_in(pd->wei, w, s.wei, s.stream);
+      const memory dsrc = out_mem(pd->src, dx, dx_first, s.src);
+      pd->prim.execute(s.stream, {{DNNL_ARG_DIFF_DST, ddst_d},
+                                  {DNNL_ARG_WEIGHTS, wei},
+                                  {DNNL_ARG_DIFF_SRC, dsrc},
+                                  {DNNL_ARG_SCRATCHPAD, scratchpad(*pd, s)}});
+      finish_out(pd->src, dsrc, dx, dx_first, s.stream);
+    }
+    if (pw) {
+      const memory src = kept(kept_src, pf ? &pf->src : nullptr, pw->src)
+                             ? memory(pw->src.prim, engine(), const_cast<float*>(kept_src))
+                             : bring_in(pw->src, x, s.src, s.stream);
+      const memory dwei = dw ? out_mem(pw->wei, dw, dw_first, s.wei)
+                             : memory(pw->wei.prim, engine(), s.wei.get(pw->wei.prim.get_size()));
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
+                                           {DNNL_ARG_DIFF_DST, ddst_w},
+                                           {DNNL_ARG_DIFF_WEIGHTS, dwei},
+                                           {DNNL_ARG_SCRATCHPAD, scratchpad(*pw, s)}};
+      float* dbias = db ? static_cast<float*>(s.bias.get(static_cast<size_t>(g.c_out) * sizeof(float))) : nullptr;
+      if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(pw->bias, engine(), dbias));
+      pw->prim.execute(s.stream, args);
+      if (dw) finish_out(pw->wei, dwei, dw, dw_first, s.stream);
+      s.stream.wait();
+      if (db)
+        for (int64_t c = 0; c < g.c_out; ++c) db[c] = db_first ? dbias[c] : db[c] + dbias[c];
+    }
     s.stream.wait();
   } catch (const dnnl::error& e) {
-    fail("convolution backward data", e);
+    fail("convolution backward", e);
   }
   return true;
 }
 
+bool onednn_conv2d_bwd_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
+  return onednn_conv2d_bwd(g, dy, nullptr, w, false, dx, false, nullptr, false, nullptr, false, nullptr, nullptr);
+}
+
 bool onednn_conv2d_bwd_weight(const ConvGeom& g, const float* dy, const float* x, float* dw, float* db) {
-  const Plan* p = plan(g, Pass::BwdWeight, db != nullptr);
-  if (!p) return false;
-  Scratch& s = scratch();
-  try {
-    const memory src = bring_in(p->src, x, s.src, s.stream);
-    const memory ddst = bring_in(p->dst, dy, s.dst, s.stream);
-    memory dwei(p->wei.prim, engine(), s.wei.get(p->wei.prim.get_size()));
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},
-                                         {DNNL_ARG_DIFF_DST, ddst},
-                                         {DNNL_ARG_DIFF_WEIGHTS, dwei},
-                                         {DNNL_ARG_SCRATCHPAD, scratchpad(*p, s)}};
-    float* dbias = db ? static_cast<float*>(s.bias.get(static_cast<size_t>(g.c_out) * sizeof(float))) : nullptr;
-    if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(p->bias, engine(), dbias));
-    p->prim.execute(s.stream, args);
-    memory user(p->wei.user, engine(), dw);
-    p->wei.out_sum.execute(s.stream, dwei, user);  // dw += ...
-    s.stream.wait();
-    if (db)
-      for (int64_t c = 0; c < g.c_out; ++c) db[c] += dbias[c];
-  } catch (const dnnl::error& e) {
-    fail("convolution backward weights", e);
-  }
-  return true;
+  return onednn_conv2d_bwd(g, dy, x, nullptr, false, nullptr, false, dw, false, db, false, nullptr, nullptr);
 }
 
 #endif

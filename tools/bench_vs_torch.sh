@@ -13,6 +13,7 @@
 #   tools/bench_vs_torch.sh --reps 5 --out r.json
 #   tools/bench_vs_torch.sh --widths 16,32,64,128 --nets unet --no-inference
 #   tools/bench_vs_torch.sh --device cuda          # peer on the GPU, ours with --backend cuda
+#   tools/bench_vs_torch.sh --layouts channels_last # skip the (slow) NCHW peer
 #
 # Needs a build (tools/build.sh) and a Python with torch: --python, else
 # $LKASEG_BENCH_PYTHON, else .venv-bench/bin/python, else python3
@@ -24,13 +25,13 @@ reps=3 steps=5 warmup=2 threads=2 batch=8 size=128 infer_batch=16
 widths=32,64,128,256,512
 nets="resse_lka_unet unet attention_unet"
 infer_net=resse_lka_unet
-inference=1 device=cpu
+inference=1 device=cpu layouts="channels_last nchw"
 build="${LKASEG_BUILD_DIR:-$root/build}"
 out="bench_vs_torch.json"
 py="${LKASEG_BENCH_PYTHON:-}"
 extra_ours=() extra_peer=()
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
@@ -44,6 +45,7 @@ while (($#)); do
     --nets) nets="$2"; shift 2 ;;
     --infer-net) infer_net="$2"; shift 2 ;;
     --no-inference) inference=0; shift ;;
+    --layouts) layouts="${2//,/ }"; shift 2 ;;     # the peer's layouts: channels_last, nchw
     --device) device="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -90,7 +92,14 @@ run_one() {  # case runner rep mode net
 cases=()
 for n in $nets; do cases+=("train:$n"); done
 ((inference)) && cases+=("inference:$infer_net")
-runners=(ours torch_cl torch_nchw)
+runners=(ours)
+for l in $layouts; do
+  case "$l" in
+    channels_last) runners+=(torch_cl) ;;
+    nchw) runners+=(torch_nchw) ;;
+    *) echo "bench_vs_torch: unknown layout $l (channels_last, nchw)" >&2; exit 2 ;;
+  esac
+done
 echo "bench_vs_torch: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads; widths $widths, batch $batch (inference $infer_batch), ${size}x${size}; $reps reps x $steps steps" >&2
 for ((r = 0; r < reps; ++r)); do
   for c in "${cases[@]}"; do

@@ -23,15 +23,17 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
   if (!g.finish()) shape_error(op, "kernel larger than padded input", x.shape(), w.shape());
 
   Tensor y = new_like(x, {g.n, g.c_out, g.oh, g.ow});
-  be(x).conv2d_fwd(g, x, w, b, y);
-  if (needs_grad({&x, &w, &b}))
-    record(y, op, {x, w, b}, [g, x, w, b](const Tensor& dy) {
-      if (x.requires_grad()) be(dy).conv2d_bwd_data(g, dy, w, grad_buffer(x));
-      if (w.requires_grad() || (b.defined() && b.requires_grad())) {
-        Tensor dw = w.requires_grad() ? grad_buffer(w) : Tensor::empty(w.shape(), w.dtype(), w.device()).as_first_write();
-        be(dy).conv2d_bwd_weight(g, dy, x, dw, grad_of(b));
-      }
-    });
+  if (!needs_grad({&x, &w, &b})) {
+    be(x).conv2d_fwd(g, x, w, b, y);
+    return y;
+  }
+  std::shared_ptr<void> kept = be(x).conv2d_fwd_train(g, x, w, b, y);
+  record(y, op, {x, w, b}, [g, x, w, b, kept](const Tensor& dy) {
+    Tensor dw;
+    if (w.requires_grad()) dw = grad_buffer(w);
+    else if (b.defined() && b.requires_grad()) dw = Tensor::empty(w.shape(), w.dtype(), w.device()).as_first_write();
+    be(dy).conv2d_bwd(g, dy, x, w, b, x.requires_grad() ? grad_buffer(x) : Tensor(), dw, grad_of(b), kept);
+  });
   return y;
 }
 

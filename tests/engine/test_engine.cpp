@@ -9,6 +9,7 @@
 #include "engine/optim.h"
 #include "engine/profiler.h"
 #include "engine/safetensors.h"
+#include "kernels/adamw.h"
 #include "tests/support/harness.h"
 
 using namespace lk;
@@ -320,8 +321,10 @@ TEST_CASE("the CPU allocator hands a freed buffer to the next request of its siz
 
 // Each convolution implementation of the CPU against the float64 plain loops
 // at shapes the networks use (3x3 at 16 channels takes oneDNN's Winograd
-// path, 1x1 its 1x1 kernels, 2x2 stride 2 the transposed convolution), with
-// gradients that already hold values, so the accumulation is checked too.
+// path, 1x1 a GEMM per image, 2x2 stride 2 the transposed convolution), with
+// gradients that already hold values (the accumulation), with none (first
+// writes: oneDNN's training pair overwrites them), and with the weight frozen
+// but the bias trained.
 TEST_CASE("every CPU convolution variant matches the plain loops and adds into its gradients", "[backend]") {
   Backend& b = backend(cpu_device());
   struct Case {
@@ -336,23 +339,58 @@ TEST_CASE("every CPU convolution variant matches the plain loops and adds into i
     const Tensor w64 = c.transposed ? randn({c.cin, c.cout, c.k, c.k}, 12, DType::F64, 0.2)
                                     : randn({c.cout, c.cin, c.k, c.k}, 12, DType::F64, 0.2);
     const Tensor b64 = randn({c.cout}, 13, DType::F64);
-    auto run = [&](KernelVariant v, DType dt) {
-      VariantScope scope(b, v);
-      Tensor x = x64.to(dt).set_requires_grad(true), w = w64.to(dt).set_requires_grad(true),
-             bias = b64.to(dt).set_requires_grad(true);
-      for (Tensor* t : {&x, &w, &bias}) grad_buffer(*t).copy_from(randn(t->shape(), 14, dt));  // prior values
-      const Tensor y = c.transposed ? conv_transpose2d(x, w, bias, 2, 0) : conv2d(x, w, bias, {.padding = c.pad});
-      backward(y, randn(y.shape(), 15, dt));
-      return std::vector<Tensor>{y, x.grad(), w.grad(), bias.grad()};
-    };
-    const std::vector<Tensor> ref = run(KernelVariant::PlainLoops, DType::F64);
-    for (KernelVariant v : b.variants()) {
-      INFO(variant_name(v));
-      const std::vector<Tensor> got = run(v, DType::F32);
-      for (size_t i = 0; i < ref.size(); ++i) {
-        INFO("output " << i);
-        CHECK(scaled_error(got[i], ref[i]) < 2e-5);
+    for (int mode : {0, 1, 2}) {  // 0: prior gradients, 1: first writes, 2: frozen weight
+      INFO("mode " << mode);
+      auto run = [&](KernelVariant v, DType dt) {
+        VariantScope scope(b, v);
+        Tensor x = x64.to(dt).set_requires_grad(true), w = w64.to(dt).set_requires_grad(mode != 2),
+               bias = b64.to(dt).set_requires_grad(true);
+        if (mode == 0)
+          for (Tensor* t : {&x, &w, &bias}) grad_buffer(*t).copy_from(randn(t->shape(), 14, dt));  // prior values
+        const Tensor y = c.transposed ? conv_transpose2d(x, w, bias, 2, 0) : conv2d(x, w, bias, {.padding = c.pad});
+        backward(y, randn(y.shape(), 15, dt));
+        std::vector<Tensor> out{y, x.grad(), bias.grad()};
+        if (mode != 2) out.push_back(w.grad());
+        else CHECK_FALSE(w.grad().defined());
+        return out;
+      };
+      const std::vector<Tensor> ref = run(KernelVariant::PlainLoops, DType::F64);
+      for (KernelVariant v : b.variants()) {
+        INFO(variant_name(v));
+        const std::vector<Tensor> got = run(v, DType::F32);
+        for (size_t i = 0; i < ref.size(); ++i) {
+          INFO("output " << i);
+          CHECK(scaled_error(got[i], ref[i]) < 2e-5);
+        }
       }
     }
   }
+}
+
+// The multi-tensor AdamW of the CPU backend (one parallel region over every
+// tensor) against the one-tensor kernel, on tensors of odd sizes that the
+// threads' shares cut through.
+TEST_CASE("the CPU's multi-tensor AdamW equals the per-tensor update", "[optim]") {
+  const AdamWParams a{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05};
+  const std::vector<int64_t> sizes{1, 37, 4096, 5, 100003, 17};
+  std::vector<std::vector<float>> p(sizes.size()), g(sizes.size()), m(sizes.size()), v(sizes.size());
+  std::vector<cpu::AdamWTensor<float>> list;
+  const auto floats = [](const Tensor& t) {
+    const std::vector<double> d = t.to_vector();
+    return std::vector<float>(d.begin(), d.end());
+  };
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    p[i] = floats(randn({sizes[i]}, 20 + i)), g[i] = floats(randn({sizes[i]}, 40 + i));
+    m[i] = floats(randn({sizes[i]}, 60 + i, DType::F64, 0.1));
+    v[i].assign(sizes[i], 0.01f);
+    list.push_back({sizes[i], p[i].data(), g[i].data(), m[i].data(), v[i].data()});
+  }
+  auto p1 = p, m1 = m, v1 = v;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    cpu::adamw_update(a, 3, sizes[i], p1[i].data(), g[i].data(), m1[i].data(), v1[i].data());
+  cpu::adamw_update_multi(a, 3, list.data(), static_cast<int64_t>(list.size()));
+  CHECK(p == p1);
+  CHECK(m == m1);
+  CHECK(v == v1);
+  CHECK(p[4] != floats(randn({sizes[4]}, 24)));  // it did update
 }
