@@ -49,3 +49,21 @@ TEST_CASE("emu loss scale: overflow halves and flags, interval clean steps doubl
   CHECK(lk::cuda::loss_scale_update(p, total.get(), nullptr) == cudaErrorInvalidValue);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
+
+TEST_CASE("emu loss scale: threads mode", "[emu]") {
+  const lk::simt::ScopedMode threads(lk::simt::Mode::Threads);
+  NoLeaks no_leaks;
+  const lk::cpu::LossScaleParams p{2.0f, 0.5f, 2};
+  std::vector<float> host(lk::cpu::kLossScaleStateSize, 0.f);
+  host[lk::cpu::kLossScale] = 64.f;
+  host[lk::cpu::kLossScaleInv] = 1.f / 64.f;
+  DeviceBuffer<float> state(host), total(1);
+  for (const float t : {1.f, std::numeric_limits<float>::infinity(), 2.f, 3.f}) {
+    REQUIRE(total.upload(std::vector<float>{t}) == cudaSuccess);
+    REQUIRE(lk::cuda::loss_scale_update(p, total.get(), state.get()) == cudaSuccess);
+    lk::cpu::loss_scale_update(p, t, host.data());
+    CHECK(state.download() == host);
+  }
+  CHECK(host[lk::cpu::kLossScaleSkipped] == 1.f);
+  CHECK(cudaDeviceSynchronize() == cudaSuccess);
+}
