@@ -19,7 +19,12 @@
 #                  --backend cuda vs tools/bench/torch_peer.py (eager NCHW,
 #                  channels_last, torch.compile), same batch and size, TF32
 #                  off on both sides; ratio ours / PyTorch
-#   memory         peak GPU memory of those steps, ours vs PyTorch
+#   memory         peak GPU memory of those steps, ours vs PyTorch, and
+#                  ours in bf16 vs fp32
+#   precision      `lkaseg train` on real BraTS cases, fp32 then bf16 (same
+#                  split, seed, steps): validation Dice within 1 point?
+#                  (cases: third_party/real_cases, which tools/
+#                  gpu_prepare_deps.sh fills, or $LKASEG_REAL_CASES)
 #   e2e            `lkaseg demo` and a short `lkaseg cv` on the card
 #
 # Reports: docs/gpu_runs/<date>-<card>.md and .json, rewritten after every
@@ -37,13 +42,15 @@ root="$(cd "$(dirname "$self")/.." && pwd)"
 # shellcheck source=tools/gpu/runner.sh
 source "$root/tools/gpu/runner.sh"
 
-GC_STAGES=(build gpu_tests sanitizers bench_kernels step_vs_torch memory e2e)
-declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=90 [bench_kernels]=60 [step_vs_torch]=180 [memory]=10 [e2e]=60)
-declare -A GC_NEEDS_GPU=([build]=0 [gpu_tests]=1 [sanitizers]=1 [bench_kernels]=1 [step_vs_torch]=0 [memory]=0 [e2e]=1)
+GC_STAGES=(build gpu_tests sanitizers bench_kernels step_vs_torch memory precision e2e)
+declare -A GC_BOX=([build]=270 [gpu_tests]=75 [sanitizers]=90 [bench_kernels]=60 [step_vs_torch]=180 [memory]=10
+  [precision]=120 [e2e]=60)
+declare -A GC_NEEDS_GPU=([build]=0 [gpu_tests]=1 [sanitizers]=1 [bench_kernels]=1 [step_vs_torch]=0 [memory]=0
+  [precision]=1 [e2e]=1)
 declare -A GC_TITLE=([build]="deps, configure, build the needed targets" [gpu_tests]="ctest -L gpu"
   [sanitizers]="compute-sanitizer on the op tests" [bench_kernels]="bench_gpu_kernels: ours vs cuDNN"
   [step_vs_torch]="training step vs PyTorch" [memory]="peak memory of a step vs PyTorch"
-  [e2e]="lkaseg demo and cv on the card")
+  [precision]="bf16 vs fp32 training on real cases" [e2e]="lkaseg demo and cv on the card")
 # What the stages run (and all the build makes).
 GC_TARGETS="lkaseg step_profile bench_gpu_kernels test_gpu_backend test_gpu_loader test_gpu_cudnn test_gpu_predict"
 declare -A GC_STATUS GC_SECS GC_USED_BOX GC_META
@@ -214,6 +221,46 @@ stage_memory() {
   [[ -s $GC_WORK/step_runs.jsonl ]] || skip "no step runs (step_vs_torch did not run)"
   python3 "$root/tools/gpu/summarize.py" memory "$GC_WORK/step_runs.jsonl" \
     --md "$GC_WORK/memory.md" --json "$GC_WORK/memory.json" --detail "$GC_WORK/memory.detail"
+}
+
+# Issue 13's accuracy check: the same short training on real cases in fp32
+# and bf16 (paper widths, batch 8; one split with enhancing tumour in the
+# training and the validation cases); the second run reuses the first's cache.
+stage_precision() {
+  have_gpu || skip "no GPU visible"
+  local bin data w="$GC_WORK/precision" p box rc=0 c
+  data="${LKASEG_REAL_CASES:-$root/third_party/real_cases}"
+  for c in BraTS2021_00006 BraTS2021_01478 BraTS2021_01479; do
+    [[ -d $data/$c ]] || skip "no real case $c in $data (tools/gpu_prepare_deps.sh copies them; carry third_party/real_cases)"
+  done
+  bin="$(target_path lkaseg)"
+  [[ -x $bin ]] || { detail "lkaseg not built"; exit 1; }
+  rm -rf "$w" && mkdir -p "$w/data"
+  for c in BraTS2021_00006 BraTS2021_01478 BraTS2021_01479; do ln -s "$data/$c" "$w/data/$c"; done
+  cat >"$w/split.json" <<'JSON'
+{"version": 1, "seed": 42, "fraction": 1.0,
+ "selected": ["BraTS2021_00006", "BraTS2021_01478", "BraTS2021_01479"],
+ "folds": [{"train": ["BraTS2021_00006", "BraTS2021_01478"], "val": ["BraTS2021_01479"]},
+           {"train": ["BraTS2021_01478", "BraTS2021_01479"], "val": ["BraTS2021_00006"]}]}
+JSON
+  for p in fp32 bf16; do
+    # The first run may take half of what is left, the second the rest.
+    local share=2 extra=()
+    [[ $p == bf16 ]] && share=1 extra=(--cache "$w/fp32/slices.lkcache")
+    box=$(($(stage_left 12) / share))
+    timeout -k 3 "$box" "$bin" train --data "$w/data" --out "$w/$p" --split "$w/split.json" "${extra[@]}" \
+      --fraction 1 --folds 2 --fold 0 --epochs 6 --steps-per-epoch 50 --val-every 3 --batch 8 --lr 1e-3 --warmup-epochs 1 \
+      --oversample 0.5 --log-every 0 --device cuda:0 --precision "$p" >"$GC_WORK/precision_$p.txt" 2>&1 || rc=$?
+    { echo "### lkaseg train --precision $p (train 00006, 01478; validate 01479; 6 x 50 steps, widths 32-512)"
+      echo '```'; grep -v -E '^epoch [0-9]+/[0-9]+: ' "$GC_WORK/precision_$p.txt" | tail -n 14; echo '```'; } | section
+    ((rc == 0)) || { detail "the $p run failed (exit $rc)"; exit 1; }
+  done
+  command -v python3 >/dev/null || { detail "both runs done; no python3 for the table"; exit 1; }
+  python3 "$root/tools/gpu/summarize.py" precision --fp32 "$w/fp32/fold_0/log.jsonl" --bf16 "$w/bf16/fold_0/log.jsonl" \
+    --md "$w/table.md" --json "$GC_WORK/precision.json" --detail "$GC_WORK/precision.detail"
+  rc=$?
+  section <"$w/table.md"
+  return $rc
 }
 
 stage_e2e() {

@@ -8,6 +8,10 @@
 # tool's 64 MiB with the tree (about 22 MiB today: the script prints it).
 # cuDNN is not here: the GPU machine's own (beside the toolkit, or the pip
 # wheel beside PyTorch) is used.
+# It also copies the three real BraTS cases that gpu_check's precision stage
+# trains on (bf16 vs fp32) from ../shared/data/brats2021 (or $1) into
+# third_party/real_cases/ (git-ignored, ~24 MB; the cases never enter the
+# repository): carry it too.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dest="$root/third_party/debs"
@@ -28,3 +32,19 @@ rm -f ./*.deb
 apt-get download "${PACKAGES[@]}"
 ls -la "$dest"
 du -sh "$dest"
+
+cases_src="${1:-$root/../shared/data/brats2021}"
+cases_dest="$root/third_party/real_cases"
+rm -rf "$cases_dest"
+if [[ -d $cases_src ]]; then
+  mkdir -p "$cases_dest"
+  for c in BraTS2021_00006 BraTS2021_01478 BraTS2021_01479; do
+    [[ -d $cases_src/$c ]] || { echo "gpu_prepare_deps: no $c in $cases_src" >&2; exit 1; }
+    cp -rL "$cases_src/$c" "$cases_dest/"
+  done
+  du -sh "$cases_dest"
+else
+  echo "gpu_prepare_deps: no $cases_src: the precision stage will be skipped" >&2
+fi
+echo "tracked tree + carried folders (the device tool takes 64 MiB):"
+du -shc "$dest" "$cases_dest" 2>/dev/null | tail -1

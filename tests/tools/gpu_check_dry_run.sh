@@ -9,7 +9,9 @@
 #  3. a hanging first stage inside a 9 s budget: killed at the budget, the
 #     rest skipped as out of budget, all within seconds;
 #  4. bad arguments refused with exit 2;
-#  5. the benchmark table from a made-up Google Benchmark JSON.
+#  5. the benchmark table from a made-up Google Benchmark JSON;
+#  6. the bf16-vs-fp32 precision table from made-up train logs, and the
+#     memory table's bf16 row from made-up step runs.
 # Usage: gpu_check_dry_run.sh <source root> <build folder>
 set -uo pipefail
 src=$1 build=$2
@@ -20,7 +22,7 @@ check() {  # report.json expected-statuses
   cmake -DREPORT="$1" -DEXPECT="$2" -P "$src/tests/tools/check_gpu_report.cmake" || fail "report $1: $(cat "${1%.json}.md")"
 }
 gc() { LKASEG_BUILD_DIR="$build" LKASEG_GPU_CHECK_WORK="$tmp/work" OUT="${out_dir:-}" "$src/tools/gpu_check.sh" "$@"; }
-stages="build gpu_tests sanitizers bench_kernels step_vs_torch memory e2e"
+stages="build gpu_tests sanitizers bench_kernels step_vs_torch memory precision e2e"
 
 # 1. The dry run.
 t0=$(date +%s)
@@ -37,7 +39,7 @@ cmp -s "$md" "$tmp/o/$(basename "$md")" && cmp -s "$js" "$tmp/o/$(basename "$js"
 grep -q "skipped: dry run" "$md" || fail "no 'skipped: dry run' in $md"
 py=ok
 command -v python3 >/dev/null || py="skipped: no python3"  # the step tables are Python's
-check "$js" "build=^ok$;gpu_tests=^skipped: dry run$;sanitizers=^skipped: dry run$;bench_kernels=^skipped: dry run$;step_vs_torch=^$py$;memory=^$py$;e2e=^skipped: dry run$"
+check "$js" "build=^ok$;gpu_tests=^skipped: dry run$;sanitizers=^skipped: dry run$;bench_kernels=^skipped: dry run$;step_vs_torch=^$py$;memory=^$py$;precision=^skipped: dry run$;e2e=^skipped: dry run$"
 if [[ $py == ok ]]; then
   grep -q '| resse_lka_unet | ours | ok |' "$md" || fail "no step row for ours: $(cat "$md")"
   grep -q '| attention_unet | ours | ok |' "$md" || fail "no step row for attention_unet: $(cat "$md")"
@@ -50,7 +52,7 @@ grep -q 'Building' "$tmp/work/build.log" && echo "note: the dry run rebuilt some
 LKASEG_GPU_CHECK_PLANT="fail:gpu_tests slow:sanitizers" gc --dry-run --report-dir "$tmp/r2" \
   --only gpu_tests,sanitizers,step_vs_torch,memory --box sanitizers=3 >"$tmp/out2" 2>&1 &&
   fail "planted failures, yet exit 0: $(cat "$tmp/out2")"
-check "$(ls "$tmp"/r2/*.json)" "build=^skipped: not selected$;gpu_tests=^FAILED \\(exit 3\\)$;sanitizers=^TIMEOUT$;bench_kernels=^skipped: not selected$;step_vs_torch=^$py$;memory=^$py$;e2e=^skipped: not selected$"
+check "$(ls "$tmp"/r2/*.json)" "build=^skipped: not selected$;gpu_tests=^FAILED \\(exit 3\\)$;sanitizers=^TIMEOUT$;bench_kernels=^skipped: not selected$;step_vs_torch=^$py$;memory=^$py$;precision=^skipped: not selected$;e2e=^skipped: not selected$"
 grep -q "planted failure" "$(ls "$tmp"/r2/*.md)" || fail "the failing stage's log is not in the report"
 # The hang was cut at its 3 s box (the table records the seconds it ran).
 grep -q "^| sanitizers | TIMEOUT | [3-9] | 3 |" "$(ls "$tmp"/r2/*.md)" || fail "sanitizers' box: $(cat "$tmp"/r2/*.md)"
@@ -61,7 +63,7 @@ LKASEG_GPU_CHECK_PLANT="slow:build" gc --dry-run --budget 9 --report-dir "$tmp/r
   fail "planted hang, yet exit 0"
 dt=$(($(date +%s) - t0))
 ((dt < 40)) || fail "budget 9 s, took $dt s: $(cat "$tmp/out3")"
-check "$(ls "$tmp"/r3/*.json)" "build=^TIMEOUT$;gpu_tests=^skipped: dry run$;sanitizers=^skipped: dry run$;bench_kernels=^skipped: dry run$;step_vs_torch=^skipped: out of budget$;memory=^skipped: out of budget$;e2e=^skipped: dry run$"
+check "$(ls "$tmp"/r3/*.json)" "build=^TIMEOUT$;gpu_tests=^skipped: dry run$;sanitizers=^skipped: dry run$;bench_kernels=^skipped: dry run$;step_vs_torch=^skipped: out of budget$;memory=^skipped: out of budget$;precision=^skipped: dry run$;e2e=^skipped: dry run$"
 tail -n 12 "$tmp/out3" | grep -q "^| build | TIMEOUT |" || fail "no summary table at the end of the output: $(cat "$tmp/out3")"
 
 # 4. Bad arguments.
@@ -86,5 +88,32 @@ JSON
   grep -q '| depthwise_conv2d_5x5_fwd | 128x128x32 | 0.120 | 0.200 | 0.60 | 50 |' "$tmp/b.md" || fail "bench table: $(cat "$tmp/b.md")"
   grep -q 'softmax_fwd/fast/128x128x4/manual_time: scaled error 3e-3' "$tmp/b.md" || fail "bench errors: $(cat "$tmp/b.md")"
   grep -q '^1 cases, 1 errors; ours/cuDNN median 0.60' "$tmp/b.detail" || fail "bench detail: $(cat "$tmp/b.detail")"
+fi
+# 6. The precision table (a GPU-only stage) from made-up train logs: the
+#    last validation of each run is compared; a gap over 1 point, or a run
+#    without a validation, makes it fail.
+if [[ $py == ok ]]; then
+  v() { echo "{\"epoch\":$1,\"loss\":0.5,\"val\":{\"cases\":1,\"dice_ncr\":$2,\"dice_ed\":$2,\"dice_et\":$2,\"mean\":$2}}"; }
+  { v 3 0.10; echo '{"epoch":4,"loss":0.4}'; v 6 0.600; } >"$tmp/f32.jsonl"
+  { v 3 0.90; v 6 0.595; } >"$tmp/b16.jsonl"
+  { v 3 0.60; v 6 0.580; } >"$tmp/b16_far.jsonl"
+  echo '{"epoch":1,"loss":0.4}' >"$tmp/noval.jsonl"
+  prec() { python3 "$src/tools/gpu/summarize.py" precision --fp32 "$tmp/f32.jsonl" --bf16 "$tmp/$1.jsonl" \
+    --md "$tmp/p.md" --json "$tmp/p.json" --detail "$tmp/p.detail"; }
+  prec b16 || fail "bf16 0.5 points below fp32, yet not ok: $(cat "$tmp/p.md")"
+  grep -q '| bf16 | 6 | 59.50 | 59.50 | 59.50 | 59.50 |' "$tmp/p.md" || fail "precision table: $(cat "$tmp/p.md")"
+  grep -q 'fp32 60.00, bf16 59.50 (-0.50 points): target met' "$tmp/p.detail" || fail "precision detail: $(cat "$tmp/p.detail")"
+  prec b16_far && fail "bf16 2 points below fp32, yet exit 0"
+  grep -q '(-2.00 points): target NOT met' "$tmp/p.detail" || fail "precision detail: $(cat "$tmp/p.detail")"
+  prec noval && fail "a run without validation, yet exit 0"
+  grep -q 'no validation in the bf16 run' "$tmp/p.detail" || fail "precision detail: $(cat "$tmp/p.detail")"
+  # The memory table puts ours in bf16 beside ours in fp32.
+  r() { echo "{\"net\":\"$1\",\"runner\":\"$2\",\"result\":{\"peak_memory_bytes\":$3}}"; }
+  { r resse_lka_unet ours 1048576000; r resse_lka_unet torch_channels_last 2097152000; r resse_lka_unet ours_bf16 576716800; } \
+    >"$tmp/runs.jsonl"
+  python3 "$src/tools/gpu/summarize.py" memory "$tmp/runs.jsonl" --md "$tmp/m.md" --json "$tmp/m.json" \
+    --detail "$tmp/m.detail" || fail "memory table exit $?"
+  grep -q '| resse_lka_unet | 1000 | 550 | 0.55 |' "$tmp/m.md" || fail "memory bf16 row: $(cat "$tmp/m.md")"
+  grep -q 'resse_lka_unet bf16 x0.55 of fp32' "$tmp/m.detail" || fail "memory detail: $(cat "$tmp/m.detail")"
 fi
 echo "ok"

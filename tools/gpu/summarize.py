@@ -7,7 +7,13 @@
       (bytes read + written per second, measured in the same run), the
       validation error; rows that failed validation listed.
   summarize.py memory STEP_RUNS.jsonl --md M --json J --detail D
-      peak memory of the step runs (step_vs_torch.py): ours vs PyTorch.
+      peak memory of the step runs (step_vs_torch.py): ours vs PyTorch, and
+      ours in bf16 vs ours in fp32 (issue 13's target: at most 0.6x).
+  summarize.py precision --fp32 LOG.jsonl --bf16 LOG.jsonl --md M --json J --detail D
+      two `lkaseg train` runs' validation Dice (fold log.jsonl), fp32 vs
+      bf16: the last validation of each, per class and mean, and the gap
+      (issue 13's target: bf16 within 1 point of fp32); exit 1 when a run
+      has no validation or the gap is larger.
 write_step_tables() is step_vs_torch.py's table. Files are written whole
 (temporary file, then renamed): the report embeds whatever is there when a
 stage is cut off.
@@ -124,8 +130,63 @@ def memory(a):
                      (f" (x{ratios[0]} of {peers[0]})" if peers and ratios[0] != "-" else ""))
     if not data:
         data = [{"net": n, "ours_bytes": peak.get((n, "ours"))} for n in nets]
+    # Ours in bf16 against ours in fp32 (same net, batch and size).
+    half = [(n, peak.get((n, "ours")), peak.get((n, "ours_bf16"))) for n in nets if peak.get((n, "ours_bf16"))]
+    if half:
+        lines += ["", "| net | ours fp32 MiB | ours bf16 MiB | bf16/fp32 (target <= 0.6) |", "| --- | --- | --- | --- |"]
+        for n, f, h in half:
+            r = h / f if f else None
+            lines.append(f"| {n} | {fmt(f / MIB if f else None, '.0f')} | {h / MIB:.0f} | {fmt(r)} |")
+            data.append({"net": n, "peer": "ours_bf16", "ours_bytes": f, "peer_bytes": h, "ratio": r})
+            parts.append(f"{n} bf16 x{fmt(r)} of fp32")
     write_outputs(a.md, a.json, a.detail, "\n".join(lines) + "\n", data, "ours: " + "; ".join(parts))
     return 0 if any(peak.get((n, "ours")) for n in nets) else 1
+
+
+# ------------------------------------------------------------------ precision
+
+DICE_KEYS = ("dice_ncr", "dice_ed", "dice_et", "mean")
+
+
+def last_validation(path):
+    """The last epoch line of a train log.jsonl that carries a validation."""
+    last = None
+    for line in open(path):
+        line = line.strip()
+        if line:
+            rec = json.loads(line)
+            if isinstance(rec.get("val"), dict):
+                last = rec
+    return last
+
+
+def precision(a):
+    runs = {"fp32": last_validation(a.fp32), "bf16": last_validation(a.bf16)}
+    lines = ["Validation Dice (%) of the last validation of two `lkaseg train` runs that differ only in "
+             "--precision (same data, split, seed and steps); target: bf16 within 1 point of fp32 on the mean.", "",
+             "| precision | epoch | " + " | ".join(DICE_KEYS) + " |", "| --- " * (2 + len(DICE_KEYS)) + "|"]
+    data = {}
+    for p, rec in runs.items():
+        if rec is None:
+            lines.append(f"| {p} | - | " + " | ".join("-" for _ in DICE_KEYS) + " |")
+            continue
+        v = rec["val"]
+        data[p] = {"epoch": rec.get("epoch"), **{k: v.get(k) for k in DICE_KEYS}}
+        lines.append(f"| {p} | {rec.get('epoch')} | " +
+                     " | ".join(fmt(100 * v[k] if v.get(k) is not None else None) for k in DICE_KEYS) + " |")
+    missing = [p for p in runs if runs[p] is None]
+    if missing:
+        detail = "no validation in the " + " and ".join(missing) + " run's log"
+        gap, ok = None, False
+    else:
+        gap = 100 * (data["bf16"]["mean"] - data["fp32"]["mean"])
+        ok = gap >= -1.0
+        detail = (f"mean Dice fp32 {100 * data['fp32']['mean']:.2f}, bf16 {100 * data['bf16']['mean']:.2f} "
+                  f"({gap:+.2f} points): target {'met' if ok else 'NOT met'}")
+    lines += ["", detail]
+    data["gap_points"], data["target_met"] = gap, ok
+    write_outputs(a.md, a.json, a.detail, "\n".join(lines) + "\n", data, detail)
+    return 0 if ok else 1
 
 
 # ------------------------------------------------------------------ bench
@@ -188,12 +249,15 @@ def main(argv=None) -> int:
     b.add_argument("--copy-bw", type=float, default=0)
     m = sub.add_parser("memory")
     m.add_argument("runs")
-    for p in (b, m):
+    pr = sub.add_parser("precision")
+    pr.add_argument("--fp32", required=True)
+    pr.add_argument("--bf16", required=True)
+    for p in (b, m, pr):
         p.add_argument("--md", required=True)
         p.add_argument("--json", required=True)
         p.add_argument("--detail", required=True)
     a = ap.parse_args(argv)
-    return bench(a) if a.what == "bench" else memory(a)
+    return {"bench": bench, "memory": memory, "precision": precision}[a.what](a)
 
 
 if __name__ == "__main__":
