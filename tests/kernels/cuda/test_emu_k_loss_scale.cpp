@@ -51,13 +51,17 @@ class Grads {
     d_table_ = std::make_unique<DeviceBuffer<unsigned char>>(table_.bytes);
   }
 
-  // Fresh gradients (seeded, both sides); then one value planted at (tensor, index) if tensor >= 0.
-  void set(unsigned seed, int tensor = -1, int64_t index = 0, float value = 0.f) {
+  // Fresh gradients (seeded, both sides).
+  void set(unsigned seed) {
     for (size_t i = 0; i < host_.size(); ++i) {
       host_[i] = uniform(host_[i].size(), seed + static_cast<unsigned>(i), -3.f, 3.f);
-      if (static_cast<int>(i) == tensor) host_[i][index] = value;
       REQUIRE(device_[i]->upload(host_[i]) == cudaSuccess);
     }
+  }
+  // One value planted at (tensor, index), both sides.
+  void plant(int tensor, int64_t index, float value) {
+    host_[tensor][index] = value;
+    REQUIRE(device_[tensor]->upload(host_[tensor]) == cudaSuccess);
   }
   void fill(float value) {
     for (size_t i = 0; i < host_.size(); ++i) {
@@ -121,13 +125,14 @@ TEST_CASE("emu loss scale: one launch unscales every gradient, a planted NaN or 
     float value;
   };
   const int64_t last = kSizes[4] - 1;
-  const std::vector<Plant> plants = {{0, 0, kInf},        {2, 500, kNaN},  {4, last, -kInf},
-                                     {4, 5000, kInf},     {1, 2, -kNaN},   {3, 4095, kInf}};
+  const std::vector<Plant> plants = {{0, 0, kInf},    {2, 500, kNaN}, {4, last, -kInf},
+                                     {4, 5000, kInf}, {1, 2, -kNaN},  {3, 4095, kInf}};
   float scale = 1024.f;
   for (size_t k = 0; k < plants.size(); ++k) {
     const Plant& pl = plants[k];
     INFO("planted " << pl.value << " in tensor " << pl.tensor << " at " << pl.index);
-    g.set(10 + static_cast<unsigned>(k), pl.tensor, pl.index, pl.value);
+    g.set(10 + static_cast<unsigned>(k));
+    g.plant(pl.tensor, pl.index, pl.value);
     g.step(p);
     scale /= 2;
     CHECK(g.state()[lk::cpu::kLossScaleFoundInf] == 1.f);
@@ -142,7 +147,7 @@ TEST_CASE("emu loss scale: one launch unscales every gradient, a planted NaN or 
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-TEST_CASE("emu loss scale: huge finite gradients are no overflow; a product past float32's range is", "[emu]") {
+TEST_CASE("emu loss scale: huge finite gradients are no overflow, a product past float32's range is one", "[emu]") {
   NoLeaks no_leaks;
   const lk::cpu::LossScaleParams p{2.0f, 0.5f, 1000};
   Grads g(kSizes, scaler_state(1.f));
@@ -150,7 +155,8 @@ TEST_CASE("emu loss scale: huge finite gradients are no overflow; a product past
   g.step(p);
   CHECK(g.state()[lk::cpu::kLossScaleFoundInf] == 0.f);
   Grads below_one(kSizes, scaler_state(0.25f));  // S backed off below 1: 1/S = 4 carries 1e38 past 3.4e38
-  below_one.set(3, 3, 17, 1e38f);
+  below_one.set(3);
+  below_one.plant(3, 17, 1e38f);
   below_one.step(p);
   CHECK(below_one.state()[lk::cpu::kLossScaleFoundInf] == 1.f);
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
@@ -163,7 +169,7 @@ TEST_CASE("emu loss scale: overflows halve and flag, interval clean steps double
   const std::vector<float> values = {1.f, kInf, 0.5f, -2.f, 3.f, kNaN, -kInf, 0.f, 1e30f, 7.f};
   for (const float v : values) {
     INFO("gradient " << v);
-    g.set(0, 0, 0, v);
+    g.plant(0, 0, v);
     g.step(p);
     CHECK(g.state()[lk::cpu::kLossScaleFoundInf] == (std::isfinite(v) ? 0.f : 1.f));
   }
@@ -180,7 +186,7 @@ TEST_CASE("emu loss scale: overflows halve and flag, interval clean steps double
   CHECK(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-TEST_CASE("emu loss scale: no gradient is a clean step in one launch; invalid tables and arguments", "[emu]") {
+TEST_CASE("emu loss scale: no gradient is a clean step in one launch, invalid tables and arguments are refused", "[emu]") {
   NoLeaks no_leaks;
   const lk::cpu::LossScaleParams p{2.0f, 0.5f, 2};
   DeviceBuffer<float> state(scaler_state(64.f)), d(4);
@@ -209,9 +215,12 @@ TEST_CASE("emu loss scale: threads mode", "[emu]") {
   Grads g({5, lk::cuda::kTableChunk + 1, 300, 3 * lk::cuda::kTableChunk}, scaler_state(64.f));
   g.set(1);
   g.step(p);
-  g.set(2, 3, 2 * lk::cuda::kTableChunk + 9, kInf);  // two blocks' chunks clean, one flags
+  g.set(2);
+  g.plant(3, 2 * lk::cuda::kTableChunk + 9, kInf);  // one block flags, the others' chunks are clean
   g.step(p);
-  g.set(3, 1, 0, kNaN);
+  g.set(3);
+  for (int t = 0; t < 4; ++t) g.plant(t, 0, kNaN);  // every block's first chunk flags at once
+  g.plant(3, lk::cuda::kTableChunk, -kInf);
   g.step(p);
   g.set(4);
   g.step(p);
