@@ -16,9 +16,10 @@
 // unscale() is one backend op (Backend::grad_unscale: on CUDA one launch over
 // every gradient that multiplies by 1/S and flags a NaN or an infinity,
 // then a one-thread launch that updates the array), and the optimiser reads
-// the flag (AdamW::skip_if) and skips the step on the device. A float16 step thus reads nothing back
-// and is captured in a CUDA Graph like the others; the host reads S and the
-// skipped count only when it asks (scale(), skipped(): a wait each).
+// the flag (AdamW::skip_if) and skips the step on the device. A float16 step
+// thus reads nothing back and is captured in a CUDA Graph like the others;
+// the host reads S and the skipped count only when it asks (scale(),
+// skipped(): a wait each).
 #pragma once
 
 #include <cstdint>
