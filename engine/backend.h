@@ -236,11 +236,15 @@ class Backend {
   // skipped (parameters, moments and count unchanged: kernels/adamw.h).
   virtual void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                           const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) = 0;
-  // Dynamic loss scaling's decision (kernels/loss_scale.h), on this device:
-  // `total` (one float32 element: a sum over the unscaled gradients) updates
+  // The float16 loss scaler's step (kernels/loss_scale.h), on this device:
+  // every gradient in `grads` (float32) multiplied in place by 1/S from
   // `state` (float32, kLossScaleStateSize: scale, 1/scale, clean steps,
-  // skipped steps, overflow flag). Nothing passes to or from the host.
-  virtual void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) = 0;
+  // skipped steps, overflow flag, the unscale's flag), then the decision: a
+  // NaN or infinity among the products sets the overflow flag, halves S and
+  // counts a skipped step, else the step counts towards growing S. Nothing
+  // passes to or from the host (a CUDA Graph captures it).
+  virtual void grad_unscale(const std::vector<Tensor>& grads, const cpu::LossScaleParams& p,
+                            const Tensor& state) = 0;
 
   // Training augmentation of a batch (kernels/augment.h): draws (B, W) int32,
   // B packed AugmentDraw (pack_augment_draws); images (B, 4, S, S) float32 and
@@ -304,6 +308,11 @@ class UploadRing {
   virtual std::vector<Tensor> acquire(int slot, int64_t rows) = 0;
   virtual void release(int slot) = 0;
 };
+
+// Backend::grad_unscale's arguments, checked by every backend: throws
+// std::invalid_argument naming the problem unless `state` is a loss scaler's
+// (float32, kLossScaleStateSize elements) and every gradient float32 on its device.
+void check_grad_unscale(const std::vector<Tensor>& grads, const Tensor& state);
 
 // The backend of a device (throws when none is registered for it).
 Backend& backend(Device d);

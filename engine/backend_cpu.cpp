@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -449,8 +450,13 @@ class CpuBackend final : public Backend {
     cpu::adamw_update_multi(b, step, f64.data(), static_cast<int64_t>(f64.size()));
   }
 
-  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override {
-    cpu::loss_scale_update(p, total.data<float>()[0], state.data<float>());
+  void grad_unscale(const std::vector<Tensor>& grads, const cpu::LossScaleParams& p, const Tensor& state) override {
+    check_grad_unscale(grads, state);
+    std::vector<float*> g;
+    std::vector<int64_t> n;
+    for (const Tensor& t : grads) g.push_back(t.data<float>()), n.push_back(t.numel());
+    cpu::grad_unscale(g.data(), n.data(), static_cast<int64_t>(g.size()), state.data<float>());
+    cpu::loss_scale_update(p, state.data<float>());
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,
@@ -545,6 +551,19 @@ const char* variant_name(KernelVariant v) {
     case KernelVariant::Im2colBlas: return "im2col_blas";
   }
   return "?";
+}
+
+void check_grad_unscale(const std::vector<Tensor>& grads, const Tensor& state) {
+  if (state.dtype() != DType::F32 || state.numel() != cpu::kLossScaleStateSize)
+    throw std::invalid_argument("grad_unscale: the state must be a loss scaler's (float32, " +
+                                std::to_string(cpu::kLossScaleStateSize) + " elements)");
+  for (const Tensor& g : grads) {
+    if (g.dtype() != DType::F32)
+      throw std::invalid_argument(std::string("grad_unscale: gradients are float32, got ") + dtype_name(g.dtype()));
+    if (!(g.device() == state.device()))
+      throw std::invalid_argument("grad_unscale: a gradient on " + g.device().str() + ", the state on " +
+                                  state.device().str());
+  }
 }
 
 KernelVariant Backend::checked(KernelVariant v) const {

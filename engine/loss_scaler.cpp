@@ -7,7 +7,6 @@
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
-#include "engine/ops.h"
 
 namespace lk {
 
@@ -55,28 +54,18 @@ void LossScaler::backward(const Tensor& loss, const std::function<void(const Ten
 
 void LossScaler::unscale(const std::vector<Tensor>& params) {
   if (!enabled_) return;
-  NoGradGuard ng;
-  Backend& be = backend(state_.device());
-  const Tensor inv = state_.slice_as(cpu::kLossScaleInv, {1});
-  // The sum over every gradient of its mean (global_avg_pool of the
-  // flattened gradient): not finite iff some gradient element is not
-  // (a NaN or an infinity survives the sums), short of a finite overflow.
-  Tensor total;
+  std::vector<Tensor> grads;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     if (g.dtype() != DType::F32)
       throw std::invalid_argument("loss scaler: gradients are float32 (master weights), '" + p.name() + "' is " +
                                   dtype_name(g.dtype()));
-    const Tensor flat = g.view({1, 1, 1, g.numel()});
-    be.binary_fwd(BinaryOp::Mul, flat, inv.view({1, 1, 1, 1}), flat);  // g *= 1/S in place
-    const Tensor m = global_avg_pool(flat);
-    total = total.defined() ? add(total, m) : m;
+    grads.push_back(g);
   }
-  if (!total.defined()) total = Tensor::zeros({1}, DType::F32, state_.device());  // no gradient: a clean step
   const cpu::LossScaleParams lp{static_cast<float>(o_.growth), static_cast<float>(o_.backoff),
                                 static_cast<int32_t>(o_.interval)};
-  be.loss_scale_update(lp, total.view({1}), state_);
+  backend(state_.device()).grad_unscale(grads, lp, state_);  // no gradient: a clean step
 }
 
 DType parse_precision(const std::string& s) {

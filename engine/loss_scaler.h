@@ -13,11 +13,13 @@
 // Every decision is made on the device, in the order of its stream: S, 1/S,
 // the clean-step and skipped-step counts and the overflow flag live in one
 // float32 array there (kernels/loss_scale.h); the backward seeds from S,
-// unscale() multiplies by 1/S, sums the gradients and updates the array in
-// one one-thread launch, and the optimiser reads the flag (AdamW::skip_if)
-// and skips the step on the device. A float16 step thus reads nothing back
-// and is captured in a CUDA Graph like the others; the host reads S and the
-// skipped count only when it asks (scale(), skipped(): a wait each).
+// unscale() is one backend op (Backend::grad_unscale: on CUDA one launch over
+// every gradient that multiplies by 1/S and flags a NaN or an infinity,
+// then a one-thread launch that updates the array), and the optimiser reads
+// the flag (AdamW::skip_if) and skips the step on the device. A float16 step
+// thus reads nothing back and is captured in a CUDA Graph like the others;
+// the host reads S and the skipped count only when it asks (scale(),
+// skipped(): a wait each).
 #pragma once
 
 #include <cstdint>
@@ -56,7 +58,8 @@ class LossScaler {
   // gradient buckets, engine/autograd.h).
   void backward(const Tensor& loss, const std::function<void(const Tensor&)>& on_leaf_ready) const;
   // Divides the gradients of `params` (those defined) by scale(), then
-  // decides on the device: a gradient not finite sets found_inf(), halves
+  // decides on the device: a gradient element not finite after the division
+  // (a NaN or an infinity; kernels/loss_scale.h) sets found_inf(), halves
   // the scale and counts a skipped step; else the clean steps count towards
   // doubling it. Disabled: no work. No read back to the host.
   void unscale(const std::vector<Tensor>& params);

@@ -303,8 +303,11 @@ class Profiler::Decorator final : public Backend {
       if (params[i].grad().defined()) bytes += 2 * (nb(params[i]) + nb(m[i]) + nb(v[i])) + nb(params[i].grad());
     op("adamw_step", bytes, [&] { b_.adamw_step(a, state, params, m, v, skip); });
   }
-  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override {
-    op("loss_scale_update", nb(total) + 2 * nb(state), [&] { b_.loss_scale_update(p, total, state); });
+  // Reads and writes each gradient and the state.
+  void grad_unscale(const std::vector<Tensor>& grads, const cpu::LossScaleParams& p, const Tensor& state) override {
+    uint64_t bytes = 2 * nb(state);
+    for (const Tensor& g : grads) bytes += 2 * nb(g);
+    op("grad_unscale", bytes, [&] { b_.grad_unscale(grads, p, state); });
   }
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

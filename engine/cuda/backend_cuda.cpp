@@ -55,7 +55,7 @@ CudaBackend::CudaBackend(int device) : device_(device), alloc_(device), pinned_(
 }
 
 CudaBackend::~CudaBackend() {
-  for (auto& [state, u] : adamw_uploads_)
+  for (auto& [owner, u] : table_uploads_)
     if (u.device) cudaFreeAsync(u.device, stream_);
   if (label_errors_) alloc_.deallocate(label_errors_, 2 * sizeof(LabelError));
   if (label_errors_seen_) pinned_.deallocate(label_errors_seen_, 2 * sizeof(LabelError));

@@ -248,14 +248,11 @@ class CudaBackend final : public Backend {
   void weighted_sum_fwd(const std::vector<Tensor>& xs, const std::vector<double>& w, const Tensor& y) override;
   void weighted_sum_bwd(const Tensor& dy, const std::vector<double>& w, const std::vector<Tensor>& dxs) override;
 
-  // The (tensor, chunk) table is uploaded when it changes (the first step,
-  // or another set of gradients), then kept: a step copies nothing. Its
-  // buffer comes from the driver, not the caching allocator, so that taking
-  // it at the end of the first step does not take a block the next forward
-  // pass would have reused.
+  // Multi-tensor ops over a (tensor, chunk) table (upload_table): a step
+  // copies nothing once the table is on the device.
   void adamw_step(const AdamWParams& a, const Tensor& state, const std::vector<Tensor>& params,
                   const std::vector<Tensor>& m, const std::vector<Tensor>& v, const Tensor& skip) override;
-  void loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) override;
+  void grad_unscale(const std::vector<Tensor>& grads, const cpu::LossScaleParams& p, const Tensor& state) override;
 
   void augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels, const Tensor& out_images,
                const Tensor& out_labels) override;
@@ -324,12 +321,21 @@ class CudaBackend final : public Backend {
   LabelError* label_errors_ = nullptr;       // device: cross_entropy's, tversky's (cross_entropy.h)
   LabelError* label_errors_seen_ = nullptr;  // pinned host copy, read after each wait
   int64_t label_classes_[2] = {0, 0};        // C of the last call of each
-  struct AdamWUpload {
-    AdamWTable table;  // as uploaded to device
+  // A multi-tensor op's table (kernels/cuda/tensor_table.h) on the device,
+  // per owner (an optimiser's or a loss scaler's state: its address): two
+  // owners stepping in turn do not upload their tables each step, and a
+  // replayed graph finds the table its capture read. Uploaded when it
+  // changes (the first step, or another set of gradients), then kept. The
+  // buffer comes from the driver, not the caching allocator, so that taking
+  // it at the end of the first step does not take a block the next forward
+  // pass would have reused.
+  struct TableUpload {
+    TensorTable table;  // as uploaded to device
     void* device = nullptr;
     size_t bytes = 0;
   };
-  std::map<const void*, AdamWUpload> adamw_uploads_;
+  const TableUpload& upload_table(const void* owner, TensorTable&& table);
+  std::map<const void*, TableUpload> table_uploads_;
   double bn_eps_ = 1e-5;
 #if !defined(LKASEG_SIMT)
   std::unique_ptr<CudnnConv> cudnn_;

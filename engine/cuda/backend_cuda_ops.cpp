@@ -1,5 +1,5 @@
 // The CUDA backend (backend_cuda_impl.h): pointwise ops, pooling, resampling,
-// layout, softmax and losses, AdamW, augmentation.
+// layout, softmax and losses, AdamW and the loss scaler's unscale, augmentation.
 #include "engine/cuda/backend_cuda_impl.h"
 
 LK_CUDA_NAMESPACE_BEGIN
@@ -234,31 +234,38 @@ void CudaBackend::adamw_step(const AdamWParams& a, const Tensor& state, const st
     const Tensor g = params[i].grad();
     tensors.push_back({mf(params[i]), g.defined() ? cf(g) : nullptr, mf(m[i]), mf(v[i]), params[i].numel()});
   }
-  AdamWTable table;
+  TensorTable table;
   LK_CUDA_CHECK(adamw_table(tensors, &table));
-  // Per optimizer (its state's address): two optimizers stepping in turn
-  // do not upload their tables each step, and a replayed graph finds the
-  // table its capture read.
-  AdamWUpload& u = adamw_uploads_[state.raw()];
-  if (table.bytes != u.table.bytes) {
-    u.table = {};  // not valid on the device until the copy is queued
-    if (table.bytes.size() > u.bytes) {
-      if (u.device) LK_CUDA_CHECK(cudaFreeAsync(u.device, stream_));
-      u.device = nullptr;
-      u.bytes = 0;
-      LK_CUDA_CHECK(cudaMallocAsync(&u.device, table.bytes.size(), stream_));
-      u.bytes = table.bytes.size();
-    }
-    if (!table.bytes.empty())
-      LK_CUDA_CHECK(cudaMemcpyAsync(u.device, table.bytes.data(), table.bytes.size(), cudaMemcpyHostToDevice, stream_));
-    u.table = std::move(table);  // kept alive (the same buffer): the source of the copy
-  }
+  const TableUpload& u = upload_table(state.raw(), std::move(table));
   LK_LAUNCHED(lk::cuda::adamw_step(u.table, u.device, state.data<double>(), a.beta1, a.beta2, a.eps, a.weight_decay,
                                    stream_, skip.defined() ? cf(skip) : nullptr));
 }
 
-void CudaBackend::loss_scale_update(const cpu::LossScaleParams& p, const Tensor& total, const Tensor& state) {
-  LK_LAUNCHED(lk::cuda::loss_scale_update(p, cf(total), mf(state), stream_));
+void CudaBackend::grad_unscale(const std::vector<Tensor>& grads, const cpu::LossScaleParams& p, const Tensor& state) {
+  check_grad_unscale(grads, state);
+  std::vector<GradUnscaleTensor> tensors;
+  for (const Tensor& g : grads) tensors.push_back({mf(g), g.numel()});
+  TensorTable table;
+  LK_CUDA_CHECK(grad_unscale_table(tensors, &table));
+  const TableUpload& u = upload_table(state.raw(), std::move(table));
+  LK_LAUNCHED(lk::cuda::grad_unscale(u.table, u.device, p, mf(state), stream_));
+}
+
+const CudaBackend::TableUpload& CudaBackend::upload_table(const void* owner, TensorTable&& table) {
+  TableUpload& u = table_uploads_[owner];
+  if (table.bytes == u.table.bytes && table.tensor_bytes == u.table.tensor_bytes) return u;
+  u.table = {};  // not valid on the device until the copy is queued
+  if (table.bytes.size() > u.bytes) {
+    if (u.device) LK_CUDA_CHECK(cudaFreeAsync(u.device, stream_));
+    u.device = nullptr;
+    u.bytes = 0;
+    LK_CUDA_CHECK(cudaMallocAsync(&u.device, table.bytes.size(), stream_));
+    u.bytes = table.bytes.size();
+  }
+  if (!table.bytes.empty())
+    LK_CUDA_CHECK(cudaMemcpyAsync(u.device, table.bytes.data(), table.bytes.size(), cudaMemcpyHostToDevice, stream_));
+  u.table = std::move(table);  // kept alive (the same buffer): the source of the copy
+  return u;
 }
 
 void CudaBackend::augment(const Tensor& draws, int64_t pad, const Tensor& images, const Tensor& labels,

@@ -11,19 +11,17 @@
 // array (kernels/adamw.h: AdamWSlot), and a step is two launches on `stream`:
 // a one-thread kernel that advances t and derives the step's scalars in double
 // (1 - lr*wd, lr/bc1, sqrt(bc2)), then the update, which reads them (as
-// float) and runs over a (tensor, chunk) table that also lives on the device:
-// the tensors, then per kAdamWChunk elements of each a (tensor, chunk) entry;
-// block b updates chunks b, b + gridDim.x, ...: no per-element search, and
-// many small tensors cost no more than one large one. The table depends only
-// on the tensors' pointers and sizes, so its owner builds it once
-// (adamw_table), uploads it once and keeps it (engine/cuda/backend_cuda_ops.cpp);
-// a step can then be captured in a CUDA Graph and replayed.
+// float) and runs over a (tensor, chunk) table that also lives on the device
+// (kernels/cuda/tensor_table.h): its owner builds it once (adamw_table),
+// uploads it once and keeps it (engine/cuda/backend_cuda_ops.cpp); a step can
+// then be captured in a CUDA Graph and replayed.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "kernels/cuda/runtime_api.h"
+#include "kernels/cuda/tensor_table.h"
 
 LK_CUDA_NAMESPACE_BEGIN
 
@@ -36,18 +34,10 @@ struct AdamWTensor {
   int64_t numel;
 };
 
-// The host image of a device table: bytes to upload as they are, and how
-// many chunks it lists (0: nothing to update).
-struct AdamWTable {
-  std::vector<unsigned char> bytes;
-  int64_t chunks = 0;
-  size_t tensor_bytes = 0;  // offset of the chunk list
-};
-
 // Builds the table of the tensors that have a gradient. cudaErrorInvalidValue
 // for numel < 0, a null param/exp_avg/exp_avg_sq beside a gradient, or more
 // than INT32_MAX tensors or chunks of one tensor.
-cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, AdamWTable* table);
+cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, TensorTable* table);
 
 // One step: state (device, kAdamWStateSize doubles: lr and t as the previous
 // step left them) is advanced, then every tensor of the table at
@@ -57,7 +47,7 @@ cudaError_t adamw_table(const std::vector<AdamWTensor>& tensors, AdamWTable* tab
 // null): when not 0 at run time the step is skipped - t, the parameters and
 // the moments stay (cpu::adamw_advance; the float16 loss scaler's overflow
 // flag, decided on the device, so the step still replays in a graph).
-cudaError_t adamw_step(const AdamWTable& table, const void* device_table, double* state, double beta1, double beta2,
+cudaError_t adamw_step(const TensorTable& table, const void* device_table, double* state, double beta1, double beta2,
                        double eps, double weight_decay, cudaStream_t stream = nullptr, const float* skip = nullptr);
 
 // Writes the learning rate into the state (one one-thread launch: no copy
@@ -65,6 +55,5 @@ cudaError_t adamw_step(const AdamWTable& table, const void* device_table, double
 cudaError_t adamw_set_lr(double* state, double lr, cudaStream_t stream = nullptr);
 
 inline constexpr int kAdamWThreads = 256;
-inline constexpr int64_t kAdamWChunk = 4096;  // elements per (tensor, chunk) entry
 
 LK_CUDA_NAMESPACE_END

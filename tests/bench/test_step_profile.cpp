@@ -104,6 +104,17 @@ TEST_CASE("step_profile --graph on: bf16 and fp16 replay a graph, fp16's loss sc
   check_phases(fp16);
 }
 
+TEST_CASE("step_profile: an eager fp16 step's optimizer phase is AdamW's 2 launches and the loss scaler's 2") {
+  // The unscale is one multi-tensor op (Backend::grad_unscale), not three
+  // launches per gradient (bench/README.md: 871 -> 531 for ResSE-LKA-UNet).
+  const json fp16 =
+      profile("--precision fp16 --backend emu --net unet --widths 4,8,16,32 --batch 2 --size 8 --steps 1 --warmup 1");
+  CHECK(fp16.at("phases").at("optimizer").at("launches").get<double>() == 4);
+  CHECK(fp16.at("host_syncs_per_step").get<double>() == 0);
+  CHECK(fp16.at("skipped_steps").get<double>() == 0);
+  check_phases(fp16);
+}
+
 TEST_CASE("step_profile: the per-op table and a Perfetto trace with phases, ops and kernels") {
   const std::string trace = (std::filesystem::temp_directory_path() /
                              ("lkaseg_step_trace_" + std::to_string(::getpid()) + ".json"))

@@ -58,7 +58,7 @@ void check_adamw(const std::vector<int64_t>& sizes, size_t no_grad, const lk::Ad
     table.push_back({d_p[i]->get(), i == no_grad ? nullptr : d_g[i]->get(), d_m[i]->get(), d_v[i]->get(), sizes[i]});
   }
 
-  lk::cuda::AdamWTable tab;
+  lk::cuda::TensorTable tab;
   REQUIRE(lk::cuda::adamw_table(table, &tab) == cudaSuccess);
   DeviceBuffer<unsigned char> d_table(tab.bytes);
   std::vector<double> state(lk::cpu::kAdamWStateSize, 0.0);
@@ -127,7 +127,7 @@ TEST_CASE("emu adamw: a set skip flag leaves t, the parameters and the moments, 
   NoLeaks no_leaks;
   const std::vector<float> p0 = uniform(5000, 9, -1.f, 1.f), g = uniform(5000, 10, -1.f, 1.f);
   DeviceBuffer<float> p(p0), gr(g), m(std::vector<float>(5000, 0.f)), v(std::vector<float>(5000, 0.f));
-  lk::cuda::AdamWTable t;
+  lk::cuda::TensorTable t;
   REQUIRE(lk::cuda::adamw_table({{p.get(), gr.get(), m.get(), v.get(), 5000}}, &t) == cudaSuccess);
   DeviceBuffer<unsigned char> d_table(t.bytes);
   std::vector<double> state(lk::cpu::kAdamWStateSize, 0.0);
@@ -158,7 +158,7 @@ TEST_CASE("emu adamw: nothing to do and invalid tables", "[emu]") {
   NoLeaks no_leaks;
   DeviceBuffer<float> d(4);
   DeviceBuffer<double> st(std::vector<double>(lk::cpu::kAdamWStateSize, 0.0));
-  lk::cuda::AdamWTable t;
+  lk::cuda::TensorTable t;
   CHECK(lk::cuda::adamw_table({}, &t) == cudaSuccess);
   CHECK(t.chunks == 0);
   // Only tensors without gradients, or empty ones: only the step count moves.
