@@ -46,5 +46,6 @@ if [[ -d $cases_src ]]; then
 else
   echo "gpu_prepare_deps: no $cases_src: the precision stage will be skipped" >&2
 fi
-echo "tracked tree + carried folders (the device tool takes 64 MiB):"
-du -shc "$dest" "$cases_dest" 2>/dev/null | tail -1
+carried=$(du -sbc "$dest" "$cases_dest" 2>/dev/null | tail -1 | cut -f1)
+tracked=$(cd "$root" && git ls-files -z 2>/dev/null | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+echo "carried folders $((carried >> 20)) MiB + tracked tree $((${tracked:-0} >> 20)) MiB (the device tool takes 64 MiB in all)"
