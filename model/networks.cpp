@@ -174,17 +174,25 @@ std::string SegNet::summary(int64_t batch, int64_t size) const {
                 static_cast<double>(after.peak - before.current) * mib + static_cast<double>(count) * 4 * mib,
                 static_cast<double>(after_forward) * mib);
   o << line;
+  // A training step also holds AdamW's two float32 moments per parameter.
   // bf16/fp16 activations (--precision, CUDA only, so not measured here):
-  // parameters and their gradients stay float32, every other tensor of the
-  // step is taken at half size (the float32 logits, loss and BN statistics
-  // are small beside the activations; the float32 twins of the ops without a
-  // 16-bit kernel, one op's tensors at a time, are not counted).
-  const double f32_peak = static_cast<double>(after.peak - before.current) + static_cast<double>(count) * 4;
-  const double pg = static_cast<double>(count) * 8;  // parameters + gradients
-  const double half_peak = pg + (f32_peak - pg) / 2;
+  // parameters, their gradients and moments stay float32 (16 B per
+  // parameter; a convolution narrows its weight per call, keeping no 16-bit
+  // copy), every other tensor of the step is taken at half size (the float32
+  // logits, loss and BN statistics are small beside the activations; the
+  // float32 twins of the ops without a 16-bit kernel, one op's tensors at a
+  // time, are not counted). The float32 peak is the CPU backend's, which
+  // also keeps each convolution's input in oneDNN's layout (a GPU does not):
+  // on a GPU activations weigh less against the 16 B per parameter, and the
+  // ratio comes out a little higher (docs/PERFORMANCE.md).
+  const double p4 = static_cast<double>(count) * 4;
+  const double f32_fb = static_cast<double>(after.peak - before.current) + p4;  // forward+backward, p + g
+  const double f32_step = f32_fb + 2 * p4;
+  const double half_step = 4 * p4 + (f32_fb - 2 * p4) / 2;
   std::snprintf(line, sizeof line,
-                "memory for forward+backward with bf16/fp16 activations: %.1f MiB peak (computed: %.2fx float32's)\n",
-                half_peak * mib, half_peak / f32_peak);
+                "memory of a training step (+ AdamW's moments), float32: %.1f MiB; with bf16/fp16 activations: "
+                "%.1f MiB (computed: %.2fx float32's)\n",
+                f32_step * mib, half_step * mib, half_step / f32_step);
   o << line;
   const_cast<SegNet*>(this)->zero_grad();
   return o.str();

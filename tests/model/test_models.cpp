@@ -98,7 +98,8 @@ TEST_CASE("the summary prints layers, parameters and training memory", "[model]"
   CHECK_THAT(s, Contains("enc.0") && Contains("[2, 8, 32, 32]") && Contains("ce ") && Contains("aux.2"));
   CHECK_THAT(s, Contains("total parameters: " + std::to_string(net.parameter_count())));
   CHECK_THAT(s, Contains("memory for forward+backward at batch 2"));
-  CHECK_THAT(s, Contains("with bf16/fp16 activations"));
+  CHECK_THAT(s, Contains("memory of a training step (+ AdamW's moments), float32: ") &&
+                    Contains("with bf16/fp16 activations"));
   for (const Tensor& p : net.parameters()) CHECK_FALSE(p.grad().defined());  // summary leaves no gradients
 }
 
