@@ -185,6 +185,32 @@ std::string nifti_stem(const std::string& name) {
   return name.substr(0, name.size() - (ends_with(name, ".nii.gz") ? 7 : 4));
 }
 
+// BratsOptions::only: which of the candidate ids met are examined; every id
+// met is kept for the message naming one that is not there.
+class Only {
+ public:
+  explicit Only(const std::vector<std::string>& ids) : want_(ids.begin(), ids.end()), ids_(ids) {}
+  bool wanted(const std::string& id) {
+    met_.insert(id);
+    return want_.empty() || want_.count(id) > 0;
+  }
+  // Throws MissingCaseError for the first wanted id not met.
+  void check(const std::string& root) const {
+    for (const std::string& id : ids_) {
+      if (met_.count(id)) continue;
+      std::string some;  // the first five, sorted
+      int i = 0;
+      for (auto m = met_.begin(); m != met_.end() && i < 5; ++m, ++i) some += (i ? ", " : ": ") + *m;
+      throw MissingCaseError(root, "case " + id + " is not there (" + std::to_string(met_.size()) + " case(s)" +
+                                       some + (met_.size() > 5 ? ", ..." : "") + ")");
+    }
+  }
+
+ private:
+  std::set<std::string> want_, met_;
+  std::vector<std::string> ids_;
+};
+
 // dataset.json of an MSD task, when present, must list our channel order.
 void check_msd_dataset_json(const fs::path& file) {
   std::ifstream in(file);
@@ -209,7 +235,7 @@ void check_msd_dataset_json(const fs::path& file) {
 }
 
 // The MSD layout: imagesTr/ (+ labelsTr/) and imagesTs/, or one images folder.
-void discover_msd(const fs::path& root, const BratsOptions& opt, BratsDataset& ds) {
+void discover_msd(const fs::path& root, const BratsOptions& opt, Only& only, BratsDataset& ds) {
   std::vector<std::pair<fs::path, fs::path>> folders;  // images, labels ("" when none)
   const std::string name = root.filename().string();
   if (name == "imagesTr" || name == "imagesTs") {
@@ -225,6 +251,7 @@ void discover_msd(const fs::path& root, const BratsOptions& opt, BratsDataset& d
                                                                                            : files_in(labels);
     for (const std::string& f : files_in(images)) {
       if (is_hidden(f) || !is_nifti_name(f)) continue;  // macOS "._BRATS_001.nii.gz" and the like
+      if (!only.wanted(nifti_stem(f))) continue;
       BratsCase c;
       c.id = nifti_stem(f);
       c.dir = images.string();
@@ -255,8 +282,10 @@ BratsDataset discover_brats_cases(const std::string& root, const BratsOptions& o
   fs::path r = fs::path(root).lexically_normal();
   if (r.filename().empty()) r = r.parent_path();  // "data/" -> "data"
   const std::string rname = r.filename().string();
+  Only only(opt.only);
   if (fs::is_directory(r / "imagesTr") || fs::is_directory(r / "imagesTs") || rname == "imagesTr" || rname == "imagesTs") {
-    discover_msd(r, opt, ds);
+    discover_msd(r, opt, only, ds);
+    only.check(root);
     if (ds.cases.empty() && ds.skipped.empty())
       throw BratsError(root, "no MSD cases (imagesTr/<id>.nii.gz with labelsTr/<id>.nii.gz)");
   } else {
@@ -274,6 +303,7 @@ BratsDataset discover_brats_cases(const std::string& root, const BratsOptions& o
                              "BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii.gz, HGG/Brats18_2013_0_1/..., or an "
                              "MSD task folder with imagesTr/)");
     for (const fs::path& d : dirs) {
+      if (!only.wanted(d.filename().string())) continue;
       try {
         ds.cases.push_back(find_case_files(d, opt));
       } catch (const BratsError& e) {
@@ -281,6 +311,7 @@ BratsDataset discover_brats_cases(const std::string& root, const BratsOptions& o
         skip(opt, ds, d.filename().string(), e.what());
       }
     }
+    only.check(root);
   }
   std::sort(ds.cases.begin(), ds.cases.end(), [](const BratsCase& a, const BratsCase& b) { return a.id < b.id; });
   for (size_t i = 1; i < ds.cases.size(); ++i)

@@ -57,6 +57,13 @@ class BratsError : public std::runtime_error {
   std::string file_;
 };
 
+// Thrown by discovery for an id of BratsOptions::only that is not under the
+// root; what() is "<root>: case <id> is not there (<n> cases: a, b, c, ...)".
+class MissingCaseError : public BratsError {
+ public:
+  using BratsError::BratsError;
+};
+
 struct BratsCase {
   std::string id;                                // the folder name (MSD: the file name without extension)
   std::string dir;                               // the folder (MSD: the images folder)
@@ -70,6 +77,11 @@ struct BratsOptions {
   bool require_seg = true;   // a case without a segmentation is bad
   // Receives each warning; by default they go to stderr.
   std::function<void(const std::string&)> warn{};
+  // When not empty: only the cases of these ids (the ids discovery reports:
+  // folder names, MSD file names without extension) are examined; the
+  // others are ignored as if absent (a bad one is no error). An id not there
+  // throws MissingCaseError.
+  std::vector<std::string> only{};
 };
 
 struct SkippedCase {
@@ -97,7 +109,8 @@ struct BratsCaseData {
 // folders (HGG/, LGG/) contributes those; hidden folders and files are
 // ignored. MSD when root holds imagesTr/ or imagesTs/ (or is one). Throws
 // BratsError when root is not a folder, holds no case at all or two cases of
-// one id, and for a bad case unless opt.skip_bad.
+// one id, and for a bad case unless opt.skip_bad; MissingCaseError for an id
+// of opt.only that is not there.
 BratsDataset discover_brats_cases(const std::string& root, const BratsOptions& opt = {});
 
 // Reads and checks every file of a case. Throws BratsError or NiftiError.

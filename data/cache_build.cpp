@@ -38,19 +38,11 @@ std::invalid_argument not_a_cache(const std::string& path) {
                                       "magic); not overwriting it: name another cache file, or move this one away");
 }
 
-// Discovery restricted to b.only (when given): every named case must exist.
-BratsDataset discover_selected(const std::string& cases_root, const BratsOptions& bo, const CacheBuildOptions& b) {
-  BratsDataset ds = discover_brats_cases(cases_root, bo);
-  if (b.only.empty()) return ds;
-  const std::set<std::string> want(b.only.begin(), b.only.end());
-  std::set<std::string> seen;
-  std::erase_if(ds.cases, [&](const BratsCase& c) { return want.count(c.id) == 0; });
-  std::erase_if(ds.skipped, [&](const SkippedCase& c) { return want.count(c.id) == 0; });
-  for (const BratsCase& c : ds.cases) seen.insert(c.id);
-  for (const SkippedCase& c : ds.skipped) seen.insert(c.id);
-  for (const std::string& id : want)
-    if (seen.count(id) == 0) throw std::invalid_argument(cases_root + ": selected case " + id + " is not there");
-  return ds;
+// Discovery restricted to b.only (when given): only those cases are
+// examined, and every named case must exist (MissingCaseError).
+BratsDataset discover_selected(const std::string& cases_root, BratsOptions bo, const CacheBuildOptions& b) {
+  bo.only = b.only;
+  return discover_brats_cases(cases_root, bo);
 }
 
 // The fingerprint of a case, or one without files when a file cannot be

@@ -118,17 +118,8 @@ EvaluationResult evaluate_folders(const EvaluateOptions& cmd) {
   const std::map<std::string, std::string> preds = prediction_files(cmd.pred);
   BratsOptions bo;
   bo.warn = cmd.warn;
-  BratsDataset gt = discover_brats_cases(cmd.gt, bo);
-  if (!cmd.cases.empty()) {  // only the named ground-truth cases
-    std::vector<BratsCase> keep;
-    for (const std::string& id : cmd.cases) {
-      const auto it = std::find_if(gt.cases.begin(), gt.cases.end(), [&](const BratsCase& c) { return c.id == id; });
-      if (it == gt.cases.end()) throw MetricsError(cmd.gt + ": case " + id + " (--cases) is not there");
-      keep.push_back(*it);
-    }
-    std::sort(keep.begin(), keep.end(), [](const BratsCase& a, const BratsCase& b) { return a.id < b.id; });
-    gt.cases = keep;
-  }
+  bo.only = cmd.cases;  // only the named ground-truth cases (a missing one: MissingCaseError)
+  const BratsDataset gt = discover_brats_cases(cmd.gt, bo);
 
   EvaluationResult r;
   std::vector<const BratsCase*> todo;

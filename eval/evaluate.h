@@ -66,7 +66,7 @@ std::map<std::string, std::string> prediction_files(const std::string& dir);
 // Pairs the files, evaluates every case, aggregates. Throws MetricsError
 // for missing/extra predictions (without allow_missing), a grid mismatch
 // or bad labels (naming the files), BratsError/NiftiError for unreadable
-// input.
+// input, data::MissingCaseError for an id of o.cases not in o.gt.
 EvaluationResult evaluate_folders(const EvaluateOptions& o);
 
 // The per-case CSV (header + rows), the JSON document, the stdout table.

@@ -3,7 +3,8 @@
 // is in the case's own label coding (byte for byte the ground truth's values
 // when it is the ground truth), `evaluate` pairs and reads it (Dice 1 for a
 // perfect one), and predict with an ensemble and mirrored views writes a
-// mask evaluate accepts.
+// mask evaluate accepts. train/cv --cases select by the ids discovery
+// reports in each layout.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "tests/support/layouts.h"
 #include "tests/support/nifti_craft.h"
 #include "eval/evaluate.h"
+#include "tools/cli/run.h"
 #include "train/predict.h"
 
 using namespace lk;
@@ -60,5 +62,34 @@ TEST_CASE("layouts: predictions are written in each input's coding and evaluated
     for (const data::BratsCase& bc : ds.cases) train::predict_case_file({&a, &b}, po, bc, pred.string(), o);
     e.pred = pred.string();
     CHECK(eval::evaluate_folders(e).cases.size() == 2);
+  }
+}
+
+TEST_CASE("layouts: train/cv --cases selects by the case ids of each layout: split and cache hold them alone",
+          "[cli][layouts]") {
+  for (const test::Layout l : test::kLayouts) {
+    INFO(test::layout_name(l));
+    test::TempDir dir;
+    const fs::path root = dir.path() / "data";
+    for (int i = 1; i <= 3; ++i)
+      test::write_layout_case(root, l, test::make_layout_case(test::layout_case_id(l, i), {14, 12, 6}, i));
+    cli::RunOptions o;
+    o.data = root.string();
+    o.out = (dir.path() / "run").string();
+    o.cases = {test::layout_case_id(l, 3), test::layout_case_id(l, 1)};
+    o.fraction = 1;
+    o.folds = 2;
+    o.size = 16;
+    o.widths = {4, 8};
+    o.batch = 2;
+    o.threads = 1;
+    const cli::Prepared p = cli::prepare(o);
+    CHECK(p.split.selected == std::vector<std::string>{test::layout_case_id(l, 1), test::layout_case_id(l, 3)});
+    REQUIRE(p.cache.num_cases() == 2);
+    CHECK(p.cache.cases()[0].id == test::layout_case_id(l, 1));
+    CHECK(p.cache.cases()[1].id == test::layout_case_id(l, 3));
+    o.cases = {test::layout_case_id(l, 1), test::layout_case_id(l, 2)};  // a resume with other cases
+    CHECK_THROWS_WITH(cli::prepare(o), Catch::Matchers::Contains(test::layout_case_id(l, 3)) &&
+                                           Catch::Matchers::Contains("--cases"));
   }
 }

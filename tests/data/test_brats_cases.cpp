@@ -3,7 +3,8 @@
 // affine, NaN/Inf, labels) as an error or, with skip_bad, a listed skip.
 // Small cases are written with write_nifti; the real cases are read too.
 // Every input layout (2017-2020 with .nii and grade folders, 2021, 2023, MSD)
-// is written by tests/support/layouts and read back.
+// is written by tests/support/layouts and read back, also a selection of its
+// cases (BratsOptions::only).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -276,6 +277,49 @@ TEST_CASE("brats: every layout (2017-2020, 2021, 2023, MSD) is discovered and lo
     }
     if (l == test::Layout::Brats2020) CHECK(ds.cases[0].images[0].ends_with("_flair.nii"));
   }
+}
+
+TEST_CASE("brats: only: the named cases of every layout, by the ids discovery reports, the others unexamined",
+          "[brats][layouts]") {
+  for (const test::Layout l : test::kLayouts) {
+    INFO(test::layout_name(l));
+    test::TempDir root;
+    const std::string r = root.path().string();
+    for (int i = 1; i <= 3; ++i)
+      test::write_layout_case(root.path(), l, test::make_layout_case(test::layout_case_id(l, i), {8, 8, 4}, i));
+    const std::string id1 = test::layout_case_id(l, 1), id2 = test::layout_case_id(l, 2);
+    const std::string id3 = test::layout_case_id(l, 3);
+    fs::remove(discover_brats_cases(r).cases.at(1).seg);  // case 2 is bad now
+    expect_bad([&] { discover_brats_cases(r); }, id2, "missing");
+
+    const BratsDataset ds = discover_brats_cases(r, {.only = {id3, id1}});
+    REQUIRE(ds.cases.size() == 2);
+    CHECK(ds.cases[0].id == id1);
+    CHECK(ds.cases[1].id == id3);
+    CHECK(ds.skipped.empty());
+    CHECK(load_brats_case(ds.cases[1]).labels.size() == 8 * 8 * 4);
+    // With skip_bad, a named bad case is skipped as always.
+    const BratsOptions quiet{.skip_bad = true, .warn = [](const std::string&) {}, .only = {id2}};
+    const BratsDataset bad = discover_brats_cases(r, quiet);
+    CHECK(bad.cases.empty());
+    REQUIRE(bad.skipped.size() == 1);
+    CHECK(bad.skipped[0].id == id2);
+    // An id not there: its own error, naming the root, the id and the cases there.
+    try {
+      discover_brats_cases(r, {.only = {id1, "nope"}});
+      FAIL("an unknown id was accepted");
+    } catch (const MissingCaseError& e) {
+      CHECK(std::string(e.what()) == r + ": case nope is not there (3 case(s): " + id1 + ", " + id2 + ", " + id3 + ")");
+    }
+  }
+  // More than five cases: the first five, then "...".
+  test::TempDir root;
+  for (int i = 1; i <= 7; ++i)
+    test::write_layout_case(root.path(), test::Layout::Brats2021,
+                            test::make_layout_case(test::layout_case_id(test::Layout::Brats2021, i), {8, 8, 4}, i));
+  expect_bad([&] { discover_brats_cases(root.path().string(), {.only = {"BraTS2021_00099"}}); }, root.path().string(),
+             "case BraTS2021_00099 is not there (7 case(s): BraTS2021_00001, BraTS2021_00002, BraTS2021_00003, "
+             "BraTS2021_00004, BraTS2021_00005, ...)");
 }
 
 TEST_CASE("brats: MSD test images come with require_seg = false, the images folder itself is a root", "[brats][layouts]") {

@@ -220,6 +220,7 @@ int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
   prepare_prediction_folder(pred_dir, o.force);
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
+  bo.only = p.split.selected;
   const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
   std::printf("\ncheckpoint of each fold (--select %s), its validation cases predicted in the original geometry -> %s\n",
               co.select.c_str(), pred_dir.c_str());

@@ -64,16 +64,8 @@ int cmd_predict(const PredictOptions& o) {
   data::BratsOptions bo;
   bo.skip_bad = o.skip_bad;
   bo.require_seg = false;
-  data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
-  if (!o.cases.empty()) {
-    std::vector<data::BratsCase> keep;
-    for (const std::string& id : o.cases) {
-      const auto it = std::find_if(ds.cases.begin(), ds.cases.end(), [&](const data::BratsCase& c) { return c.id == id; });
-      if (it == ds.cases.end()) throw std::invalid_argument(o.data + ": case " + id + " (--cases) is not there");
-      keep.push_back(*it);
-    }
-    ds.cases = keep;
-  }
+  bo.only = o.cases;
+  const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
   prepare_prediction_folder(o.out, o.force);
 
   train::CasePredictOptions co;

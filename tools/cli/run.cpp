@@ -21,7 +21,6 @@
 
 #include <omp.h>
 #include <sched.h>
-#include <unistd.h>
 
 #include "data/nifti_validate.h"
 #include "data/nifti_write.h"
@@ -84,6 +83,11 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--fraction", o.fraction, "fraction of the cases selected (SPEC: 10%)")
       ->check(CLI::Range(1e-9, 1.0))
       ->capture_default_str();
+  s->add_option("--cases", o.cases,
+                 "only these cases of --data (ids as discovery names them: the case folder, e.g. BraTS2021_00006; "
+                 "MSD: the image file name without .nii.gz); --fraction then draws from them (1: all of them). An id "
+                 "not there or given twice is an error; recorded in run.json (a rerun must name the same cases); an "
+                 "existing split must select among them (all of them with --fraction 1)");
   s->add_option("--split", o.split, "split JSON (default RUN/split.json; written when absent, honoured when present)");
   s->add_option("--cache", o.cache, "slice cache (default RUN/slices.lkcache)");
   s->add_option("--threads", o.threads, "preprocessing workers (0: all cores)")->check(CLI::Range(0, 4096))->capture_default_str();
@@ -208,8 +212,14 @@ namespace {
 
 // The run's whole configuration, as recorded in RUN/run.json.
 json run_record(const RunOptions& o, const data::PreprocessOptions& po, const train::TrainConfig& tc) {
+  json split = {{"fraction", o.fraction}, {"folds", o.folds}, {"seed", o.seed}};
+  if (!o.cases.empty()) {  // absent without --cases: run folders made before it stay valid
+    std::vector<std::string> ids = o.cases;
+    std::sort(ids.begin(), ids.end());
+    split["cases"] = ids;
+  }
   return {{"format", "lkaseg-run-1"},
-          {"split", {{"fraction", o.fraction}, {"folds", o.folds}, {"seed", o.seed}}},
+          {"split", split},
           {"preprocess", json::parse(train::preprocess_to_json(po))},
           {"train", json::parse(tc.to_json())}};
 }
@@ -269,6 +279,22 @@ Prepared prepare(const RunOptions& o, bool writer) {
   const std::string split_path = o.split.empty() ? (fs::path(o.out) / "split.json").string() : o.split;
   const std::string cache_path = o.cache.empty() ? (fs::path(o.out) / "slices.lkcache").string() : o.cache;
   const std::string record_path = (fs::path(o.out) / "run.json").string();
+  std::set<std::string> named;
+  for (const std::string& id : o.cases)
+    if (!named.insert(id).second) throw std::invalid_argument("--cases: " + id + " is given twice");
+  // The cases (only those of --cases are looked at), before the folder is made.
+  data::BratsOptions bo;
+  bo.skip_bad = o.skip_bad;
+  bo.only = o.cases;
+  data::BratsDataset ds;
+  try {
+    ds = data::discover_brats_cases(o.data, bo);
+  } catch (const data::MissingCaseError& e) {
+    throw std::invalid_argument(std::string("--cases: ") + e.what());
+  }
+  std::vector<std::string> ids;
+  for (const data::BratsCase& c : ds.cases) ids.push_back(c.id);
+
   if (writer) {
     check_output_folder(o.out, [&](const fs::directory_entry& e) { return run_entry(e, o); }, o.force, "run folder");
     std::error_code ec;
@@ -281,14 +307,24 @@ Prepared prepare(const RunOptions& o, bool writer) {
       clean_stale_temps(cache_dir.string());
   }
 
-  data::BratsOptions bo;
-  bo.skip_bad = o.skip_bad;
-  const data::BratsDataset ds = data::discover_brats_cases(o.data, bo);
-  std::vector<std::string> ids;
-  for (const data::BratsCase& c : ds.cases) ids.push_back(c.id);
   Prepared p;
   const bool split_exists = fs::exists(split_path);
-  p.split = split_exists ? data::read_split_json(split_path, ids) : data::make_split(ids, o.fraction, o.seed, o.folds);
+  if (!split_exists) {
+    p.split = data::make_split(ids, o.fraction, o.seed, o.folds);
+  } else {
+    try {
+      p.split = data::read_split_json(split_path, ids);
+    } catch (const data::SplitError& e) {
+      if (o.cases.empty()) throw;
+      throw std::invalid_argument(std::string(e.what()) + " (with --cases the available cases are the " +
+                                  std::to_string(ids.size()) + " it names: this split selects others)");
+    }
+    if (!o.cases.empty() && o.fraction == 1.0)
+      for (const std::string& id : ids)
+        if (!std::binary_search(p.split.selected.begin(), p.split.selected.end(), id))
+          throw std::invalid_argument("--cases names " + id + ", which " + split_path + " does not select; with "
+                                      "--fraction 1 the split must select every case of --cases");
+  }
   const int n_folds = static_cast<int>(p.split.folds.size());
   if (o.fold >= n_folds)
     throw std::invalid_argument("--fold " + std::to_string(o.fold) + ": the split has " + std::to_string(n_folds) +
@@ -323,8 +359,9 @@ Prepared prepare(const RunOptions& o, bool writer) {
   if (split_exists)
     std::printf("split: %s (%zu cases selected, %d folds)\n", split_path.c_str(), p.split.selected.size(), n_folds);
   else
-    std::printf("split: %zu of %zu cases (fraction %g, seed %llu) in %d folds -> %s\n", p.split.selected.size(),
-                ids.size(), o.fraction, static_cast<unsigned long long>(o.seed), n_folds, split_path.c_str());
+    std::printf("split: %zu of %zu cases%s (fraction %g, seed %llu) in %d folds -> %s\n", p.split.selected.size(),
+                ids.size(), o.cases.empty() ? "" : " named by --cases", o.fraction,
+                static_cast<unsigned long long>(o.seed), n_folds, split_path.c_str());
   std::fflush(stdout);  // before the build's progress lines on stderr
   data::CacheBuildOptions b;
   b.threads = o.threads;

@@ -4,10 +4,11 @@
 // model and predicting one case into its original geometry.
 //
 // A run folder RUN holds run.json (the run's whole configuration: split,
-// preprocessing, network and training; a rerun that changes any of it but
-// --epochs is refused, naming the field, before anything is built),
-// split.json (the case selection and folds: written once, honoured when
-// edited), slices.lkcache (the selected cases only), fold_<k>/
+// --cases included, preprocessing, network and training; a rerun that changes
+// any of it but --epochs is refused, naming the field, before anything is
+// built), split.json (the case selection and folds: written once, honoured
+// when edited; with --cases it must select among those cases, and all of them
+// with --fraction 1), slices.lkcache (the selected cases only), fold_<k>/
 // (train/trainer.h: config.json, checkpoints, best.safetensors, log.jsonl)
 // and, after cv, cv_summary.json, predictions/, evaluation.* and table3.json.
 // A folder holding anything else is refused unless --force. Every flag is
@@ -48,6 +49,7 @@ namespace lk::cli {
 
 struct RunOptions {
   std::string data, out, split, cache;
+  std::vector<std::string> cases;  // --cases: only these case ids of --data (empty: all)
   int fold = 0, folds = 5, threads = 0;
   double fraction = 0.1;
   bool skip_bad = false;
