@@ -6,11 +6,7 @@
 # other cases (or none), a split (the run's or --split's) that selects others
 # or, with --fraction 1, not all of them.
 # Usage: cli_cases.sh <path to lkaseg>
-set -u
-bin=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 out="$dir/out"
 net="--size 32 --widths 4 8 16 32 --batch 4 --warmup-epochs 1 --device cpu --lr 3e-3 --epochs 1 --steps-per-epoch 1"
 net="$net --val-every 1 --folds 2"

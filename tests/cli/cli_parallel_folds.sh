@@ -4,11 +4,7 @@
 # a second run finds them trained; SIGINT to the parent stops the children
 # with checkpoints (exit 130) and the next run resumes them.
 # Usage: cli_parallel_folds.sh <path to lkaseg>
-set -u
-bin=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 opts="--fraction 1 --folds 2 --size 32 --widths 4 8 16 32 --batch 4 --warmup-epochs 1 --device cpu --lr 3e-3 --no-eval"
 
 "$bin" synth --out "$dir/data" --cases 6 --seed 5 --size 48 48 16 >/dev/null || fail "synth exited $?"

@@ -3,11 +3,7 @@
 # the summary on stdout, progress on stderr), reuse; a missing folder and a
 # bad flag exit non-zero with a message naming them.
 # Usage: cli_preprocess.sh <path to lkaseg>
-set -u
-bin=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 
 "$bin" synth --out "$dir/set" --cases 3 --seed 2 --size 40 36 16 >/dev/null || fail "synth exited $?"
 "$bin" preprocess --data "$dir/set" --cache "$dir/c.lkslc" --size 32 --threads 2 >"$dir/out" 2>"$dir/err" ||

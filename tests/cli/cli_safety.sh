@@ -6,11 +6,7 @@
 # no temporary file left, and the command-line polish. Each block names the
 # issue's item it covers.
 # Usage: cli_safety.sh <path to lkaseg>
-set -u
-bin=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 out="$dir/out"
 tmps() { find "$1" -name '*.tmp.*' | wc -l; }
 # train/cv on the small dataset; "$@" adds flags (each flag at most once).

@@ -6,11 +6,7 @@
 # the run's folds as an ensemble with mirrored views, post-processing and
 # probability maps), bad flags fail.
 # Usage: cli_train.sh <path to lkaseg>
-set -u
-bin=$1
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/cli_common.sh"
 base="--size 32 --widths 4 8 16 32 --batch 4 --warmup-epochs 1 --device cpu"
 tiny="$base --lr 3e-3"
 
