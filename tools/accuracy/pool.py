@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Pool the splits of an ensemble accuracy run (tools/accuracy/split.sh).
+
+  tools/accuracy/pool.py SPLIT_DIR [SPLIT_DIR ...] [--include-empty] [--cases]
+
+Every test case counts once, predicted only by models that never saw it.
+Rows: three single-fold choices per split -- oracle (the best WT Dice on that
+split's test cases: a choice no user can make), cv's pick (the best
+validation Dice in RUN/cv_summary.json), and the mean of the folds (each
+case's metrics averaged over them) -- then oracle + post-processing and the
+ensemble variants. Dice %, HD95 mm; a region whose ground truth is empty is
+left out (the SPEC's "not applicable") unless --include-empty (BraTS: it
+counts, Dice 1 / HD95 0 when nothing is predicted, else 0 / 373.13).
+Markdown on stdout.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+REGIONS = ["NCR", "ET", "ED", "WT", "TC"]
+ENSEMBLES = ["ens", "ens_tta", "ens_pp", "ens_tta_pp"]
+
+
+def cases(split, name):
+    path = os.path.join(split, f"eval_{name}.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"pool: {path} is missing (did split.sh finish?)")
+    return json.load(open(path))["cases"]
+
+
+def wt_dice(cs):
+    return sum(c["regions"]["WT"]["dice"] for c in cs) / len(cs)
+
+
+def mean_over_folds(folds):
+    """Per case, each region's Dice and HD95 averaged over the folds."""
+    out = []
+    for i, c in enumerate(folds[0]):
+        regions = {}
+        for r in REGIONS:
+            vals = [f[i]["regions"][r] for f in folds]
+            regions[r] = {"gt_empty": c["regions"][r]["gt_empty"],
+                          "dice": sum(v["dice"] for v in vals) / len(vals),
+                          "hd95_mm": sum(v["hd95_mm"] for v in vals) / len(vals)}
+        out.append({"case": c["case"], "regions": regions})
+    return out
+
+
+def pool(splits):
+    rows, picks = {}, []
+    for s in splits:
+        n = sum(1 for d in os.listdir(os.path.join(s, "run")) if d.startswith("fold_"))
+        folds = [cases(s, f"fold_{k}") for k in range(n)]
+        oracle = max(range(n), key=lambda k: wt_dice(folds[k]))
+        summary = json.load(open(os.path.join(s, "run", "cv_summary.json")))
+        val = {f["fold"]: f["dice_mean"] for f in summary["folds"]}
+        pick = max(val, key=val.get)
+        picks.append((s, [c["case"] for c in folds[0]], oracle, pick))
+        for name, cs in [("fold, oracle", folds[oracle]), ("fold, cv's pick", folds[pick]),
+                         ("fold, mean of all", mean_over_folds(folds)),
+                         ("fold, oracle + pp", cases(s, f"fold_{oracle}_pp"))] + [(e, cases(s, e)) for e in ENSEMBLES]:
+            rows.setdefault(name, []).extend(cs)
+    return rows, picks
+
+
+def stat(cs, region, key, include_empty):
+    v = [c["regions"][region][key] for c in cs if include_empty or not c["regions"][region]["gt_empty"]]
+    return (sum(v) / len(v), len(v)) if v else (None, 0)
+
+
+def table(rows, include_empty):
+    out = ["| prediction | " + " | ".join(f"{r} Dice" for r in REGIONS) + " | " +
+           " | ".join(f"{r} HD95" for r in REGIONS) + " |", "| --- |" + " --- |" * (2 * len(REGIONS))]
+    for name, cs in rows.items():
+        cells = []
+        for key, scale in (("dice", 100), ("hd95_mm", 1)):
+            for r in REGIONS:
+                m, _ = stat(cs, r, key, include_empty)
+                cells.append("n/a" if m is None else f"{scale * m:.2f}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("splits", nargs="+")
+    ap.add_argument("--include-empty", action="store_true")
+    ap.add_argument("--cases", action="store_true", help="also each case's rows for oracle and ens_tta_pp")
+    a = ap.parse_args(argv)
+    rows, picks = pool(a.splits)
+    for s, test, oracle, pick in picks:
+        print(f"- {s}: test {', '.join(test)}; oracle fold {oracle}, cv's pick {pick}")
+    print()
+    print("\n".join(table(rows, a.include_empty)))
+    n = {r: stat(rows["ens"], r, "dice", a.include_empty)[1] for r in REGIONS}
+    print(f"\ncases per region: {', '.join(f'{r} {k}' for r, k in n.items())}")
+    if a.cases:
+        for name in ("fold, oracle", "ens_tta_pp"):
+            for c in rows[name]:
+                print(f"- {name} {c['case']}: " + " ".join(
+                    f"{r} {100 * c['regions'][r]['dice']:.1f}/{c['regions'][r]['hd95_mm']:.1f}" for r in REGIONS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
