@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tools/accuracy/split.sh + pool.py (docs/ACCURACY.md's ensemble runs) on six
 # small synthetic cases at a toy budget: cv on four, every fold and the four
-# ensemble variants predicted and evaluated on the other two; a test id cv
-# saw, or a bad one, fails naming the step; the pooled table (when python3 is
-# there) has every row and agrees with the per-split files.
+# ensemble variants predicted and evaluated on the other two; an unknown cv
+# id fails naming the step and its log; no arguments is a usage error; the
+# pooled table (when python3 is there) has every row and agrees with
+# evaluate's own summaries.
 # Usage: accuracy_split.sh <source root> <lkaseg binary>
 set -uo pipefail
 src=$1 bin=$2
@@ -27,8 +28,7 @@ done
 # The ensemble with mirroring differs from the one without (two views averaged).
 cmp -s "$dir/s1/ens/${ids[4]}.nii.gz" "$dir/s1/ens_tta/${ids[4]}.nii.gz" &&
   echo "note: mirroring left ${ids[4]}'s mask unchanged at this budget"
-# A test case that cv also trains on is refused by nothing here, but an
-# unknown id stops the first step with its log named.
+# An unknown id stops the first step with its log named.
 bash "$src/tools/accuracy/split.sh" "$bin" "$dir/data" "$dir/s2" "$test" "${ids[0]} nosuch_case" "${flags[@]}" \
   >"$dir/out2" 2>&1 && fail "an unknown cv case, yet exit 0"
 grep -q "accuracy/split: cv failed (exit [1-9]" "$dir/out2" || fail "no failed-step message: $(cat "$dir/out2")"
