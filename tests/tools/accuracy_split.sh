@@ -2,7 +2,8 @@
 # tools/accuracy/split.sh + pool.py (docs/ACCURACY.md's ensemble runs) on six
 # small synthetic cases at a toy budget: cv on four, every fold and the four
 # ensemble variants predicted and evaluated on the other two; an unknown cv
-# id fails naming the step and its log; no arguments is a usage error; the
+# id fails naming the step and its log; no arguments, or a test case among
+# the cv cases, is refused with exit 2 before anything runs; the
 # pooled table (when python3 is there) has every row and agrees with
 # evaluate's own summaries.
 # Usage: accuracy_split.sh <source root> <lkaseg binary>
@@ -35,6 +36,12 @@ grep -q "accuracy/split: cv failed (exit [1-9]" "$dir/out2" || fail "no failed-s
 grep -q "nosuch_case" "$dir/s2/cv.log" || fail "cv's log does not name the bad id: $(cat "$dir/s2/cv.log")"
 bash "$src/tools/accuracy/split.sh" "$bin" >/dev/null 2>&1
 [[ $? == 2 ]] || fail "no arguments: want exit 2"
+# A test case that cv would train on is refused before anything runs.
+bash "$src/tools/accuracy/split.sh" "$bin" "$dir/data" "$dir/s3" "${ids[4]} ${ids[0]}" "$cv" "${flags[@]}" \
+  >"$dir/out3" 2>&1
+[[ $? == 2 ]] || fail "a test case among the cv cases: want exit 2: $(cat "$dir/out3")"
+grep -q "${ids[0]} is both a test case and a cv case" "$dir/out3" || fail "no overlap message: $(cat "$dir/out3")"
+[[ -e $dir/s3 ]] && fail "the refused split wrote $dir/s3"
 if command -v python3 >/dev/null; then
   python3 "$src/tools/accuracy/pool.py" "$dir/s1" --cases >"$dir/pool" || fail "pool.py exited $?"
   for r in "fold, oracle" "fold, cv's pick" "fold, mean of all" "fold, oracle + pp" ens ens_tta ens_pp ens_tta_pp; do

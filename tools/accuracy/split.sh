@@ -10,11 +10,17 @@
 #   tools/accuracy/split.sh LKASEG DATA OUT "TEST_ID ..." "CV_ID ..." [cv flags ...]
 #
 # The cv flags are lkaseg cv's (budget, widths, --device, --seed ...). Times
-# go to OUT/times.log. Exit status: the first command that failed.
+# go to OUT/times.log. Exit status: the first command that failed (2: a test
+# case among the cv cases, or too few arguments).
 set -uo pipefail
 (($# >= 5)) || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 bin=$1 data=$2 out=$3 test_ids=$4 cv_ids=$5
 shift 5
+for t in $test_ids; do  # a test case cv trains on would not be unseen
+  for c in $cv_ids; do
+    [[ $t == "$c" ]] && { echo "accuracy/split: $t is both a test case and a cv case" >&2; exit 2; }
+  done
+done
 mkdir -p "$out" || exit 1
 log="$out/times.log"
 run() {  # run NAME CMD...: the command's output in OUT/NAME.log, its time in times.log
