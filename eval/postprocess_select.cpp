@@ -10,22 +10,35 @@ namespace lk::eval {
 
 using json = nlohmann::json;
 
-Score score_cases(const std::vector<CaseMetrics>& cases) {
+const char* pp_convention_name(PpConvention c) { return c == PpConvention::Spec ? "spec" : "brats"; }
+
+Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention) {
   Score s;
   s.cases = static_cast<int64_t>(cases.size());
   if (cases.empty()) return s;
   AggregateOptions ao;
-  ao.include_gt_empty = true;
+  ao.include_gt_empty = convention == PpConvention::Brats;
   const auto sum = aggregate(cases, ao);
+  int counted = 0;
   for (Region r : kRegions) {
-    s.dice += sum[static_cast<size_t>(r)].dice_mean / kNumRegions;
-    s.hd95 += sum[static_cast<size_t>(r)].hd95_mean / kNumRegions;
+    const RegionSummary& rs = sum[static_cast<size_t>(r)];
+    if (rs.n == 0) continue;  // no case has the region (SPEC convention): not applicable
+    s.region_dice[static_cast<size_t>(r)] = rs.dice_mean;
+    s.region_hd95[static_cast<size_t>(r)] = rs.hd95_mean;
+    s.dice += rs.dice_mean;
+    s.hd95 += rs.hd95_mean;
+    ++counted;
   }
+  if (counted > 0) s.dice /= counted, s.hd95 /= counted;
   return s;
 }
 
 bool improves(const Score& a, const Score& b) {
   constexpr double eps = 1e-9;
+  for (size_t r = 0; r < static_cast<size_t>(kNumRegions); ++r) {
+    if (a.region_dice[r] < b.region_dice[r] - eps || a.region_hd95[r] > b.region_hd95[r] + eps)
+      return false;  // NaN on either side compares false: the region is skipped
+  }
   return a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
 }
 
@@ -71,7 +84,13 @@ PpCase make_pp_case(const std::string& id, const std::vector<uint8_t>& pred, con
 namespace {
 
 json score_json(const Score& s) {
-  return {{"dice", s.dice}, {"hd95_mm", s.hd95}, {"combined", s.combined()}, {"cases", s.cases}};
+  json regions = json::object();
+  for (Region r : kRegions) {
+    const size_t i = static_cast<size_t>(r);
+    if (std::isfinite(s.region_dice[i]))
+      regions[region_name(r)] = {{"dice", s.region_dice[i]}, {"hd95_mm", s.region_hd95[i]}};
+  }
+  return {{"dice", s.dice}, {"hd95_mm", s.hd95}, {"combined", s.combined()}, {"cases", s.cases}, {"regions", regions}};
 }
 
 // The candidates for one target, in the order tried.
@@ -94,7 +113,8 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
     sel.before_cases.push_back(std::move(m));
     current.push_back(c.pred);
   }
-  sel.before = score_cases(sel.before_cases);
+  sel.convention = o.convention;
+  sel.before = score_cases(sel.before_cases, o.convention);
   std::vector<CaseMetrics> cur = sel.before_cases;
   Score cur_score = sel.before;
   for (train::PpTarget t : train::kPpTargets) {
@@ -111,7 +131,7 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
         ms[i] = evaluate_labels(labels, cases[i].gt, cases[i].geom);
         ms[i].id = cases[i].id;
       }
-      trial.score = score_cases(ms);
+      trial.score = score_cases(ms, o.convention);
       sel.tried.push_back(trial);
       if (improves(trial.score, cur_score) &&
           (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
@@ -143,10 +163,14 @@ std::string PpSelection::report_json() const {
     r["kept"] = t.kept;
     tried_j.push_back(r);
   }
+  const std::string empty = convention == PpConvention::Spec
+                                ? "a case whose ground truth lacks a region is left out of that region (SPEC.md)"
+                                : "a case whose ground truth lacks a region counts with the BraTS values";
   return json{{"criterion",
-               "mean over NCR, ET, ED, WT, TC of the case-mean Dice and HD95 (BraTS conventions, cases with an empty "
-               "ground truth included); a rule is kept when neither gets worse and one improves, the best "
-               "combined = dice - hd95/373.13 per target"},
+               "per region (NCR, ET, ED, WT, TC) the case-mean Dice and HD95, " + empty +
+                   "; a rule is kept when no region's Dice or HD95 gets worse and the mean over the regions improves "
+                   "in one, the best combined = dice - hd95/373.13 per target"},
+              {"convention", pp_convention_name(convention)},
               {"before", score_json(before)},
               {"after", score_json(after)},
               {"tried", tried_j}}

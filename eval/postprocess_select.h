@@ -3,31 +3,44 @@
 // and a fold's best versus last checkpoint).
 //
 // Score of a set of cases: per region (NCR, ET, ED, WT, TC) the mean over
-// the cases of Dice and of HD95, every case counted with the BraTS
-// conventions (a region empty in the ground truth counts too: Dice 1 and
-// HD95 0 when the prediction is empty as well, Dice 0 and HD95 373.13 mm
-// when not; that is what a false-positive island costs on such a case), then
-// the mean over the five regions: `dice` (0..1) and `hd95` (mm). One number
-// when one is needed: combined = dice - hd95 / 373.13, both metrics mapped
-// to 0..1 by their range, equal weight.
+// the cases of Dice and of HD95, then the mean over the regions: `dice`
+// (0..1) and `hd95` (mm). Two conventions for a region whose ground truth is
+// empty in a case: left out of that region's mean (SPEC.md: not applicable,
+// what `lkaseg evaluate` reports by default; a region no case has is left
+// out of the mean over regions), or counted with the BraTS values (Dice 1
+// and HD95 0 when the prediction is empty as well, Dice 0 and HD95
+// 373.13 mm when not; `evaluate --include-empty`). One number when one is
+// needed: combined = dice - hd95 / 373.13, both metrics mapped to 0..1 by
+// their range, equal weight.
 //
 // Selection (greedy, in this order of targets: WT, TC, ET, label NCR,
 // label ED, label ET; train/postprocess.h defines them): for each target,
 // every candidate rule (largest_component; min_component at each of
 // min_mm3; for ET also relabel_below at each of relabel_mm3) is applied on
-// top of the rules kept so far, to every case, and scored. A candidate
-// helps when neither mean moves the wrong way (dice not lower, hd95 not
-// higher) and at least one improves (by more than 1e-9); of the helping
+// top of the rules kept so far, to every case, and scored with the chosen
+// convention. A candidate helps when no region moves the wrong way (no
+// region's mean Dice lower, no region's mean HD95 higher) and the mean over
+// the regions improves in Dice or HD95 (by more than 1e-9); of the helping
 // candidates of a target the one with the highest combined score is kept.
 // A target with no helping candidate gets no rule. Only the cases a rule
 // changes are evaluated again.
+//
+// Why every region and not only their mean (until 2026-12-07 the mean
+// decided, with the BraTS convention): a rule that clears false enhancing
+// tumour in two validation cases without ET could outweigh wiping a true
+// small ET in a third, and the post-processing then emptied small true
+// regions of unseen cases (docs/ACCURACY.md, run 7); issue 15 asks for every
+// region's Dice not lower, so a rule must not cost any region on the cases
+// it is chosen on.
 //
 // The cases are held cropped to the bounding box of prediction and ground
 // truth foreground (plus one voxel): exact for Dice, HD95 (surfaces and
 // distances do not change) and for the rules (every component lies inside).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -37,14 +50,23 @@
 
 namespace lk::eval {
 
+enum class PpConvention { Spec, Brats };  // a region empty in the ground truth: left out, or counted
+const char* pp_convention_name(PpConvention c);  // "spec", "brats"
+
 struct Score {
+  static constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   double dice = 0;   // mean over regions of the case-mean Dice (0..1)
   double hd95 = 0;   // mean over regions of the case-mean HD95 (mm)
   int64_t cases = 0;
+  // Per region (kRegions order) the case means; NaN where no case counts.
+  std::array<double, kNumRegions> region_dice{kNaN, kNaN, kNaN, kNaN, kNaN};
+  std::array<double, kNumRegions> region_hd95{kNaN, kNaN, kNaN, kNaN, kNaN};
   double combined() const { return dice - hd95 / kEmptyHd95Mm; }
 };
-Score score_cases(const std::vector<CaseMetrics>& cases);
-// `a` is no worse than `b` in either mean and better in one (by > 1e-9).
+Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention = PpConvention::Brats);
+// `a` is no worse than `b` in any region's mean (regions NaN in either are
+// skipped) nor in the mean over regions, and better in a mean over regions
+// (Dice or HD95, by > 1e-9).
 bool improves(const Score& a, const Score& b);
 
 // One cross-validation case: prediction and ground truth as BraTS 2021
@@ -59,6 +81,7 @@ PpCase make_pp_case(const std::string& id, const std::vector<uint8_t>& pred, con
                     const data::Geometry& g);
 
 struct PpSelectOptions {
+  PpConvention convention = PpConvention::Spec;  // what `lkaseg evaluate` reports by default
   std::vector<double> min_mm3 = {10, 30, 100, 300, 1000};  // min_component thresholds tried
   std::vector<double> relabel_mm3 = {100, 200, 500, 1000}; // relabel_below thresholds tried on ET
 };
@@ -72,6 +95,7 @@ struct PpTrial {
 
 struct PpSelection {
   train::Postprocessing chosen;
+  PpConvention convention = PpConvention::Spec;  // the score's
   Score before, after;
   std::vector<CaseMetrics> before_cases, after_cases;  // per case, ids as given
   std::vector<PpTrial> tried;                          // in the order tried

@@ -4,6 +4,9 @@
 // kept when nothing helps, and the cropped cases score as the full volumes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "eval/postprocess_select.h"
 
 using namespace lk;
@@ -109,10 +112,90 @@ TEST_CASE("postprocess select: the score counts empty ground truth with the BraT
   CaseMetrics a;  // every region: both empty -> Dice 1, HD95 0
   CaseMetrics b = a;
   b[Region::ET] = {0.0, kEmptyHd95Mm, true, false, 5, 0, 0};  // a false ET on a case without ET
-  const Score s = score_cases({a, b});
+  const Score s = score_cases({a, b}, PpConvention::Brats);
   CHECK(s.dice == Approx((4 * 1.0 + 0.5) / 5));
   CHECK(s.hd95 == Approx(kEmptyHd95Mm / 2 / 5));
-  CHECK(improves(score_cases({a, a}), s));
+  CHECK(s.region_dice[static_cast<size_t>(Region::ET)] == Approx(0.5));
+  CHECK(improves(score_cases({a, a}, PpConvention::Brats), s));
   CHECK_FALSE(improves(s, s));
   CHECK_FALSE(improves({0.9, 10, 1}, {0.8, 5, 1}));  // better Dice, worse HD95: not an improvement
+}
+
+TEST_CASE("postprocess select: the SPEC convention leaves a region out where the ground truth lacks it",
+          "[postprocess]") {
+  CaseMetrics a;  // nothing anywhere: every region not applicable
+  CaseMetrics b = a;
+  b[Region::ET] = {0.0, kEmptyHd95Mm, true, false, 5, 0, 0};  // a false ET on a case without ET
+  b[Region::WT] = {0.8, 4.0, false, false, 100, 10, 15};      // a case with a tumour
+  const Score s = score_cases({a, b}, PpConvention::Spec);
+  CHECK(s.dice == Approx(0.8));  // WT alone counts, over the one case that has it
+  CHECK(s.hd95 == Approx(4.0));
+  CHECK(std::isnan(s.region_dice[static_cast<size_t>(Region::ET)]));
+  CHECK(s.region_hd95[static_cast<size_t>(Region::WT)] == Approx(4.0));
+  // Clearing the false ET changes nothing under SPEC, everything under BraTS.
+  CaseMetrics cleared = b;
+  cleared[Region::ET] = CaseMetrics{}[Region::ET];
+  CHECK_FALSE(improves(score_cases({a, cleared}, PpConvention::Spec), s));
+  CHECK(improves(score_cases({a, cleared}, PpConvention::Brats), score_cases({a, b}, PpConvention::Brats)));
+}
+
+TEST_CASE("postprocess select: a better mean that costs one region is not an improvement", "[postprocess]") {
+  Score before{0.70, 20.0, 3}, after{0.75, 15.0, 3};
+  before.region_dice = {0.5, 0.6, 0.7, 0.8, 0.9};
+  before.region_hd95 = {20, 20, 20, 20, 20};
+  after.region_dice = {0.5, 0.6, 0.7, 0.8, 0.9};
+  after.region_hd95 = {15, 15, 15, 15, 15};
+  CHECK(improves(after, before));
+  after.region_dice[static_cast<size_t>(Region::ET)] = 0.59;  // ET's Dice lower
+  CHECK_FALSE(improves(after, before));
+  after.region_dice[static_cast<size_t>(Region::ET)] = 0.6;
+  after.region_hd95[static_cast<size_t>(Region::NCR)] = 21;  // NCR's HD95 higher
+  CHECK_FALSE(improves(after, before));
+  after.region_hd95[static_cast<size_t>(Region::NCR)] = 15;
+  after.region_dice[static_cast<size_t>(Region::TC)] = Score::kNaN;  // not applicable: skipped
+  CHECK(improves(after, before));
+}
+
+namespace {
+
+// A tumour without enhancing tumour (ED around an NCR core, 3x3x3), predicted
+// right except `false_et` voxels of the core predicted ET; or, with
+// `true_et` > 0, that many core voxels truly ET and predicted right.
+PpCase et_case(const std::string& id, int false_et, int true_et) {
+  const data::Geometry g = grid();
+  std::vector<uint8_t> gt(static_cast<size_t>(g.numel()), 0);
+  fill(gt, g, {2, 2, 1}, {9, 9, 6}, 2);
+  fill(gt, g, {4, 4, 2}, {6, 6, 4}, 1);
+  for (int i = 0; i < true_et; ++i) gt[static_cast<size_t>(g.index(4 + i % 3, 4, 2))] = 4;
+  std::vector<uint8_t> pred = gt;
+  for (int i = 0; i < false_et; ++i) pred[static_cast<size_t>(g.index(4 + i % 3, 4, 2))] = 4;
+  return make_pp_case(id, pred, gt, g);
+}
+
+bool kept(const PpSelection& s, train::PpTarget t) {
+  return std::any_of(s.chosen.rules.begin(), s.chosen.rules.end(),
+                     [&](const train::PpRule& r) { return r.target == t; });
+}
+
+}  // namespace
+
+TEST_CASE("postprocess select: clearing false ET of cases without ET does not buy wiping a true small ET under SPEC",
+          "[postprocess]") {
+  // Run 7's split B in small: two validation cases without ET whose
+  // predictions carry a few false ET voxels, one with a small true ET
+  // predicted right. "ET below N mm3 relabelled NCR" (or its components
+  // below N mm3 made NCR) clears the false ones and wipes the true one.
+  const std::vector<PpCase> cases = {et_case("no_et_0", 2, 0), et_case("no_et_1", 2, 0), et_case("small_et", 0, 2)};
+  PpSelectOptions o;
+  o.convention = PpConvention::Brats;
+  const PpSelection brats = select_postprocessing(cases, o);
+  CHECK(brats.convention == PpConvention::Brats);
+  CHECK(kept(brats, train::PpTarget::ET));  // ET over 3 cases: 1/3 -> 2/3 Dice, NCR better too
+  o.convention = PpConvention::Spec;
+  const PpSelection spec = select_postprocessing(cases, o);
+  CHECK_FALSE(kept(spec, train::PpTarget::ET));  // ET over 1 case: 1 -> 0
+  CHECK_FALSE(kept(spec, train::PpTarget::LabelET));
+  CHECK(spec.after.region_dice[static_cast<size_t>(Region::ET)] == 1.0);
+  CHECK(spec.report_json().find("\"convention\":\"spec\"") != std::string::npos);
+  CHECK(select_postprocessing(cases).convention == PpConvention::Spec);  // the default
 }

@@ -15,6 +15,9 @@
 //   3. the post-processing chosen on those predictions
 //      (RUN/postprocessing.json), the post-processed predictions
 //      (RUN/predictions_postprocessed/) and the before/after table;
+//      --pp-convention says how a region the ground truth lacks counts, and
+//      rerunning a finished cv with another value chooses again without
+//      training or predicting;
 //   4. RUN/cv_summary.json completed with the choices and before/after.
 // Why not only the best validation epoch: it is picked on the slice grid by
 // Dice alone, over a fold's few validation cases, and on the shared real
@@ -57,6 +60,7 @@ using json = nlohmann::json;
 struct CvOptions {
   RunOptions run;
   std::string select = "auto";  // auto, best, last
+  std::string pp_convention = "spec";  // the post-processing's score: spec or brats (eval/postprocess_select.h)
 };
 
 const data::BratsCase& case_of(const data::BratsDataset& ds, const std::string& id, const std::string& root) {
@@ -157,9 +161,17 @@ std::optional<json> choose_checkpoint(const CvOptions& co, const data::Fold& f, 
 }
 
 // Step 3: post-processing chosen on RUN/predictions; returns the summary JSON.
-json choose_postprocessing(const RunOptions& o, const Prepared& p, const data::BratsDataset& ds,
+json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::BratsDataset& ds,
                            const std::string& pred_dir) {
-  std::printf("\nchoosing the post-processing on the %zu cross-validation predictions\n", p.split.selected.size());
+  const RunOptions& o = co.run;
+  eval::PpSelectOptions so;
+  so.convention = co.pp_convention == "brats" ? eval::PpConvention::Brats : eval::PpConvention::Spec;
+  const char* convention = so.convention == eval::PpConvention::Spec
+                               ? "a region the ground truth lacks left out, as evaluate reports"
+                               : "a region the ground truth lacks counted, BraTS conventions";
+  std::printf("\nchoosing the post-processing on the %zu cross-validation predictions (--pp-convention %s: %s; a "
+              "rule must not worsen any region)\n",
+              p.split.selected.size(), co.pp_convention.c_str(), convention);
   std::fflush(stdout);
   std::vector<eval::PpCase> cases;
   for (const std::string& id : p.split.selected) {
@@ -169,14 +181,15 @@ json choose_postprocessing(const RunOptions& o, const Prepared& p, const data::B
     cases.push_back(eval::make_pp_case(id, eval::to_brats_labels(pred.data, bc.naming, pf),
                                        eval::to_brats_labels(gt.data, bc.naming, bc.seg), gt.geom));
   }
-  const eval::PpSelection sel = eval::select_postprocessing(cases);
+  const eval::PpSelection sel = eval::select_postprocessing(cases, so);
   const std::string pp_path = (fs::path(o.out) / "postprocessing.json").string();
   write_file_atomically(pp_path, train::postprocessing_json(sel.chosen, sel.report_json()));
   eval::Score prev = sel.before;  // each kept rule against the rules kept before it
   for (const eval::PpTrial& t : sel.tried)
     if (t.kept) {
-      std::printf("  kept %s: Dice %.2f -> %.2f %%, HD95 %.2f -> %.2f mm (mean of the 5 regions, BraTS conventions)\n",
-                  t.rule.str().c_str(), 100 * prev.dice, 100 * t.score.dice, prev.hd95, t.score.hd95);
+      std::printf("  kept %s: Dice %.2f -> %.2f %%, HD95 %.2f -> %.2f mm (mean over the regions, --pp-convention %s)\n",
+                  t.rule.str().c_str(), 100 * prev.dice, 100 * t.score.dice, prev.hd95, t.score.hd95,
+                  co.pp_convention.c_str());
       prev = t.score;
     }
   if (sel.chosen.rules.empty()) std::printf("  no rule improved the cross-validated Dice/HD95: none kept\n");
@@ -210,7 +223,7 @@ json choose_postprocessing(const RunOptions& o, const Prepared& p, const data::B
                                    {"hd95_before", num(b.hd95_mean)}, {"hd95_after", num(a.hd95_mean)}};
   }
   std::printf("wrote %s\n", pp_dir.string().c_str());
-  return {{"file", pp_path}, {"rules", json::parse(train::postprocessing_json(sel.chosen)).at("rules")},
+  return {{"file", pp_path}, {"convention", co.pp_convention}, {"rules", json::parse(train::postprocessing_json(sel.chosen)).at("rules")},
           {"regions", table}};
 }
 
@@ -299,7 +312,7 @@ int evaluate_cv(const CvOptions& co, const Prepared& p, Device dev) {
   write_file_atomically(path, table.dump(2) + "\n");
   std::printf("wrote %s\n", path.c_str());
 
-  const json pp = choose_postprocessing(o, p, ds, pred_dir);
+  const json pp = choose_postprocessing(co, p, ds, pred_dir);
 
   // cv_summary.json (train_folds wrote the validation part) gets the choices.
   const fs::path summary_path = fs::path(o.out) / "cv_summary.json";
@@ -332,6 +345,12 @@ Subcommand add_cv(CLI::App& app) {
                  "each fold's checkpoint: auto (the better of best and last on the fold's validation cases in the "
                  "original grid), best or last")
       ->check(CLI::IsMember({"auto", "best", "last"}))
+      ->capture_default_str();
+  cv->add_option("--pp-convention", o->pp_convention,
+                 "how the post-processing choice counts a region the ground truth lacks: spec (left out, as "
+                 "evaluate reports by default) or brats (counted: Dice 1 / HD95 0 when nothing is predicted, 0 / "
+                 "373.13 mm otherwise, as evaluate --include-empty); rerun a finished cv with it to choose again")
+      ->check(CLI::IsMember({"spec", "brats"}))
       ->capture_default_str();
   cv->add_option("--parallel-folds", o->run.parallel_folds,
                  "train this many folds at once, one process each with its share of the cores")
