@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace lk::eval {
@@ -33,13 +34,18 @@ Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention
   return s;
 }
 
-bool improves(const Score& a, const Score& b) {
+bool no_region_worse(const Score& a, const Score& b, double dice_tol, double hd95_tol_mm) {
   constexpr double eps = 1e-9;
   for (size_t r = 0; r < static_cast<size_t>(kNumRegions); ++r) {
-    if (a.region_dice[r] < b.region_dice[r] - eps || a.region_hd95[r] > b.region_hd95[r] + eps)
+    if (a.region_dice[r] < b.region_dice[r] - dice_tol - eps || a.region_hd95[r] > b.region_hd95[r] + hd95_tol_mm + eps)
       return false;  // NaN on either side compares false: the region is skipped
   }
-  return a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
+  return true;
+}
+
+bool improves(const Score& a, const Score& b, double dice_tol, double hd95_tol_mm) {
+  constexpr double eps = 1e-9;
+  return no_region_worse(a, b, dice_tol, hd95_tol_mm) && a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
 }
 
 PpCase make_pp_case(const std::string& id, const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt,
@@ -114,6 +120,8 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
     current.push_back(c.pred);
   }
   sel.convention = o.convention;
+  sel.region_dice_tol = o.region_dice_tol;
+  sel.region_hd95_tol_mm = o.region_hd95_tol_mm;
   sel.before = score_cases(sel.before_cases, o.convention);
   std::vector<CaseMetrics> cur = sel.before_cases;
   Score cur_score = sel.before;
@@ -133,7 +141,8 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
       }
       trial.score = score_cases(ms, o.convention);
       sel.tried.push_back(trial);
-      if (improves(trial.score, cur_score) &&
+      if (improves(trial.score, cur_score, o.region_dice_tol, o.region_hd95_tol_mm) &&
+          no_region_worse(trial.score, sel.before, o.region_dice_tol, o.region_hd95_tol_mm) &&
           (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
         best = static_cast<int>(sel.tried.size()) - 1;
         best_metrics = std::move(ms);
@@ -154,6 +163,11 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
 }
 
 std::string PpSelection::report_json() const {
+  const auto fmt = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return std::string(b);
+  };
   json tried_j = json::array();
   for (const PpTrial& t : tried) {
     json r = {{"target", train::pp_target_name(t.rule.target)}, {"rule", train::pp_kind_name(t.rule.kind)}};
@@ -168,8 +182,12 @@ std::string PpSelection::report_json() const {
                                 : "a case whose ground truth lacks a region counts with the BraTS values";
   return json{{"criterion",
                "per region (NCR, ET, ED, WT, TC) the case-mean Dice and HD95, " + empty +
-                   "; a rule is kept when no region's Dice or HD95 gets worse and the mean over the regions improves "
-                   "in one, the best combined = dice - hd95/373.13 per target"},
+                   "; a rule is kept when no region's Dice falls by more than " + fmt(100 * region_dice_tol) +
+                   " point(s) nor its HD95 rises by more than " + fmt(region_hd95_tol_mm) +
+                   " mm (against the rules kept before it and against none) and the mean over the regions improves "
+                   "in one without the other getting worse, the best combined = dice - hd95/373.13 per target"},
+              {"region_dice_tol", region_dice_tol},
+              {"region_hd95_tol_mm", region_hd95_tol_mm},
               {"convention", pp_convention_name(convention)},
               {"before", score_json(before)},
               {"after", score_json(after)},

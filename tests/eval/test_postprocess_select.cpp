@@ -154,6 +154,17 @@ TEST_CASE("postprocess select: a better mean that costs one region is not an imp
   after.region_hd95[static_cast<size_t>(Region::NCR)] = 15;
   after.region_dice[static_cast<size_t>(Region::TC)] = Score::kNaN;  // not applicable: skipped
   CHECK(improves(after, before));
+  // Within the tolerances (what the selection uses: 0.1 Dice point, 1 mm) a region may move the wrong way.
+  after.region_dice[static_cast<size_t>(Region::ET)] = 0.5995;
+  after.region_hd95[static_cast<size_t>(Region::NCR)] = 20.9;
+  CHECK_FALSE(improves(after, before));
+  CHECK(improves(after, before, 0.001, 1.0));
+  CHECK(no_region_worse(after, before, 0.001, 1.0));
+  CHECK_FALSE(no_region_worse(after, before, 0.0001, 1.0));
+  CHECK_FALSE(no_region_worse(after, before, 0.001, 0.5));
+  // The means still decide: no region worse but the mean Dice lower is no improvement.
+  after.dice = 0.69;
+  CHECK_FALSE(improves(after, before, 0.001, 1.0));
 }
 
 namespace {

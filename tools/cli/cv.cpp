@@ -169,9 +169,10 @@ json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::B
   const char* convention = so.convention == eval::PpConvention::Spec
                                ? "a region the ground truth lacks left out, as evaluate reports"
                                : "a region the ground truth lacks counted, BraTS conventions";
-  std::printf("\nchoosing the post-processing on the %zu cross-validation predictions (--pp-convention %s: %s; a "
-              "rule must not worsen any region)\n",
-              p.split.selected.size(), co.pp_convention.c_str(), convention);
+  std::printf("\nchoosing the post-processing on the %zu cross-validation predictions (--pp-convention %s: %s; no "
+              "region's Dice may fall by more than %g point(s), nor its HD95 rise by more than %g mm)\n",
+              p.split.selected.size(), co.pp_convention.c_str(), convention, 100 * so.region_dice_tol,
+              so.region_hd95_tol_mm);
   std::fflush(stdout);
   std::vector<eval::PpCase> cases;
   for (const std::string& id : p.split.selected) {
