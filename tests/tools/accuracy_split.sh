@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tools/accuracy/split.sh + pool.py (docs/ACCURACY.md's ensemble runs) on six
 # small synthetic cases at a toy budget: cv on four, every fold and the four
-# ensemble variants predicted and evaluated on the other two; an unknown cv
+# ensemble variants predicted and evaluated on the other two; run again on
+# the finished folder with --pp-convention brats it trains nothing and
+# chooses the post-processing again; an unknown cv
 # id fails naming the step and its log; no arguments, or a test case among
 # the cv cases, is refused with exit 2 before anything runs; the
 # pooled table (when python3 is there) has every row and agrees with
@@ -29,6 +31,15 @@ done
 # The ensemble with mirroring differs from the one without (two views averaged).
 cmp -s "$dir/s1/ens/${ids[4]}.nii.gz" "$dir/s1/ens_tta/${ids[4]}.nii.gz" &&
   echo "note: mirroring left ${ids[4]}'s mask unchanged at this budget"
+# The same split again on the finished folder, the post-processing counted
+# the BraTS way: cv trains nothing, chooses again, every prediction is redone.
+cp "$dir/s1/eval_ens_tta.json" "$dir/ens_tta_before.json"
+bash "$src/tools/accuracy/split.sh" "$bin" "$dir/data" "$dir/s1" "$test" "$cv" "${flags[@]}" --pp-convention brats \
+  >"$dir/out1b" 2>&1 || fail "split.sh again exited $?: $(cat "$dir/out1b"; tail -n 20 "$dir"/s1/cv.log)"
+[[ $(grep -c "already trained" "$dir/s1/cv.log") == 2 ]] || fail "the rerun trained: $(cat "$dir/s1/cv.log")"
+grep -q '"convention": "brats"' "$dir/s1/run/postprocessing.json" || fail "post-processing not chosen again"
+[[ $(grep -c ' rc=0 ' "$dir/s1/times.log") == 34 ]] || fail "times.log after the rerun: $(cat "$dir/s1/times.log")"
+cmp -s "$dir/s1/eval_ens_tta.json" "$dir/ens_tta_before.json" || fail "the same models predicted otherwise on the rerun"
 # An unknown id stops the first step with its log named.
 bash "$src/tools/accuracy/split.sh" "$bin" "$dir/data" "$dir/s2" "$test" "${ids[0]} nosuch_case" "${flags[@]}" \
   >"$dir/out2" 2>&1 && fail "an unknown cv case, yet exit 0"
