@@ -48,6 +48,11 @@ bool improves(const Score& a, const Score& b, double dice_tol, double hd95_tol_m
   return no_region_worse(a, b, dice_tol, hd95_tol_mm) && a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
 }
 
+bool rule_helps(const Score& trial, const Score& current, const Score& none, const PpSelectOptions& o) {
+  return improves(trial, current, o.region_dice_tol, o.region_hd95_tol_mm) &&
+         no_region_worse(trial, none, o.region_dice_tol, o.region_hd95_tol_mm);
+}
+
 PpCase make_pp_case(const std::string& id, const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt,
                     const data::Geometry& g) {
   const int64_t n = g.numel();
@@ -141,8 +146,7 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
       }
       trial.score = score_cases(ms, o.convention);
       sel.tried.push_back(trial);
-      if (improves(trial.score, cur_score, o.region_dice_tol, o.region_hd95_tol_mm) &&
-          no_region_worse(trial.score, sel.before, o.region_dice_tol, o.region_hd95_tol_mm) &&
+      if (rule_helps(trial.score, cur_score, sel.before, o) &&
           (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
         best = static_cast<int>(sel.tried.size()) - 1;
         best_metrics = std::move(ms);

@@ -96,6 +96,11 @@ struct PpSelectOptions {
   std::vector<double> relabel_mm3 = {100, 200, 500, 1000}; // relabel_below thresholds tried on ET
 };
 
+// The selection's test of a candidate: `trial` improves on `current` (the
+// rules kept so far) within the options' tolerances, and no region is worse
+// than with no post-processing (`none`) by more than them.
+bool rule_helps(const Score& trial, const Score& current, const Score& none, const PpSelectOptions& o);
+
 struct PpTrial {
   train::PpRule rule;
   Score score;

@@ -167,6 +167,24 @@ TEST_CASE("postprocess select: a better mean that costs one region is not an imp
   CHECK_FALSE(improves(after, before, 0.001, 1.0));
 }
 
+TEST_CASE("postprocess select: small losses within the tolerance do not add up past it", "[postprocess]") {
+  const auto score = [](double dice, double ncr_hd95) {
+    Score s{dice, 10.0, 4};
+    s.region_dice = {0.5, 0.5, 0.5, 0.5, 0.5};
+    s.region_hd95 = {ncr_hd95, 10, 10, 10, 10};
+    return s;
+  };
+  const PpSelectOptions o;  // 0.1 point, 1 mm
+  const Score none = score(0.50, 10.0);
+  const Score first = score(0.51, 10.8);  // a kept rule: better mean Dice, NCR 0.8 mm worse
+  CHECK(rule_helps(first, none, none, o));
+  // The next rule costs NCR another 0.8 mm: within 1 mm of `first`, 1.6 mm past no post-processing.
+  CHECK_FALSE(rule_helps(score(0.52, 11.6), first, none, o));
+  CHECK(rule_helps(score(0.52, 10.9), first, none, o));
+  // A rule that only makes things worse, even within the tolerance, does not help.
+  CHECK_FALSE(rule_helps(score(0.50, 10.5), none, none, o));
+}
+
 namespace {
 
 // A tumour without enhancing tumour (ED around an NCR core, 3x3x3), predicted
