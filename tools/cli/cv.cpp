@@ -6,7 +6,9 @@
 //      best-validation and the last checkpoint predict the fold's validation
 //      cases (RUN/fold_k/val_best/, val_last/), and the one with the better
 //      score over all of them (eval/postprocess_select.h: Dice and HD95 of
-//      the five regions) is kept, ties going to the last (nnU-Net predicts
+//      the five regions, a region the ground truth lacks counted with
+//      BraTS's values: a false island there is an error of one checkpoint
+//      against the other) is kept, ties going to the last (nnU-Net predicts
 //      with its final checkpoint); recorded in fold_k/selected.json, which
 //      `predict --run` follows;
 //   2. every selected case as predicted by the fold that held it out
