@@ -75,12 +75,51 @@ def got(name):
     line = next(l for l in pool if l.startswith(f"| {name} | "))
     return [c.strip() for c in line.strip("|").split("|")][1:]
 ok = True
+# The targets rows: WT gain over each single-fold row and HD95 over the oracle's, from the pooled rows.
+head = next(i for i, l in enumerate(pool) if l.startswith("| prediction | WT Dice − oracle"))
+for v in ("ens_tta", "ens_tta_pp"):
+    t = next(l for l in pool[head:] if l.startswith(f"| {v} | "))
+    cells = [c.strip() for c in t.strip("|").split("|")][1:]
+    for i, single in enumerate(["fold, oracle", "fold, cv's pick", "fold, mean of all"]):
+        want_gain = float(got(v)[3]) - float(got(single)[3])
+        if abs(float(cells[i]) - want_gain) > 0.011:
+            print("target row", v, "gain over", single, cells[i], "want", want_gain); ok = False
+    for j in range(5):
+        o, e = got("fold, oracle")[5 + j], got(v)[5 + j]
+        # the pooled cells are rounded to 0.01 mm: the ratio of the rounded values is that close
+        if o not in ("n/a", "0.00") and e != "n/a" and \
+                abs(float(cells[4 + j]) - float(e) / float(o)) > 0.006 + 0.006 * (1 + float(e) / float(o)) / float(o):
+            print("target row", v, "HD95 ratio", R[j], cells[4 + j], "want", float(e) / float(o)); ok = False
 for name, want in [("ens_tta", row(["ens_tta"])), ("ens_pp", row(["ens_pp"])), ("fold, mean of all", row(["fold_0", "fold_1"]))]:
     g = got(name)
     bad = [(i, a, b) for i, (a, b) in enumerate(zip(g, want)) if a != b and not (a != "n/a" and b != "n/a" and abs(float(a) - float(b)) <= 0.011)]
     if bad or len(g) != 10:
         print(name, "pooled", g, "summaries", want)
         ok = False
+sys.exit(0 if ok else 1)
+PY
+  # The targets table on made-up rows with known answers (the toy models above predict alike).
+  python3 - "$src/tools/accuracy/pool.py" <<'PY' || fail "pool.py's targets table is wrong"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("pool", sys.argv[1])
+pool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pool)
+def case(wt_dice, hd95, ncr_dice=0.5, et_empty=False):
+    r = {k: {"dice": 0.5, "hd95_mm": hd95, "gt_empty": False} for k in pool.REGIONS}
+    r["WT"]["dice"], r["NCR"]["dice"] = wt_dice, ncr_dice
+    r["ET"]["gt_empty"] = et_empty
+    return {"case": "c", "regions": r}
+rows = {"fold, oracle": [case(0.80, 40), case(0.70, 40, et_empty=True)],      # WT 75 %, HD95 40
+        "fold, cv's pick": [case(0.70, 40), case(0.60, 40)],                   # 65 %
+        "fold, mean of all": [case(0.72, 40), case(0.68, 40)],                 # 70 %
+        "ens_tta": [case(0.78, 30, ncr_dice=0.4), case(0.76, 30)],             # 77 %, NCR Dice lower, 0.75x
+        "ens_tta_pp": [case(0.79, 10), case(0.71, 30)]}                        # 75 %, 0.5x
+out = pool.targets(rows, False)
+cells = {l.split("|")[1].strip(): [c.strip() for c in l.strip("|").split("|")][1:] for l in out[2:]}
+want = {"ens_tta": ["+2.00", "+12.00", "+7.00", "NCR", "0.75", "0.75", "0.75", "0.75", "0.75", "none"],
+        "ens_tta_pp": ["+0.00", "+10.00", "+5.00", "none", "0.50", "0.50", "0.50", "0.50", "0.50", "NCR, ET, ED, WT, TC"]}
+ok = cells == want
+if not ok: print(cells, want)
 sys.exit(0 if ok else 1)
 PY
   python3 "$src/tools/accuracy/pool.py" "$dir/nosuch" >/dev/null 2>&1 && fail "pool.py on a missing split, yet exit 0"

@@ -10,8 +10,10 @@ validation Dice in RUN/cv_summary.json), and the mean of the folds (each
 case's metrics averaged over them) -- then oracle + post-processing and the
 ensemble variants. Dice %, HD95 mm; a region whose ground truth is empty is
 left out (the SPEC's "not applicable") unless --include-empty (BraTS: it
-counts, Dice 1 / HD95 0 when nothing is predicted, else 0 / 373.13).
-Markdown on stdout.
+counts, Dice 1 / HD95 0 when nothing is predicted, else 0 / 373.13). Then
+issue 15's targets for ens_tta and ens_tta_pp: WT Dice gain over each
+single-fold row, regions whose Dice is below the oracle fold's, and HD95
+over the oracle fold's per region. Markdown on stdout.
 """
 
 import argparse
@@ -83,6 +85,29 @@ def table(rows, include_empty):
     return out
 
 
+def targets(rows, include_empty):
+    """Issue 15's targets for the ensembles with mirroring: WT Dice gain over
+    each single-fold row (>= 2 points over the best fold), regions whose Dice
+    is below the oracle fold's, HD95 against the oracle fold's (<= 0.5x in
+    every region)."""
+    def m(name, r, key):
+        return stat(rows[name], r, key, include_empty)[0]
+    singles = ["fold, oracle", "fold, cv's pick", "fold, mean of all"]
+    out = ["| prediction | " + " | ".join(f"WT Dice − {s[6:]}" for s in singles) +
+           " | Dice below the oracle | " + " | ".join(f"{r} HD95 / oracle" for r in REGIONS) + " | HD95 halved |",
+           "| --- |" + " --- |" * (len(singles) + 2 + len(REGIONS))]
+    for v in ("ens_tta", "ens_tta_pp"):
+        gains = [100 * (m(v, "WT", "dice") - m(s, "WT", "dice")) for s in singles]
+        lower = [r for r in REGIONS if m(v, r, "dice") is not None and m(v, r, "dice") < m(singles[0], r, "dice")]
+        ratios = {r: (m(v, r, "hd95_mm") / m(singles[0], r, "hd95_mm")
+                      if m(v, r, "hd95_mm") is not None and m(singles[0], r, "hd95_mm") else None) for r in REGIONS}
+        halved = [r for r in REGIONS if ratios[r] is not None and ratios[r] <= 0.5]
+        out.append(f"| {v} | " + " | ".join(f"{g:+.2f}" for g in gains) + f" | {', '.join(lower) or 'none'} | " +
+                   " | ".join("n/a" if x is None else f"{x:.2f}" for x in ratios.values()) +
+                   f" | {', '.join(halved) or 'none'} |")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("splits", nargs="+")
@@ -96,6 +121,9 @@ def main(argv=None):
     print("\n".join(table(rows, a.include_empty)))
     n = {r: stat(rows["ens"], r, "dice", a.include_empty)[1] for r in REGIONS}
     print(f"\ncases per region: {', '.join(f'{r} {k}' for r, k in n.items())}")
+    print("\nissue 15's targets (ensemble + TTA WT Dice >= 2 points over the best fold; HD95 of every region at most "
+          "half the oracle fold's, Dice not lower):\n")
+    print("\n".join(targets(rows, a.include_empty)))
     if a.cases:
         for name in ("fold, oracle", "ens_tta_pp"):
             for c in rows[name]:
