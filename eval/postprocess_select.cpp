@@ -37,15 +37,18 @@ Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention
 bool no_region_worse(const Score& a, const Score& b, double dice_tol, double hd95_tol_mm) {
   constexpr double eps = 1e-9;
   for (size_t r = 0; r < static_cast<size_t>(kNumRegions); ++r) {
-    if (a.region_dice[r] < b.region_dice[r] - dice_tol - eps || a.region_hd95[r] > b.region_hd95[r] + hd95_tol_mm + eps)
-      return false;  // NaN on either side compares false: the region is skipped
+    const bool dice_worse = a.region_dice[r] < b.region_dice[r] - dice_tol - eps;
+    const bool hd95_worse = a.region_hd95[r] > b.region_hd95[r] + hd95_tol_mm + eps;
+    if (dice_worse || hd95_worse) return false;  // NaN on either side compares false: the region is skipped
   }
   return true;
 }
 
 bool improves(const Score& a, const Score& b, double dice_tol, double hd95_tol_mm) {
   constexpr double eps = 1e-9;
-  return no_region_worse(a, b, dice_tol, hd95_tol_mm) && a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps && (a.dice > b.dice + eps || a.hd95 < b.hd95 - eps);
+  const bool means_not_worse = a.dice >= b.dice - eps && a.hd95 <= b.hd95 + eps;
+  const bool a_mean_better = a.dice > b.dice + eps || a.hd95 < b.hd95 - eps;
+  return no_region_worse(a, b, dice_tol, hd95_tol_mm) && means_not_worse && a_mean_better;
 }
 
 bool rule_helps(const Score& trial, const Score& current, const Score& none, const PpSelectOptions& o) {
