@@ -127,9 +127,7 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
     sel.before_cases.push_back(std::move(m));
     current.push_back(c.pred);
   }
-  sel.convention = o.convention;
-  sel.region_dice_tol = o.region_dice_tol;
-  sel.region_hd95_tol_mm = o.region_hd95_tol_mm;
+  sel.options = o;
   sel.before = score_cases(sel.before_cases, o.convention);
   std::vector<CaseMetrics> cur = sel.before_cases;
   Score cur_score = sel.before;
@@ -184,18 +182,18 @@ std::string PpSelection::report_json() const {
     r["kept"] = t.kept;
     tried_j.push_back(r);
   }
-  const std::string empty = convention == PpConvention::Spec
+  const std::string empty = options.convention == PpConvention::Spec
                                 ? "a case whose ground truth lacks a region is left out of that region (SPEC.md)"
                                 : "a case whose ground truth lacks a region counts with the BraTS values";
   return json{{"criterion",
                "per region (NCR, ET, ED, WT, TC) the case-mean Dice and HD95, " + empty +
-                   "; a rule is kept when no region's Dice falls by more than " + fmt(100 * region_dice_tol) +
-                   " point(s) nor its HD95 rises by more than " + fmt(region_hd95_tol_mm) +
+                   "; a rule is kept when no region's Dice falls by more than " + fmt(100 * options.region_dice_tol) +
+                   " point(s) nor its HD95 rises by more than " + fmt(options.region_hd95_tol_mm) +
                    " mm (against the rules kept before it and against none) and the mean over the regions improves "
                    "in one without the other getting worse, the best combined = dice - hd95/373.13 per target"},
-              {"region_dice_tol", region_dice_tol},
-              {"region_hd95_tol_mm", region_hd95_tol_mm},
-              {"convention", pp_convention_name(convention)},
+              {"region_dice_tol", options.region_dice_tol},
+              {"region_hd95_tol_mm", options.region_hd95_tol_mm},
+              {"convention", pp_convention_name(options.convention)},
               {"before", score_json(before)},
               {"after", score_json(after)},
               {"tried", tried_j}}

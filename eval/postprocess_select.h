@@ -69,7 +69,7 @@ struct Score {
   std::array<double, kNumRegions> region_hd95{kNaN, kNaN, kNaN, kNaN, kNaN};
   double combined() const { return dice - hd95 / kEmptyHd95Mm; }
 };
-Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention = PpConvention::Brats);
+Score score_cases(const std::vector<CaseMetrics>& cases, PpConvention convention);
 // No region's mean is worse in `a` than in `b` by more than the tolerances
 // (Dice as a fraction, HD95 in mm); regions NaN in either are skipped.
 bool no_region_worse(const Score& a, const Score& b, double dice_tol = 0, double hd95_tol_mm = 0);
@@ -110,8 +110,7 @@ struct PpTrial {
 
 struct PpSelection {
   train::Postprocessing chosen;
-  PpConvention convention = PpConvention::Spec;  // the score's
-  double region_dice_tol = 0, region_hd95_tol_mm = 0;  // the options' tolerances
+  PpSelectOptions options;  // what it was chosen with (convention, tolerances)
   Score before, after;
   std::vector<CaseMetrics> before_cases, after_cases;  // per case, ids as given
   std::vector<PpTrial> tried;                          // in the order tried

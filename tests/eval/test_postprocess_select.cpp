@@ -105,7 +105,7 @@ TEST_CASE("postprocess select: cropped cases score as the full volumes", "[postp
   // Nothing in either volume: one background voxel, Dice 1 everywhere.
   const PpCase empty = make_pp_case("e", std::vector<uint8_t>(g.numel(), 0), std::vector<uint8_t>(g.numel(), 0), g);
   CHECK(empty.geom.numel() == 1);
-  CHECK(score_cases({evaluate_labels(empty.pred, empty.gt, empty.geom)}).dice == 1.0);
+  CHECK(score_cases({evaluate_labels(empty.pred, empty.gt, empty.geom)}, PpConvention::Brats).dice == 1.0);
 }
 
 TEST_CASE("postprocess select: the score counts empty ground truth with the BraTS conventions", "[postprocess]") {
@@ -218,7 +218,7 @@ TEST_CASE("postprocess select: clearing false ET of cases without ET does not bu
   PpSelectOptions o;
   o.convention = PpConvention::Brats;
   const PpSelection brats = select_postprocessing(cases, o);
-  CHECK(brats.convention == PpConvention::Brats);
+  CHECK(brats.options.convention == PpConvention::Brats);
   CHECK(kept(brats, train::PpTarget::ET));  // ET over 3 cases: 1/3 -> 2/3 Dice, NCR better too
   o.convention = PpConvention::Spec;
   const PpSelection spec = select_postprocessing(cases, o);
@@ -226,5 +226,5 @@ TEST_CASE("postprocess select: clearing false ET of cases without ET does not bu
   CHECK_FALSE(kept(spec, train::PpTarget::LabelET));
   CHECK(spec.after.region_dice[static_cast<size_t>(Region::ET)] == 1.0);
   CHECK(spec.report_json().find("\"convention\":\"spec\"") != std::string::npos);
-  CHECK(select_postprocessing(cases).convention == PpConvention::Spec);  // the default
+  CHECK(select_postprocessing(cases).options.convention == PpConvention::Spec);  // the default
 }

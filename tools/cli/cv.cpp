@@ -133,7 +133,7 @@ std::optional<json> choose_checkpoint(const CvOptions& co, const data::Fold& f, 
     e.cases = f.val;
     e.progress = nullptr;
     e.report = nullptr;
-    c.score = eval::score_cases(eval::evaluate_folders(e).cases);
+    c.score = eval::score_cases(eval::evaluate_folders(e).cases, eval::PpConvention::Brats);
   }
   size_t pick = 0;
   if (cands.size() == 2) {
@@ -168,12 +168,13 @@ json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::B
   const RunOptions& o = co.run;
   eval::PpSelectOptions so;
   so.convention = co.pp_convention == "brats" ? eval::PpConvention::Brats : eval::PpConvention::Spec;
+  const char* name = eval::pp_convention_name(so.convention);
   const char* convention = so.convention == eval::PpConvention::Spec
                                ? "a region the ground truth lacks left out, as evaluate reports"
                                : "a region the ground truth lacks counted, BraTS conventions";
   std::printf("\nchoosing the post-processing on the %zu cross-validation predictions (--pp-convention %s: %s; no "
               "region's Dice may fall by more than %g point(s), nor its HD95 rise by more than %g mm)\n",
-              p.split.selected.size(), co.pp_convention.c_str(), convention, 100 * so.region_dice_tol,
+              p.split.selected.size(), name, convention, 100 * so.region_dice_tol,
               so.region_hd95_tol_mm);
   std::fflush(stdout);
   std::vector<eval::PpCase> cases;
@@ -191,8 +192,7 @@ json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::B
   for (const eval::PpTrial& t : sel.tried)
     if (t.kept) {
       std::printf("  kept %s: Dice %.2f -> %.2f %%, HD95 %.2f -> %.2f mm (mean over the regions, --pp-convention %s)\n",
-                  t.rule.str().c_str(), 100 * prev.dice, 100 * t.score.dice, prev.hd95, t.score.hd95,
-                  co.pp_convention.c_str());
+                  t.rule.str().c_str(), 100 * prev.dice, 100 * t.score.dice, prev.hd95, t.score.hd95, name);
       prev = t.score;
     }
   if (sel.chosen.rules.empty()) std::printf("  no rule improved the cross-validated Dice/HD95: none kept\n");
@@ -226,7 +226,9 @@ json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::B
                                    {"hd95_before", num(b.hd95_mean)}, {"hd95_after", num(a.hd95_mean)}};
   }
   std::printf("wrote %s\n", pp_dir.string().c_str());
-  return {{"file", pp_path}, {"convention", co.pp_convention}, {"rules", json::parse(train::postprocessing_json(sel.chosen)).at("rules")},
+  return {{"file", pp_path},
+          {"convention", name},
+          {"rules", json::parse(train::postprocessing_json(sel.chosen)).at("rules")},
           {"regions", table}};
 }
 
