@@ -86,4 +86,10 @@ grep -q "s per case" "$dir/out" || fail "no time per case: $(cat "$dir/out")"
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --fold 7 $tiny >"$dir/out" 2>&1 &&
   fail "--fold 7 of 2 accepted"
 grep -q "the split has 2 folds" "$dir/out" || fail "--fold 7 not explained: $(cat "$dir/out")"
+# An unknown convention is refused by name before anything is read or written: the finished run keeps its rules.
+cp "$dir/run/postprocessing.json" "$dir/pp_before.json"
+"$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
+  $tiny --pp-convention nope >"$dir/out" 2>&1 && fail "--pp-convention nope accepted"
+grep -q "pp-convention: nope not in {spec,brats}" "$dir/out" || fail "bad convention not named: $(cat "$dir/out")"
+cmp -s "$dir/run/postprocessing.json" "$dir/pp_before.json" || fail "a refused cv changed postprocessing.json"
 echo "cli_train: ok"
