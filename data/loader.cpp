@@ -88,11 +88,18 @@ Loader::Loader(const SliceCache& cache, std::vector<int64_t> slices, const Loade
         (o_.ranks > 1 ? " (" + std::to_string(o_.ranks) + " ranks x " + std::to_string(B) + ")" : "") +
         " (drop_last)");
   if (o_.tumour_fraction > 0) {
-    const std::vector<int64_t> all = cache_.tumour_slices();
     std::vector<int64_t> mine = slices_;
     std::sort(mine.begin(), mine.end());
-    std::set_intersection(mine.begin(), mine.end(), all.begin(), all.end(), std::back_inserter(tumour_));
-    tumour_.erase(std::unique(tumour_.begin(), tumour_.end()), tumour_.end());
+    mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
+    const auto given = [&](const std::vector<int64_t>& all) {
+      std::vector<int64_t> out;
+      std::set_intersection(mine.begin(), mine.end(), all.begin(), all.end(), std::back_inserter(out));
+      if (!out.empty()) pools_.push_back(std::move(out));
+    };
+    if (o_.oversample_by_class)
+      for (uint8_t cls = 1; cls <= 3; ++cls) given(cache_.slices_with_class(cls));
+    else
+      given(cache_.tumour_slices());
   }
 
   // Ring parts: raw slices + draws for device augmentation, else finished batches.
@@ -142,11 +149,15 @@ std::shared_ptr<const std::vector<int64_t>> Loader::shared_order(int64_t epoch) 
     for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i)
       std::swap(order[static_cast<size_t>(i)],
                 order[static_cast<size_t>(below(draw(o_.seed, epoch, kShuffleStream, i), i + 1))]);
-  if (o_.tumour_fraction > 0 && !tumour_.empty())
+  if (o_.tumour_fraction > 0 && !pools_.empty())
     for (size_t p = 0; p < order.size(); ++p) {
       const Philox4x32 r = draw(o_.seed, epoch, kOversampleStream, static_cast<int64_t>(p));
-      if (static_cast<double>(r.v[2]) * (1.0 / 4294967296.0) < o_.tumour_fraction)
-        order[p] = tumour_[static_cast<size_t>(below(r, static_cast<int64_t>(tumour_.size())))];
+      if (static_cast<double>(r.v[2]) * (1.0 / 4294967296.0) < o_.tumour_fraction) {
+        // The pool from the fourth word (always 0 with one pool), the slice from the first two.
+        const size_t k = static_cast<size_t>((static_cast<uint64_t>(r.v[3]) * pools_.size()) >> 32);
+        const std::vector<int64_t>& pool = pools_[k];
+        order[p] = pool[static_cast<size_t>(below(r, static_cast<int64_t>(pool.size())))];
+      }
     }
   std::lock_guard lk(order_mu_);
   order_cache_.emplace_back(epoch, made);

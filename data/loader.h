@@ -12,7 +12,11 @@
 // without shuffling. With tumour oversampling each position of the list is,
 // with probability tumour_fraction (Philox stream 3, keyed by position),
 // replaced by a slice drawn uniformly from those of the given slices whose
-// labels hold tumour. Batch i of epoch e is positions [i B, (i + 1) B) of the
+// labels hold tumour; or, by class (oversample_by_class, nnU-Net's
+// class-balanced foreground sampling for slices), a training class (ET, ED,
+// NCR) drawn uniformly among those some given slice holds, then a slice
+// holding it: a class on few slices (a small necrosis) is shown as often as
+// edema, which most tumour slices hold. Batch i of epoch e is positions [i B, (i + 1) B) of the
 // list. The augmentation of position p of epoch e is
 // draw_augmentation(seed, e, p) (kernels/augment.h): keyed by the position,
 // so an oversampled slice shown twice gets two different augmentations.
@@ -73,6 +77,7 @@ struct LoaderOptions {
   bool augment = true;     // false: the cached slices as they are (side S)
   AugmentOn augment_on = AugmentOn::Auto;
   double tumour_fraction = 0.0;  // oversampling of tumour slices, in [0, 1]
+  bool oversample_by_class = false;  // an oversampled position draws a class first (above)
   int workers = 0;               // 0: automatic (see Loader::workers())
   int prefetch = 3;              // batches in flight, >= 2 (double buffering and more)
   Device device = cpu_device();
@@ -134,7 +139,8 @@ class Loader {
   std::shared_ptr<const std::vector<int64_t>> shared_order(int64_t epoch) const;
 
   const SliceCache& cache_;
-  std::vector<int64_t> slices_, tumour_;
+  std::vector<int64_t> slices_;
+  std::vector<std::vector<int64_t>> pools_;  // oversampling: one pool (tumour) or one per class held
   LoaderOptions o_;
   bool on_device_ = false;
   int64_t side_in_ = 0, side_out_ = 0;

@@ -550,14 +550,26 @@ Batch SliceCache::batch(const std::vector<int64_t>& slices) const {
   return out;
 }
 
-std::vector<int64_t> SliceCache::tumour_slices() const {
+namespace {
+
+template <class Pred>
+std::vector<int64_t> slices_where(const uint8_t* labels, int64_t slices, int64_t px, Pred holds) {
   std::vector<int64_t> out;
-  const int64_t px = side() * side();
-  for (int64_t s = 0; s < slices_; ++s) {
-    const uint8_t* l = labels_ + s * px;
-    if (std::any_of(l, l + px, [](uint8_t v) { return v != 0; })) out.push_back(s);
+  for (int64_t s = 0; s < slices; ++s) {
+    const uint8_t* l = labels + s * px;
+    if (std::any_of(l, l + px, holds)) out.push_back(s);
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> SliceCache::tumour_slices() const {
+  return slices_where(labels_, slices_, side() * side(), [](uint8_t v) { return v != 0; });
+}
+
+std::vector<int64_t> SliceCache::slices_with_class(uint8_t cls) const {
+  return slices_where(labels_, slices_, side() * side(), [cls](uint8_t v) { return v == cls; });
 }
 
 }  // namespace lk::data

@@ -126,6 +126,8 @@ class SliceCache {
   Batch batch(const std::vector<int64_t>& slices) const;
   // Slices whose label map holds foreground.
   std::vector<int64_t> tumour_slices() const;
+  // Slices whose label map holds training class `cls` (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
+  std::vector<int64_t> slices_with_class(uint8_t cls) const;
 
  private:
   friend SliceCache open_slice_cache(const std::string& path, const PreprocessOptions& expected);

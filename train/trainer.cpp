@@ -92,6 +92,7 @@ json config_json(const TrainConfig& c) {
 // folders keep their configuration.
 void add_optional_fields(json& j, const TrainConfig& c) {
   if (c.dtype != DType::F32) j["dtype"] = dtype_name(c.dtype);
+  if (c.oversample_by_class) j["oversample_by"] = "class";
 }
 
 // Training classes of the paper's columns NCR, ET, ED (data/preprocess.h: 1 ET, 2 ED, 3 NCR).
@@ -127,6 +128,8 @@ void check_config(const TrainConfig& c) {
   if (!(c.decay > 0 && c.decay <= 1)) bad("decay must lie in (0, 1]");
   if (c.dtype == DType::I32 || (c.dtype == DType::F64 && c.device.type != DeviceType::CPU))
     bad("the dtype must be float32, or float64 on the CPU");
+  if (c.oversample_by_class && !(c.tumour_fraction > 0))
+    bad("oversampling by class needs an oversampling fraction above 0");
 }
 
 // The network fits the slices: widths (SegNet checks them), the slice side
@@ -356,6 +359,7 @@ TrainResult train_fold(const TrainConfig& cfg, const data::SliceCache& cache,
   lo.batch_size = cfg.batch;
   lo.seed = cfg.seed;
   lo.tumour_fraction = cfg.tumour_fraction;
+  lo.oversample_by_class = cfg.oversample_by_class;
   lo.augment_on = cfg.augment_on;
   lo.workers = cfg.workers;
   lo.device = cfg.device;
@@ -581,6 +585,9 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.loss_scale = j.value("loss_scale", TrainConfig{}.loss_scale);
     c.sync_bn = j.value("sync_bn", false);  // data-parallel runs only
     c.dtype = j.value("dtype", std::string("float32")) == "float64" ? DType::F64 : DType::F32;
+    const std::string by = j.value("oversample_by", std::string("tumour"));
+    if (by != "tumour" && by != "class") throw std::runtime_error("oversample_by '" + by + "': expected tumour or class");
+    c.oversample_by_class = by == "class";
     return c;
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("training configuration: ") + e.what());

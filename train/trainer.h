@@ -74,6 +74,7 @@ struct TrainConfig {
   int64_t val_every = 5;        // and always after the last epoch
   int64_t steps_per_epoch = 0;  // 0: one pass over the training slices
   double tumour_fraction = 0.0;  // loader oversampling (not in the paper)
+  bool oversample_by_class = false;  // ... of a class first, then a slice holding it (data/loader.h)
   uint64_t seed = 42;            // loader order and augmentation (the net has net.seed)
   data::AugmentOn augment_on = data::AugmentOn::Auto;
   int workers = 0;

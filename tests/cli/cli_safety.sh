@@ -130,7 +130,12 @@ grep -q "needs at least .* GB .* this machine has" "$out" || fail "huge --widths
 grep -q "bad_alloc" "$out" && fail "bad_alloc shown: $(cat "$out")"
 run train --data "$dir/data" --out "$dir/y" --cuda-graph maybe && fail "--cuda-graph maybe accepted"
 grep -q "cuda-graph" "$out" || fail "--cuda-graph maybe not explained: $(cat "$out")"
-for o in --weight-decay --warmup-epochs --steps-per-epoch --oversample --seed --augment-on --workers --threads \
+run train --data "$dir/data" --out "$dir/y" --oversample-by voxel && fail "--oversample-by voxel accepted"
+grep -q "oversample-by.*voxel" "$out" || fail "--oversample-by voxel not explained: $(cat "$out")"
+run train --data "$dir/data" --out "$dir/y" --oversample-by class && fail "--oversample-by class without --oversample accepted"
+grep -q "oversampling by class needs an oversampling fraction above 0" "$out" || fail "--oversample-by class alone: $(cat "$out")"
+[ ! -e "$dir/y" ] || fail "a refused run wrote $dir/y"
+for o in --weight-decay --warmup-epochs --steps-per-epoch --oversample --oversample-by --seed --augment-on --workers --threads \
   --lka-dilation --widths --cuda-graph; do
   "$bin" cv --help | grep -- "^  $o " | grep -q "=" || fail "cv --help: no default for $o"
 done

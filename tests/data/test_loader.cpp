@@ -243,6 +243,82 @@ TEST_CASE("loader: tumour oversampling", "[data][loader]") {
   CHECK(fraction_of(0.5, 50) == Approx(0.5 + 0.5 * static_cast<double>(given_tumour) / 20.0).margin(0.04));
 }
 
+TEST_CASE("loader: oversampling by class shows a rare class as often as a common one", "[data][loader]") {
+  // One case of 40 slices of side 8: 0-19 edema only, 20-22 enhancing only,
+  // 23 necrosis only (training classes 2, 1, 3), the rest background.
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("lkaseg_loader_by_class_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "slices.lkc").string();
+  PreprocessOptions po;
+  po.size = 8;
+  PreprocessedCase p;
+  p.id = "case_0";
+  p.geom.dims = {8, 8, 40};
+  p.geom.spacing = {1.0, 1.0, 1.0};
+  p.box.lo = {0, 0, 0};
+  p.box.hi = {8, 8, 40};
+  p.size = 8;
+  for (int z = 0; z < 40; ++z) {
+    p.z.push_back(z);
+    for (int i = 0; i < 4 * 64; ++i) p.images.push_back(static_cast<float>(z));
+    const int32_t cls = z < 20 ? 2 : z < 23 ? 1 : z == 23 ? 3 : 0;
+    for (int i = 0; i < 64; ++i) p.labels.push_back(i == 27 ? cls : 0);
+  }
+  write_slice_cache(path, {p}, po);
+  {
+    const SliceCache cache = open_slice_cache(path, po);
+    CHECK(cache.slices_with_class(3) == std::vector<int64_t>{23});
+    CHECK(cache.slices_with_class(1) == std::vector<int64_t>{20, 21, 22});
+    CHECK(cache.slices_with_class(2).size() == 20);
+    // The share of positions holding each class over `epochs` epochs of the given slices.
+    const auto shares = [&](const std::vector<int64_t>& given, bool by_class, double fraction, int epochs) {
+      LoaderOptions o = opts(4, 1, 2);
+      o.augment = false;
+      o.tumour_fraction = fraction;
+      o.oversample_by_class = by_class;
+      Loader L(cache, given, o);
+      std::map<int, double> share;
+      double n = 0;
+      for (int e = 0; e < epochs; ++e)
+        for (int64_t s : L.epoch_order(e)) {
+          CHECK(std::find(given.begin(), given.end(), s) != given.end());
+          share[s < 20 ? 2 : s < 23 ? 1 : s == 23 ? 3 : 0] += 1, n += 1;
+        }
+      for (auto& [cls, v] : share) v /= n;
+      return share;
+    };
+    std::vector<int64_t> all(40);
+    for (int64_t s = 0; s < 40; ++s) all[static_cast<size_t>(s)] = s;
+    // By tumour, fraction 1: necrosis on 1 of 24 tumour slices. By class: a third each
+    // (4000 draws: sd ~0.0075).
+    std::map<int, double> t = shares(all, false, 1.0, 100), c = shares(all, true, 1.0, 100);
+    CHECK(t[3] == Approx(1.0 / 24).margin(0.012));
+    CHECK(t[2] == Approx(20.0 / 24).margin(0.03));
+    CHECK(t[0] == 0.0);
+    for (int cls : {1, 2, 3}) CHECK(c[cls] == Approx(1.0 / 3).margin(0.03));
+    CHECK(c[0] == 0.0);
+    // Fraction 0.5: half the positions as drawn, half by class.
+    c = shares(all, true, 0.5, 100);
+    CHECK(c[3] == Approx(0.5 * 1.0 / 40 + 0.5 / 3).margin(0.03));
+    CHECK(c[0] == Approx(0.5 * 16.0 / 40).margin(0.03));
+    // Only the classes the given slices hold are drawn: without slice 23, half each.
+    std::vector<int64_t> no_ncr = all;
+    no_ncr.erase(no_ncr.begin() + 23);
+    c = shares(no_ncr, true, 1.0, 100);
+    CHECK(c[3] == 0.0);
+    CHECK(c[1] == Approx(0.5).margin(0.03));
+    // The order is a function of the seed and epoch alone, as with oversampling by tumour.
+    LoaderOptions o = opts(4, 1, 2);
+    o.augment = false, o.tumour_fraction = 0.7, o.oversample_by_class = true;
+    Loader a(cache, all, o), b(cache, all, o);
+    CHECK(a.epoch_order(3) == b.epoch_order(3));
+    CHECK(a.epoch_order(3) != a.epoch_order(4));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 TEST_CASE("loader: the wait metric counts the time next() blocks", "[data][loader]") {
   LoaderFixture f("loader_wait", 2, 8, 16);
   LoaderOptions o = opts(2, 2, 3);

@@ -239,6 +239,14 @@ TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
   c.loss_scale = 1024;
   CHECK(TrainConfig::from_json(c.to_json()).loss_scale == 1024);
   CHECK(TrainConfig::from_json(c.to_json()).to_json() == c.to_json());
+  // Oversampling by class is written only when chosen: a configuration without it reads as by tumour.
+  CHECK(c.to_json().find("oversample_by") == std::string::npos);
+  CHECK_FALSE(TrainConfig::from_json(c.to_json()).oversample_by_class);
+  c.oversample_by_class = true;
+  CHECK(TrainConfig::from_json(c.to_json()).oversample_by_class);
+  std::string by = c.to_json();
+  by.replace(by.find("\"class\""), 7, "\"voxel\"");
+  CHECK_THROWS_WITH(TrainConfig::from_json(by), Catch::Contains("oversample_by 'voxel'"));
   CHECK_THROWS_WITH(TrainConfig::from_json("{\"format\": \"other\"}"), Catch::Contains("format"));
   CHECK_THROWS_WITH(TrainConfig::from_json("not json"), Catch::Contains("training configuration"));
 
@@ -250,6 +258,9 @@ TEST_CASE("trainer: configuration JSON round trip and bad values", "[train]") {
   bad = tiny_config();
   bad.batch = 64;
   CHECK_THROWS_WITH(train_fold(bad, f.cache, ids(0, 1), ids(1, 2), d("y")), Catch::Contains("no batch of 64"));
+  bad = tiny_config();
+  bad.tumour_fraction = 0, bad.oversample_by_class = true;
+  CHECK_THROWS_WITH(train_fold(bad, f.cache, ids(0, 1), ids(1, 2), d("w")), Catch::Contains("oversampling by class"));
   CHECK_THROWS(train_fold(tiny_config(), f.cache, {"nope"}, ids(1, 2), d("z")));
 }
 

@@ -109,6 +109,10 @@ void add_run_options(CLI::App* s, RunOptions& o, bool one_fold) {
   s->add_option("--oversample", o.oversample, "probability of a tumour slice at each batch position (0: none)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  s->add_option("--oversample-by", o.oversample_by,
+                "tumour: any tumour slice; class: ET, ED or NCR drawn alike, then a slice holding it")
+      ->check(CLI::IsMember({"tumour", "class"}))
+      ->capture_default_str();
   add_seed_option(s, o.seed, "seed of the split, the initialisation, the order and the augmentation");
   s->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   s->add_option("--augment-on", o.augment_on, "auto (the device on a GPU), cpu or device")
@@ -176,6 +180,7 @@ train::TrainConfig train_config(const RunOptions& o, Device dev) {
   c.val_every = o.val_every;
   c.steps_per_epoch = o.steps_per_epoch;
   c.tumour_fraction = o.oversample;
+  c.oversample_by_class = o.oversample_by == "class";
   c.seed = o.seed;
   c.augment_on = data::parse_augment_on(o.augment_on);
   c.workers = o.workers;

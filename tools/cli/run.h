@@ -65,6 +65,7 @@ struct RunOptions {
   // protocol
   int64_t epochs = 50, batch = 8, val_every = 5, steps_per_epoch = 0, warmup_epochs = 5;
   double lr = 1e-4, weight_decay = 0.01, oversample = 0.0;
+  std::string oversample_by = "tumour";  // tumour: any tumour slice; class: a class first (data/loader.h)
   uint64_t seed = 42;
   std::string device = "auto", augment_on = "auto";
   std::string precision = "fp32";  // fp32, bf16, fp16 (activations; CUDA only for the last two)
