@@ -130,6 +130,16 @@ std::string options_str(const PreprocessOptions& o) {
   return s;
 }
 
+// The slices whose label map holds a value `holds` accepts.
+template <class Pred>
+std::vector<int64_t> slices_where(const uint8_t* labels, int64_t slices, int64_t px, Pred holds) {
+  std::vector<int64_t> out;
+  for (int64_t s = 0; s < slices; ++s) {
+    const uint8_t* l = labels + s * px;
+    if (std::any_of(l, l + px, holds)) out.push_back(s);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -549,20 +559,6 @@ Batch SliceCache::batch(const std::vector<int64_t>& slices) const {
   out.slices = slices;
   return out;
 }
-
-namespace {
-
-template <class Pred>
-std::vector<int64_t> slices_where(const uint8_t* labels, int64_t slices, int64_t px, Pred holds) {
-  std::vector<int64_t> out;
-  for (int64_t s = 0; s < slices; ++s) {
-    const uint8_t* l = labels + s * px;
-    if (std::any_of(l, l + px, holds)) out.push_back(s);
-  }
-  return out;
-}
-
-}  // namespace
 
 std::vector<int64_t> SliceCache::tumour_slices() const {
   return slices_where(labels_, slices_, side() * side(), [](uint8_t v) { return v != 0; });
