@@ -131,18 +131,25 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
   sel.before = score_cases(sel.before_cases, o.convention);
   std::vector<CaseMetrics> cur = sel.before_cases;
   Score cur_score = sel.before;
+  sel.chosen.keep_labels = o.convention == PpConvention::Spec;
   for (train::PpTarget t : train::kPpTargets) {
     int best = -1;
     std::vector<CaseMetrics> best_metrics;
+    std::vector<std::vector<uint8_t>> best_labels;
     for (const train::PpRule& rule : candidates(t, o)) {
       PpTrial trial;
       trial.rule = rule;
+      // The rules kept so far and the candidate, from the prediction (as predict applies them).
+      train::Postprocessing pp = sel.chosen;
+      pp.rules.push_back(rule);
       std::vector<CaseMetrics> ms = cur;
+      std::vector<std::vector<uint8_t>> labels(cases.size());
       for (size_t i = 0; i < cases.size(); ++i) {
-        std::vector<uint8_t> labels = current[i];
-        if (train::apply_rule(labels, cases[i].geom.dims, cases[i].geom.spacing, rule) == 0) continue;
+        labels[i] = cases[i].pred;
+        train::apply_postprocessing(labels[i], cases[i].geom.dims, cases[i].geom.spacing, pp);
+        if (labels[i] == current[i]) continue;
         ++trial.cases_changed;
-        ms[i] = evaluate_labels(labels, cases[i].gt, cases[i].geom);
+        ms[i] = evaluate_labels(labels[i], cases[i].gt, cases[i].geom);
         ms[i].id = cases[i].id;
       }
       trial.score = score_cases(ms, o.convention);
@@ -151,14 +158,14 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
           (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
         best = static_cast<int>(sel.tried.size()) - 1;
         best_metrics = std::move(ms);
+        best_labels = std::move(labels);
       }
     }
     if (best < 0) continue;
     PpTrial& kept = sel.tried[static_cast<size_t>(best)];
     kept.kept = true;
     sel.chosen.rules.push_back(kept.rule);
-    for (size_t i = 0; i < cases.size(); ++i)
-      train::apply_rule(current[i], cases[i].geom.dims, cases[i].geom.spacing, kept.rule);
+    current = std::move(best_labels);
     cur = std::move(best_metrics);
     cur_score = kept.score;
   }
@@ -194,6 +201,7 @@ std::string PpSelection::report_json() const {
               {"region_dice_tol", options.region_dice_tol},
               {"region_hd95_tol_mm", options.region_hd95_tol_mm},
               {"convention", pp_convention_name(options.convention)},
+              {"keep_labels", chosen.keep_labels},
               {"before", score_json(before)},
               {"after", score_json(after)},
               {"tried", tried_j}}

@@ -26,7 +26,10 @@
 // worse; of the helping candidates of a target the one with the highest
 // combined score is kept.
 // A target with no helping candidate gets no rule. Only the cases a rule
-// changes are evaluated again.
+// changes are evaluated again. With the SPEC convention the chosen
+// post-processing keeps labels (train/postprocess.h: no label the prediction
+// holds is emptied; a region the truth lacks is not scored, so emptying one
+// can only cost), and every candidate is scored that way.
 //
 // Why every region and not only their mean (until 2026-12-07 the mean
 // decided, with the BraTS convention): a rule that clears false enhancing

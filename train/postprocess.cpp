@@ -36,6 +36,29 @@ constexpr std::array<const char*, 3> kKinds = {"largest_component", "min_compone
 
 const TargetInfo& info(PpTarget t) { return kTargets[static_cast<size_t>(t)]; }
 
+// The index of the largest component (the first among equals).
+size_t largest(const data::Components& c) {
+  size_t best = 0;
+  for (size_t k = 1; k < c.size.size(); ++k)
+    if (c.size[k] > c.size[best]) best = k;
+  return best;
+}
+
+// keep_labels: label l, held by `before` and by nothing in `labels`, gets its
+// largest component in `before` back.
+void put_back_emptied(std::vector<uint8_t>& labels, const std::vector<uint8_t>& before,
+                      const std::array<int64_t, 3>& dims, uint8_t l) {
+  if (std::find(labels.begin(), labels.end(), l) != labels.end()) return;
+  std::vector<uint8_t> mask(before.size());
+  bool held = false;
+  for (size_t i = 0; i < before.size(); ++i) held |= (mask[i] = before[i] == l) != 0;
+  if (!held) return;
+  const data::Components c = data::connected_components(mask, dims);
+  const int32_t keep = static_cast<int32_t>(largest(c)) + 1;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (c.label[i] == keep) labels[i] = l;
+}
+
 }  // namespace
 
 const char* pp_target_name(PpTarget t) { return info(t).name; }
@@ -78,9 +101,7 @@ int64_t apply_rule(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& d
   // keep[k]: component k + 1 stays.
   std::vector<uint8_t> keep(c.size.size(), 1);
   if (rule.kind == PpKind::LargestComponent) {
-    size_t best = 0;
-    for (size_t k = 1; k < c.size.size(); ++k)
-      if (c.size[k] > c.size[best]) best = k;
+    const size_t best = largest(c);
     for (size_t k = 0; k < keep.size(); ++k) keep[k] = k == best;
   } else {
     for (size_t k = 0; k < keep.size(); ++k) keep[k] = static_cast<double>(c.size[k]) * voxel_mm3 >= rule.mm3;
@@ -92,8 +113,12 @@ int64_t apply_rule(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& d
 
 int64_t apply_postprocessing(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                              const std::array<double, 3>& spacing, const Postprocessing& p) {
+  const std::vector<uint8_t> before = labels;
+  for (const PpRule& r : p.rules) apply_rule(labels, dims, spacing, r);
+  if (p.keep_labels)
+    for (uint8_t l : {uint8_t{1}, uint8_t{2}, uint8_t{4}}) put_back_emptied(labels, before, dims, l);
   int64_t n = 0;
-  for (const PpRule& r : p.rules) n += apply_rule(labels, dims, spacing, r);
+  for (size_t i = 0; i < labels.size(); ++i) n += labels[i] != before[i];
   return n;
 }
 
@@ -123,6 +148,10 @@ Postprocessing read_postprocessing(const std::string& path) {
       }
       p.rules.push_back(rule);
     }
+    if (j.contains("keep_labels")) {
+      if (!j.at("keep_labels").is_boolean()) throw std::runtime_error("keep_labels must be true or false");
+      p.keep_labels = j.at("keep_labels").get<bool>();
+    }
     return p;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
@@ -136,7 +165,7 @@ std::string postprocessing_json(const Postprocessing& p, const std::string& repo
     if (r.kind != PpKind::LargestComponent) o["mm3"] = r.mm3;
     rules.push_back(o);
   }
-  json j = {{"format", kFormat}, {"rules", rules}};
+  json j = {{"format", kFormat}, {"rules", rules}, {"keep_labels", p.keep_labels}};
   if (!report_json.empty()) j["selection"] = json::parse(report_json);
   return j.dump(2) + "\n";
 }

@@ -21,11 +21,21 @@
 //                        false enhancing predictions)
 // Volumes are voxel counts times the voxel volume (the spacing's product).
 //
+// keep_labels (chosen with the SPEC convention, eval/postprocess_select.h):
+// a label (NCR, ED, ET) the prediction holds is never emptied by the rules;
+// where they would empty it, its largest component in the prediction as it
+// was before the rules is put back. Under that convention a region the
+// ground truth lacks is not scored, so emptying a region can only cost
+// (Dice 0 and HD95 373.13 mm where the truth holds it, however small the
+// prediction was): runs 7-7e (docs/ACCURACY.md) lost 01476's true 224-voxel
+// ET and 01480's necrosis that way.
+//
 // File format (JSON): {"format": "lkaseg-postprocessing-1", "rules": [
 //   {"target": "WT", "rule": "largest_component"},
 //   {"target": "label ED", "rule": "min_component", "mm3": 100},
-//   {"target": "ET", "rule": "relabel_below", "mm3": 500}], ...}; the rules
-// apply in their order; other keys (the selection report) are ignored.
+//   {"target": "ET", "rule": "relabel_below", "mm3": 500}], "keep_labels": true, ...};
+// the rules apply in their order; keep_labels is false when absent (files
+// written before it); other keys (the selection report) are ignored.
 #pragma once
 
 #include <array>
@@ -55,13 +65,14 @@ struct PpRule {
 
 struct Postprocessing {
   std::vector<PpRule> rules;  // applied in order
+  bool keep_labels = false;   // no label the prediction holds is emptied (above)
 };
 
 // One rule on `labels` (BraTS 2021 values, dims[0]*dims[1]*dims[2] voxels,
 // x fastest; spacing in mm). Returns the number of voxels it changed.
 int64_t apply_rule(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                    const std::array<double, 3>& spacing, const PpRule& rule);
-// Every rule, in order; returns the voxels changed.
+// Every rule, in order, then keep_labels; returns the voxels that differ from the input.
 int64_t apply_postprocessing(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                              const std::array<double, 3>& spacing, const Postprocessing& p);
 

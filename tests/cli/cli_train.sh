@@ -26,12 +26,14 @@ grep -q '"checkpoints"' "$dir/run/cv_summary.json" || fail "cv_summary.json with
 # 6 cases x 5 regions + the header
 [ "$(wc -l <"$dir/run/evaluation.csv")" = 31 ] || fail "evaluation.csv: $(cat "$dir/run/evaluation.csv")"
 grep -q '"convention": "spec"' "$dir/run/postprocessing.json" || fail "post-processing not chosen under SPEC by default"
+grep -q '^  "keep_labels": true' "$dir/run/postprocessing.json" || fail "SPEC post-processing may empty labels"
 # Again: both folds are done, nothing is trained; the post-processing is chosen again under the other convention.
 "$bin" cv --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $tiny --pp-convention brats >"$dir/out" 2>&1 || fail "second cv exited $?"
 [ "$(grep -c "already trained" "$dir/out")" = 2 ] || fail "finished folds retrained: $(cat "$dir/out")"
 grep -q "(--pp-convention brats: " "$dir/out" || fail "convention not reported: $(cat "$dir/out")"
 grep -q '"convention": "brats"' "$dir/run/postprocessing.json" || fail "post-processing not chosen again"
+grep -q '^  "keep_labels": false' "$dir/run/postprocessing.json" || fail "BraTS post-processing keeps labels"
 grep -q '"convention": "brats"' "$dir/run/cv_summary.json" || fail "cv_summary.json without the convention"
 # Another configuration in the same folder is refused, naming the field.
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \

@@ -228,3 +228,47 @@ TEST_CASE("postprocess select: clearing false ET of cases without ET does not bu
   CHECK(spec.report_json().find("\"convention\":\"spec\"") != std::string::npos);
   CHECK(select_postprocessing(cases).options.convention == PpConvention::Spec);  // the default
 }
+
+TEST_CASE("postprocess select: under SPEC a label the prediction holds is never emptied: a missed region keeps its "
+          "only component",
+          "[postprocess]") {
+  // 01480 in small: both cases hold true necrosis; "a" is predicted right
+  // plus a far one-voxel NCR speck, "b" misses the necrosis (ED there) and
+  // has only such a speck. Removing one-voxel components cleans "a" and,
+  // without keep_labels, empties "b"'s NCR: 373.13 mm instead of a finite
+  // distance, so no such rule can be kept; only "label NCR: keep the
+  // largest component" cleans "a" and leaves "b" its speck.
+  const data::Geometry g = grid();
+  const std::vector<uint8_t> gt = tumour(g);
+  std::vector<uint8_t> a = gt, b = gt;
+  fill(a, g, {20, 12, 2}, {20, 12, 2}, 1);
+  fill(b, g, {4, 4, 3}, {6, 6, 4}, 2);
+  fill(b, g, {20, 12, 2}, {20, 12, 2}, 1);
+  const std::vector<PpCase> cases = {make_pp_case("a", a, gt, g), make_pp_case("b", b, gt, g)};
+  PpSelectOptions o;
+  o.convention = PpConvention::Brats;  // every region of both cases is in the truth: scores as SPEC
+  const PpSelection brats = select_postprocessing(cases, o);
+  CHECK_FALSE(brats.chosen.keep_labels);
+  REQUIRE(brats.chosen.rules.size() == 1);
+  CHECK(brats.chosen.rules[0].str() == "label NCR: largest_component");
+  const auto wt_min = std::find_if(brats.tried.begin(), brats.tried.end(), [](const PpTrial& t) {
+    return t.rule.target == train::PpTarget::WT && t.rule.kind == train::PpKind::MinComponent;
+  });
+  REQUIRE(wt_min != brats.tried.end());
+  CHECK(wt_min->score.region_hd95[static_cast<size_t>(Region::NCR)] > 150);  // "b": 373.13 mm
+  o.convention = PpConvention::Spec;
+  const PpSelection spec = select_postprocessing(cases, o);
+  CHECK(spec.chosen.keep_labels);
+  REQUIRE_FALSE(spec.chosen.rules.empty());
+  CHECK(spec.chosen.rules[0].target == train::PpTarget::WT);  // a WT rule: refused without keep_labels
+  CHECK(spec.after_cases[0][Region::NCR].dice == 1.0);        // "a" clean
+  CHECK(spec.after_cases[1][Region::NCR].hd95_mm < 50);       // "b" keeps its speck
+  CHECK(spec.after_cases[1][Region::NCR].hd95_mm == spec.before_cases[1][Region::NCR].hd95_mm);
+  CHECK(spec.report_json().find("\"keep_labels\":true") != std::string::npos);
+  // predict applies the same: the chosen rules on "b"'s prediction leave it as it was.
+  std::vector<uint8_t> pb = cases[1].pred;
+  CHECK(train::apply_postprocessing(pb, cases[1].geom.dims, cases[1].geom.spacing, spec.chosen) == 0);
+  train::Postprocessing without = spec.chosen;
+  without.keep_labels = false;
+  CHECK(train::apply_postprocessing(pb, cases[1].geom.dims, cases[1].geom.spacing, without) == 1);
+}

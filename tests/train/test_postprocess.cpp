@@ -82,6 +82,29 @@ TEST_CASE("postprocess: minimum component volume in mm3 and ET relabelled below 
   CHECK(count(v, 4) == 0);
 }
 
+TEST_CASE("postprocess: keep_labels puts back the largest component of a label the rules emptied", "[postprocess]") {
+  // ET: the 2-voxel block in the tumour and the speck. WT largest component
+  // takes the speck, "ET below 7 mm3 relabelled" the block: no ET left.
+  Postprocessing p{{{PpTarget::WT, PpKind::LargestComponent}, {PpTarget::ET, PpKind::RelabelBelow, 7}}};
+  std::vector<uint8_t> v = scene();
+  CHECK(apply_postprocessing(v, kDims, kSpacing, p) == 5 + 2);
+  CHECK(count(v, 4) == 0);
+  p.keep_labels = true;
+  v = scene();
+  CHECK(apply_postprocessing(v, kDims, kSpacing, p) == 5);  // the speck and the ED island; the block is back
+  CHECK(count(v, 4) == 2);
+  CHECK(v[at(2, 1, 1)] == 4);
+  CHECK(v[at(2, 2, 1)] == 4);
+  CHECK(v[at(3, 5, 3)] == 0);
+  CHECK(count(v, 2) == 57);  // ED still held: its removed island stays removed
+  // A label the prediction did not hold is not made.
+  std::vector<uint8_t> e = scene();
+  std::replace(e.begin(), e.end(), uint8_t{1}, uint8_t{2});
+  REQUIRE(count(e, 1) == 0);
+  CHECK(apply_postprocessing(e, kDims, kSpacing, p) == 5);
+  CHECK(count(e, 1) == 0);
+}
+
 TEST_CASE("postprocess: the rules file round-trips, a bad one names the file and the problem", "[postprocess]") {
   lk::test::TempDir dir;
   const Postprocessing p{{{PpTarget::WT, PpKind::LargestComponent},
@@ -90,6 +113,16 @@ TEST_CASE("postprocess: the rules file round-trips, a bad one names the file and
   const std::string path = dir.file("pp.json");
   std::ofstream(path) << postprocessing_json(p, R"({"note": "kept"})");
   const Postprocessing q = read_postprocessing(path);
+  CHECK_FALSE(q.keep_labels);
+  Postprocessing k = p;
+  k.keep_labels = true;
+  std::ofstream(dir.file("keep.json")) << postprocessing_json(k);
+  CHECK(read_postprocessing(dir.file("keep.json")).keep_labels);
+  // Files written before keep_labels read as without it; a value not true or false is refused.
+  std::ofstream(dir.file("old.json")) << R"({"format": "lkaseg-postprocessing-1", "rules": []})";
+  CHECK_FALSE(read_postprocessing(dir.file("old.json")).keep_labels);
+  std::ofstream(dir.file("odd.json")) << R"({"format": "lkaseg-postprocessing-1", "rules": [], "keep_labels": "yes"})";
+  CHECK_THROWS_WITH(read_postprocessing(dir.file("odd.json")), Catch::Contains("odd.json") && Catch::Contains("keep_labels"));
   REQUIRE(q.rules.size() == 3);
   for (size_t i = 0; i < 3; ++i) {
     CHECK(q.rules[i].target == p.rules[i].target);

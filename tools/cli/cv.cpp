@@ -17,8 +17,9 @@
 //   3. the post-processing chosen on those predictions
 //      (RUN/postprocessing.json), the post-processed predictions
 //      (RUN/predictions_postprocessed/) and the before/after table;
-//      --pp-convention says how a region the ground truth lacks counts, and
-//      rerunning a finished cv with another value chooses again without
+//      --pp-convention says how a region the ground truth lacks counts (and
+//      with spec, the default, the rules never empty a label the prediction
+//      holds: train/postprocess.h keep_labels), and rerunning a finished cv with another value chooses again without
 //      training or predicting;
 //   4. RUN/cv_summary.json completed with the choices and before/after.
 // Why not only the best validation epoch: it is picked on the slice grid by
@@ -170,7 +171,8 @@ json choose_postprocessing(const CvOptions& co, const Prepared& p, const data::B
   so.convention = co.pp_convention == "brats" ? eval::PpConvention::Brats : eval::PpConvention::Spec;
   const char* name = eval::pp_convention_name(so.convention);
   const char* convention = so.convention == eval::PpConvention::Spec
-                               ? "a region the ground truth lacks left out, as evaluate reports"
+                               ? "a region the ground truth lacks left out, as evaluate reports; no label the "
+                                 "prediction holds is emptied"
                                : "a region the ground truth lacks counted, BraTS conventions";
   std::printf("\nchoosing the post-processing on the %zu cross-validation predictions (--pp-convention %s: %s; no "
               "region's Dice may fall by more than %g point(s), nor its HD95 rise by more than %g mm)\n",
@@ -353,7 +355,7 @@ Subcommand add_cv(CLI::App& app) {
       ->capture_default_str();
   cv->add_option("--pp-convention", o->pp_convention,
                  "how the post-processing choice counts a region the ground truth lacks: spec (left out, as "
-                 "evaluate reports by default) or brats (counted: Dice 1 / HD95 0 when nothing is predicted, 0 / "
+                 "evaluate reports by default; the rules never empty a label the prediction holds) or brats (counted: Dice 1 / HD95 0 when nothing is predicted, 0 / "
                  "373.13 mm otherwise, as evaluate --include-empty); rerun a finished cv with it to choose again")
       ->check(CLI::IsMember({"spec", "brats"}))
       ->capture_default_str();
