@@ -132,21 +132,23 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
   std::vector<CaseMetrics> cur = sel.before_cases;
   Score cur_score = sel.before;
   sel.chosen.keep_labels = o.convention == PpConvention::Spec;
+  // Per case the kept rules applied (ruled) and then keep_labels (current):
+  // a candidate is one more rule on `ruled`, scored after keep_labels, as
+  // apply_postprocessing gives it from the prediction.
+  std::vector<std::vector<uint8_t>> ruled = current;
   for (train::PpTarget t : train::kPpTargets) {
     int best = -1;
     std::vector<CaseMetrics> best_metrics;
-    std::vector<std::vector<uint8_t>> best_labels;
+    std::vector<std::vector<uint8_t>> best_ruled, best_labels;
     for (const train::PpRule& rule : candidates(t, o)) {
       PpTrial trial;
       trial.rule = rule;
-      // The rules kept so far and the candidate, from the prediction (as predict applies them).
-      train::Postprocessing pp = sel.chosen;
-      pp.rules.push_back(rule);
       std::vector<CaseMetrics> ms = cur;
-      std::vector<std::vector<uint8_t>> labels(cases.size());
+      std::vector<std::vector<uint8_t>> r = ruled, labels(cases.size());
       for (size_t i = 0; i < cases.size(); ++i) {
-        labels[i] = cases[i].pred;
-        train::apply_postprocessing(labels[i], cases[i].geom.dims, cases[i].geom.spacing, pp);
+        train::apply_rule(r[i], cases[i].geom.dims, cases[i].geom.spacing, rule);
+        labels[i] = r[i];
+        if (sel.chosen.keep_labels) train::put_back_emptied_labels(labels[i], cases[i].pred, cases[i].geom.dims);
         if (labels[i] == current[i]) continue;
         ++trial.cases_changed;
         ms[i] = evaluate_labels(labels[i], cases[i].gt, cases[i].geom);
@@ -158,6 +160,7 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
           (best < 0 || trial.score.combined() > sel.tried[static_cast<size_t>(best)].score.combined())) {
         best = static_cast<int>(sel.tried.size()) - 1;
         best_metrics = std::move(ms);
+        best_ruled = std::move(r);
         best_labels = std::move(labels);
       }
     }
@@ -165,6 +168,7 @@ PpSelection select_postprocessing(const std::vector<PpCase>& cases, const PpSele
     PpTrial& kept = sel.tried[static_cast<size_t>(best)];
     kept.kept = true;
     sel.chosen.rules.push_back(kept.rule);
+    ruled = std::move(best_ruled);
     current = std::move(best_labels);
     cur = std::move(best_metrics);
     cur_score = kept.score;

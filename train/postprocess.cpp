@@ -44,8 +44,8 @@ size_t largest(const data::Components& c) {
   return best;
 }
 
-// keep_labels: label l, held by `before` and by nothing in `labels`, gets its
-// largest component in `before` back.
+// Label l, held by `before` and by nothing in `labels`, gets its largest
+// component in `before` back.
 void put_back_emptied(std::vector<uint8_t>& labels, const std::vector<uint8_t>& before,
                       const std::array<int64_t, 3>& dims, uint8_t l) {
   if (std::find(labels.begin(), labels.end(), l) != labels.end()) return;
@@ -111,12 +111,19 @@ int64_t apply_rule(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& d
   return changed;
 }
 
+void put_back_emptied_labels(std::vector<uint8_t>& labels, const std::vector<uint8_t>& before,
+                             const std::array<int64_t, 3>& dims) {
+  if (labels.size() != before.size())
+    throw std::invalid_argument("put_back_emptied_labels: " + std::to_string(labels.size()) + " and " +
+                                std::to_string(before.size()) + " voxels");
+  for (uint8_t l : {uint8_t{1}, uint8_t{2}, uint8_t{4}}) put_back_emptied(labels, before, dims, l);
+}
+
 int64_t apply_postprocessing(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                              const std::array<double, 3>& spacing, const Postprocessing& p) {
   const std::vector<uint8_t> before = labels;
   for (const PpRule& r : p.rules) apply_rule(labels, dims, spacing, r);
-  if (p.keep_labels)
-    for (uint8_t l : {uint8_t{1}, uint8_t{2}, uint8_t{4}}) put_back_emptied(labels, before, dims, l);
+  if (p.keep_labels) put_back_emptied_labels(labels, before, dims);
   int64_t n = 0;
   for (size_t i = 0; i < labels.size(); ++i) n += labels[i] != before[i];
   return n;

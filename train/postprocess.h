@@ -72,6 +72,10 @@ struct Postprocessing {
 // x fastest; spacing in mm). Returns the number of voxels it changed.
 int64_t apply_rule(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                    const std::array<double, 3>& spacing, const PpRule& rule);
+// keep_labels on its own: each label (NCR, ED, ET) that `before` holds and
+// `labels` no longer does gets its largest component in `before` back.
+void put_back_emptied_labels(std::vector<uint8_t>& labels, const std::vector<uint8_t>& before,
+                             const std::array<int64_t, 3>& dims);
 // Every rule, in order, then keep_labels; returns the voxels that differ from the input.
 int64_t apply_postprocessing(std::vector<uint8_t>& labels, const std::array<int64_t, 3>& dims,
                              const std::array<double, 3>& spacing, const Postprocessing& p);

@@ -586,7 +586,8 @@ TrainConfig TrainConfig::from_json(const std::string& text) {
     c.sync_bn = j.value("sync_bn", false);  // data-parallel runs only
     c.dtype = j.value("dtype", std::string("float32")) == "float64" ? DType::F64 : DType::F32;
     const std::string by = j.value("oversample_by", std::string("tumour"));
-    if (by != "tumour" && by != "class") throw std::runtime_error("oversample_by '" + by + "': expected tumour or class");
+    if (by != "tumour" && by != "class")
+      throw std::runtime_error("oversample_by '" + by + "': expected tumour or class");
     c.oversample_by_class = by == "class";
     return c;
   } catch (const std::exception& e) {

@@ -19,8 +19,8 @@
 //      (RUN/predictions_postprocessed/) and the before/after table;
 //      --pp-convention says how a region the ground truth lacks counts (and
 //      with spec, the default, the rules never empty a label the prediction
-//      holds: train/postprocess.h keep_labels), and rerunning a finished cv with another value chooses again without
-//      training or predicting;
+//      holds: train/postprocess.h keep_labels), and rerunning a finished cv
+//      with another value chooses again without training or predicting;
 //   4. RUN/cv_summary.json completed with the choices and before/after.
 // Why not only the best validation epoch: it is picked on the slice grid by
 // Dice alone, over a fold's few validation cases, and on the shared real
@@ -355,8 +355,9 @@ Subcommand add_cv(CLI::App& app) {
       ->capture_default_str();
   cv->add_option("--pp-convention", o->pp_convention,
                  "how the post-processing choice counts a region the ground truth lacks: spec (left out, as "
-                 "evaluate reports by default; the rules never empty a label the prediction holds) or brats (counted: Dice 1 / HD95 0 when nothing is predicted, 0 / "
-                 "373.13 mm otherwise, as evaluate --include-empty); rerun a finished cv with it to choose again")
+                 "evaluate reports by default; the rules never empty a label the prediction holds) or brats "
+                 "(counted: Dice 1 / HD95 0 when nothing is predicted, 0 / 373.13 mm otherwise, as evaluate "
+                 "--include-empty); rerun a finished cv with it to choose again")
       ->check(CLI::IsMember({"spec", "brats"}))
       ->capture_default_str();
   cv->add_option("--parallel-folds", o->run.parallel_folds,
