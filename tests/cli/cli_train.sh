@@ -39,6 +39,13 @@ grep -q '"convention": "brats"' "$dir/run/cv_summary.json" || fail "cv_summary.j
 "$bin" train --data "$dir/data" --out "$dir/run" --fraction 1 --folds 2 --epochs 2 --steps-per-epoch 2 --val-every 1 \
   $base --lr 1e-2 >"$dir/out" 2>&1 && fail "changed lr accepted"
 grep -q "'train.adamw.lr' differs: 0.003 then, 0.01 now" "$dir/out" || fail "lr change not named: $(cat "$dir/out")"
+# Oversampling by class is part of the configuration: a run by tumour is not resumed by class.
+ob="--data $dir/data --out $dir/ob --fraction 1 --folds 2 --fold 0 --epochs 1 --steps-per-epoch 1 --val-every 1 --oversample 0.5"
+"$bin" train $ob $tiny >"$dir/out" 2>&1 || fail "run with --oversample exited $?: $(cat "$dir/out")"
+cp "$dir/ob/fold_0/config.json" "$dir/ob_config.json"
+"$bin" train $ob $tiny --oversample-by class >"$dir/out" 2>&1 && fail "oversampling by class accepted in a run by tumour"
+grep -q "'train.oversample_by' differs: (none) then, \"class\" now" "$dir/out" || fail "oversample_by not named: $(cat "$dir/out")"
+cmp -s "$dir/ob/fold_0/config.json" "$dir/ob_config.json" || fail "a refused run changed config.json"
 
 # SIGINT: exit 130 with a checkpoint; the next run resumes from it.
 "$bin" train --data "$dir/data" --out "$dir/long" --fraction 1 --folds 2 --fold 1 --epochs 100000 --steps-per-epoch 2 \
