@@ -128,9 +128,9 @@ void write_any(const std::string& path, const Geometry& g, int datatype, const v
   const nifti_1_header h = make_header(g, datatype, opt);
   // A temporary beside the file (util/interrupt.h: removed by Ctrl-C, named
   // after this process so a later run can tell a killed one's), renamed over it.
-  std::string tmp = temp_template(path);
-  ::close(make_temp_file(path, tmp));
-  const TempRegistration reg(tmp);
+  const TempFile t = make_temp_file(path);
+  ::close(t.fd);
+  const std::string& tmp = t.name;
   try {
     write_bytes(path, tmp, gz, opt.gzip_level, h, voxels, n * elem_bytes);
     std::filesystem::rename(tmp, path);

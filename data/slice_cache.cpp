@@ -198,10 +198,12 @@ SliceCacheWriter::SliceCacheWriter(const std::string& path, const PreprocessOpti
   impl_ = std::make_unique<Impl>(path, o);
   Impl& w = *impl_;
   w.px = static_cast<size_t>(o.size * o.size);
-  std::string tmpl = path + ".labels.tmp.XXXXXX";
-  w.labels_fd = ::mkstemp(tmpl.data());
-  if (w.labels_fd < 0) fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
-  ::unlink(tmpl.c_str());  // gone with the descriptor, whatever happens
+  // The labels' scratch file, unlinked at once (gone with the descriptor,
+  // whatever happens); until then a temporary like any other (a Ctrl-C
+  // removes it, a kill leaves a name the next run removes as stale).
+  const TempFile labels = make_temp_file(path, path + ".labels");
+  w.labels_fd = labels.fd;
+  ::unlink(labels.name.c_str());
   const unsigned char zeros[kHeaderBytes] = {};
   w.file.write(zeros, kHeaderBytes);  // the header, patched by finish()
 }

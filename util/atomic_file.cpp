@@ -1,14 +1,13 @@
 #include "util/atomic_file.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <stdexcept>
 
@@ -19,43 +18,34 @@ namespace lk {
 namespace {
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
 
-// The process umask, read without changing it (umask(2) would, racing other
-// threads): the "Umask:" line of /proc/self/status, else the usual 022.
-mode_t process_umask() {
-  static const mode_t mask = [] {
-    mode_t m = 022;
-    if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
-      char line[256];
-      while (std::fgets(line, sizeof line, f))
-        if (std::strncmp(line, "Umask:", 6) == 0) {
-          m = static_cast<mode_t>(std::strtoul(line + 6, nullptr, 8));
-          break;
-        }
-      std::fclose(f);
-    }
-    return m;
-  }();
-  return mask;
+// The temporary's six X's, filled: letters and digits, as mkstemp uses.
+void fill_xs(std::string& name) {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<size_t> pick(0, sizeof kChars - 2);
+  for (size_t i = name.size() - 6; i < name.size(); ++i) name[i] = kChars[pick(rng)];
 }
 }  // namespace
 
-int make_temp_file(const std::string& path, std::string& tmpl) {
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
-  // mkstemp makes the file 0600; the result should get what any new file
-  // gets (0666 less the umask), like a checkpoint written by open(2).
-  if (::fchmod(fd, 0666 & ~process_umask()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    fail(path, "cannot set the file mode: " + why);
+TempFile make_temp_file(const std::string& path, const std::string& base) {
+  TempFile t;
+  const std::string tmpl = temp_template(base.empty() ? path : base);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    t.name = tmpl;
+    fill_xs(t.name);
+    t.registration = std::make_unique<TempRegistration>(t.name);  // before the file exists
+    t.fd = ::open(t.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (t.fd >= 0) return t;
+    if (errno != EEXIST) break;
   }
-  return fd;
+  fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
 }
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(temp_template(path_)) {
-  fd_ = make_temp_file(path_, tmp_);
-  reg_ = std::make_unique<TempRegistration>(tmp_);
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  TempFile t = make_temp_file(path_);
+  fd_ = t.fd;
+  tmp_ = std::move(t.name);
+  reg_ = std::move(t.registration);
 }
 
 AtomicFile::~AtomicFile() {

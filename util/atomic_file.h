@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
-namespace lk {
+#include "util/interrupt.h"
 
-class TempRegistration;
+namespace lk {
 
 class AtomicFile {
  public:
@@ -41,10 +41,17 @@ class AtomicFile {
   std::unique_ptr<TempRegistration> reg_;
 };
 
-// mkstemp on `tmpl` (a temp_template of util/interrupt.h) with the mode any
-// new file gets (0666 less the umask, not mkstemp's 0600); returns the
-// descriptor, or throws naming `path`.
-int make_temp_file(const std::string& path, std::string& tmpl);
+// A new temporary file named temp_template(`base`) (util/interrupt.h; `base`
+// is `path` unless given) with its X's filled. The name is registered before
+// the file is created (O_EXCL, another name on a clash), so a signal at any
+// moment removes it; the mode is what any new file gets (0666 less the
+// umask). Throws naming `path`.
+struct TempFile {
+  int fd = -1;
+  std::string name;
+  std::unique_ptr<TempRegistration> registration;
+};
+TempFile make_temp_file(const std::string& path, const std::string& base = "");
 
 // The whole of `bytes` to `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& bytes);
