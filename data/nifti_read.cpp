@@ -1,13 +1,14 @@
 #include "data/nifti_read.h"
 
 #include <nifti2_io.h>
-#include <stdlib.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+
+#include "util/atomic_file.h"
 
 namespace lk::data {
 
@@ -24,7 +25,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // nifti_clib, asked for foo.nii.gz, opens foo.nii when that exists (and the
 // other way round): it looks for the header under every extension. When
 // such a sibling exists, it is given a private link to the one file we
-// validated instead, in a fresh temporary folder where nothing else lives.
+// validated instead, under a fresh name in the temporary folder
+// ("lkaseg_nifti.tmp.lkaseg-<pid>.XXXXXX.nii.gz"), which no sibling shares.
+// The link is registered with util/interrupt before it is made: a Ctrl-C
+// while reading leaves nothing behind.
 class ClibPath {
  public:
   explicit ClibPath(const std::string& path) : path_(path) {
@@ -33,24 +37,22 @@ class ClibPath {
     else if (ends_with(path, ".nii")) sibling = path + ".gz";
     std::error_code ec;
     if (sibling.empty() || !std::filesystem::exists(sibling, ec)) return;
-    std::string tmpl = (std::filesystem::temp_directory_path() / "lkaseg_nifti_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) fail(path, "file", "a sibling " + sibling + " exists and no private link could be made");
-    dir_ = tmpl;
-    const std::string link = (std::filesystem::path(dir_) / (ends_with(path, ".gz") ? "v.nii.gz" : "v.nii")).string();
-    std::filesystem::create_symlink(std::filesystem::absolute(path), link, ec);
-    if (ec) fail(path, "file", "a sibling " + sibling + " exists and no private link could be made: " + ec.message());
-    path_ = link;
+    const std::string base = (std::filesystem::temp_directory_path(ec) / "lkaseg_nifti").string();
+    if (ec) fail(path, "file", "a sibling " + sibling + " exists and no temporary folder for a private link: " + ec.message());
+    std::string target = std::filesystem::absolute(path, ec).string();
+    if (ec) target = path;
+    try {
+      link_ = std::make_unique<TempLink>(target, base, ends_with(path, ".gz") ? ".nii.gz" : ".nii");
+    } catch (const std::exception& e) {
+      fail(path, "file", "a sibling " + sibling + " exists and no private link could be made: " + e.what());
+    }
+    path_ = link_->name;
   }
-  ~ClibPath() {
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
-  ClibPath(const ClibPath&) = delete;
-  ClibPath& operator=(const ClibPath&) = delete;
   const char* c_str() const { return path_.c_str(); }
 
  private:
-  std::string path_, dir_;
+  std::string path_;
+  std::unique_ptr<TempLink> link_;
 };
 
 struct NimFree {

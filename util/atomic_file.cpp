@@ -27,18 +27,43 @@ void fill_xs(std::string& name) {
 }
 }  // namespace
 
-TempFile make_temp_file(const std::string& path, const std::string& base) {
-  TempFile t;
+namespace {
+// A name from temp_template(base) with its X's filled, then `suffix`,
+// registered before `create(name)` makes it (false with errno EEXIST: another
+// name). Throws naming `path` with `what` and the errno text.
+template <typename Create>
+std::string make_registered(const std::string& path, const std::string& base, const std::string& suffix,
+                            std::unique_ptr<TempRegistration>& registration, const char* what, Create create) {
   const std::string tmpl = temp_template(base.empty() ? path : base);
   for (int attempt = 0; attempt < 100; ++attempt) {
-    t.name = tmpl;
-    fill_xs(t.name);
-    t.registration = std::make_unique<TempRegistration>(t.name);  // before the file exists
-    t.fd = ::open(t.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (t.fd >= 0) return t;
+    std::string name = tmpl;
+    fill_xs(name);
+    name += suffix;
+    registration = std::make_unique<TempRegistration>(name);  // before it exists
+    if (create(name)) return name;
+    registration.reset();
     if (errno != EEXIST) break;
   }
-  fail(path, std::string("cannot create a temporary file: ") + std::strerror(errno));
+  fail(path, std::string("cannot create ") + what + ": " + std::strerror(errno));
+}
+}  // namespace
+
+TempFile make_temp_file(const std::string& path, const std::string& base) {
+  TempFile t;
+  t.name = make_registered(path, base, "", t.registration, "a temporary file", [&t](const std::string& n) {
+    t.fd = ::open(n.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    return t.fd >= 0;
+  });
+  return t;
+}
+
+TempLink::~TempLink() {
+  if (!name.empty()) ::unlink(name.c_str());
+}
+
+TempLink::TempLink(const std::string& target, const std::string& base, const std::string& suffix) {
+  name = make_registered(target, base, suffix, registration_, "a temporary link to it",
+                         [&target](const std::string& n) { return ::symlink(target.c_str(), n.c_str()) == 0; });
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {

@@ -53,6 +53,23 @@ struct TempFile {
 };
 TempFile make_temp_file(const std::string& path, const std::string& base = "");
 
+// A symbolic link to `target` named temp_template(`base`) with its X's
+// filled and `suffix` appended, registered before it is made, so a signal
+// at any moment removes it; removed when destroyed. Throws naming `target`.
+// (The suffix puts the name outside remove_stale_temps' pattern: a link left
+// by SIGKILL is not cleaned by the next run.)
+class TempLink {
+ public:
+  TempLink(const std::string& target, const std::string& base, const std::string& suffix);
+  ~TempLink();
+  TempLink(const TempLink&) = delete;
+  TempLink& operator=(const TempLink&) = delete;
+  std::string name;
+
+ private:
+  std::unique_ptr<TempRegistration> registration_;
+};
+
 // The whole of `bytes` to `path`, atomically.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 

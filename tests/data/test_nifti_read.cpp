@@ -1,16 +1,28 @@
 // What read_nifti makes of valid files: every stored datatype as float32,
 // scl_slope/scl_inter per the standard, the affine from sform / qform /
-// pixdim, NIfTI-2, byte-swapped files, header extensions, 2-D files.
+// pixdim, NIfTI-2, byte-swapped files, header extensions, 2-D files; a
+// sibling file with the other extension is never read, and its workaround
+// leaves nothing behind on Ctrl-C.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <random>
+#include <thread>
 
 #include "data/nifti_read.h"
 #include "data/nifti_write.h"
 #include "tests/support/nifti_craft.h"
+#include "util/interrupt.h"
 
 namespace {
 
@@ -272,4 +284,48 @@ TEST_CASE("nifti read: a sibling file with the other extension does not stand in
     CHECK(v.data[0] == 7.f);
     CHECK(v.data[11] == 7.f);
   }
+}
+
+TEST_CASE("nifti read: a Ctrl-C while reading past a sibling leaves no private link behind", "[nifti]") {
+  // The private link (above) lives in the temporary folder, which nothing
+  // cleans: the child reads in a loop with TMPDIR pointing at a folder of its
+  // own while SIGINT lands at a random moment; that folder must stay empty.
+  const test::TempDir dir;
+  Geometry g;
+  g.dims = {3, 2, 2};
+  write_nifti(dir.file("x.nii.gz"), g, std::vector<int16_t>(12, 7));
+  write_nifti(dir.file("x.nii"), g, std::vector<int16_t>(12, -3));
+  const std::filesystem::path tmp = dir.path() / "tmp";
+  std::filesystem::create_directories(tmp);
+  std::mt19937 rng(5);
+  int trials = 0;
+  bool empty = true;
+  for (; trials < 100 && empty; ++trials) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(ready[0]);
+      ::setenv("TMPDIR", tmp.c_str(), 1);
+      lk::install_interrupt_handlers();
+      (void)!::write(ready[1], "r", 1);
+      for (;;)
+        if (read_nifti(dir.file("x.nii.gz")).data[0] != 7.f) ::_exit(3);
+    }
+    ::close(ready[1]);
+    char c = 0;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+    REQUIRE(::kill(pid, SIGINT) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    empty = std::filesystem::is_empty(tmp);
+  }
+  INFO("trial " << trials);
+  CHECK(empty);
 }
