@@ -3,24 +3,21 @@
 // pixdim, NIfTI-2, byte-swapped files, header extensions, 2-D files; a
 // sibling file with the other extension is never read, and its workaround
 // leaves nothing behind on Ctrl-C.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <random>
-#include <thread>
 
 #include "data/nifti_read.h"
 #include "data/nifti_write.h"
+#include "tests/support/child_process.h"
 #include "tests/support/nifti_craft.h"
 #include "util/interrupt.h"
 
@@ -301,29 +298,16 @@ TEST_CASE("nifti read: a Ctrl-C while reading past a sibling leaves no private l
   int trials = 0;
   bool empty = true;
   for (; trials < 100 && empty; ++trials) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(ready[0]);
-      ::setenv("TMPDIR", tmp.c_str(), 1);
-      lk::install_interrupt_handlers();
-      (void)!::write(ready[1], "r", 1);
-      for (;;)
-        if (read_nifti(dir.file("x.nii.gz")).data[0] != 7.f) ::_exit(3);
-    }
-    ::close(ready[1]);
-    char c = 0;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    ::close(ready[0]);
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
-    REQUIRE(::kill(pid, SIGINT) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 130);
+    const int code = test::interrupt_at_random(
+        rng, 3000,
+        [&tmp] {
+          ::setenv("TMPDIR", tmp.c_str(), 1);
+          lk::install_interrupt_handlers();
+        },
+        [&dir] {
+          if (read_nifti(dir.file("x.nii.gz")).data[0] != 7.f) ::_exit(3);
+        });
+    CHECK(code == 130);
     empty = std::filesystem::is_empty(tmp);
   }
   INFO("trial " << trials);

@@ -156,35 +156,16 @@ TEST_CASE("interrupt: a Ctrl-C at any moment of making temporaries leaves none",
   std::mt19937 rng(11);
   int left = 0, trials = 0;
   for (; trials < 150 && left == 0; ++trials) {
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(ready[0]);
-      lk::install_interrupt_handlers();
-      (void)!::write(ready[1], "r", 1);
-      for (;;) {
-        {
-          lk::AtomicFile f(target);
-          f.write("x", 1);
-        }  // not committed: removed
-        const lk::TempFile scratch = lk::make_temp_file(target, target + ".labels");
-        ::unlink(scratch.name.c_str());
-        ::close(scratch.fd);
-      }
-    }
-    ::close(ready[1]);
-    char c = 0;
-    REQUIRE(::read(ready[0], &c, 1) == 1);
-    ::close(ready[0]);
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 2000)(rng)));
-    REQUIRE(::kill(pid, SIGINT) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 130);
+    const int code = lk::test::interrupt_at_random(rng, 2000, lk::install_interrupt_handlers, [&target] {
+      {
+        lk::AtomicFile f(target);
+        f.write("x", 1);
+      }  // not committed: removed
+      const lk::TempFile scratch = lk::make_temp_file(target, target + ".labels");
+      ::unlink(scratch.name.c_str());
+      ::close(scratch.fd);
+    });
+    CHECK(code == 130);
     left = temps(d.p);
   }
   INFO("trial " << trials);
