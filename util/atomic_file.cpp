@@ -25,9 +25,7 @@ void fill_xs(std::string& name) {
   std::uniform_int_distribution<size_t> pick(0, sizeof kChars - 2);
   for (size_t i = name.size() - 6; i < name.size(); ++i) name[i] = kChars[pick(rng)];
 }
-}  // namespace
 
-namespace {
 // A name from temp_template(base) with its X's filled, then `suffix`,
 // registered before `create(name)` makes it (false with errno EEXIST: another
 // name). Throws naming `path` with `what` and the errno text.
@@ -41,10 +39,11 @@ std::string make_registered(const std::string& path, const std::string& base, co
     name += suffix;
     registration = std::make_unique<TempRegistration>(name);  // before it exists
     if (create(name)) return name;
+    const int err = errno;
     registration.reset();
-    if (errno != EEXIST) break;
+    if (err != EEXIST) fail(path, std::string("cannot create ") + what + ": " + std::strerror(err));
   }
-  fail(path, std::string("cannot create ") + what + ": " + std::strerror(errno));
+  fail(path, std::string("cannot create ") + what + ": 100 names taken");
 }
 }  // namespace
 

@@ -1,6 +1,6 @@
 // util/atomic_file.h: content, file mode (0666 less the umask, not
 // mkstemp's 0600), no temporary left behind, the previous file kept when a
-// write is abandoned, errors naming the path.
+// write is abandoned, errors naming the path; TempLink.
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -57,6 +57,31 @@ TEST_CASE("atomic file: content, mode from the umask, nothing left behind", "[en
   CHECK(leftovers(dir) == 0);
 
   CHECK_THROWS_WITH(lk::write_file_atomically((dir / "missing" / "b.bin").string(), "x"),
-                    Catch::Contains((dir / "missing" / "b.bin").string()));
+                    Catch::Contains((dir / "missing" / "b.bin").string()) &&
+                        Catch::Contains("cannot create a temporary file: No such file or directory"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("atomic file: a temporary link points at its target, has the suffix, and goes when destroyed", "[engine]") {
+  const fs::path dir = fs::temp_directory_path() / ("lkaseg_templink_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path target = dir / "t.nii.gz";
+  lk::write_file_atomically(target.string(), "volume");
+  std::string name;
+  {
+    const lk::TempLink link(target.string(), (dir / "base").string(), ".nii.gz");
+    name = link.name;
+    CHECK(name.rfind((dir / "base.tmp.lkaseg-").string(), 0) == 0);
+    CHECK(name.size() > 7);
+    CHECK(name.substr(name.size() - 7) == ".nii.gz");
+    CHECK(fs::is_symlink(name));
+    CHECK(slurp(name) == "volume");
+    const lk::TempLink other(target.string(), (dir / "base").string(), ".nii.gz");
+    CHECK(other.name != name);
+  }
+  CHECK(!fs::exists(fs::symlink_status(name)));
+  CHECK_THROWS_WITH(lk::TempLink(target.string(), (dir / "missing" / "base").string(), ".nii"),
+                    Catch::Contains(target.string()) &&
+                        Catch::Contains("cannot create a temporary link to it: No such file or directory"));
   fs::remove_all(dir);
 }
